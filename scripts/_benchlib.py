@@ -1,0 +1,57 @@
+"""Shared bits of the benchmark scripts: timing with medians, the machine description, and
+writing one script's section of ``docs/benchmarks.md`` without touching the others."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def machine_description() -> str:
+    """One line naming the CPU (model, logical cores), memory and Python, for the results table."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{cpu}, {os.cpu_count()} logical cores{mem}, Python {platform.python_version()}"
+
+
+def median_time(fn: Callable[[], object], repeats: int = 7, inner: int = 1, warmup: int = 2) -> float:
+    """Median over ``repeats`` of the seconds one call of ``fn`` takes (each sample averages ``inner`` calls)."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        samples.append((time.perf_counter() - start) / inner)
+    return statistics.median(samples)
+
+
+def write_section(name: str, markdown: str, path: Path = BENCHMARKS_MD) -> None:
+    """Replace (or append) the block between ``<!-- name:start -->`` and ``<!-- name:end -->``."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{markdown.rstrip()}\n{end}"
+    text = path.read_text() if path.exists() else "# Benchmarks\n\nEach section is written by the script it names.\n"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
