@@ -33,7 +33,6 @@ __all__ = [
     "to_device",
     "to_numpy",
     "use_device",
-    "xp",
 ]
 
 
@@ -72,7 +71,7 @@ def _probe_cupy() -> tuple[ModuleType | None, str | None]:
         return None, _cupy_reason
     try:
         if not cupy.is_available():
-            _cupy_reason = "CuPy is installed but reports no usable CUDA device (cupy.is_available() is False)"
+            _cupy_reason = "CuPy is installed but sees no usable CUDA device (cupy.is_available() is False)"
             return None, _cupy_reason
         # A smoke op also exercises NVRTC, which compiles elementwise kernels on first use.
         probe = cupy.arange(4, dtype=cupy.float32) * 2

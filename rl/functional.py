@@ -1,0 +1,354 @@
+"""Differentiable functions on tensors: activations, softmax family, joins, selection, linear.
+
+Everything here takes and returns :class:`~rl.tensor.Tensor`. Functions used on hot paths
+(activations, ``linear``, softmax) are single fused ops with their own backward; the rest are
+composed from primitives so their gradients come for free. Convolution, pooling, batch
+normalization, dropout and padding live in :mod:`rl.nn_ops` and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from rl import backend
+from rl.tensor import Clip, Function, ReLU, Sigmoid, Tanh, Tensor, as_tensor
+
+__all__ = [
+    "concat",
+    "elu",
+    "gelu",
+    "leaky_relu",
+    "linear",
+    "log_softmax",
+    "logsumexp",
+    "maximum",
+    "minimum",
+    "relu",
+    "relu6",
+    "sigmoid",
+    "softmax",
+    "softplus",
+    "stack",
+    "take_along_axis",
+    "tanh",
+    "where",
+    "clip",
+    "ACTIVATIONS",
+    "get_activation",
+]
+
+
+# ---------------------------------------------------------------------------------- activations
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0), elementwise."""
+    return ReLU.apply(x)
+
+
+def relu6(x: Tensor) -> Tensor:
+    """min(max(x, 0), 6), elementwise (MobileNet's activation)."""
+    return Clip.apply(x, low=0.0, high=6.0)
+
+
+def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent, elementwise."""
+    return Tanh.apply(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)), elementwise."""
+    return Sigmoid.apply(x)
+
+
+def clip(x: Tensor, low: float | None, high: float | None) -> Tensor:
+    """Clamp to ``[low, high]``; gradient flows only inside the range."""
+    return Clip.apply(x, low=low, high=high)
+
+
+class _LeakyReLU(Function):
+    def forward(self, a, slope):
+        self.scale = backend.get_array_module(a).where(a > 0, 1.0, slope).astype(a.dtype)
+        return a * self.scale
+
+    def backward(self, g):
+        return g * self.scale
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.3) -> Tensor:
+    """x for x > 0, ``negative_slope * x`` otherwise (Keras' default slope 0.3)."""
+    return _LeakyReLU.apply(x, slope=negative_slope)
+
+
+class _ELU(Function):
+    def forward(self, a, alpha):
+        xp = backend.get_array_module(a)
+        self.neg = a <= 0
+        self.exp_part = alpha * xp.exp(xp.minimum(a, 0))  # alpha*exp(a) on the negative side
+        return xp.where(self.neg, self.exp_part - alpha, a)
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        return g * xp.where(self.neg, self.exp_part, 1.0).astype(g.dtype)
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x for x > 0, ``alpha * (exp(x) - 1)`` otherwise."""
+    return _ELU.apply(x, alpha=alpha)
+
+
+class _Softplus(Function):
+    def forward(self, a):
+        xp = backend.get_array_module(a)
+        self.a = a
+        # log(1 + e^a) = max(a, 0) + log1p(e^-|a|): no overflow for large a
+        return xp.maximum(a, 0) + xp.log1p(xp.exp(-abs(a)))
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        return g * 0.5 * (xp.tanh(0.5 * self.a) + 1)
+
+
+def softplus(x: Tensor) -> Tensor:
+    """log(1 + exp(x)), computed without overflow."""
+    return _Softplus.apply(x)
+
+
+class _GELU(Function):
+    # The tanh approximation (Hendrycks & Gimpel; PyTorch's approximate="tanh"): NumPy has no
+    # vectorized erf, and the two differ by < 1e-3.
+    _C = math.sqrt(2.0 / math.pi)
+
+    def forward(self, a):
+        xp = backend.get_array_module(a)
+        self.a = a
+        self.t = xp.tanh(self._C * (a + 0.044715 * a**3))
+        return 0.5 * a * (1 + self.t)
+
+    def backward(self, g):
+        a, t = self.a, self.t
+        dinner = self._C * (1 + 3 * 0.044715 * a * a)
+        return g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * dinner)
+
+
+def gelu(x: Tensor) -> Tensor:
+    """Gaussian error linear unit, tanh approximation."""
+    return _GELU.apply(x)
+
+
+def _linear_activation(x: Tensor) -> Tensor:
+    return x
+
+
+ACTIVATIONS = {
+    "linear": _linear_activation,
+    "relu": relu,
+    "relu6": relu6,
+    "elu": elu,
+    "leaky_relu": leaky_relu,
+    "tanh": tanh,
+    "sigmoid": sigmoid,
+    "softplus": softplus,
+    "gelu": gelu,
+}
+
+
+def get_activation(name: str | None):
+    """Look up an activation by its Keras name (``None`` means linear); unknown names list the valid ones."""
+    if name is None:
+        return _linear_activation
+    if callable(name):
+        return name
+    if name == "softmax":
+        return softmax
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        valid = ", ".join(sorted([*ACTIVATIONS, "softmax"]))
+        raise ValueError(f"unknown activation {name!r}; valid: {valid}") from None
+
+
+# ---------------------------------------------------------------------------------- softmax family
+class _Softmax(Function):
+    def forward(self, a, axis):
+        xp = backend.get_array_module(a)
+        e = xp.exp(a - a.max(axis=axis, keepdims=True))
+        self.out = e / e.sum(axis=axis, keepdims=True)
+        self.axis = axis
+        return self.out
+
+    def backward(self, g):
+        s = self.out
+        return s * (g - (g * s).sum(axis=self.axis, keepdims=True))
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``axis``, shifted by the max for stability."""
+    return _Softmax.apply(x, axis=axis)
+
+
+class _LogSoftmax(Function):
+    def forward(self, a, axis):
+        xp = backend.get_array_module(a)
+        shifted = a - a.max(axis=axis, keepdims=True)
+        out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+        self.out, self.axis = out, axis
+        return out
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        return g - xp.exp(self.out) * g.sum(axis=self.axis, keepdims=True)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log(softmax(x)) along ``axis``, computed stably in one pass."""
+    return _LogSoftmax.apply(x, axis=axis)
+
+
+class _LogSumExp(Function):
+    def forward(self, a, axis, keepdims):
+        xp = backend.get_array_module(a)
+        m = a.max(axis=axis, keepdims=True)
+        out = m + xp.log(xp.exp(a - m).sum(axis=axis, keepdims=True))
+        self.a, self.out_k, self.axis, self.keepdims = a, out, axis, keepdims
+        return out if keepdims else out.squeeze(axis=axis)
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        if not self.keepdims:
+            g = xp.expand_dims(g, self.axis)
+        return g * xp.exp(self.a - self.out_k)
+
+
+def logsumexp(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
+    """log(sum(exp(x))) along ``axis``, without overflow."""
+    return _LogSumExp.apply(x, axis=axis, keepdims=keepdims)
+
+
+# ---------------------------------------------------------------------------------- joins
+class _Concat(Function):
+    def forward(self, *arrays, axis):
+        xp = backend.get_array_module(*arrays)
+        self.axis = axis
+        self.splits = list(_cumsum([a.shape[axis] for a in arrays]))[:-1]
+        return xp.concatenate(arrays, axis=axis)
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        return tuple(xp.split(g, self.splits, axis=self.axis))
+
+
+def _cumsum(values: Sequence[int]):
+    total = 0
+    for v in values:
+        total += v
+        yield total
+
+
+def concat(tensors: Sequence[Tensor], axis: int = -1) -> Tensor:
+    """Join tensors along an existing ``axis`` (all other axes equal)."""
+    return _Concat.apply(*tensors, axis=axis)
+
+
+class _Stack(Function):
+    def forward(self, *arrays, axis):
+        xp = backend.get_array_module(*arrays)
+        self.axis, self.n = axis, len(arrays)
+        return xp.stack(arrays, axis=axis)
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        return tuple(xp.take(g, i, axis=self.axis) for i in range(self.n))
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join equal-shaped tensors along a new ``axis``."""
+    return _Stack.apply(*tensors, axis=axis)
+
+
+# ---------------------------------------------------------------------------------- selection
+class _Where(Function):
+    def forward(self, cond, a, b):
+        xp = backend.get_array_module(a, b)
+        self.cond = cond
+        return xp.where(cond, a, b)
+
+    def backward(self, g):
+        zero = g.dtype.type(0)
+        xp = backend.get_array_module(g)
+        return None, xp.where(self.cond, g, zero), xp.where(self.cond, zero, g)
+
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """``a`` where ``condition`` holds, else ``b`` (broadcast); gradients go to the chosen side."""
+    cond = condition.data if isinstance(condition, Tensor) else condition
+    return _Where.apply(cond, as_tensor(a), as_tensor(b))
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise max; the gradient goes to the larger input (to ``a`` on ties)."""
+    a, b = as_tensor(a), as_tensor(b)
+    return where(a.data >= b.data, a, b)
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise min; the gradient goes to the smaller input (to ``a`` on ties)."""
+    a, b = as_tensor(a), as_tensor(b)
+    return where(a.data <= b.data, a, b)
+
+
+class _TakeAlongAxis(Function):
+    def forward(self, a, indices, axis):
+        xp = backend.get_array_module(a)
+        self.shape, self.indices, self.axis = a.shape, indices, axis
+        return xp.take_along_axis(a, indices, axis=axis)
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        out = xp.zeros(self.shape, dtype=g.dtype)
+        # put_along_axis would drop repeated indices; add.at over an explicit index grid keeps them.
+        idx = list(xp.indices(self.indices.shape, sparse=True))
+        idx[self.axis % len(self.shape)] = self.indices
+        xp.add.at(out, tuple(idx), g)
+        return out, None
+
+
+def take_along_axis(x: Tensor, indices: Any, axis: int = -1) -> Tensor:
+    """Gather ``x`` at integer ``indices`` along ``axis`` (NumPy's ``take_along_axis``).
+
+    Typical use: Q-values of the taken actions, ``take_along_axis(q, actions[:, None], 1)``
+    for ``q`` of shape ``(B, A)`` and integer ``actions`` of shape ``(B,)`` gives ``(B, 1)``.
+    """
+    idx = indices.data if isinstance(indices, Tensor) else indices
+    if not isinstance(idx, type(x.data)):
+        idx = backend.get_array_module(x.data).asarray(idx)
+    return _TakeAlongAxis.apply(x, idx, axis=axis)
+
+
+# ---------------------------------------------------------------------------------- linear
+class _Linear(Function):
+    """``x @ w + b`` as one node: the hot path of every MLP."""
+
+    def forward(self, x, w, b):
+        self.x, self.w = x, w
+        self.has_bias = b is not None
+        out = x @ w
+        if b is not None:
+            out += b
+        return out
+
+    def backward(self, g):
+        x_in, w_in = self.inputs[0], self.inputs[1]
+        gx = g @ self.w.T if x_in.requires_grad else None
+        if w_in.requires_grad:
+            x2 = self.x.reshape(-1, self.x.shape[-1])
+            gw = x2.T @ g.reshape(-1, g.shape[-1])
+        else:
+            gw = None
+        gb = g.reshape(-1, g.shape[-1]).sum(axis=0) if self.has_bias else None
+        return gx, gw, gb
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """Affine map: ``x (..., in) @ weight (in, out) + bias (out,)`` -> ``(..., out)``."""
+    return _Linear.apply(x, weight, bias)

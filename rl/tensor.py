@@ -1,0 +1,685 @@
+"""Tensors and define-by-run reverse-mode autograd.
+
+A :class:`Tensor` wraps one ``xp`` array (NumPy or CuPy, see :mod:`rl.backend`). Every
+differentiable operation is a small :class:`Function` whose ``forward`` and ``backward`` sit side
+by side and keep only what the backward needs. Calling an op on tensors that require gradients
+records the function as the result's creator; ``loss.backward()`` then walks the recorded graph in
+reverse topological order (an explicit stack, so there is no recursion limit), accumulates
+``grad += ...`` into the leaves, and frees the graph as it goes so a long training loop holds
+constant memory.
+
+Broadcasting is handled once, in the engine: whatever gradient an op returns for an input is summed
+down to that input's shape, so each op's backward is written as if shapes matched.
+
+Global switches (Chainer's ``using_config``): ``config.train`` tells layers such as dropout and
+batch normalization which mode they are in; ``config.enable_grad`` turns recording off
+(:func:`no_grad`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from rl import backend
+
+__all__ = [
+    "Function",
+    "Tensor",
+    "as_tensor",
+    "config",
+    "no_grad",
+    "tensor",
+    "using_config",
+]
+
+
+class _Config(threading.local):
+    """Per-thread switches read by ops and layers."""
+
+    def __init__(self) -> None:
+        self.train = True  # layers behave as in training (dropout on, batch-norm batch statistics)
+        self.enable_grad = True  # ops record the graph for backward
+
+
+config = _Config()
+
+
+@contextlib.contextmanager
+def using_config(name: str, value: Any) -> Iterator[None]:
+    """Temporarily set ``config.<name>`` (``"train"`` or ``"enable_grad"``) inside a ``with`` block."""
+    if not hasattr(config, name):
+        raise AttributeError(f"unknown config switch {name!r}; valid: 'train', 'enable_grad'")
+    old = getattr(config, name)
+    setattr(config, name, value)
+    try:
+        yield
+    finally:
+        setattr(config, name, old)
+
+
+def no_grad() -> contextlib.AbstractContextManager[None]:
+    """Context manager: ops inside build no graph (inference, target computation, optimizer steps)."""
+    return using_config("enable_grad", False)
+
+
+def _default_float() -> type:
+    return np.float32
+
+
+class Tensor:
+    """An ``xp`` array that can record the operations applied to it.
+
+    Args:
+        data: array-like of any shape; Python numbers and lists become float32 (ints stay ints
+            only when given as integer arrays). Arrays already on the active device are used
+            without a copy.
+        requires_grad: whether gradients are accumulated into ``.grad`` by ``backward``.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "creator", "name", "__weakref__")
+    __array_priority__ = 1000  # so ``ndarray + Tensor`` defers to ``Tensor.__radd__``
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if isinstance(data, np.generic):
+            data = np.asarray(data)
+        if isinstance(data, np.ndarray) or backend.is_device_array(data):
+            # Arrays keep their dtype; host arrays move to the GPU when that is the active device.
+            if dtype is not None or (isinstance(data, np.ndarray) and backend.current().xp is not np):
+                data = backend.to_device(data, dtype)
+        else:
+            # Python numbers and (nested) lists become float32 unless told otherwise.
+            data = backend.to_device(data, dtype if dtype is not None else _default_float())
+        self.data = data
+        self.grad: Any = None
+        self.requires_grad = bool(requires_grad)
+        self.creator: Function | None = None
+        self.name = name
+
+    # ----------------------------------------------------------------------------- basic facts
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> Any:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    @property
+    def xp(self) -> Any:
+        """The array module that owns this tensor's data."""
+        return backend.get_array_module(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({backend.to_numpy(self.data)!r}{grad})"
+
+    def numpy(self) -> np.ndarray:
+        """A host NumPy copy of the data (shape ``self.shape``)."""
+        return np.array(backend.to_numpy(self.data))
+
+    def item(self) -> float:
+        """The single value of a one-element tensor as a Python number (syncs on the GPU)."""
+        return self.data.item()
+
+    def detach(self) -> Tensor:
+        """A tensor sharing this data with no history and no gradient."""
+        return Tensor(self.data)
+
+    def astype(self, dtype: Any) -> Tensor:
+        """A copy converted to ``dtype`` (differentiable for float-to-float casts)."""
+        return Cast.apply(self, dtype=dtype)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ----------------------------------------------------------------------------- autograd
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+        Args:
+            grad: upstream gradient, same shape as ``self``; defaults to ones (so a scalar loss
+                needs no argument).
+            retain_graph: keep the recorded graph so ``backward`` can be called again.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad (made under no_grad?)")
+        xp = backend.get_array_module(self.data)
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a scalar, got shape {self.shape}")
+            grad = xp.ones_like(self.data)
+        elif isinstance(grad, Tensor):
+            grad = grad.data
+
+        order = _topological_order(self)
+        grads: dict[int, Any] = {id(self): grad}
+        for node in order:
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            fn = node.creator
+            if fn is None:  # a leaf
+                if node.requires_grad:
+                    node.grad = g if node.grad is None else node.grad + g
+                continue
+            input_grads = fn.backward(g)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            for parent, pg in zip(fn.inputs, input_grads):
+                if pg is None or not parent.requires_grad:
+                    continue
+                if pg.shape != parent.data.shape:
+                    pg = _sum_to_shape(pg, parent.data.shape)
+                key = id(parent)
+                grads[key] = pg if key not in grads else grads[key] + pg
+            if not retain_graph:
+                node.creator = _FREED  # free the graph behind us: constant memory in training loops
+
+    # ----------------------------------------------------------------------------- operators
+    def __add__(self, other: Any) -> Tensor:
+        return Add.apply(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return Add.apply(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return Sub.apply(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return Sub.apply(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return Mul.apply(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return Mul.apply(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return Div.apply(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return Div.apply(other, self)
+
+    def __neg__(self) -> Tensor:
+        return Neg.apply(self)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        if isinstance(exponent, Tensor):
+            return PowTensor.apply(self, exponent)
+        return Pow.apply(self, exponent=exponent)
+
+    def __rpow__(self, base: Any) -> Tensor:
+        return PowTensor.apply(base, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return MatMul.apply(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return MatMul.apply(other, self)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        if isinstance(index, Tensor):
+            index = index.data
+        elif isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return GetItem.apply(self, index=index)
+
+    # Comparisons give plain boolean arrays wrapped as tensors: they have no gradient.
+    def __lt__(self, other: Any) -> Tensor:
+        return Tensor(self.data < _raw(other))
+
+    def __le__(self, other: Any) -> Tensor:
+        return Tensor(self.data <= _raw(other))
+
+    def __gt__(self, other: Any) -> Tensor:
+        return Tensor(self.data > _raw(other))
+
+    def __ge__(self, other: Any) -> Tensor:
+        return Tensor(self.data >= _raw(other))
+
+    __hash__ = object.__hash__
+
+    # ----------------------------------------------------------------------------- methods
+    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return Sum.apply(self, axis=_axis(axis), keepdims=keepdims)
+
+    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return Mean.apply(self, axis=_axis(axis), keepdims=keepdims)
+
+    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return Max.apply(self, axis=_axis(axis), keepdims=keepdims)
+
+    def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return -Max.apply(-self, axis=_axis(axis), keepdims=keepdims)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], tuple | list):
+            shape = tuple(shape[0])
+        return Reshape.apply(self, shape=shape)
+
+    def flatten(self, start_axis: int = 1) -> Tensor:
+        """Merge the axes from ``start_axis`` on: ``(N, ...)`` -> ``(N, prod(...))`` by default."""
+        return self.reshape(self.shape[:start_axis] + (-1,))
+
+    def transpose(self, *axes: int) -> Tensor:
+        if len(axes) == 1 and isinstance(axes[0], tuple | list):
+            axes = tuple(axes[0])
+        return Transpose.apply(self, axes=axes or None)
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802 - NumPy's name
+        return Transpose.apply(self, axes=None)
+
+    def exp(self) -> Tensor:
+        return Exp.apply(self)
+
+    def log(self) -> Tensor:
+        return Log.apply(self)
+
+    def sqrt(self) -> Tensor:
+        return Sqrt.apply(self)
+
+    def abs(self) -> Tensor:
+        return Abs.apply(self)
+
+    def tanh(self) -> Tensor:
+        return Tanh.apply(self)
+
+    def sigmoid(self) -> Tensor:
+        return Sigmoid.apply(self)
+
+    def relu(self) -> Tensor:
+        return ReLU.apply(self)
+
+    def clip(self, low: float | None, high: float | None) -> Tensor:
+        return Clip.apply(self, low=low, high=high)
+
+
+def _raw(x: Any) -> Any:
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _axis(axis: Any) -> Any:
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    """Make a :class:`Tensor` on the active device (float32 unless ``data`` or ``dtype`` says otherwise)."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def as_tensor(x: Any) -> Tensor:
+    """Return ``x`` if it is a Tensor, else wrap it (no gradient)."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Tensors reachable from ``root`` through creators, outputs before inputs (iterative DFS)."""
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        if node.creator is not None:
+            for parent in node.creator.inputs:
+                if parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    order.reverse()
+    return order
+
+
+def _sum_to_shape(grad: Any, shape: tuple[int, ...]) -> Any:
+    """Undo broadcasting: sum ``grad`` over the axes that broadcasting added or stretched."""
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad.reshape(shape)
+
+
+class Function:
+    """One differentiable operation: ``forward`` on raw arrays, ``backward`` on the output gradient.
+
+    Subclasses implement ``forward(self, *arrays, **params) -> array`` and
+    ``backward(self, grad_out) -> grad or tuple of grads`` (one per positional input, ``None``
+    where an input needs none). Keep only what the backward needs on ``self``. Use
+    ``Function.apply(*inputs, **params)``; non-tensor inputs (numbers, arrays) are treated as
+    constants.
+    """
+
+    inputs: tuple[Tensor, ...]
+
+    def forward(self, *arrays: Any, **params: Any) -> Any:
+        raise NotImplementedError
+
+    def backward(self, grad_out: Any) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Any, **params: Any) -> Tensor:
+        fn = cls()
+        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
+        out = Tensor.__new__(Tensor)
+        out.data = fn.forward(*arrays, **params)
+        out.grad = None
+        out.name = None
+        out.creator = None
+        out.requires_grad = False
+        if config.enable_grad:
+            for x in inputs:
+                if isinstance(x, Tensor) and x.requires_grad:
+                    out.requires_grad = True
+                    # Constants become grad-free tensors so backward can zip inputs and grads.
+                    fn.inputs = tuple(x if isinstance(x, Tensor) else _CONSTANT for x in inputs)
+                    out.creator = fn
+                    break
+        return out
+
+
+class _FreedGraph(Function):
+    inputs = ()
+
+    def backward(self, grad_out: Any) -> Any:
+        raise RuntimeError(
+            "backward() through a graph that was already freed; pass retain_graph=True to the first call"
+        )
+
+
+_FREED = _FreedGraph()
+_CONSTANT = Tensor(0.0)  # stands in for non-tensor inputs in a graph; never requires grad
+
+
+# =============================================================================================
+# Primitive ops. Each backward is a few lines beside its forward (micrograd's layout).
+# =============================================================================================
+
+
+class Add(Function):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, g):
+        return g, g
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, g):
+        return g, -g
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        return g * self.b, g * self.a
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, g):
+        gb = None
+        if self.inputs[1].requires_grad:
+            gb = -g * self.a / (self.b * self.b)
+        return g / self.b, gb
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return -g
+
+
+class Pow(Function):
+    """``a ** exponent`` for a constant exponent."""
+
+    def forward(self, a, exponent):
+        self.a, self.exponent = a, exponent
+        return a**exponent
+
+    def backward(self, g):
+        return g * self.exponent * self.a ** (self.exponent - 1)
+
+
+class PowTensor(Function):
+    """``a ** b`` where the exponent is a tensor too."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.out = a**b
+        return self.out
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        ga = g * self.b * self.a ** (self.b - 1)
+        gb = g * self.out * xp.log(xp.where(self.a > 0, self.a, 1))
+        return ga, gb
+
+
+class MatMul(Function):
+    """``a @ b`` with NumPy's matmul rules (1-d operands promoted, leading axes broadcast)."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        a, b = self.a, self.b
+        # Promote 1-d operands the way matmul does, then drop the added axes again.
+        if a.ndim == 1:
+            a, g = a[None, :], xp.expand_dims(g, -2)
+        if b.ndim == 1:
+            b, g = b[:, None], xp.expand_dims(g, -1)
+        ga = gb = None
+        if self.inputs[0].requires_grad:
+            ga = g @ xp.swapaxes(b, -1, -2)
+            if self.a.ndim == 1:
+                ga = ga[..., 0, :]
+        if self.inputs[1].requires_grad:
+            gb = xp.swapaxes(a, -1, -2) @ g
+            if self.b.ndim == 1:
+                gb = gb[..., 0]
+        return ga, gb
+
+
+class Exp(Function):
+    def forward(self, a):
+        self.out = backend.get_array_module(a).exp(a)
+        return self.out
+
+    def backward(self, g):
+        return g * self.out
+
+
+class Log(Function):
+    def forward(self, a):
+        self.a = a
+        return backend.get_array_module(a).log(a)
+
+    def backward(self, g):
+        return g / self.a
+
+
+class Sqrt(Function):
+    def forward(self, a):
+        self.out = backend.get_array_module(a).sqrt(a)
+        return self.out
+
+    def backward(self, g):
+        return g / (2 * self.out)
+
+
+class Abs(Function):
+    def forward(self, a):
+        self.a = a
+        return abs(a)
+
+    def backward(self, g):
+        return g * backend.get_array_module(g).sign(self.a)
+
+
+class Cast(Function):
+    def forward(self, a, dtype):
+        self.dtype_in = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.dtype_in) if self.dtype_in.kind == "f" else None
+
+
+class Sum(Function):
+    def forward(self, a, axis, keepdims):
+        self.shape, self.axis, self.keepdims = a.shape, axis, keepdims
+        return a.sum(axis=axis, keepdims=keepdims)
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        if self.axis is not None and not self.keepdims:
+            g = xp.expand_dims(g, self.axis)
+        return xp.broadcast_to(g, self.shape)
+
+
+class Mean(Function):
+    def forward(self, a, axis, keepdims):
+        self.shape, self.axis, self.keepdims = a.shape, axis, keepdims
+        out = a.mean(axis=axis, keepdims=keepdims)
+        self.count = a.size // max(out.size, 1) if a.size else 1
+        return out
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        if self.axis is not None and not self.keepdims:
+            g = xp.expand_dims(g, self.axis)
+        return xp.broadcast_to(g / self.count, self.shape)
+
+
+class Max(Function):
+    """Maximum over ``axis``; ties share the gradient equally (the subgradient torch's amax uses)."""
+
+    def forward(self, a, axis, keepdims):
+        self.a, self.axis, self.keepdims = a, axis, keepdims
+        self.out = a.max(axis=axis, keepdims=True)
+        return self.out if keepdims else self.out.reshape(a.max(axis=axis).shape)
+
+    def backward(self, g):
+        mask = (self.a == self.out).astype(g.dtype)
+        mask /= mask.sum(axis=self.axis, keepdims=True)
+        if not self.keepdims:
+            g = g.reshape(self.out.shape)
+        return mask * g
+
+
+class Reshape(Function):
+    def forward(self, a, shape):
+        self.shape_in = a.shape
+        return a.reshape(shape)
+
+    def backward(self, g):
+        return g.reshape(self.shape_in)
+
+
+class Transpose(Function):
+    def forward(self, a, axes):
+        self.axes = axes
+        return a.transpose(axes) if axes is not None else a.T
+
+    def backward(self, g):
+        if self.axes is None:
+            return g.T
+        return g.transpose(tuple(np.argsort(self.axes)))
+
+
+class GetItem(Function):
+    """Basic and advanced indexing; backward scatters with ``add.at`` so repeated indices add up."""
+
+    def forward(self, a, index):
+        self.shape, self.dtype, self.index = a.shape, a.dtype, index
+        return a[index]
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        out = xp.zeros(self.shape, dtype=g.dtype)
+        xp.add.at(out, self.index, g)
+        return out
+
+
+class Tanh(Function):
+    def forward(self, a):
+        self.out = backend.get_array_module(a).tanh(a)
+        return self.out
+
+    def backward(self, g):
+        return g * (1 - self.out * self.out)
+
+
+class Sigmoid(Function):
+    def forward(self, a):
+        xp = backend.get_array_module(a)
+        # tanh form: stable for large |a| without a branch
+        self.out = 0.5 * (xp.tanh(0.5 * a) + 1)
+        return self.out
+
+    def backward(self, g):
+        return g * self.out * (1 - self.out)
+
+
+class ReLU(Function):
+    def forward(self, a):
+        self.mask = a > 0
+        return a * self.mask
+
+    def backward(self, g):
+        return g * self.mask
+
+
+class Clip(Function):
+    """Clamp to ``[low, high]``; the gradient flows only where the input was inside the range."""
+
+    def forward(self, a, low, high):
+        xp = backend.get_array_module(a)
+        self.inside = xp.ones(a.shape, dtype=bool)
+        if low is not None:
+            self.inside &= a >= low
+        if high is not None:
+            self.inside &= a <= high
+        return xp.clip(a, low, high)
+
+    def backward(self, g):
+        return g * self.inside

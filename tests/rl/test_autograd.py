@@ -1,0 +1,151 @@
+"""Gradients of the primitive ops and functional layer, checked by finite differences in float64."""
+
+import numpy as np
+import pytest
+
+import rl.functional as F
+from rl.gradcheck import check_grad
+from rl.tensor import Tensor, config, no_grad, using_config
+
+
+def _arr(xp, *shape, seed=0, positive=False):
+    a = np.random.default_rng(seed).standard_normal(shape)
+    if positive:
+        a = np.abs(a) + 0.5
+    return xp.asarray(a, dtype=np.float64)
+
+
+UNARY = {
+    "exp": lambda x: x.exp(),
+    "log": lambda x: x.log(),
+    "sqrt": lambda x: x.sqrt(),
+    "abs": lambda x: x.abs(),
+    "neg": lambda x: -x,
+    "pow": lambda x: x**3,
+    "tanh": F.tanh,
+    "sigmoid": F.sigmoid,
+    "relu": F.relu,
+    "relu6": lambda x: F.relu6(x * 4),
+    "elu": F.elu,
+    "leaky_relu": F.leaky_relu,
+    "softplus": F.softplus,
+    "gelu": F.gelu,
+    "softmax": lambda x: F.softmax(x, axis=-1),
+    "log_softmax": lambda x: F.log_softmax(x, axis=0),
+    "logsumexp": lambda x: F.logsumexp(x, axis=1),
+    "sum_axis": lambda x: x.sum(axis=0),
+    "sum_all": lambda x: x.sum(),
+    "mean_axis_keep": lambda x: x.mean(axis=1, keepdims=True),
+    "max_axis": lambda x: x.max(axis=1),
+    "max_all": lambda x: x.max(),
+    "reshape": lambda x: x.reshape(4, 3) * 2,
+    "transpose": lambda x: x.T * 2,
+    "getitem_slice": lambda x: x[1:, ::2],
+    "getitem_fancy_repeat": lambda x: x[np.array([0, 0, 2])],
+    "clip": lambda x: x.clip(-0.5, 0.5),
+    "astype": lambda x: x.astype(np.float64) * 2,
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_gradients(device, name):
+    positive = name in ("log", "sqrt", "pow")
+    check_grad(UNARY[name], _arr(device, 3, 4, positive=positive))
+
+
+BINARY = {
+    "add_broadcast": lambda a, b: a + b[0],
+    "sub": lambda a, b: a - b,
+    "mul_broadcast": lambda a, b: a * b[:, :1],
+    "div": lambda a, b: a / b,
+    "pow_tensor": lambda a, b: a**b,
+    "matmul": lambda a, b: a @ b.T,
+    "maximum": F.maximum,
+    "minimum": F.minimum,
+    "concat": lambda a, b: F.concat([a, b], axis=1),
+    "stack": lambda a, b: F.stack([a, b], axis=1),
+    "where": lambda a, b: F.where(a.data > 0, a, b),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+def test_binary_gradients(device, name):
+    positive = name in ("div", "pow_tensor")
+    a, b = _arr(device, 3, 4, seed=1, positive=positive), _arr(device, 3, 4, seed=2, positive=positive)
+    check_grad(BINARY[name], a, b)
+
+
+def test_matmul_vector_and_batched(device):
+    check_grad(lambda a, b: a @ b, _arr(device, 2, 3, 4), _arr(device, 4, seed=1))
+    check_grad(lambda a, b: a @ b, _arr(device, 4), _arr(device, 2, 4, 3, seed=1))
+    check_grad(lambda a, b: a @ b, _arr(device, 2, 3, 4), _arr(device, 4, 5, seed=1))
+
+
+def test_linear_and_take_along_axis(device):
+    check_grad(F.linear, _arr(device, 5, 3), _arr(device, 3, 2, seed=1), _arr(device, 2, seed=2))
+    idx = device.asarray([[0], [2], [2], [1]])
+    check_grad(lambda q: F.take_along_axis(q, idx, axis=1), _arr(device, 4, 3))
+
+
+def test_fan_out_accumulates(device):
+    x = Tensor(device.asarray([2.0, 3.0]), requires_grad=True)
+    y = (x * x + x * 3).sum()  # d/dx = 2x + 3
+    y.backward()
+    np.testing.assert_allclose(np.asarray(x.grad.tolist()), [7.0, 9.0])
+    # gradients accumulate across backward calls until cleared
+    (x * 2).sum().backward()
+    np.testing.assert_allclose(np.asarray(x.grad.tolist()), [9.0, 11.0])
+
+
+def test_long_chain_has_no_recursion_limit():
+    x = Tensor(np.array([1.0]), requires_grad=True)
+    y = x
+    for _ in range(20_000):
+        y = y * 1.0001
+    y.sum().backward()
+    assert x.grad[0] == pytest.approx(1.0001**20_000, rel=1e-6)
+
+
+def test_graph_is_freed_after_backward():
+    x = Tensor(np.ones(3), requires_grad=True)
+    y = (x * 2).exp().sum()
+    y.backward()
+    assert not hasattr(y.creator, "a")  # the exp node and its saved output are gone
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        y.backward()
+
+
+def test_no_grad_builds_no_graph():
+    x = Tensor(np.ones(3), requires_grad=True)
+    with no_grad():
+        y = x * 2
+    assert not y.requires_grad and y.creator is None
+    assert config.enable_grad
+
+
+def test_using_config_restores_and_rejects_unknown():
+    with using_config("train", False):
+        assert config.train is False
+    assert config.train is True
+    with pytest.raises(AttributeError, match="valid"), using_config("trian", False):
+        pass
+
+
+def test_detach_and_default_dtype():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    assert x.dtype == np.float32
+    d = (x * 2).detach()
+    assert not d.requires_grad and d.creator is None
+    assert Tensor(np.arange(3)).dtype.kind == "i"
+
+
+def test_softmax_values_are_stable():
+    x = Tensor(np.array([[1000.0, 1000.0], [-1000.0, 0.0]]))
+    np.testing.assert_allclose(F.softmax(x).numpy(), [[0.5, 0.5], [0.0, 1.0]])
+    np.testing.assert_allclose(F.log_softmax(x).numpy()[0], [np.log(0.5)] * 2)
+    assert np.isfinite(F.softplus(Tensor(np.array([1000.0, -1000.0]))).numpy()).all()
+
+
+def test_unknown_activation_lists_valid():
+    with pytest.raises(ValueError, match="relu6"):
+        F.get_activation("relu7")
