@@ -56,7 +56,8 @@ def check_grad(
     (out * Tensor(weight)).sum().backward()
 
     def scalar() -> float:
-        return float((fn(*[Tensor(t.data) if isinstance(t, Tensor) else t for t in tensors]).data * weight).sum())
+        fresh = [Tensor(t.data) if isinstance(t, Tensor) else t for t in tensors]
+        return float((fn(*fresh).data * weight).sum())
 
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
