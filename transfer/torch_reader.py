@@ -1,0 +1,580 @@
+"""Read PyTorch ``.pth``/``.pt`` checkpoints into NumPy arrays, safely and without importing torch.
+
+Both of torch's on-disk formats are read (``shared/specs/formats.md`` §4):
+
+* the **legacy stream** (``torch.save(..., _use_new_zipfile_serialization=False)`` and every file
+  from before torch 1.6, torchvision's MobileNetV2 weights among them): pickled magic number,
+  protocol version and ``sys_info``; the pickled object, whose storages are persistent ids; the
+  sorted list of storage keys; then per key an 8-byte little-endian element count and the raw bytes;
+* the **zip container** (the default since 1.6): ``<prefix>/data.pkl`` holding the object,
+  ``<prefix>/data/<key>`` holding each storage's raw bytes, and ``<prefix>/byteorder``.
+
+A checkpoint is a pickle, and unpickling runs whatever callables the file names. This reader never
+unpickles with the stock ``find_class``: :class:`_RestrictedUnpickler` maps the handful of globals a
+tensor state dict needs (``collections.OrderedDict``, ``torch._utils._rebuild_tensor_v2`` and
+friends, the typed storage classes, ``_codecs.encode``) to local stand-ins that only *record* what
+the file describes, and refuses every other global with :class:`UnsafeCheckpointError` — a file
+asking for ``os.system`` is rejected before anything runs. Every size, count, offset and stride
+the file claims is checked against the bytes actually present before a single array view is
+made, and tensors are copied out of their storages, so a corrupt or hostile file yields a
+:class:`CheckpointFormatError` naming the file and the short storage or tensor, never an
+out-of-bounds read.
+
+Typical use::
+
+    from transfer.torch_reader import load_state_dict
+    state = load_state_dict("mobilenet_v2-b0353104.pth")   # dict[str, np.ndarray], file order
+    state["features.0.0.weight"].shape                      # (32, 3, 3, 3), float32
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointFormatError",
+    "UnsafeCheckpointError",
+    "load_checkpoint",
+    "load_state_dict",
+]
+
+# torch/serialization.py
+MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+PROTOCOL_VERSION = 1001
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO2 = b"\x80\x02"
+
+
+class CheckpointError(ValueError):
+    """Base class of everything this reader raises about a checkpoint's content."""
+
+
+class CheckpointFormatError(CheckpointError):
+    """The file is truncated, corrupt, or not a PyTorch tensor checkpoint. The message names the file."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The file's pickle asks for a global this reader does not allow (it could run code)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Stand-ins for the globals a state dict pickle names. They record, they never compute.
+# ---------------------------------------------------------------------------------------------
+
+
+class _Sealed:
+    """Refuses pickle's BUILD opcode, so a file cannot overwrite a stand-in's attributes."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state: Any) -> None:
+        raise CheckpointFormatError(f"pickle tried to set the state of a {type(self).__name__}")
+
+
+class _StorageType(_Sealed):
+    """Marker for ``torch.FloatStorage`` & co.: the on-disk element dtype of a storage.
+
+    ``disk_dtype`` is little-endian; bfloat16 is read as ``<u2`` and widened to float32 later.
+    """
+
+    __slots__ = ("name", "disk_dtype", "is_bfloat16")
+
+    def __init__(self, name: str, disk_dtype: str, is_bfloat16: bool = False) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "disk_dtype", np.dtype(disk_dtype))
+        object.__setattr__(self, "is_bfloat16", is_bfloat16)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError("storage type markers are immutable")
+
+    @property
+    def itemsize(self) -> int:
+        return self.disk_dtype.itemsize
+
+    def __repr__(self) -> str:
+        return f"torch.{self.name}"
+
+
+# Names from torch/storage.py `_dtype_to_storage_type_map`.
+_STORAGE_TYPES = {
+    st.name: st
+    for st in (
+        _StorageType("FloatStorage", "<f4"),
+        _StorageType("DoubleStorage", "<f8"),
+        _StorageType("HalfStorage", "<f2"),
+        _StorageType("BFloat16Storage", "<u2", is_bfloat16=True),
+        _StorageType("LongStorage", "<i8"),
+        _StorageType("IntStorage", "<i4"),
+        _StorageType("ShortStorage", "<i2"),
+        _StorageType("CharStorage", "i1"),
+        _StorageType("ByteStorage", "u1"),
+        _StorageType("BoolStorage", "?"),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _StorageRef:
+    """One persistent id: ``numel`` elements of ``storage_type`` under ``key``, seen through an
+    optional legacy view starting ``view_offset`` elements in and ``view_numel`` long."""
+
+    key: str
+    storage_type: _StorageType
+    numel: int
+    view_offset: int
+    view_numel: int
+
+    def __setstate__(self, state: Any) -> None:
+        raise CheckpointFormatError("pickle tried to set the state of a storage")
+
+
+@dataclass(frozen=True, slots=True)
+class _TensorRef:
+    """A tensor as the pickle describes it: a strided window onto a storage, not yet materialised."""
+
+    storage: _StorageRef
+    offset: int
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+
+    def __setstate__(self, state: Any) -> None:
+        raise CheckpointFormatError("pickle tried to set the state of a tensor")
+
+
+class _Callable(_Sealed):
+    """A sealed callable wrapper, so BUILD cannot touch the module-level functions behind it."""
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn: Any) -> None:
+        self._fn = fn
+
+    def __call__(self, *args: Any) -> Any:
+        return self._fn(*args)
+
+
+def _as_int(value: Any, what: str) -> int:
+    if type(value) is not int:  # bool is an int subclass; neither it nor floats belong here
+        raise CheckpointFormatError(f"{what} should be an int, got {type(value).__name__}")
+    return value
+
+
+def _as_int_tuple(value: Any, what: str) -> tuple[int, ...]:
+    if not isinstance(value, tuple | list):
+        raise CheckpointFormatError(f"{what} should be a tuple of ints, got {type(value).__name__}")
+    return tuple(_as_int(v, what) for v in value)
+
+
+def _rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any) -> _TensorRef:
+    """Stand-in for ``torch._utils._rebuild_tensor`` (and the first 4 args of ``_rebuild_tensor_v2``)."""
+    if not isinstance(storage, _StorageRef):
+        raise CheckpointFormatError(
+            f"a tensor's storage should be a persistent id, got {type(storage).__name__}"
+        )
+    size_t = _as_int_tuple(size, "tensor size")
+    stride_t = _as_int_tuple(stride, "tensor stride")
+    if len(size_t) != len(stride_t):
+        raise CheckpointFormatError(f"tensor size {size_t} and stride {stride_t} differ in length")
+    return _TensorRef(storage, _as_int(storage_offset, "tensor storage offset"), size_t, stride_t)
+
+
+def _rebuild_tensor_v2(
+    storage: Any, storage_offset: Any, size: Any, stride: Any, requires_grad: Any = False,
+    backward_hooks: Any = None, metadata: Any = None,
+) -> _TensorRef:
+    """Stand-in for ``torch._utils._rebuild_tensor_v2``; ``requires_grad``, hooks and metadata are ignored."""
+    return _rebuild_tensor(storage, storage_offset, size, stride)
+
+
+def _rebuild_parameter(data: Any, requires_grad: Any = False, backward_hooks: Any = None, *_: Any) -> Any:
+    """Stand-in for ``_rebuild_parameter``/``Parameter``: an ``nn.Parameter`` is just its tensor here."""
+    if not isinstance(data, _TensorRef):
+        raise CheckpointFormatError(f"a Parameter should wrap a tensor, got {type(data).__name__}")
+    return data
+
+
+def _codecs_encode(text: Any, encoding: Any = "utf-8") -> bytes:
+    """Stand-in for ``_codecs.encode``: protocol 2 pickles ``bytes`` as ``encode(str, 'latin1')``."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise CheckpointFormatError(
+            f"_codecs.encode is only allowed as encode(str, 'latin1'), got {encoding!r}"
+        )
+    return text.encode("latin1")
+
+
+_ALLOWED_FUNCTIONS: dict[tuple[str, str], Any] = {
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch.nn.parameter", "Parameter"): _rebuild_parameter,
+    ("_codecs", "encode"): _codecs_encode,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# The restricted unpickler
+# ---------------------------------------------------------------------------------------------
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only allow-listed globals and records storages instead of loading them.
+
+    ``storage_check(ref)`` is called for every persistent id, so the caller can check the claimed
+    size against the bytes present before any data is touched.
+    """
+
+    def __init__(self, file: BinaryIO, source: str, zip_format: bool, storage_check: Any = None) -> None:
+        super().__init__(file, encoding="utf-8")
+        self._source = source
+        self._zip_format = zip_format
+        self._storage_check = storage_check
+        self.storages: dict[str, _StorageRef] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if module == "torch" and name in _STORAGE_TYPES:
+            return _STORAGE_TYPES[name]
+        fn = _ALLOWED_FUNCTIONS.get((module, name))
+        if fn is not None:
+            return _Callable(fn)
+        hint = ""
+        if module.startswith("torch"):
+            hint = " (for a whole-module or optimizer save, re-save with torch.save(model.state_dict()))"
+        raise UnsafeCheckpointError(
+            f"refused global {module}.{name} in {self._source}: this reader only loads tensors{hint}"
+        )
+
+    def persistent_load(self, pid: Any) -> _StorageRef:
+        src = self._source
+        if not isinstance(pid, tuple) or not pid or pid[0] != "storage" or type(pid[0]) is not str:
+            kind = pid[0] if isinstance(pid, tuple) and pid else pid
+            raise CheckpointFormatError(
+                f"{src}: unsupported persistent id {kind!r} (only 'storage' is allowed; "
+                "whole-module saves are not supported)"
+            )
+        expected = 5 if self._zip_format else 6
+        if len(pid) != expected:
+            raise CheckpointFormatError(
+                f"{src}: storage persistent id has {len(pid)} fields, expected {expected}"
+            )
+        storage_type, key, location, numel = pid[1:5]
+        view_metadata = pid[5] if len(pid) == 6 else None
+        if not isinstance(storage_type, _StorageType):
+            raise CheckpointFormatError(f"{src}: unknown storage type {storage_type!r} for storage {key!r}")
+        if not isinstance(key, str) or not isinstance(location, str):
+            raise CheckpointFormatError(
+                f"{src}: storage key and location should be strings, got {pid[2:4]!r}"
+            )
+        numel = _as_int(numel, f"{src}: element count of storage {key!r}")
+        if numel < 0:
+            raise CheckpointFormatError(f"{src}: storage {key!r} claims a negative element count {numel}")
+
+        seen = self.storages.get(key)
+        if seen is None:
+            if self._storage_check is not None:
+                self._storage_check(key, storage_type, numel)
+        elif seen.storage_type is not storage_type or seen.numel != numel:
+            raise CheckpointFormatError(
+                f"{src}: storage {key!r} is described twice differently "
+                f"({seen.storage_type!r} x {seen.numel} vs {storage_type!r} x {numel})"
+            )
+
+        view_offset, view_numel = 0, numel
+        if view_metadata is not None:  # pre-1.0 legacy files: (view_key, offset, view_size)
+            if not isinstance(view_metadata, tuple) or len(view_metadata) != 3:
+                raise CheckpointFormatError(
+                    f"{src}: malformed view metadata {view_metadata!r} on storage {key!r}"
+                )
+            view_offset = _as_int(view_metadata[1], f"{src}: view offset")
+            view_numel = _as_int(view_metadata[2], f"{src}: view size")
+            if view_offset < 0 or view_numel < 0 or view_offset + view_numel > numel:
+                raise CheckpointFormatError(
+                    f"{src}: storage view [{view_offset}, {view_offset + view_numel}) lies outside "
+                    f"storage {key!r} of {numel} elements"
+                )
+        root = _StorageRef(key, storage_type, numel, 0, numel)
+        self.storages.setdefault(key, root)
+        if view_metadata is None:
+            return root
+        return _StorageRef(key, storage_type, numel, view_offset, view_numel)
+
+
+def _unpickle(buf: BinaryIO, source: str, what: str, zip_format: bool = False, storage_check: Any = None):
+    """Run one restricted unpickle, turning any parse failure into a CheckpointFormatError."""
+    unpickler = _RestrictedUnpickler(buf, source, zip_format, storage_check)
+    try:
+        obj = unpickler.load()
+    except CheckpointError:
+        raise
+    except Exception as exc:  # truncated or corrupt pickles fail in many ways (EOFError, ValueError, ...)
+        raise CheckpointFormatError(
+            f"{source}: could not read the {what} (file truncated or corrupt): {type(exc).__name__}: {exc}"
+        ) from exc
+    return obj, unpickler.storages
+
+
+# ---------------------------------------------------------------------------------------------
+# The two container formats
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_legacy(data: bytes, source: str) -> tuple[Any, dict[str, np.ndarray]]:
+    """Parse a legacy stream; returns the object (with _TensorRefs inside) and each storage's elements."""
+    buf = io.BytesIO(data)
+    magic, _ = _unpickle(buf, source, "magic number")
+    if magic != MAGIC_NUMBER:
+        raise CheckpointFormatError(f"{source}: invalid magic number {magic!r}; not a PyTorch checkpoint")
+    protocol, _ = _unpickle(buf, source, "protocol version")
+    if protocol != PROTOCOL_VERSION:
+        raise CheckpointFormatError(
+            f"{source}: unsupported protocol version {protocol!r}, expected {PROTOCOL_VERSION}"
+        )
+    sys_info, _ = _unpickle(buf, source, "sys_info header")
+    if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
+        raise CheckpointFormatError(
+            f"{source}: sys_info {sys_info!r} does not say little_endian=True; "
+            "only little-endian files are read"
+        )
+
+    def check_fits(key: str, storage_type: _StorageType, numel: int) -> None:
+        # The data follows the pickle, so whatever is left of the file bounds every storage.
+        remaining = len(data) - buf.tell()
+        if numel * storage_type.itemsize > remaining:
+            raise CheckpointFormatError(
+                f"{source}: storage {key!r} claims {numel} x {storage_type!r} = "
+                f"{numel * storage_type.itemsize} bytes but only {remaining} bytes remain in the file"
+            )
+
+    obj, storages = _unpickle(buf, source, "object pickle", storage_check=check_fits)
+    keys, _ = _unpickle(buf, source, "storage key list")
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise CheckpointFormatError(f"{source}: the storage key list is not a list of strings")
+    if len(set(keys)) != len(keys):
+        raise CheckpointFormatError(f"{source}: the storage key list repeats a key")
+    unknown = [k for k in keys if k not in storages]
+    if unknown:
+        raise CheckpointFormatError(f"{source}: storage key {unknown[0]!r} is listed but no tensor uses it")
+    missing = [k for k in storages if k not in set(keys)]
+    if missing:
+        raise CheckpointFormatError(f"{source}: storage {missing[0]!r} is used by a tensor but has no data")
+
+    pos = buf.tell()
+    arrays: dict[str, np.ndarray] = {}
+    for key in keys:
+        ref = storages[key]
+        if pos + 8 > len(data):
+            raise CheckpointFormatError(
+                f"{source}: file ends at byte {len(data)} before the element count of storage {key!r} "
+                "(file truncated)"
+            )
+        count = int.from_bytes(data[pos : pos + 8], "little", signed=True)
+        pos += 8
+        if count != ref.numel:
+            raise CheckpointFormatError(
+                f"{source}: storage {key!r} has element count {count} on disk but the pickle says {ref.numel}"
+            )
+        nbytes = count * ref.storage_type.itemsize
+        if pos + nbytes > len(data):
+            raise CheckpointFormatError(
+                f"{source}: storage {key!r} is short: needs {nbytes} bytes at offset {pos}, "
+                f"only {len(data) - pos} remain (file truncated)"
+            )
+        arrays[key] = np.frombuffer(data, dtype=ref.storage_type.disk_dtype, count=count, offset=pos)
+        pos += nbytes
+    if pos != len(data):
+        raise CheckpointFormatError(f"{source}: {len(data) - pos} unexpected bytes after the last storage")
+    return obj, arrays
+
+
+def _read_zip(data: bytes, source: str) -> tuple[Any, dict[str, np.ndarray]]:
+    """Parse the zip container; the record prefix comes from the first entry, as torch's C++ reader does."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = {info.filename: info for info in archive.infolist()}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise CheckpointFormatError(f"{source}: corrupt or truncated zip container: {exc}") from exc
+    if not infos:
+        raise CheckpointFormatError(f"{source}: empty zip container")
+    first = next(iter(infos))
+    if "/" not in first:
+        raise CheckpointFormatError(f"{source}: zip entry {first!r} is not inside a top-level folder")
+    prefix = first.split("/", 1)[0] + "/"
+    if prefix + "data.pkl" not in infos:
+        if prefix + "constants.pkl" in infos:
+            raise CheckpointFormatError(f"{source}: this is a TorchScript archive; save a state_dict instead")
+        raise CheckpointFormatError(f"{source}: no {prefix}data.pkl in the zip container")
+
+    def read_record(name: str) -> bytes:
+        try:
+            return archive.read(name)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, zipfile.LargeZipFile) as exc:
+            raise CheckpointFormatError(
+                f"{source}: cannot read zip record {name!r} (corrupt): {exc}"
+            ) from exc
+
+    byteorder = "little"
+    if prefix + "byteorder" in infos:
+        byteorder = read_record(prefix + "byteorder").decode("ascii", "replace").strip()
+        if byteorder not in ("little", "big"):
+            raise CheckpointFormatError(f"{source}: unknown byteorder record {byteorder!r}")
+
+    def check_record(key: str, storage_type: _StorageType, numel: int) -> None:
+        info = infos.get(f"{prefix}data/{key}")
+        if info is None:
+            raise CheckpointFormatError(f"{source}: storage {key!r} has no record {prefix}data/{key}")
+        if info.file_size != numel * storage_type.itemsize:
+            raise CheckpointFormatError(
+                f"{source}: storage {key!r} claims {numel} x {storage_type!r} = "
+                f"{numel * storage_type.itemsize} bytes but its record holds {info.file_size} bytes"
+            )
+
+    obj, storages = _unpickle(
+        io.BytesIO(read_record(prefix + "data.pkl")), source, "object pickle", zip_format=True,
+        storage_check=check_record,
+    )
+    arrays = {}
+    for key, ref in storages.items():
+        raw = read_record(f"{prefix}data/{key}")
+        if len(raw) != ref.numel * ref.storage_type.itemsize:  # the directory could lie about sizes
+            raise CheckpointFormatError(f"{source}: storage {key!r} record is short ({len(raw)} bytes)")
+        dtype = ref.storage_type.disk_dtype
+        if byteorder == "big":
+            dtype = dtype.newbyteorder(">")
+        arrays[key] = np.frombuffer(raw, dtype=dtype, count=ref.numel)
+    return obj, arrays
+
+
+# ---------------------------------------------------------------------------------------------
+# Materialising tensors
+# ---------------------------------------------------------------------------------------------
+
+
+def _materialise(ref: _TensorRef, arrays: dict[str, np.ndarray], source: str, name: str) -> np.ndarray:
+    """Copy one tensor out of its storage after checking its window lies inside the storage."""
+    storage = ref.storage
+    elements = arrays[storage.key][storage.view_offset : storage.view_offset + storage.view_numel]
+    where = f"{source}: tensor {name!r} (shape {ref.size}, stride {ref.stride}, offset {ref.offset})"
+    if ref.offset < 0 or any(s < 0 for s in ref.size) or any(st < 0 for st in ref.stride):
+        raise CheckpointFormatError(f"{where} has a negative offset, size or stride")
+    if 0 in ref.size:
+        out = np.empty(ref.size, dtype=elements.dtype)
+    else:
+        last = ref.offset + sum((s - 1) * st for s, st in zip(ref.size, ref.stride))
+        if last >= len(elements):
+            raise CheckpointFormatError(
+                f"{where} reaches element {last} of a storage with only {len(elements)} elements"
+            )
+        # Bounds were checked just above, so this view stays inside `elements`.
+        window = np.lib.stride_tricks.as_strided(
+            elements[ref.offset :],
+            shape=ref.size,
+            strides=tuple(st * elements.itemsize for st in ref.stride),
+            writeable=False,
+        )
+        out = window.copy(order="C")
+    if storage.storage_type.is_bfloat16:
+        # bfloat16 is the top half of a float32: shift the 16 bits up and reinterpret.
+        return (out.astype(np.uint32) << 16).view(np.float32)
+    return out.astype(out.dtype.newbyteorder("="), copy=False)
+
+
+def _replace_tensors(obj: Any, arrays: dict[str, np.ndarray], source: str, name: str = "") -> Any:
+    """Walk dicts/lists/tuples and swap every _TensorRef for its NumPy copy."""
+    if isinstance(obj, _TensorRef):
+        return _materialise(obj, arrays, source, name or "<root>")
+    if isinstance(obj, dict):
+        return {
+            k: _replace_tensors(v, arrays, source, f"{name}.{k}" if name else str(k)) for k, v in obj.items()
+        }
+    if isinstance(obj, list | tuple):
+        items = [_replace_tensors(v, arrays, source, f"{name}[{i}]") for i, v in enumerate(obj)]
+        return items if isinstance(obj, list) else tuple(items)
+    if isinstance(obj, _StorageRef):
+        raise CheckpointFormatError(f"{source}: {name or 'the object'} is a bare storage, not a tensor")
+    return obj
+
+
+def _read_bytes(path_or_fileobj: str | os.PathLike | BinaryIO) -> tuple[bytes, str]:
+    if isinstance(path_or_fileobj, str | os.PathLike):
+        path = Path(path_or_fileobj)
+        try:
+            return path.read_bytes(), str(path)
+        except OSError as exc:
+            raise CheckpointFormatError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from exc
+    source = str(getattr(path_or_fileobj, "name", "<stream>"))
+    data = path_or_fileobj.read()
+    if not isinstance(data, bytes | bytearray):
+        raise TypeError(f"{source}: expected a binary file object, read() returned {type(data).__name__}")
+    return bytes(data), source
+
+
+def load_checkpoint(path_or_fileobj: str | os.PathLike | BinaryIO) -> Any:
+    """Load any tensor-only PyTorch checkpoint; every tensor becomes a NumPy array (a copy).
+
+    Dicts (including ``OrderedDict``), lists, tuples, numbers and strings come back as they were
+    pickled; ``float16`` stays ``float16`` and ``bfloat16`` is widened to ``float32``.
+
+    Raises:
+        UnsafeCheckpointError: the pickle names a global outside the allow-list.
+        CheckpointFormatError: the file is truncated, corrupt, or not a PyTorch checkpoint.
+    """
+    data, source = _read_bytes(path_or_fileobj)
+    if data[:4] == _ZIP_MAGIC:
+        obj, arrays = _read_zip(data, source)
+    elif data[:2] == _PICKLE_PROTO2:
+        obj, arrays = _read_legacy(data, source)
+    else:
+        raise CheckpointFormatError(
+            f"{source}: not a PyTorch checkpoint (starts with {data[:4].hex() or 'nothing'}; expected a zip "
+            "container 504b0304 or a legacy stream 8002)"
+        )
+    return _replace_tensors(obj, arrays, source)
+
+
+def load_state_dict(
+    path_or_fileobj: str | os.PathLike | BinaryIO, float_dtype: np.dtype | type | str | None = None
+) -> dict[str, np.ndarray]:
+    """Load a ``state_dict`` checkpoint as ``{name: array}`` in file order.
+
+    Args:
+        path_or_fileobj: a path, or a binary file object positioned at the checkpoint's start.
+        float_dtype: if given (e.g. ``np.float64``), floating tensors are cast to it; integer and
+            bool tensors (``num_batches_tracked``) keep their dtype.
+
+    Returns:
+        A dict mapping each key to a C-contiguous array with the tensor's shape (0-d tensors are
+        0-d arrays). Nothing in it shares memory with the file.
+
+    Raises:
+        UnsafeCheckpointError, CheckpointFormatError: as :func:`load_checkpoint`; also a
+        CheckpointFormatError when the top-level object is not a flat mapping of names to tensors.
+    """
+    obj = load_checkpoint(path_or_fileobj)
+    source = str(path_or_fileobj) if isinstance(path_or_fileobj, str | os.PathLike) else str(
+        getattr(path_or_fileobj, "name", "<stream>")
+    )
+    if not isinstance(obj, dict):
+        raise CheckpointFormatError(f"{source}: top-level object is a {type(obj).__name__}, not a state_dict")
+    out: dict[str, np.ndarray] = {}
+    for key, value in obj.items():
+        if not isinstance(value, np.ndarray):
+            raise CheckpointFormatError(
+                f"{source}: entry {key!r} is a {type(value).__name__}, not a tensor; this is not a plain "
+                "state_dict (use load_checkpoint for nested checkpoints)"
+            )
+        if float_dtype is not None and value.dtype.kind == "f":
+            value = value.astype(float_dtype)
+        out[str(key)] = value
+    return out
