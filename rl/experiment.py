@@ -1,0 +1,384 @@
+"""Reproducible experiment runs: TOML configs checked against dataclasses, run directories,
+metrics logs and resumable state.
+
+Nothing here knows about a particular agent or environment. A config file is TOML with tables;
+each table is validated against a dataclass the caller names, so a typo is caught before any
+training starts and the error names the file, the table and the valid keys::
+
+    [experiment]
+    agent = "ppo"
+    env_id = "envs/CartPole-v1"
+    seed = 0
+
+    [agent]
+    lr = 1e-3
+
+Overrides from the command line (``--set agent.lr=3e-4``) are parsed as TOML values, so numbers,
+booleans, strings and lists all work.
+
+A run directory holds everything needed to understand and continue a run: ``config.toml`` (the
+resolved config), ``command.txt``, ``info.json`` (versions, backend, seed), ``metrics.jsonl`` (one
+JSON object per logged event), ``checkpoints/`` and ``eval.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "MetricsLogger",
+    "RunDir",
+    "apply_overrides",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "dataclass_from_dict",
+    "dump_toml",
+    "load_toml",
+    "parse_override",
+    "versions",
+]
+
+
+class ConfigError(ValueError):
+    """A config file or override is wrong; the message names the file, the place and the fix."""
+
+
+# --------------------------------------------------------------------------------------- files
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress():
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """:func:`atomic_write_bytes` for UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> bool:
+        return True
+
+
+# --------------------------------------------------------------------------------------- TOML
+def load_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a TOML file; a syntax error names the file, line and column."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if value is None:
+        raise ConfigError("TOML has no null: leave the key out instead of setting it to None")
+    raise ConfigError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+
+
+def dump_toml(config: Mapping[str, Any]) -> str:
+    """Write a config (scalars at the top, then one ``[table]`` per nested mapping) as TOML text.
+
+    ``None`` values are left out (TOML has no null), so they read back as the dataclass default.
+    """
+    lines: list[str] = []
+    tables = []
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            tables.append((key, value))
+        elif value is not None:
+            lines.append(f"{_key(key)} = {_toml_value(value)}")
+    for name, table in tables:
+        lines.append(f"\n[{_key(name)}]")
+        for key, value in table.items():
+            if value is not None:
+                lines.append(f"{_key(key)} = {_toml_value(value)}")
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+# --------------------------------------------------------------------------------------- overrides
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``"table.key=value"`` into (``["table", "key"]``, value); the value is read as TOML.
+
+    Bare words that are not valid TOML (``--set env.level=level1``) are taken as strings.
+    """
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    dotted, raw = text.split("=", 1)
+    keys = [k.strip() for k in dotted.strip().split(".") if k.strip()]
+    if not keys:
+        raise ConfigError(f"override {text!r} has no key before '='")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return keys, value
+
+
+def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``config`` with each ``table.key=value`` override applied (tables made as needed)."""
+    result = json.loads(json.dumps(config))  # a deep copy that also proves the config is plain data
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = result
+        for k in keys[:-1]:
+            child = node.setdefault(k, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {text!r}: {k!r} is a value, not a table")
+            node = child
+        node[keys[-1]] = value
+    return result
+
+
+# --------------------------------------------------------------------------------------- validation
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _check_type(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Return (ok, converted value) for a TOML value against a dataclass field annotation."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True, value
+    if origin in (typing.Union, types.UnionType):
+        for arm in typing.get_args(tp):
+            if arm is type(None):
+                if value is None:
+                    return True, None
+                continue
+            ok, converted = _check_type(value, arm)
+            if ok:
+                return True, converted
+        return False, value
+    if origin is typing.Literal:
+        return value in typing.get_args(tp), value
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            return False, value
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        if args:
+            items = []
+            for item in value:
+                ok, conv = _check_type(item, args[0])
+                if not ok:
+                    return False, value
+                items.append(conv)
+            value = items
+        return True, list(value) if origin is list else tuple(value)
+    if origin is dict or tp is dict:
+        return isinstance(value, dict), value
+    if tp is float:
+        if isinstance(value, bool):
+            return False, value
+        return isinstance(value, int | float), float(value) if isinstance(value, int | float) else value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is str:
+        return isinstance(value, str), value
+    if isinstance(tp, type):
+        return isinstance(value, tp), value
+    return True, value
+
+
+def dataclass_from_dict(cls: type, data: Mapping[str, Any], where: str = "config") -> Any:
+    """Build dataclass ``cls`` from ``data``, refusing unknown keys and wrong types.
+
+    Args:
+        cls: a dataclass whose fields (with defaults) define the valid keys.
+        data: the table read from TOML (plus overrides).
+        where: how to name the place in errors, e.g. ``"configs/cartpole_ppo.toml [agent]"``.
+    Raises:
+        ConfigError: naming ``where``, the key, and the valid keys (with a close match if any),
+            or the expected type.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a table of keys, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            valid = ", ".join(sorted(fields))
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}. Valid keys: {valid}")
+        ok, converted = _check_type(value, hints[key])
+        if not ok:
+            raise ConfigError(
+                f"{where}: key {key!r} expects {_type_name(hints[key])}, got {type(value).__name__} {value!r}"
+            )
+        kwargs[key] = converted
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a field without default was left out
+        raise ConfigError(f"{where}: {exc}") from None
+    except ValueError as exc:  # __post_init__ range checks
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------- runs
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries a run depends on, for ``info.json``."""
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in ("numpy", "gymnasium", "pygame", "safetensors", "cupy"):
+        module = sys.modules.get(name)
+        if module is None and name != "cupy":
+            try:
+                module = __import__(name)
+            except Exception:
+                module = None
+        if module is not None:
+            out[name] = getattr(module, "__version__", "?")
+    return out
+
+
+class MetricsLogger:
+    """Appends one JSON object per line to ``metrics.jsonl``, flushed as it goes.
+
+    On resume the file is cut back to the number of lines the checkpoint saw, so a resumed run
+    ends with exactly the lines an uninterrupted run would have written.
+    """
+
+    def __init__(self, path: str | os.PathLike, resume_lines: int | None = None):
+        self.path = Path(path)
+        self.lines = 0
+        if resume_lines is not None and self.path.exists():
+            kept = self.path.read_text(encoding="utf-8").splitlines(keepends=True)[:resume_lines]
+            atomic_write_text(self.path, "".join(kept))
+            self.lines = len(kept)
+        elif resume_lines is None and self.path.exists():
+            self.path.unlink()
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+
+    def log(self, record: Mapping[str, Any]) -> None:
+        """Write ``record`` (JSON-able scalars) as one line."""
+        self._file.write(json.dumps(record, sort_keys=True, allow_nan=True) + "\n")
+        self._file.flush()
+        self.lines += 1
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> MetricsLogger:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class RunDir:
+    """A run's directory: resolved config, command line, versions, metrics, checkpoints, evaluation.
+
+    Args:
+        path: the directory; created if missing.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.checkpoints = self.path / "checkpoints"
+        self.checkpoints.mkdir(exist_ok=True)
+
+    @classmethod
+    def create(cls, root: str | os.PathLike, name: str, seed: int) -> RunDir:
+        """A new directory ``root/<name>-s<seed>-<YYYYmmdd-HHMMSS>`` (suffixed if it exists)."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = Path(root) / f"{name}-s{seed}-{stamp}"
+        path, n = base, 1
+        while path.exists():
+            path, n = Path(f"{base}-{n}"), n + 1
+        return cls(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.toml"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    def write_start(self, config: Mapping[str, Any], argv: list[str], info: Mapping[str, Any]) -> None:
+        """Record the resolved config, the command line and ``info`` (versions, backend, seed)."""
+        atomic_write_text(self.config_path, dump_toml(config))
+        atomic_write_text(self.path / "command.txt", shlex.join(argv) + "\n")
+        atomic_write_text(self.path / "info.json", json.dumps({**versions(), **info}, indent=2) + "\n")
+
+    def read_config(self) -> dict[str, Any]:
+        """The resolved config this run was started with."""
+        return load_toml(self.config_path)
+
+    def write_json(self, name: str, data: Any) -> Path:
+        """Write ``data`` as pretty JSON to ``name`` in the run directory, atomically."""
+        target = self.path / name
+        atomic_write_text(target, json.dumps(data, indent=2, sort_keys=True) + "\n")
+        return target
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """All records of ``metrics.jsonl``; a malformed line names the file and line number."""
+        records = []
+        if not self.metrics_path.exists():
+            return records
+        for n, line in enumerate(self.metrics_path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{self.metrics_path}:{n}: not valid JSON ({exc.msg})") from None
+        return records

@@ -1,0 +1,106 @@
+"""Config validation, overrides, TOML round trip, atomic writes and the metrics log."""
+
+import dataclasses
+import json
+
+import pytest
+
+from rl.experiment import (
+    ConfigError,
+    MetricsLogger,
+    RunDir,
+    apply_overrides,
+    atomic_write_text,
+    dataclass_from_dict,
+    dump_toml,
+    load_toml,
+    parse_override,
+)
+
+
+@dataclasses.dataclass
+class Hyper:
+    lr: float = 1e-3
+    hidden: list[int] = dataclasses.field(default_factory=lambda: [64, 64])
+    double_dqn: bool = False
+    target: float | None = None
+    name: str = "x"
+
+
+def test_unknown_key_names_place_suggestion_and_valid_keys():
+    with pytest.raises(ConfigError) as info:
+        dataclass_from_dict(Hyper, {"lrr": 0.1}, where="cfg.toml [agent]")
+    msg = str(info.value)
+    assert "cfg.toml [agent]" in msg and "'lrr'" in msg and "did you mean 'lr'" in msg
+    assert "Valid keys: double_dqn, hidden, lr, name, target" in msg
+
+
+def test_wrong_type_names_expected_type():
+    with pytest.raises(ConfigError, match="'double_dqn' expects bool, got str"):
+        dataclass_from_dict(Hyper, {"double_dqn": "yes"})
+    with pytest.raises(ConfigError, match="expects"):
+        dataclass_from_dict(Hyper, {"hidden": [64, "a"]})
+
+
+def test_ints_are_accepted_for_floats_and_optional_values():
+    h = dataclass_from_dict(Hyper, {"lr": 1, "target": 475})
+    assert h.lr == 1.0 and isinstance(h.lr, float) and h.target == 475.0
+
+
+def test_overrides_parse_as_toml_values():
+    assert parse_override("agent.lr=3e-4") == (["agent", "lr"], 3e-4)
+    assert parse_override("env.level=level1") == (["env", "level"], "level1")
+    assert parse_override("agent.hidden=[32, 32]") == (["agent", "hidden"], [32, 32])
+    cfg = apply_overrides({"agent": {"lr": 1.0}}, ["agent.lr=0.5", "env.motion=\"control\""])
+    assert cfg == {"agent": {"lr": 0.5}, "env": {"motion": "control"}}
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_override("agent.lr")
+
+
+def test_toml_round_trip(tmp_path):
+    cfg = {"experiment": {"name": "a b", "seed": 3, "target_return": None}, "agent": {"lr": 0.1, "hidden": [1, 2]}}
+    path = tmp_path / "c.toml"
+    path.write_text(dump_toml(cfg))
+    assert load_toml(path) == {"experiment": {"name": "a b", "seed": 3}, "agent": {"lr": 0.1, "hidden": [1, 2]}}
+
+
+def test_bad_toml_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[agent]\nlr = = 3\n")
+    with pytest.raises(ConfigError, match=r"bad.toml: invalid TOML.*line 2"):
+        load_toml(path)
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "f.txt"
+    atomic_write_text(path, "old")
+
+    def boom(*_a, **_k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", boom)
+    with pytest.raises(OSError):
+        atomic_write_text(path, "new")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # no temp file left behind
+
+
+def test_metrics_logger_resume_truncates(tmp_path):
+    run = RunDir(tmp_path / "run")
+    with MetricsLogger(run.metrics_path) as log:
+        for i in range(5):
+            log.log({"env_steps": i})
+    with MetricsLogger(run.metrics_path, resume_lines=3) as log:
+        log.log({"env_steps": 99})
+    assert [r["env_steps"] for r in run.read_metrics()] == [0, 1, 2, 99]
+    run.metrics_path.write_text('{"a": 1}\n{oops\n')
+    with pytest.raises(ConfigError, match="metrics.jsonl:2"):
+        run.read_metrics()
+
+
+def test_run_dir_records_start(tmp_path):
+    run = RunDir.create(tmp_path, "exp", seed=1)
+    run.write_start({"experiment": {"seed": 1}}, ["train.py", "c.toml"], {"backend": "numpy"})
+    assert run.read_config() == {"experiment": {"seed": 1}}
+    assert json.loads((run.path / "info.json").read_text())["backend"] == "numpy"
+    assert (run.path / "command.txt").read_text().strip() == "train.py c.toml"
