@@ -1,0 +1,254 @@
+"""Pieces every playgrad environment shares: per-world random streams, action checks, the
+next-step autoreset vector env, and a pygame surface/window holder for renderers.
+
+Random streams. Each world owns a counter-based stream (SplitMix64): draw ``k`` of world ``i`` is
+``mix64(key[i] + k * GAMMA)``. A stream depends only on its own key and counter, so
+world ``i`` of a batch of 1024 produces exactly the numbers a single env seeded with the same key
+would, whatever the other worlds do, and a whole batch draws with a few array ops (NumPy or CuPy)
+instead of a Python loop over per-world generators. Seeds map to keys the way Gymnasium's vector
+envs map seeds to sub-envs: ``reset(seed=s)`` on a vector env gives world ``i`` the key of seed
+``s + i``, so it equals a single env reset with ``seed=s + i``.
+
+Stable API (other envs may import it): :class:`WorldRNG`, :func:`discrete_action`,
+:func:`discrete_actions`, :class:`BatchedVectorEnv`, :class:`PygameCanvas`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from rl import backend
+
+__all__ = [
+    "BatchedVectorEnv",
+    "PygameCanvas",
+    "WorldRNG",
+    "discrete_action",
+    "discrete_actions",
+    "seed_to_key",
+]
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)  # SplitMix64's odd increment (2**64 / golden ratio)
+_MUL1 = np.uint64(0xBF58476D1CE4E5B9)
+_MUL2 = np.uint64(0x94D049BB133111EB)
+_TWO_POW_M53 = 1.0 / (1 << 53)
+# NumPy scalars built once: making them per call costs more than the shifts themselves.
+_S11, _S27, _S30, _S31 = (np.uint64(n) for n in (11, 27, 30, 31))
+
+
+def _mix64(z: Any, xp: Any) -> Any:
+    """SplitMix64 finalizer on a uint64 array (any shape); wraps modulo 2**64 like the C original."""
+    z = (z ^ (z >> _S30)) * _MUL1
+    z = (z ^ (z >> _S27)) * _MUL2
+    return z ^ (z >> _S31)
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or int(seed) < 0:
+        raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+    return int(seed) % (1 << 64)
+
+
+def seed_to_key(seeds: Any, xp: Any = np) -> Any:
+    """Keys (uint64, shape of ``seeds``) for non-negative integer seeds; world ``i`` of seed ``s`` uses ``s + i``."""
+    s = xp.asarray(seeds, dtype=xp.uint64)
+    # Two rounds so that neighbouring seeds give unrelated keys (they seed neighbouring worlds).
+    return _mix64(_mix64(s * _GAMMA + _GAMMA, xp) + _GAMMA, xp)
+
+
+class WorldRNG:
+    """Independent random streams for ``num_worlds`` worlds, drawn with array ops.
+
+    ``state`` is uint64 (num_worlds,) on the array module ``xp``: SplitMix64's state per world,
+    ``key + counter * GAMMA``; a draw is ``mix64(state + GAMMA)`` and advances the state by GAMMA.
+    """
+
+    def __init__(self, num_worlds: int, xp: Any = np):
+        self.xp = xp
+        self.num_worlds = num_worlds
+        self.state = xp.zeros(num_worlds, dtype=xp.uint64)
+        self._offsets: dict[int, Any] = {}
+
+    def seed(self, seed: int | None, np_random: np.random.Generator | None) -> None:
+        """Give world ``i`` the key of ``seed + i``; with ``seed=None`` draw fresh keys from ``np_random``."""
+        xp = self.xp
+        if seed is None:
+            if np_random is None:
+                np_random = np.random.default_rng()
+            keys = np_random.integers(0, 2**64 - 1, size=self.num_worlds, dtype=np.uint64, endpoint=True)
+            self.state = xp.asarray(keys)
+        else:
+            base = _check_seed(seed)
+            idx = np.arange(self.num_worlds, dtype=np.uint64)
+            self.state = seed_to_key(xp.asarray(np.uint64(base) + idx), xp)
+
+    def uniform(self, worlds: Any, k: int) -> Any:
+        """Floats in [0, 1), shape (len(worlds), k): the next ``k`` draws of each listed world.
+
+        ``worlds`` is an int array of distinct world indices; their streams advance by ``k`` draws.
+        """
+        xp = self.xp
+        offsets = self._offsets.get(k)
+        if offsets is None:  # multiples of GAMMA: draw j of a world is mix64(state + j * GAMMA)
+            advance = np.uint64(k * int(_GAMMA) % (1 << 64))
+            offsets = self._offsets[k] = (xp.arange(1, k + 1, dtype=xp.uint64) * _GAMMA, advance)
+        step_offsets, advance = offsets
+        s = self.state[worlds]
+        self.state[worlds] = s + advance
+        z = s[:, None] + step_offsets
+        z ^= z >> _S30
+        z *= _MUL1
+        z ^= z >> _S27
+        z *= _MUL2
+        z ^= z >> _S31
+        z >>= _S11  # 53 random bits make a double in [0, 1)
+        return z.astype(xp.float64) * _TWO_POW_M53
+
+
+def discrete_action(action: Any, n: int) -> int:
+    """Return ``action`` as an int in ``[0, n)`` or raise ``ValueError`` naming the space ``Discrete(n)``."""
+    # Fast path: plain ints (the usual case) skip the generic checks.
+    if type(action) is int and 0 <= action < n:
+        return action
+    try:
+        arr = np.asarray(action)
+    except Exception:  # objects NumPy cannot hold
+        arr = None
+    if arr is not None and arr.shape == () and np.issubdtype(arr.dtype, np.integer) and 0 <= int(arr) < n:
+        return int(arr)
+    raise ValueError(f"action {action!r} is not in the action space Discrete({n}): expected an int in [0, {n})")
+
+
+def discrete_actions(actions: Any, num_envs: int, n: int, xp: Any = np) -> Any:
+    """Return ``actions`` (shape (num_envs,)) as an int array on ``xp``, or raise ``ValueError`` naming the space."""
+    a = actions if backend.is_device_array(actions) else np.asarray(actions)
+    if a.shape != (num_envs,) or a.dtype.kind not in "iu":
+        raise ValueError(
+            f"actions must be an int array of shape ({num_envs},) in MultiDiscrete([{n}] * {num_envs}); "
+            f"got shape {a.shape}, dtype {a.dtype}"
+        )
+    if num_envs and (int(a.min()) < 0 or int(a.max()) >= n):
+        raise ValueError(f"actions must lie in [0, {n}) (space MultiDiscrete([{n}] * {num_envs})); got {a!r}")
+    return xp.asarray(a)
+
+
+class BatchedVectorEnv(VectorEnv):
+    """A native ``VectorEnv`` over a batched core, with Gymnasium 1.x next-step autoreset.
+
+    The core provides ``num_worlds``, ``xp``, ``rng`` (:class:`WorldRNG`), ``reset_worlds(idx)``,
+    ``step(actions, active) -> (reward float32 (N,), terminated bool (N,))`` (worlds where
+    ``active`` is False must not draw random numbers; their state is overwritten by a reset right
+    after) and ``observe() -> obs (N, *obs_shape)``. Truncation at ``max_episode_steps`` is kept here.
+
+    A world that ended on the previous step is reset on the next ``step`` call instead of being
+    stepped: its action is ignored, and it returns the first observation of the new episode with
+    reward 0, terminated False and truncated False (``AutoresetMode.NEXT_STEP``).
+    """
+
+    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def _setup(
+        self, core: Any, single_action_space: spaces.Discrete, single_observation_space: spaces.Space,
+        max_episode_steps: int | None,
+    ) -> None:
+        self.core = core
+        self.num_envs = core.num_worlds
+        self.max_episode_steps = max_episode_steps
+        self.single_action_space = single_action_space
+        self.action_space = batch_space(single_action_space, self.num_envs)
+        self.single_observation_space = single_observation_space
+        self.observation_space = batch_space(single_observation_space, self.num_envs)
+        xp = core.xp
+        self._steps = xp.zeros(self.num_envs, dtype=xp.int64)
+        self._prev_done = xp.zeros(self.num_envs, dtype=bool)
+        self._reset_called = False
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Reset every world; with ``seed=s`` world ``i`` starts as a single env reset with ``seed=s + i``."""
+        super().reset(seed=seed)
+        core, xp = self.core, self.core.xp
+        if seed is not None or not self._reset_called:
+            core.rng.seed(seed, self.np_random)
+        self._reset_called = True
+        core.reset_worlds(xp.arange(self.num_envs))
+        self._steps[:] = 0
+        self._prev_done[:] = False
+        return backend.to_numpy(core.observe()), {}
+
+    def step(self, actions: Any):
+        """Advance all worlds one step; returns NumPy ``(obs, reward, terminated, truncated, info)``."""
+        if not self._reset_called:
+            raise RuntimeError("call reset() before step()")
+        core, xp = self.core, self.core.xp
+        a = discrete_actions(actions, self.num_envs, int(self.single_action_space.n), xp)
+        prev_done = self._prev_done
+        reward, terminated = core.step(a, ~prev_done)
+        self._steps += 1
+        if self.max_episode_steps is None:
+            truncated = xp.zeros(self.num_envs, dtype=bool)
+        else:
+            truncated = self._steps >= self.max_episode_steps
+        restarted = xp.flatnonzero(prev_done)
+        if restarted.size:
+            core.reset_worlds(restarted)
+            self._steps[restarted] = 0
+            reward[restarted] = 0.0
+            terminated[restarted] = False
+            truncated[restarted] = False
+        self._prev_done = terminated | truncated
+        to_np = backend.to_numpy
+        return to_np(core.observe()), to_np(reward), to_np(terminated), to_np(truncated), {}
+
+
+class PygameCanvas:
+    """Owns the pygame surface a renderer draws on: a window in ``"human"`` mode, off-screen otherwise.
+
+    ``surface()`` returns the (width_px, height_px) surface to draw on; ``present(fps)`` shows it
+    (human: flip the window and wait for the frame time, returns None; rgb_array: returns the
+    pixels as uint8 (height_px, width_px, 3)). Works with ``SDL_VIDEODRIVER=dummy``.
+    """
+
+    def __init__(self, width_px: int, height_px: int, render_mode: str, caption: str):
+        import pygame  # noqa: PLC0415 - pygame is only needed once something is drawn
+
+        self._pygame = pygame
+        self.width_px, self.height_px = width_px, height_px
+        self.render_mode = render_mode
+        if not pygame.get_init():
+            pygame.init()
+        if render_mode == "human":
+            pygame.display.init()
+            self._surface = pygame.display.set_mode((width_px, height_px))
+            pygame.display.set_caption(caption)
+        else:
+            self._surface = pygame.Surface((width_px, height_px))
+        self._clock = pygame.time.Clock()
+        self._fonts: dict[int, Any] = {}
+
+    def surface(self) -> Any:
+        return self._surface
+
+    def font(self, size_px: int) -> Any:
+        """pygame's bundled default font at ``size_px`` (no files of ours to ship)."""
+        if size_px not in self._fonts:
+            self._pygame.font.init()
+            self._fonts[size_px] = self._pygame.font.Font(None, size_px)
+        return self._fonts[size_px]
+
+    def present(self, fps: float) -> np.ndarray | None:
+        pygame = self._pygame
+        if self.render_mode == "human":
+            pygame.event.pump()  # keeps the window responsive; events stay queued for the play loop
+            pygame.display.flip()
+            self._clock.tick(fps)
+            return None
+        return np.transpose(pygame.surfarray.array3d(self._surface), (1, 0, 2)).copy()
+
+    def close(self) -> None:
+        if self.render_mode == "human":
+            self._pygame.display.quit()

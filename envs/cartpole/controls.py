@@ -1,0 +1,21 @@
+"""Keyboard controls for playing CartPole in ``scripts/play.py``: hold Left/Right to push."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pygame
+
+
+def human_action(pressed_keys: Any, env: Any) -> int:
+    """Map pygame key state (indexable by ``pygame.K_*``) to an action: Left -> 0, Right -> 1.
+
+    With neither (or both) held, the pushes alternate left/right, which nets out to no push: the
+    cart-pole has no "do nothing" action.
+    """
+    left, right = pressed_keys[pygame.K_LEFT], pressed_keys[pygame.K_RIGHT]
+    if left and not right:
+        return 0
+    if right and not left:
+        return 1
+    return getattr(env.unwrapped, "steps", 0) % 2

@@ -1,0 +1,142 @@
+"""Cart-pole physics for N worlds at once, as array operations (NumPy or CuPy).
+
+The dynamics are the Barto-Sutton-Anderson cart-pole with explicit Euler steps, written so that
+the arithmetic (operation order included) is exactly Gymnasium's ``CartPole-v1``: the same start
+state and actions give bit-identical trajectories. :func:`cartpole_dynamics` is the one physics
+function; the batched core calls it on arrays, the single env on Python floats (its fast path).
+
+Two variants differ only in the start state and the reward:
+
+========  ==========================================  =====================================
+variant   start state, uniform per component          reward
+========  ==========================================  =====================================
+gym       all four in [-0.05, 0.05)                   +1 every step, the failing one too
+book      x, x_dot in [-0.5, 0.5); theta in [-6, 6)   +1 every step that does not end the
+          degrees; theta_dot in [-0.25, 0.25)         game, 0 for the failing step
+========  ==========================================  =====================================
+
+The book variant is tfjs-examples' ``cart-pole/cart_pole.js`` (the TensorFlow.js book's REINFORCE
+example); its physics constants are the same as Gymnasium's.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from envs._common import WorldRNG
+
+GRAVITY = 9.8
+MASS_CART_KG = 1.0
+MASS_POLE_KG = 0.1
+TOTAL_MASS_KG = MASS_POLE_KG + MASS_CART_KG
+HALF_POLE_LENGTH_M = 0.5
+POLE_MASS_LENGTH = MASS_POLE_KG * HALF_POLE_LENGTH_M
+FORCE_N = 10.0
+TAU_S = 0.02  # seconds per step
+X_THRESHOLD_M = 2.4
+THETA_THRESHOLD_RAD = 12 * 2 * math.pi / 360
+
+# Half-widths of the uniform start distribution, per state component (x, x_dot, theta, theta_dot).
+START_HALF_WIDTH = {
+    "gym": (0.05, 0.05, 0.05, 0.05),
+    "book": (0.5, 0.5, 6 / 360 * 2 * math.pi, 0.25),
+}
+VARIANTS = tuple(START_HALF_WIDTH)
+
+
+def check_variant(variant: str) -> str:
+    """Return ``variant`` or raise ``ValueError`` listing the valid ones."""
+    if variant not in START_HALF_WIDTH:
+        raise ValueError(f"unknown cart-pole variant {variant!r}; expected one of {list(VARIANTS)}")
+    return variant
+
+
+def cartpole_dynamics(x: Any, x_dot: Any, theta: Any, theta_dot: Any, force: Any, cos: Any, sin: Any):
+    """One Euler step of the cart-pole; every argument is a float or an array of one shape (N,).
+
+    ``force`` is +-FORCE_N; ``cos``/``sin`` are the functions to use (``math.*`` for floats,
+    ``xp.*`` for arrays). Returns the new ``(x, x_dot, theta, theta_dot)``. The expression order
+    follows Gymnasium's so that results are bit-identical, not merely close.
+    """
+    costheta = cos(theta)
+    sintheta = sin(theta)
+    temp = (force + POLE_MASS_LENGTH * (theta_dot * theta_dot) * sintheta) / TOTAL_MASS_KG
+    thetaacc = (GRAVITY * sintheta - costheta * temp) / (
+        HALF_POLE_LENGTH_M * (4.0 / 3.0 - MASS_POLE_KG * (costheta * costheta) / TOTAL_MASS_KG)
+    )
+    xacc = temp - POLE_MASS_LENGTH * thetaacc * costheta / TOTAL_MASS_KG
+    # Explicit Euler: positions advance with the old velocities.
+    return x + TAU_S * x_dot, x_dot + TAU_S * xacc, theta + TAU_S * theta_dot, theta_dot + TAU_S * thetaacc
+
+
+def start_bounds(variant: str, options: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """Low and high (each float64 (4,)) of the start distribution; ``options`` may override with
+    scalars ``{"low": l, "high": h}`` (applied to all four components, as Gymnasium's reset does)."""
+    half = np.asarray(START_HALF_WIDTH[variant])
+    low, high = -half, half.copy()
+    if options:
+        unknown = set(options) - {"low", "high"}
+        if unknown:
+            raise ValueError(f"unknown cart-pole reset option(s) {sorted(unknown)}; expected 'low' and/or 'high'")
+        low = np.full(4, float(options.get("low", -0.05)))
+        high = np.full(4, float(options.get("high", 0.05)))
+        if np.any(low > high):
+            raise ValueError(f"reset option low={low[0]} is above high={high[0]}")
+    return low, high
+
+
+def sample_start_states(rng: WorldRNG, worlds: Any, low: Any, high: Any) -> Any:
+    """Start states, float64 (4, len(worlds)), drawn from the listed worlds' streams (4 draws each)."""
+    xp = rng.xp
+    u = rng.uniform(worlds, 4).T  # (4, n)
+    u *= xp.asarray(high - low)[:, None]
+    u += xp.asarray(low)[:, None]
+    return u
+
+
+class CartPoleCore:
+    """The state of ``num_worlds`` cart-poles and one ``step`` that advances all of them.
+
+    ``state`` is float64 (4, N): rows x [m], x_dot [m/s], theta [rad], theta_dot [rad/s].
+    """
+
+    def __init__(self, num_worlds: int, variant: str = "gym", xp: Any = np):
+        self.xp = xp
+        self.num_worlds = num_worlds
+        self.variant = check_variant(variant)
+        self.rng = WorldRNG(num_worlds, xp)
+        self.low, self.high = start_bounds(variant, None)
+        self.state = xp.zeros((4, num_worlds), dtype=xp.float64)
+        self._forces = xp.asarray([-FORCE_N, FORCE_N])
+        self._terminal_reward = 1.0 if variant == "gym" else 0.0
+
+    def reset_worlds(self, worlds: Any) -> None:
+        """Draw new start states for the worlds with indices ``worlds`` (int array)."""
+        self.state[:, worlds] = sample_start_states(self.rng, worlds, self.low, self.high)
+
+    def step(self, actions: Any, active: Any = None):
+        """Push each cart left (action 0) or right (1) and advance one step.
+
+        ``actions``: int (N,); ``active`` is ignored (this core draws no random numbers while
+        stepping). Returns ``(reward float32 (N,), terminated bool (N,))``.
+        """
+        xp = self.xp
+        s = self.state
+        x, x_dot, theta, theta_dot = cartpole_dynamics(
+            s[0], s[1], s[2], s[3], self._forces[actions], xp.cos, xp.sin
+        )
+        s[0], s[1], s[2], s[3] = x, x_dot, theta, theta_dot
+        terminated = xp.abs(x) > X_THRESHOLD_M
+        terminated |= xp.abs(theta) > THETA_THRESHOLD_RAD
+        if self._terminal_reward == 1.0:
+            reward = xp.ones(self.num_worlds, dtype=xp.float32)
+        else:
+            reward = (~terminated).astype(xp.float32)
+        return reward, terminated
+
+    def observe(self) -> Any:
+        """Observations float32 (N, 4), as Gymnasium's (the state rounded to float32)."""
+        return self.state.T.astype(self.xp.float32)
