@@ -52,6 +52,8 @@ __all__ = [
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
 _ZIP_MAGIC = b"PK\x03\x04"
+# Largest tensor built from a smaller storage through zero strides (saved expand()ed tensors).
+_MAX_BROADCAST_BYTES = 1 << 32
 _PICKLE_PROTO2 = b"\x80\x02"
 
 
@@ -476,6 +478,12 @@ def _materialise(ref: _TensorRef, arrays: dict[str, np.ndarray], source: str, na
             raise CheckpointFormatError(
                 f"{where} reaches element {last} of a storage with only {len(elements)} elements"
             )
+        out_bytes = int(np.prod(ref.size, dtype=object)) * elements.itemsize
+        if out_bytes > _MAX_BROADCAST_BYTES and out_bytes > elements.nbytes:
+            # Zero strides let a few stored bytes claim terabytes; refuse rather than exhaust memory.
+            raise CheckpointFormatError(
+                f"{where} would expand {elements.nbytes} stored bytes to {out_bytes} bytes; refusing"
+            )
         # Bounds were checked just above, so this view stays inside `elements`.
         window = np.lib.stride_tricks.as_strided(
             elements[ref.offset :],
@@ -540,7 +548,10 @@ def load_checkpoint(path_or_fileobj: str | os.PathLike | BinaryIO) -> Any:
             f"{source}: not a PyTorch checkpoint (starts with {data[:4].hex() or 'nothing'}; expected a zip "
             "container 504b0304 or a legacy stream 8002)"
         )
-    return _replace_tensors(obj, arrays, source)
+    try:
+        return _replace_tensors(obj, arrays, source)
+    except RecursionError:
+        raise CheckpointFormatError(f"{source}: containers nested too deeply") from None
 
 
 def load_state_dict(

@@ -210,6 +210,14 @@ def test_out_of_bounds_view_refused(tmp_path, size, stride, offset, match):
     assert "oob.pth" in str(err.value) and "'w'" in str(err.value)
 
 
+def test_zero_stride_expansion_bomb_refused(tmp_path):
+    path = _write(tmp_path, "bomb.pth", _crafted(size=(10**6, 10**6), stride=(0, 0)))
+    with pytest.raises(CheckpointFormatError, match="would expand 24 stored bytes to 4000000000000 bytes"):
+        load_state_dict(path)
+    small = load_state_dict(_write(tmp_path, "expand.pth", _crafted(size=(3, 2), stride=(0, 1))))
+    np.testing.assert_array_equal(small["w"], [[0, 1]] * 3)
+
+
 def test_size_stride_length_mismatch_refused(tmp_path):
     with pytest.raises(CheckpointFormatError, match="differ in length"):
         load_state_dict(_write(tmp_path, "bad.pth", _crafted(size=(2, 3), stride=(1,))))
