@@ -352,3 +352,27 @@ class _Linear(Function):
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """Affine map: ``x (..., in) @ weight (in, out) + bias (out,)`` -> ``(..., out)``."""
     return _Linear.apply(x, weight, bias)
+
+
+# ---------------------------------------------------------------------------------- NN ops (rl.nn_ops)
+from rl.nn_ops import (  # noqa: E402
+    avg_pool2d,
+    batch_norm,
+    conv2d,
+    depthwise_conv2d,
+    dropout,
+    global_avg_pool2d,
+    max_pool2d,
+    pad2d,
+)
+
+__all__ += [
+    "avg_pool2d",
+    "batch_norm",
+    "conv2d",
+    "depthwise_conv2d",
+    "dropout",
+    "global_avg_pool2d",
+    "max_pool2d",
+    "pad2d",
+]

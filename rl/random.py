@@ -146,7 +146,7 @@ class Generator:
         return xp.argsort(rng.random((n,)))  # CuPy's Generator has no permutation
 
     def spawn(self, n: int) -> list[Generator]:
-        """``n`` independent child generators (for per-env or per-worker streams), deterministic in the seed."""
+        """``n`` independent child generators (per-env or per-worker streams), deterministic in the seed."""
         return [Generator(child) for child in self._seed_seq.spawn(n)]
 
     def __repr__(self) -> str:
