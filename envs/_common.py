@@ -219,8 +219,7 @@ class PygameCanvas:
         self._pygame = pygame
         self.width_px, self.height_px = width_px, height_px
         self.render_mode = render_mode
-        if not pygame.get_init():
-            pygame.init()
+        # Only the parts we use: pygame.init() would also open the audio device.
         if render_mode == "human":
             pygame.display.init()
             self._surface = pygame.display.set_mode((width_px, height_px))

@@ -54,8 +54,15 @@ class CartPoleRenderer:
 
         pivot = (cx, cart.top + 2)
         pole_len_px = 2 * HALF_POLE_LENGTH_M * scale
-        tip = (pivot[0] + pole_len_px * math.sin(theta_rad), pivot[1] - pole_len_px * math.cos(theta_rad))
-        pygame.draw.line(surf, _POLE, pivot, tip, max(4, int(0.05 * scale)))
+        half_w = max(3.0, 0.025 * scale)
+        # The pole as a rotated rectangle (theta is measured from upright, positive clockwise on screen).
+        ux, uy = math.sin(theta_rad), -math.cos(theta_rad)  # along the pole
+        nx, ny = -uy, ux  # across it
+        corners = [
+            (pivot[0] + nx * sw * half_w + ux * along, pivot[1] + ny * sw * half_w + uy * along)
+            for sw, along in ((-1, 0.0), (1, 0.0), (1, pole_len_px), (-1, pole_len_px))
+        ]
+        pygame.draw.polygon(surf, _POLE, corners)
         pygame.draw.circle(surf, _AXLE, (int(pivot[0]), int(pivot[1])), 5)
 
         hud = f"steps {steps}" if episode_return is None else f"steps {steps}   return {episode_return:g}"
