@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["AGENTS", "Agent", "ExperimentConfig", "Hooks", "get_agent_module"]
+__all__ = ["AGENTS", "Agent", "ExperimentConfig", "Hooks", "get_agent_module", "make_vec_env"]
 
 # config name -> module path; each module defines ``Config`` and ``Agent``.
 AGENTS = {
@@ -125,3 +125,16 @@ def get_agent_module(name: str) -> Any:
     except KeyError:
         raise ValueError(f"unknown agent {name!r}; valid: {', '.join(sorted(AGENTS))}") from None
     return importlib.import_module(path)
+
+
+def make_vec_env(experiment: ExperimentConfig, num_envs: int, **overrides: Any) -> Any:
+    """The experiment's env as a native vector env of ``num_envs`` worlds (kwargs from its ``[env]`` table).
+
+    ``overrides`` replace table entries (e.g. ``render_mode``). Not yet reset: call ``reset(seed=...)``.
+    """
+    import gymnasium as gym  # noqa: PLC0415 - agents import this module before they need an env
+
+    import envs  # noqa: F401, PLC0415 - registers the ids
+
+    kwargs = {**experiment.env, **overrides}
+    return gym.make_vec(experiment.env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
