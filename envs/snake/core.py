@@ -126,6 +126,30 @@ class SnakeCore:
         for _ in range(self.num_fruits):
             self._place_fruit(worlds)
 
+    def set_board(self, world: int, snake: list[tuple[int, int]], direction: int,
+                  fruits: list[tuple[int, int]]) -> None:
+        """Put board ``world`` in a given position (for tests, puzzles and demos).
+
+        ``snake`` lists (row, col) cells from head to tail, ``direction`` is UP/RIGHT/DOWN/LEFT,
+        ``fruits`` lists (row, col) cells. Draws no random numbers.
+        """
+        cells = [r * self.width + c for r, c in snake + fruits]
+        if any(not (0 <= r < self.height and 0 <= c < self.width) for r, c in snake + fruits):
+            raise ValueError(f"a cell of {snake + fruits} is off the {self.height}x{self.width} board")
+        if len(set(cells)) != len(cells) or not snake:
+            raise ValueError("snake cells and fruit cells must be distinct, and the snake needs a head")
+        self.enter_time[world] = _NEVER
+        for age, (r, c) in enumerate(snake):
+            self.enter_time[world, r * self.width + c] = -age
+        self.clock[world] = 0
+        self.length[world] = len(snake)
+        self.head_y[world], self.head_x[world] = snake[0]
+        self.direction[world] = direction
+        self.dead[world] = False
+        self.fruit[world] = False
+        for r, c in fruits:
+            self.fruit[world, r * self.width + c] = True
+
     def _place_fruit(self, worlds: Any) -> None:
         """Put one fruit on a uniformly chosen empty cell of each listed board (one draw each)."""
         xp = self.xp

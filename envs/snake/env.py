@@ -67,7 +67,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs._common import discrete_action
-from envs.snake.core import NUM_ACTIONS, SnakeCore
+from envs.snake.core import DEATH_REWARD, FRUIT_REWARD, NO_FRUIT_REWARD, NUM_ACTIONS, SnakeCore
 
 _WORLD0 = np.zeros(1, dtype=np.int64)
 
@@ -140,10 +140,11 @@ class SnakeEnv(gym.Env):
             # Stepping a finished game changes nothing (Gymnasium leaves this undefined).
             return self._obs(), 0.0, True, False, self._info()
         reward, died = self.core.step(np.array([action]))
-        reward = float(reward[0])
+        terminated = bool(died[0])
+        # The exact constants, not their float32 roundings (-0.2 is not a float32).
+        reward = DEATH_REWARD if terminated else FRUIT_REWARD if reward[0] > 0 else NO_FRUIT_REWARD
         self.steps += 1
         self.episode_return += reward
-        terminated = bool(died[0])
         truncated = self.steps >= self.max_steps
         if self.render_mode == "human":
             self.render()
