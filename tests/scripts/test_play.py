@@ -1,0 +1,116 @@
+"""scripts/play.py: headless runs end cleanly, quitting and restarting work, a policy can play, and
+the keyboard controls map arrows to the right actions."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pygame
+import pytest
+
+import envs  # noqa: F401  (registers the ids)
+from envs.cartpole import controls as cartpole_controls
+from envs.snake import controls as snake_controls
+from envs.snake.core import DOWN, LEFT, RIGHT, UP
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAY = ROOT / "scripts" / "play.py"
+
+_spec = importlib.util.spec_from_file_location("play", PLAY)
+play = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(play)
+
+
+@pytest.mark.parametrize("argv", [["cartpole", "--variant", "book"], ["snake", "--height", "6", "--width", "7"]])
+def test_headless_run_exits_cleanly(argv):
+    out = subprocess.run([sys.executable, str(PLAY), *argv, "--headless", "--frames", "150"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "episodes finished" in out.stdout
+
+
+def test_bad_env_option_is_reported_without_traceback():
+    out = subprocess.run([sys.executable, str(PLAY), "snake", "--headless", "--width", "1"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "init_len" in out.stderr and "Traceback" not in out.stderr
+
+
+def _fast(env):
+    env.unwrapped.metadata = {**env.unwrapped.metadata, "render_fps": 1e6}
+    return env
+
+
+def test_policy_plays_and_returns_episode_returns():
+    env = _fast(gym.make("envs/Snake-v0", render_mode="human"))
+    returns = play.run_play(env, policy=lambda obs: 0, frames=60, seed=0, end_pause_s=0)
+    env.close()
+    # Going straight from the start always ends at the right wall: -0.2 per step, then -10.
+    assert len(returns) >= 5 and all(-12 < r <= -10 for r in returns)
+
+
+def test_window_close_and_escape_quit_before_any_step():
+    for event in (pygame.event.Event(pygame.QUIT), pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE)):
+        env = _fast(gym.make("envs/CartPole-v1", render_mode="human"))
+        env.reset(seed=0)  # opens the (dummy) window so the event can be queued
+        pygame.event.post(event)
+        assert play.run_play(env, human_action=cartpole_controls.human_action, frames=50, seed=0) == []
+        assert env.unwrapped.steps == 0
+        env.close()
+
+
+def test_r_restarts_the_episode():
+    env = _fast(gym.make("envs/CartPole-v1", render_mode="human"))
+    env.reset(seed=0)
+    steps_seen = []
+    original_reset = env.reset
+
+    def counting_reset(**kwargs):
+        steps_seen.append(env.unwrapped.steps)
+        return original_reset(**kwargs)
+
+    env.reset = counting_reset
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_r))
+    play.run_play(env, human_action=cartpole_controls.human_action, frames=3, seed=0)
+    env.close()
+    assert len(steps_seen) == 2  # the initial reset, then R on the first frame
+
+
+class Keys:
+    def __init__(self, *down):
+        self.down = set(down)
+
+    def __getitem__(self, key):
+        return key in self.down
+
+
+def test_snake_arrows_become_relative_turns():
+    env = gym.make("envs/Snake-v0")
+    env.reset(seed=0)
+    core = env.unwrapped.core
+    for heading, key, action in [
+        (RIGHT, pygame.K_UP, 1), (RIGHT, pygame.K_DOWN, 2), (RIGHT, pygame.K_LEFT, 0), (RIGHT, pygame.K_RIGHT, 0),
+        (UP, pygame.K_LEFT, 1), (UP, pygame.K_RIGHT, 2), (DOWN, pygame.K_LEFT, 2), (LEFT, pygame.K_UP, 2),
+    ]:
+        core.direction[0] = heading
+        assert snake_controls.human_action(Keys(key), env) == action, (heading, key)
+    assert snake_controls.human_action(Keys(), env) == 0
+
+
+def test_cartpole_arrows_push_and_idle_alternates():
+    env = gym.make("envs/CartPole-v1")
+    env.reset(seed=0)
+    assert cartpole_controls.human_action(Keys(pygame.K_LEFT), env) == 0
+    assert cartpole_controls.human_action(Keys(pygame.K_RIGHT), env) == 1
+    idle = []
+    for _ in range(4):
+        idle.append(cartpole_controls.human_action(Keys(), env))
+        env.step(idle[-1])
+    assert idle == [0, 1, 0, 1]
+
+
+def test_key_state_survives_unknown_key_codes():
+    keys = play._KeyState(np.zeros(10, bool), {5})
+    assert keys[5] and not keys[3] and not keys[10**9]
