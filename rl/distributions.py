@@ -1,0 +1,122 @@
+"""Action distributions for policy-gradient agents: categorical (discrete) and diagonal Gaussian.
+
+Both are built from Tensors, so ``log_prob`` and ``entropy`` are differentiable with respect to
+the network outputs that parameterize them (logits; mean and log standard deviation). Sampling
+draws from an :class:`rl.random.Generator` (the module default when none is passed) and returns a
+plain ``xp`` array: actions carry no gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import rl.functional as F
+from rl import backend
+from rl import random as rl_random
+from rl.tensor import Tensor, as_tensor
+
+__all__ = ["Categorical", "DiagGaussian"]
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _actions(actions: Any, like: Any) -> Any:
+    data = actions.data if isinstance(actions, Tensor) else actions
+    return backend.get_array_module(like).asarray(data)
+
+
+class Categorical:
+    """A batch of categorical distributions over ``K`` classes.
+
+    Args:
+        logits: ``(B, K)`` unnormalized log-probabilities (a Tensor, usually the policy head's output).
+    """
+
+    def __init__(self, logits: Tensor):
+        logits = as_tensor(logits)
+        if logits.ndim != 2:
+            raise ValueError(f"Categorical expects logits of shape (B, K), got {logits.shape}")
+        self.logits = logits
+        self.log_probs = F.log_softmax(logits, axis=-1)  # (B, K), normalized
+
+    @property
+    def probs(self) -> Tensor:
+        """``(B, K)`` class probabilities (differentiable)."""
+        return self.log_probs.exp()
+
+    def log_prob(self, actions: Any) -> Tensor:
+        """``(B,)`` log-probability of integer ``actions`` (B,)."""
+        idx = _actions(actions, self.logits.data)
+        if idx.shape != (self.logits.shape[0],) or idx.dtype.kind not in "iu":
+            raise ValueError(
+                f"Categorical.log_prob: actions must be integers of shape ({self.logits.shape[0]},), "
+                f"got {idx.dtype} {idx.shape}"
+            )
+        return F.take_along_axis(self.log_probs, idx[:, None].astype("int64"), axis=1).reshape(-1)
+
+    def entropy(self) -> Tensor:
+        """``(B,)`` entropy ``-sum_k p_k log p_k`` in nats."""
+        return -(self.log_probs.exp() * self.log_probs).sum(axis=-1)
+
+    def sample(self, rng: rl_random.Generator | None = None) -> Any:
+        """``(B,)`` int64 ``xp`` array of sampled classes (inverse CDF on one uniform per row)."""
+        rng = rng if rng is not None else rl_random.default_generator()
+        xp = backend.get_array_module(self.logits.data)
+        probs = xp.exp(self.log_probs.data.astype(xp.float64))
+        cdf = xp.cumsum(probs, axis=-1)
+        u = rng.random((probs.shape[0], 1), xp.float64) * cdf[:, -1:]
+        # the first class whose cumulative probability exceeds u; the min guards rounding at the top
+        return xp.minimum((cdf <= u).sum(axis=-1), probs.shape[1] - 1).astype(xp.int64)
+
+    def mode(self) -> Any:
+        """``(B,)`` int64 ``xp`` array of the most likely classes."""
+        return self.logits.data.argmax(axis=-1).astype("int64")
+
+
+class DiagGaussian:
+    """A batch of Gaussians with diagonal covariance over ``D``-dimensional actions.
+
+    Args:
+        mean: ``(B, D)`` Tensor.
+        log_std: ``(D,)`` (state-independent, a learned parameter) or ``(B, D)`` Tensor.
+    """
+
+    def __init__(self, mean: Tensor, log_std: Tensor):
+        mean, log_std = as_tensor(mean), as_tensor(log_std)
+        if mean.ndim != 2:
+            raise ValueError(f"DiagGaussian expects mean of shape (B, D), got {mean.shape}")
+        if log_std.shape not in ((mean.shape[1],), mean.shape):
+            raise ValueError(f"DiagGaussian: log_std must be ({mean.shape[1]},) or {mean.shape}, got {log_std.shape}")
+        self.mean, self.log_std = mean, log_std
+
+    @property
+    def std(self) -> Tensor:
+        """Standard deviation, shape of ``log_std``."""
+        return self.log_std.exp()
+
+    def log_prob(self, actions: Any) -> Tensor:
+        """``(B,)`` log-density of ``actions`` (B, D), summed over the action dimensions."""
+        a = _actions(actions, self.mean.data)
+        if a.shape != self.mean.shape:
+            raise ValueError(f"DiagGaussian.log_prob: actions shape {a.shape} must equal mean {self.mean.shape}")
+        z = (Tensor(a.astype(self.mean.dtype, copy=False)) - self.mean) * (-self.log_std).exp()
+        return (-0.5 * z * z - self.log_std - _HALF_LOG_2PI).sum(axis=-1)
+
+    def entropy(self) -> Tensor:
+        """``(B,)`` differential entropy ``sum_d (log_std_d + 0.5 + 0.5 log 2 pi)`` in nats."""
+        xp = backend.get_array_module(self.mean.data)
+        per_row = (self.log_std + (0.5 + _HALF_LOG_2PI)).sum(axis=-1)
+        if per_row.ndim == 0:  # a shared log_std: the same entropy for every row
+            per_row = per_row * Tensor(xp.ones(self.mean.shape[0], dtype=self.mean.dtype))
+        return per_row
+
+    def sample(self, rng: rl_random.Generator | None = None) -> Any:
+        """``(B, D)`` ``xp`` array ``mean + std * N(0, 1)`` (no gradient)."""
+        rng = rng if rng is not None else rl_random.default_generator()
+        noise = rng.normal(self.mean.shape, self.mean.dtype)
+        return self.mean.data + backend.get_array_module(noise).exp(self.log_std.data) * noise
+
+    def mode(self) -> Any:
+        """``(B, D)`` ``xp`` array: the mean."""
+        return self.mean.data.copy()

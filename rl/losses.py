@@ -1,0 +1,287 @@
+"""Loss functions, each returning a Tensor you can call ``backward()`` on.
+
+The cross-entropies on logits (:func:`softmax_cross_entropy`, :func:`sigmoid_bce`) are single
+fused ops: stable for any logit size (log-sum-exp shift, ``log1p(exp(-|z|))``) and with the
+one-line gradients ``softmax - target`` and ``sigmoid - target``. The rest are composed from
+primitive ops.
+
+Reductions: ``reduction="mean"`` (default) averages over every loss element, ``"sum"`` adds them,
+``"none"`` returns them unreduced: elementwise for the regression losses (the shape of ``pred``)
+and per sample ``(B,)`` for the cross-entropies over classes.
+
+:func:`get_loss` maps Keras loss names to these functions for ``model.compile(loss="...")``. As in
+Keras, ``categorical_crossentropy``, ``sparse_categorical_crossentropy`` and
+``binary_crossentropy`` take **probabilities** by default (the output of a softmax / sigmoid
+layer, clipped to ``[1e-7, 1 - 1e-7]`` before the log); pass ``from_logits=True`` to feed raw
+logits to the fused, more stable versions.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from rl import backend
+from rl.tensor import Function, Tensor, as_tensor
+
+__all__ = [
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "get_loss",
+    "huber",
+    "mae",
+    "mse",
+    "sigmoid_bce",
+    "softmax_cross_entropy",
+    "sparse_categorical_crossentropy",
+]
+
+EPSILON = 1e-7  # Keras' backend epsilon: probabilities are clipped to [EPSILON, 1 - EPSILON]
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(losses: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    if reduction == "none":
+        return losses
+    raise ValueError(f"reduction must be one of {', '.join(_REDUCTIONS)}; got {reduction!r}")
+
+
+def _check_same_shape(pred: Tensor, target: Tensor, name: str) -> None:
+    if pred.shape != target.shape:
+        raise ValueError(f"{name}: prediction shape {pred.shape} and target shape {target.shape} differ")
+
+
+def _raw(x: Any, like: Any) -> Any:
+    """The array behind ``x``, on the device of ``like`` (labels may arrive as host arrays)."""
+    data = x.data if isinstance(x, Tensor) else x
+    return backend.get_array_module(like).asarray(data)
+
+
+# ---------------------------------------------------------------------------------- regression
+def mse(pred: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean squared error ``(pred - target)**2``; ``pred`` and ``target`` of the same shape."""
+    target = as_tensor(target)
+    _check_same_shape(pred, target, "mse")
+    diff = pred - target
+    return _reduce(diff * diff, reduction)
+
+
+def mae(pred: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean absolute error ``|pred - target|``; same shapes."""
+    target = as_tensor(target)
+    _check_same_shape(pred, target, "mae")
+    return _reduce((pred - target).abs(), reduction)
+
+
+class _Huber(Function):
+    def forward(self, pred, target, delta):
+        xp = backend.get_array_module(pred)
+        diff = pred - target
+        small = abs(diff) <= delta
+        self.grad = xp.clip(diff, -delta, delta)  # d loss / d pred: the clipped error
+        return xp.where(small, 0.5 * diff * diff, delta * (abs(diff) - 0.5 * delta)).astype(pred.dtype)
+
+    def backward(self, g):
+        gp = g * self.grad
+        return gp, -gp
+
+
+def huber(pred: Tensor, target: Any, delta: float = 1.0, reduction: str = "mean") -> Tensor:
+    """Huber loss: ``0.5 d**2`` for ``|d| <= delta``, else ``delta * (|d| - delta/2)``, with ``d = pred - target``.
+
+    Same shapes. Its gradient is the error clipped to ``[-delta, delta]`` (DQN's error clipping).
+    """
+    if delta <= 0:
+        raise ValueError(f"huber: delta must be positive, got {delta}")
+    target = as_tensor(target)
+    _check_same_shape(pred, target, "huber")
+    return _reduce(_Huber.apply(pred, target, delta=float(delta)), reduction)
+
+
+# ---------------------------------------------------------------------------------- classification
+class _SoftmaxCrossEntropy(Function):
+    """Per-sample ``-sum_k p_k log softmax(z)_k``; labels are class indices or target distributions."""
+
+    def forward(self, logits, labels):
+        xp = backend.get_array_module(logits)
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        exp = xp.exp(shifted)
+        total = exp.sum(axis=-1, keepdims=True)
+        log_probs = shifted - xp.log(total)
+        self.softmax = exp / total
+        self.labels = labels
+        if labels.ndim == logits.ndim - 1:  # class indices
+            picked = xp.take_along_axis(log_probs, labels[..., None].astype(xp.int64), axis=-1)
+            return -picked[..., 0]
+        self.target_mass = labels.sum(axis=-1, keepdims=True)
+        self.log_probs = log_probs  # the gradient for soft labels (distillation targets)
+        return -(labels * log_probs).sum(axis=-1)
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        labels = self.labels
+        if labels.ndim == self.softmax.ndim - 1:
+            grad = self.softmax.copy()
+            flat = grad.reshape(-1, grad.shape[-1])  # a view: subtract 1 at each row's label
+            flat[xp.arange(flat.shape[0]), labels.reshape(-1)] -= 1
+        else:
+            grad = self.softmax * self.target_mass - labels
+            if self.inputs[1].requires_grad:
+                return grad * g[..., None], -self.log_probs * g[..., None]
+        return grad * g[..., None], None
+
+
+def softmax_cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean") -> Tensor:
+    """Cross-entropy of ``softmax(logits)`` against the labels, fused and stable.
+
+    Args:
+        logits: ``(B, K)`` (or ``(..., K)``).
+        labels: integer class indices ``(B,)``, or one-hot / probability rows ``(B, K)``.
+    Returns:
+        the reduced loss; ``reduction="none"`` gives ``(B,)``.
+    """
+    lab = _raw(labels, logits.data)
+    k = logits.shape[-1]
+    if isinstance(labels, Tensor) and labels.requires_grad and lab.shape == logits.shape:
+        return _reduce(_SoftmaxCrossEntropy.apply(logits, labels), reduction)
+    if lab.ndim == logits.ndim - 1:
+        if lab.dtype.kind not in "iu":
+            raise ValueError(f"softmax_cross_entropy: class-index labels must be integers, got dtype {lab.dtype}")
+        if lab.shape != logits.shape[:-1]:
+            raise ValueError(f"softmax_cross_entropy: labels shape {lab.shape} does not match logits {logits.shape}")
+        if lab.size and (int(lab.min()) < 0 or int(lab.max()) >= k):
+            raise ValueError(
+                f"softmax_cross_entropy: labels must lie in [0, {k}), got [{int(lab.min())}, {int(lab.max())}]"
+            )
+    elif lab.shape == logits.shape:
+        lab = lab.astype(logits.dtype, copy=False)
+    else:
+        raise ValueError(
+            f"softmax_cross_entropy: labels must be class indices {logits.shape[:-1]} or rows {logits.shape}, "
+            f"got shape {lab.shape}"
+        )
+    return _reduce(_SoftmaxCrossEntropy.apply(logits, lab), reduction)
+
+
+class _SigmoidBCE(Function):
+    def forward(self, logits, targets):
+        xp = backend.get_array_module(logits)
+        self.logits, self.targets = logits, targets
+        # max(z, 0) - z*t + log(1 + e^-|z|): the log never sees an overflowing exp
+        return xp.maximum(logits, 0) - logits * targets + xp.log1p(xp.exp(-abs(logits)))
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        sig = 0.5 * (xp.tanh(0.5 * self.logits) + 1)
+        return g * (sig - self.targets), -g * self.logits
+
+
+def sigmoid_bce(logits: Tensor, targets: Any, reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy of ``sigmoid(logits)`` against targets in [0, 1], computed from the logits.
+
+    ``logits`` and ``targets`` of the same shape; ``"none"`` gives that shape.
+    """
+    targets = as_tensor(targets)
+    _check_same_shape(logits, targets, "sigmoid_bce")
+    if targets.dtype != logits.dtype:
+        targets = targets.astype(logits.dtype)
+    return _reduce(_SigmoidBCE.apply(logits, targets), reduction)
+
+
+def binary_crossentropy(
+    probs: Tensor, targets: Any, from_logits: bool = False, reduction: str = "mean", eps: float = EPSILON
+) -> Tensor:
+    """Binary cross-entropy ``-(t log p + (1 - t) log(1 - p))`` on probabilities (Keras' default).
+
+    ``probs`` are clipped to ``[eps, 1 - eps]`` first, as Keras does; ``from_logits=True``
+    forwards to :func:`sigmoid_bce`. Same shapes; ``"none"`` gives that shape.
+    """
+    if from_logits:
+        return sigmoid_bce(probs, targets, reduction)
+    targets = as_tensor(targets)
+    _check_same_shape(probs, targets, "binary_crossentropy")
+    if targets.dtype != probs.dtype:
+        targets = targets.astype(probs.dtype)
+    p = probs.clip(eps, 1.0 - eps)
+    losses = -(targets * p.log() + (1.0 - targets) * (1.0 - p).log())
+    return _reduce(losses, reduction)
+
+
+def categorical_crossentropy(
+    probs: Tensor, targets: Any, from_logits: bool = False, reduction: str = "mean", eps: float = EPSILON
+) -> Tensor:
+    """Cross-entropy against one-hot / probability rows ``targets`` (B, K), Keras style.
+
+    ``probs`` (B, K) are rescaled to sum to 1 and clipped to ``[eps, 1 - eps]`` before the log;
+    ``from_logits=True`` treats them as logits (fused :func:`softmax_cross_entropy`). ``"none"``
+    gives ``(B,)``.
+    """
+    if from_logits:
+        return softmax_cross_entropy(probs, targets, reduction)
+    t = targets if isinstance(targets, Tensor) else Tensor(_raw(targets, probs.data))
+    if t.shape != probs.shape:
+        raise ValueError(
+            f"categorical_crossentropy: targets shape {t.shape} must equal predictions {probs.shape} "
+            "(use sparse_categorical_crossentropy for class indices)"
+        )
+    p = (probs / probs.sum(axis=-1, keepdims=True)).clip(eps, 1.0 - eps)
+    if t.dtype != probs.dtype:
+        t = t.astype(probs.dtype)
+    losses = -(t * p.log()).sum(axis=-1)
+    return _reduce(losses, reduction)
+
+
+def sparse_categorical_crossentropy(
+    probs: Tensor, labels: Any, from_logits: bool = False, reduction: str = "mean", eps: float = EPSILON
+) -> Tensor:
+    """Cross-entropy against integer class ``labels`` (B,), Keras style (probabilities by default).
+
+    ``from_logits=True`` uses the fused :func:`softmax_cross_entropy`. ``"none"`` gives ``(B,)``.
+    """
+    if from_logits:
+        return softmax_cross_entropy(probs, labels, reduction)
+    lab = _raw(labels, probs.data)
+    if lab.shape != probs.shape[:-1] or lab.dtype.kind not in "iu":
+        raise ValueError(
+            f"sparse_categorical_crossentropy: labels must be integers of shape {probs.shape[:-1]}, "
+            f"got {lab.dtype} {lab.shape}"
+        )
+    xp = backend.get_array_module(probs.data)
+    onehot = (lab[..., None] == xp.arange(probs.shape[-1])).astype(probs.dtype)
+    return categorical_crossentropy(probs, onehot, reduction=reduction, eps=eps)
+
+
+# ---------------------------------------------------------------------------------- lookup by name
+LOSSES: dict[str, Callable[..., Tensor]] = {
+    "mse": mse,
+    "mean_squared_error": mse,
+    "mae": mae,
+    "mean_absolute_error": mae,
+    "huber": huber,
+    "huber_loss": huber,
+    "categorical_crossentropy": categorical_crossentropy,
+    "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
+    "binary_crossentropy": binary_crossentropy,
+    "softmax_cross_entropy": softmax_cross_entropy,
+    "sigmoid_bce": sigmoid_bce,
+}
+
+
+def get_loss(name: str | Callable[..., Tensor], **options: Any) -> Callable[..., Tensor]:
+    """Look up a loss by its Keras name; ``options`` (``from_logits=True``, ``delta=...``) are bound.
+
+    The returned callable is ``loss(pred, target) -> scalar Tensor``. A callable ``name`` is
+    returned as is. Unknown names raise ``ValueError`` listing the valid ones.
+    """
+    if callable(name):
+        return functools.partial(name, **options) if options else name
+    try:
+        fn = LOSSES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown loss {name!r}; valid: {', '.join(sorted(LOSSES))}") from None
+    return functools.partial(fn, **options) if options else fn

@@ -1,0 +1,85 @@
+"""Categorical and diagonal-Gaussian distributions: closed forms, gradients, seeded sampling."""
+
+import math
+
+import numpy as np
+import pytest
+
+from rl import backend
+from rl.distributions import Categorical, DiagGaussian
+from rl.gradcheck import check_grad
+from rl.random import Generator
+from rl.tensor import Tensor
+
+
+def _arr(xp, *shape, seed=0):
+    return xp.asarray(np.random.default_rng(seed).standard_normal(shape))
+
+
+def _np(t):
+    return backend.to_numpy(t.data if isinstance(t, Tensor) else t)
+
+
+def test_categorical_closed_forms(device):
+    logits = device.asarray(np.log([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]))
+    dist = Categorical(Tensor(logits))
+    np.testing.assert_allclose(_np(dist.probs), [[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]])
+    np.testing.assert_allclose(_np(dist.log_prob(device.asarray([0, 2]))), np.log([0.5, 0.8]))
+    ent = -(np.array([0.5, 0.25, 0.25]) * np.log([0.5, 0.25, 0.25])).sum()
+    np.testing.assert_allclose(_np(dist.entropy())[0], ent)
+    np.testing.assert_array_equal(_np(dist.mode()), [0, 2])
+
+
+def test_categorical_gradients(device):
+    actions = device.asarray([1, 0, 2])
+    check_grad(lambda z: Categorical(z).log_prob(actions), _arr(device, 3, 3))
+    check_grad(lambda z: Categorical(z).entropy(), _arr(device, 3, 4))
+
+
+def test_categorical_sample_frequencies_match_probs(device):
+    p = np.array([0.1, 0.6, 0.3])
+    dist = Categorical(Tensor(device.asarray(np.log(np.tile(p, (20000, 1))))))
+    samples = _np(dist.sample(Generator(0)))
+    assert samples.dtype == np.int64 and samples.shape == (20000,)
+    np.testing.assert_allclose(np.bincount(samples, minlength=3) / 20000, p, atol=0.015)
+    np.testing.assert_array_equal(samples, _np(dist.sample(Generator(0))))
+
+
+def test_diag_gaussian_closed_forms(device):
+    mean, log_std = device.asarray([[0.0, 1.0], [2.0, -1.0]]), device.asarray([0.0, math.log(2.0)])
+    dist = DiagGaussian(Tensor(mean), Tensor(log_std))
+    a = device.asarray([[1.0, 1.0], [2.0, 3.0]])
+    std = np.array([1.0, 2.0])
+    z = (_np(a) - _np(mean)) / std
+    expected = (-0.5 * z**2 - np.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
+    np.testing.assert_allclose(_np(dist.log_prob(a)), expected)
+    ent = (0.5 + 0.5 * math.log(2 * math.pi) + np.log(std)).sum()
+    np.testing.assert_allclose(_np(dist.entropy()), [ent, ent])
+    np.testing.assert_array_equal(_np(dist.mode()), _np(mean))
+
+
+@pytest.mark.parametrize("per_row_std", [False, True])
+def test_diag_gaussian_gradients(device, per_row_std):
+    mean = _arr(device, 3, 2)
+    log_std = _arr(device, *((3, 2) if per_row_std else (2,)), seed=1) * 0.3
+    actions = _arr(device, 3, 2, seed=2)
+    check_grad(lambda m, s: DiagGaussian(m, s).log_prob(actions), mean, log_std)
+    check_grad(lambda m, s: DiagGaussian(m, s).entropy(), mean, log_std)
+
+
+def test_diag_gaussian_sample_statistics(device):
+    mean = device.asarray(np.tile([1.0, -2.0], (20000, 1)))
+    dist = DiagGaussian(Tensor(mean), Tensor(device.asarray([0.0, math.log(0.5)])))
+    s = _np(dist.sample(Generator(1)))
+    np.testing.assert_allclose(s.mean(0), [1, -2], atol=0.03)
+    np.testing.assert_allclose(s.std(0), [1, 0.5], atol=0.03)
+    np.testing.assert_array_equal(s, _np(dist.sample(Generator(1))))
+
+
+def test_shape_errors():
+    with pytest.raises(ValueError, match=r"\(B, K\)"):
+        Categorical(Tensor(np.zeros(3)))
+    with pytest.raises(ValueError, match="log_std"):
+        DiagGaussian(Tensor(np.zeros((2, 3))), Tensor(np.zeros(2)))
+    with pytest.raises(ValueError, match="actions"):
+        Categorical(Tensor(np.zeros((2, 3)))).log_prob(np.array([0.5, 1.0]))
