@@ -88,19 +88,20 @@ class WorldRNG:
             self.state = seed_to_key(xp.asarray(np.uint64(base) + idx), xp)
 
     def uniform(self, worlds: Any, k: int) -> Any:
-        """Floats in [0, 1), shape (len(worlds), k): the next ``k`` draws of each listed world.
+        """Floats in [0, 1), shape (k, len(worlds)): row ``j`` holds draw ``j`` of each listed world.
 
         ``worlds`` is an int array of distinct world indices; their streams advance by ``k`` draws.
+        Draw-major, so that callers writing one state component per row get contiguous rows.
         """
         xp = self.xp
         offsets = self._offsets.get(k)
         if offsets is None:  # multiples of GAMMA: draw j of a world is mix64(state + j * GAMMA)
             advance = np.uint64(k * int(_GAMMA) % (1 << 64))
-            offsets = self._offsets[k] = (xp.arange(1, k + 1, dtype=xp.uint64) * _GAMMA, advance)
+            offsets = self._offsets[k] = (xp.arange(1, k + 1, dtype=xp.uint64)[:, None] * _GAMMA, advance)
         step_offsets, advance = offsets
         s = self.state[worlds]
         self.state[worlds] = s + advance
-        z = s[:, None] + step_offsets
+        z = step_offsets + s
         z ^= z >> _S30
         z *= _MUL1
         z ^= z >> _S27
@@ -187,7 +188,8 @@ class BatchedVectorEnv(VectorEnv):
         core, xp = self.core, self.core.xp
         a = discrete_actions(actions, self.num_envs, int(self.single_action_space.n), xp)
         prev_done = self._prev_done
-        reward, terminated = core.step(a, ~prev_done)
+        active = ~prev_done
+        reward, terminated = core.step(a, active)
         self._steps += 1
         if self.max_episode_steps is None:
             truncated = xp.zeros(self.num_envs, dtype=bool)
@@ -198,8 +200,8 @@ class BatchedVectorEnv(VectorEnv):
             core.reset_worlds(restarted)
             self._steps[restarted] = 0
             reward[restarted] = 0.0
-            terminated[restarted] = False
-            truncated[restarted] = False
+            terminated &= active  # whole-array masks: cheaper than more scatters
+            truncated &= active
         self._prev_done = terminated | truncated
         to_np = backend.to_numpy
         return to_np(core.observe()), to_np(reward), to_np(terminated), to_np(truncated), {}

@@ -91,7 +91,7 @@ def start_bounds(variant: str, options: dict | None) -> tuple[np.ndarray, np.nda
 def sample_start_states(rng: WorldRNG, worlds: Any, low: Any, high: Any) -> Any:
     """Start states, float64 (4, len(worlds)), drawn from the listed worlds' streams (4 draws each)."""
     xp = rng.xp
-    u = rng.uniform(worlds, 4).T  # (4, n)
+    u = rng.uniform(worlds, 4)  # (4, n)
     u *= xp.asarray(high - low)[:, None]
     u += xp.asarray(low)[:, None]
     return u

@@ -110,8 +110,8 @@ class SnakeCore:
         """Start new games on the boards with indices ``worlds`` (int array)."""
         xp = self.xp
         u = self.rng.uniform(worlds, 2)
-        y = (u[:, 0] * self.height).astype(xp.int32)
-        x = (self.init_len - 1 + u[:, 1] * (self.width - self.init_len + 1)).astype(xp.int32)
+        y = (u[0] * self.height).astype(xp.int32)
+        x = (self.init_len - 1 + u[1] * (self.width - self.init_len + 1)).astype(xp.int32)
         self.enter_time[worlds] = _NEVER
         # Body to the left of the head; the cell k steps behind the head entered k moves ago.
         cells = self._base[worlds, None] + (y * self.width + x)[:, None] - self._body_age
@@ -155,7 +155,7 @@ class SnakeCore:
         xp = self.xp
         empty = ~(self.occupied(worlds) | self.fruit[worlds])
         count = empty.sum(axis=1)
-        k = (self.rng.uniform(worlds, 1)[:, 0] * count).astype(xp.int64)  # rank among empty cells
+        k = (self.rng.uniform(worlds, 1)[0] * count).astype(xp.int64)  # rank among empty cells
         # The (k+1)-th empty cell sits right after the prefix of cells whose running count is <= k.
         cell = (xp.cumsum(empty, axis=1) <= k[:, None]).sum(axis=1)
         ok = count > 0
