@@ -139,7 +139,7 @@ class MetaCarRenderer:
         self.core = core
         self.mode = mode
         self.fps = fps
-        pg.init()
+        pg.font.init()  # display only in human mode, never audio
         level = core.level
         self.size = (level.width_px, level.height_px + HUD_HEIGHT_PX)
         self.background = pg.Surface((level.width_px, level.height_px))
