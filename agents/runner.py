@@ -1,0 +1,381 @@
+"""Running an experiment: the :class:`~agents.base.Hooks` an agent learns under, checkpoints,
+resume, the final evaluation, and loading a trained agent back.
+
+One training run, as ``scripts/train.py`` drives it::
+
+    config  = load_toml(path) + --set overrides      # [experiment], [env], [agent] tables
+    agent   = make_agent(config, where=path)         # validated: unknown keys name the valid ones
+    runner  = Runner(run_dir, agent.experiment)      # metrics.jsonl, progress bar, Ctrl-C, checkpoints
+    agent.learn(total_steps, runner)                 # the algorithm; it calls runner.log / save
+    runner.save(agent)                               # the final "latest" (and "best" if it improved)
+    run_dir.write_json("eval.json", evaluate(agent)) # deterministic episodes on a fresh env
+
+A checkpoint is one safetensors file per tag (``checkpoints/latest.safetensors``,
+``checkpoints/best.safetensors``): the agent's ``state_dict()`` is flattened with ``.`` between
+nested keys, its arrays become tensors and everything else (counters, RNG states, the runner's own
+bookkeeping) is JSON in the file's metadata, so one atomic rename replaces the whole checkpoint.
+A ``.json`` sidecar repeats the scalars for people to read.
+
+Why resume is exact: agents save only at safe points (between iterations), and everything that
+decides the future is in the checkpoint: weights, optimizer moments, RNG states, the vector env's
+state (``get_state()`` when the env offers it) and the number of metrics lines written so far, so
+``metrics.jsonl`` is cut back to that line and continues as an uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import math
+import signal
+import struct
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.base import Agent, ExperimentConfig, get_agent_module, make_vec_env
+from rl import backend
+from rl.experiment import ConfigError, MetricsLogger, RunDir, atomic_write_bytes, atomic_write_text, dataclass_from_dict
+
+__all__ = [
+    "CheckpointError",
+    "NonFiniteLossError",
+    "Runner",
+    "WALL_CLOCK_KEYS",
+    "evaluate",
+    "load_agent",
+    "load_checkpoint",
+    "make_agent",
+    "save_checkpoint",
+]
+
+# Metrics keys that depend on the machine's speed; everything else is a function of config and seed.
+WALL_CLOCK_KEYS = ("sps", "time_s")
+_TABLES = ("experiment", "env", "agent")
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint was kept."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, truncated or does not fit the agent."""
+
+
+# ------------------------------------------------------------------------------------- configs
+def make_agent(config: Mapping[str, Any], where: str = "config") -> Agent:
+    """Build the agent a config describes (tables ``[experiment]``, ``[env]``, ``[agent]``).
+
+    Every table is validated before anything is built: unknown tables, unknown keys and unknown env
+    keyword arguments raise :class:`~rl.experiment.ConfigError` naming ``where``, the table and the
+    valid keys.
+    """
+    unknown = sorted(set(config) - set(_TABLES))
+    if unknown:
+        raise ConfigError(f"{where}: unknown table(s) {unknown}. Valid tables: {', '.join(_TABLES)}")
+    env_kwargs = dict(config.get("env", {}))
+    experiment = dataclass_from_dict(
+        ExperimentConfig, {**config.get("experiment", {}), "env": env_kwargs}, where=f"{where} [experiment]"
+    )
+    check_env_kwargs(experiment.env_id, env_kwargs, where=f"{where} [env]")
+    module = get_agent_module(experiment.agent)
+    agent_config = dataclass_from_dict(module.Config, config.get("agent", {}), where=f"{where} [agent]")
+    backend.use_device(experiment.device)
+    return module.Agent(agent_config, experiment)
+
+
+def check_env_kwargs(env_id: str, kwargs: Mapping[str, Any], where: str) -> None:
+    """Refuse keyword arguments the env's vector class does not take, listing the ones it does."""
+    import gymnasium as gym  # noqa: PLC0415
+
+    import envs  # noqa: F401, PLC0415 - registers the ids
+
+    try:
+        spec = gym.spec(env_id)
+    except Exception:
+        raise ConfigError(f"{where}: unknown env_id {env_id!r}; registered: {', '.join(envs.ENV_IDS)}") from None
+    entry = spec.vector_entry_point or spec.entry_point
+    if not isinstance(entry, str):
+        return
+    try:
+        module_name, cls_name = entry.split(":")
+        cls = getattr(__import__(module_name, fromlist=[cls_name]), cls_name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{where}: env {env_id!r} cannot be loaded ({exc})") from None
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    valid = sorted(n for n in params if n not in ("self", "num_envs", "render_mode", "xp"))
+    for key in kwargs:
+        if key not in valid:
+            raise ConfigError(f"{where}: unknown key {key!r} for {env_id}. Valid keys: {', '.join(valid)}")
+
+
+# ------------------------------------------------------------------------------------- checkpoints
+_SEP = "."  # joins nested state keys; model weight names ("dense/kernel") keep their slashes
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, np.ndarray) or backend.is_device_array(value)
+
+
+def _flatten(state: Mapping[str, Any], prefix: str, arrays: dict[str, np.ndarray], scalars: dict[str, Any]) -> None:
+    for key, value in state.items():
+        if _SEP in str(key):
+            raise CheckpointError(f"state key {key!r} may not contain {_SEP!r} (it separates nested keys)")
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            _flatten(value, name + _SEP, arrays, scalars)
+            if not value:
+                scalars[name] = {}
+        elif _is_array(value):
+            arrays[name] = np.ascontiguousarray(backend.to_numpy(value))
+        else:
+            scalars[name] = value
+
+
+def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in flat.items():
+        *parents, leaf = name.split(_SEP)
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
+    """Write a nested ``state`` (arrays anywhere, JSON-able scalars) as one safetensors file, atomically.
+
+    Raises :class:`NonFiniteLossError` if a float array holds NaN or inf, so a diverged model never
+    replaces a good checkpoint.
+    """
+    from safetensors.numpy import save  # noqa: PLC0415
+
+    arrays: dict[str, np.ndarray] = {}
+    scalars: dict[str, Any] = {}
+    _flatten(state, "", arrays, scalars)
+    for name, a in arrays.items():
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise NonFiniteLossError(f"refusing to checkpoint {path}: array {name!r} holds NaN or inf")
+    metadata = {"scalars": json.dumps(scalars, sort_keys=True)}
+    atomic_write_bytes(path, save(arrays, metadata=metadata))
+    atomic_write_text(Path(path).with_suffix(".json"), json.dumps(scalars, indent=2, sort_keys=True) + "\n")
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read what :func:`save_checkpoint` wrote, as the nested dict (arrays as NumPy)."""
+    from safetensors.numpy import load  # noqa: PLC0415
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"no checkpoint at {path}") from None
+    try:
+        (header_len,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8 : 8 + header_len])
+        scalars = json.loads(header.get("__metadata__", {}).get("scalars", "{}"))
+        arrays = load(data)
+    except Exception as exc:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    return _unflatten({**scalars, **arrays})
+
+
+# ------------------------------------------------------------------------------------- the hooks
+class Runner:
+    """The :class:`~agents.base.Hooks` of one run: metrics, progress bar, Ctrl-C, checkpoints.
+
+    Args:
+        run_dir: where ``metrics.jsonl`` and ``checkpoints/`` go.
+        experiment: the ``[experiment]`` table (budget, checkpoint period, target return).
+        resume: the ``"runner"`` part of a checkpoint to continue from, or None for a fresh run.
+        progress: show a tqdm bar (total = ``experiment.total_steps``) with the live mean return.
+        mean_window: how many recent episodes the live mean return averages.
+    """
+
+    def __init__(self, run_dir: RunDir, experiment: ExperimentConfig, resume: Mapping[str, Any] | None = None,
+                 progress: bool = True, mean_window: int = 20):
+        self.run_dir = run_dir
+        self.experiment = experiment
+        resume = dict(resume or {})
+        self.metrics = MetricsLogger(run_dir.metrics_path, resume_lines=resume.get("metrics_lines"))
+        self.recent_returns: deque[float] = deque(resume.get("recent_returns", []), maxlen=mean_window)
+        self.episodes = int(resume.get("episodes", 0))
+        self.best_mean_return = resume.get("best_mean_return")
+        self.last_save_steps = int(resume.get("last_save_steps", 0))
+        self.env_steps = int(resume.get("env_steps", 0))
+        self._stop = False
+        self.interrupted = False
+        self._bar = None
+        if progress:
+            from tqdm import tqdm  # noqa: PLC0415
+
+            self._bar = tqdm(total=experiment.total_steps, initial=self.env_steps, unit="step", dynamic_ncols=True,
+                             desc=experiment.name)
+
+    # ---- Hooks
+    def log(self, record: Mapping[str, Any]) -> None:
+        """Append ``record`` to metrics.jsonl; raise :class:`NonFiniteLossError` on a NaN/inf loss."""
+        if "env_steps" not in record:
+            raise ValueError(f"a metrics record needs 'env_steps', got keys {sorted(record)}")
+        for key, value in record.items():
+            if "loss" in key and isinstance(value, float) and not math.isfinite(value):
+                latest = self.run_dir.checkpoints / "latest.safetensors"
+                kept = f"the last good checkpoint is {latest}" if latest.exists() else "no checkpoint was written yet"
+                raise NonFiniteLossError(
+                    f"{key} became {value} at env step {record['env_steps']}; training stopped and {kept} "
+                    f"(not overwritten). Try a smaller learning rate or gradient clipping."
+                )
+        self.metrics.log(record)
+        steps = int(record["env_steps"])
+        if "episode_return" in record:
+            self.recent_returns.append(float(record["episode_return"]))
+            self.episodes += 1
+            target = self.experiment.target_return
+            if target is not None and len(self.recent_returns) == self.recent_returns.maxlen \
+                    and self.mean_return >= target:
+                self._stop = True
+        if self._bar is not None:
+            self._bar.update(max(0, steps - self.env_steps))
+            if self.recent_returns:
+                self._bar.set_postfix(mean_return=f"{self.mean_return:.1f}", episodes=self.episodes, refresh=False)
+        self.env_steps = max(self.env_steps, steps)
+
+    def checkpoint_due(self, env_steps: int) -> bool:
+        return env_steps - self.last_save_steps >= self.experiment.checkpoint_every_steps
+
+    def save(self, agent: Agent, tag: str = "latest") -> None:
+        """Checkpoint ``agent`` as ``tag``; a "latest" save also writes "best" when the mean return improved."""
+        self.last_save_steps = agent.env_steps
+        improved = tag == "latest" and bool(self.recent_returns) and (
+            self.best_mean_return is None or self.mean_return > self.best_mean_return
+        )
+        if improved:
+            self.best_mean_return = self.mean_return
+        state = {"agent": agent.state_dict(), "runner": self.state_dict()}
+        save_checkpoint(self.run_dir.checkpoints / f"{tag}.safetensors", state)
+        if improved:
+            save_checkpoint(self.run_dir.checkpoints / "best.safetensors", state)
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop
+
+    # ---- the rest
+    @property
+    def mean_return(self) -> float:
+        """Mean return of the last ``mean_window`` episodes (NaN before the first)."""
+        return float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
+
+    def request_stop(self) -> None:
+        """Ask the agent to stop at its next safe point (what Ctrl-C does)."""
+        self._stop = True
+        self.interrupted = True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "metrics_lines": self.metrics.lines, "recent_returns": list(self.recent_returns),
+            "episodes": self.episodes, "best_mean_return": self.best_mean_return,
+            "last_save_steps": self.last_save_steps, "env_steps": self.env_steps,
+        }
+
+    @contextlib.contextmanager
+    def sigint_stops(self) -> Iterator[None]:
+        """Inside this block the first Ctrl-C asks for a clean stop; a second one interrupts at once."""
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop and self.interrupted:
+                raise KeyboardInterrupt
+            self.request_stop()
+            if self._bar is not None:
+                self._bar.write("Ctrl-C: saving at the next safe point (press again to abort)")
+
+        try:
+            previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: no signal handling
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        self.metrics.close()
+
+
+# ------------------------------------------------------------------------------------- evaluation
+def evaluate(agent: Agent, episodes: int = 20, seed: int | None = None, max_steps: int = 100_000) -> dict[str, Any]:
+    """Play ``episodes`` deterministic episodes on a fresh vector env (one world per episode).
+
+    The env is seeded with ``seed`` (default: the experiment seed + 1,000,000, so evaluation starts
+    differ from training). Returns ``{"episodes", "mean_return", "std_return", "min_return",
+    "max_return", "mean_length", "returns", "lengths", "env_steps"}``.
+    """
+    experiment = agent.experiment
+    env = make_vec_env(experiment, episodes)
+    obs, _ = env.reset(seed=experiment.seed + 1_000_000 if seed is None else seed)
+    returns = np.zeros(episodes)
+    lengths = np.zeros(episodes, dtype=np.int64)
+    running = np.ones(episodes, dtype=bool)
+    for _ in range(max_steps):
+        actions = agent.act(obs, deterministic=True)
+        obs, reward, terminated, truncated, _ = env.step(actions)
+        returns += np.where(running, reward, 0.0)
+        lengths += running
+        running &= ~(terminated | truncated)
+        if not running.any():
+            break
+    env.close()
+    return {
+        "episodes": episodes, "mean_return": float(returns.mean()), "std_return": float(returns.std()),
+        "min_return": float(returns.min()), "max_return": float(returns.max()),
+        "mean_length": float(lengths.mean()), "returns": returns.tolist(), "lengths": lengths.tolist(),
+        "env_steps": int(agent.env_steps), "unfinished": int(running.sum()),
+    }
+
+
+def load_agent(run_dir: str | Path, tag: str = "best") -> Agent:
+    """The agent of a run directory with the weights of checkpoint ``tag`` ("best" falls back to "latest")."""
+    run = RunDir(run_dir)
+    if not run.config_path.exists():
+        raise CheckpointError(f"{run_dir} is not a run directory (no config.toml)")
+    agent = make_agent(run.read_config(), where=str(run.config_path))
+    path = run.checkpoints / f"{tag}.safetensors"
+    if not path.exists() and tag == "best":
+        path = run.checkpoints / "latest.safetensors"
+    state = load_checkpoint(path)
+    try:
+        agent.load_state_dict(state["agent"])
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path} does not fit the agent in {run.config_path}: {exc}") from None
+    return agent
+
+
+def strip_wall_clock(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records without the machine-speed keys, for comparing two runs of the same config and seed."""
+    return [{k: v for k, v in r.items() if k not in WALL_CLOCK_KEYS} for r in records]
+
+
+class Stopwatch:
+    """Steps per second since the last :meth:`lap` (for the ``sps`` metric)."""
+
+    def __init__(self, steps: int = 0):
+        self._t, self._steps, self.start = time.perf_counter(), steps, time.perf_counter()
+
+    def lap(self, steps: int) -> float:
+        now = time.perf_counter()
+        sps = (steps - self._steps) / max(now - self._t, 1e-9)
+        self._t, self._steps = now, steps
+        return sps
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start

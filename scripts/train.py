@@ -1,0 +1,121 @@
+"""Train an agent from a TOML config and write a run directory.
+
+    python scripts/train.py configs/cartpole_ppo.toml
+    python scripts/train.py configs/cartpole_ppo.toml --set agent.lr=3e-4 --seed 1 --runs-dir runs
+    python scripts/train.py --resume runs/cartpole_ppo-s0-20250101-120000
+
+The run directory holds ``config.toml`` (resolved), ``command.txt``, ``info.json`` (versions, backend,
+seed), ``metrics.jsonl``, ``checkpoints/{latest,best}.safetensors`` and, at the end, ``eval.json``
+(deterministic episodes). Ctrl-C saves at the next safe point; ``--resume`` continues exactly.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Tiny networks: BLAS threads cost more in synchronisation than they save (and fight each other
+# when several runs share the cores), so one thread unless the user asked otherwise. Set before
+# NumPy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agents.runner import (  # noqa: E402
+    CheckpointError,
+    NonFiniteLossError,
+    Runner,
+    evaluate,
+    load_checkpoint,
+    make_agent,
+)
+from rl import backend  # noqa: E402
+from rl.experiment import ConfigError, RunDir, apply_overrides, load_toml  # noqa: E402
+
+
+def train(config_path: str | None, overrides: list[str], seed: int | None = None, device: str | None = None,
+          resume: str | None = None, runs_dir: str = "runs", progress: bool = True,
+          argv: list[str] | None = None) -> Path:
+    """Run one training job; returns the run directory. Raises ConfigError/NonFiniteLossError/CheckpointError."""
+    if resume is not None:
+        if overrides or seed is not None or config_path is not None:
+            raise ConfigError("--resume continues a run with its saved config; drop CONFIG, --set and --seed")
+        run = RunDir(resume)
+        if not run.config_path.exists():
+            raise ConfigError(f"{resume} is not a run directory (no config.toml)")
+        config = run.read_config()
+        if device is not None:
+            config["experiment"]["device"] = device
+        where = str(run.config_path)
+        agent = make_agent(config, where=where)
+        state = load_checkpoint(run.checkpoints / "latest.safetensors")
+        agent.load_state_dict(state["agent"])
+        runner_state = state["runner"]
+    else:
+        if config_path is None:
+            raise ConfigError("give a CONFIG file (or --resume RUN_DIR)")
+        config = apply_overrides(load_toml(config_path), overrides)
+        config.setdefault("experiment", {})
+        if seed is not None:
+            config["experiment"]["seed"] = seed
+        if device is not None:
+            config["experiment"]["device"] = device
+        agent = make_agent(config, where=config_path)
+        # Store the config with every default filled in, so the run says exactly what ran.
+        import dataclasses  # noqa: PLC0415
+
+        exp = dataclasses.asdict(agent.experiment)
+        env_table = exp.pop("env")
+        config = {"experiment": exp, "env": env_table, "agent": agent.hyperparameters()}
+        run = RunDir.create(runs_dir, agent.experiment.name, agent.experiment.seed)
+        run.write_start(config, argv or sys.argv, {
+            "seed": agent.experiment.seed, "backend": backend.current().description,
+            "device": backend.current().device, "config_file": str(config_path), "overrides": overrides,
+        })
+        runner_state = None
+
+    experiment = agent.experiment
+    runner = Runner(run, experiment, resume=runner_state, progress=progress)
+    try:
+        with runner.sigint_stops():
+            agent.learn(experiment.total_steps, runner)
+        runner.save(agent)
+    finally:
+        runner.close()
+    if runner.interrupted:
+        print(f"\nstopped; checkpoint saved. Continue with: python scripts/train.py --resume {run.path}")
+        return run.path
+    result = evaluate(agent, episodes=experiment.eval_episodes)
+    run.write_json("eval.json", result)
+    print(f"{run.path}: evaluation over {result['episodes']} episodes: mean return {result['mean_return']:.1f} "
+          f"(min {result['min_return']:.1f}, max {result['max_return']:.1f})")
+    return run.path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", nargs="?", help="experiment TOML file (configs/*.toml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set agent.lr=3e-4 (repeatable)")
+    parser.add_argument("--seed", type=int, help="experiment seed (overrides experiment.seed)")
+    parser.add_argument("--device", choices=["cpu", "gpu", "auto"], help="array backend")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its latest checkpoint")
+    parser.add_argument("--runs-dir", default="runs", help="where new run directories go (default: runs)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        train(args.config, args.overrides, seed=args.seed, device=args.device, resume=args.resume,
+              runs_dir=args.runs_dir, progress=not args.no_progress, argv=["scripts/train.py", *(argv or sys.argv[1:])])
+    except (ConfigError, CheckpointError, NonFiniteLossError, backend.BackendError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
