@@ -22,9 +22,10 @@ fine-tuning a pretrained backbone needs.
 Train/inference mode is the global ``rl.tensor.config.train`` switch (``using_config``), not an
 argument threaded through every call. Images are NHWC (channels last), as Keras and TF.js.
 
-Dtype: a layer's weights are float32 unless the layer is given ``dtype=`` or is first built on a
-float64 tensor (handy for gradient checks). Once built, a layer casts inputs of another dtype to
-its own, as Keras does; NumPy arrays passed to a layer or model become tensors of that dtype.
+Dtype: a layer computes in float32 unless given ``dtype="float64"`` (for gradient checks) or
+built on a symbolic ``Input(..., dtype="float64")`` (a model's ``dtype=`` does the same for its
+layers). Real inputs never change it: as in Keras, a layer casts inputs of another dtype to its
+own, so float64 NumPy observations still run a float32 network.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ class Layer:
         name: the layer's name; unique within a model. ``None`` gives the Keras auto name when the
             layer joins a model (``dense``, ``dense_1``, ...).
         trainable: ``False`` freezes the layer's weights.
-        dtype: weight dtype (``"float32"`` default, ``"float64"`` for gradient checks).
+        dtype: compute and weight dtype (``"float32"`` default, ``"float64"`` for gradient checks).
         input_shape: shape of one sample (no batch axis); lets a Sequential build at once.
         batch_input_shape: the same with a leading batch size (usually ``None``), as Keras configs.
     """
@@ -401,15 +402,17 @@ class Layer:
             return self.call(inputs, **kwargs)
         if _is_symbolic(inputs):
             return self._call_symbolic(inputs, kwargs)
+        # Real inputs do not choose the dtype (float64 observations should not make a float64 network);
+        # dtype= or a symbolic Input's dtype does.
         if isinstance(inputs, list | tuple):
             inputs = [self._to_tensor(x) for x in inputs]
             if not self.built:
-                self._build_once([x.shape for x in inputs], inputs[0].dtype)
+                self._build_once([x.shape for x in inputs], None)
             inputs = [x if x.data.dtype == self._dtype else x.astype(self._dtype) for x in inputs]
         else:
             inputs = self._to_tensor(inputs)
             if not self.built:
-                self._build_once(inputs.shape, inputs.dtype)
+                self._build_once(inputs.shape, None)
             if inputs.data.dtype != self._dtype:
                 inputs = inputs.astype(self._dtype)
         return self.call(inputs, **kwargs)

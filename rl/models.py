@@ -598,9 +598,12 @@ class Sequential(Model):
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a Layer, got {type(layer).__name__}")
         self._track(layer)
-        if self._input_tensor is None and len(self._layers) == 1 and layer._batch_input_shape is not None:
-            self._input_tensor = InputLayer(batch_input_shape=layer._batch_input_shape, dtype=layer._dtype,
-                                            name=f"{layer.name}_input").output
+        batch_input_shape = layer._batch_input_shape
+        if batch_input_shape is None and isinstance(layer, Model) and len(layer.inputs) == 1:
+            batch_input_shape = layer.inputs[0].shape  # a nested built model brings its input shape along
+        if self._input_tensor is None and len(self._layers) == 1 and batch_input_shape is not None:
+            self._input_tensor = InputLayer(batch_input_shape=batch_input_shape,
+                                            dtype=layer._dtype or self._dtype, name=f"{layer.name}_input").output
             if not self.built:
                 self._dtype = self._input_tensor.dtype
         if self._input_tensor is not None:
@@ -628,7 +631,8 @@ class Sequential(Model):
         if self._input_tensor is not None:
             return
         shape = (None, *tuple(input_shape)[1:])
-        self._input_tensor = InputLayer(batch_input_shape=shape, dtype=self._dtype,
+        first_dtype = self._layers[0]._dtype if self._layers else None
+        self._input_tensor = InputLayer(batch_input_shape=shape, dtype=self._dtype or first_dtype,
                                         name=f"{self._layers[0].name if self._layers else 'sequential'}_input").output
         self._connect_all()
 
@@ -652,7 +656,6 @@ class Sequential(Model):
                 return self._call_symbolic(inputs, kwargs)
             inputs = Tensor(inputs, dtype=self._dtype or np.float32)
         if not self.built:
-            self._dtype = inputs.dtype if inputs.dtype.kind == "f" else np.dtype(np.float32)
             self.build(inputs.shape)
         for layer in self._layers:
             inputs = layer(inputs)
@@ -711,13 +714,16 @@ class Sequential(Model):
 def model_from_config(config: dict[str, Any], custom_objects: dict[str, type] | None = None) -> Model:
     """Rebuild a model from ``{"class_name": "Sequential" | "Model", "config": {...}}``.
 
-    Also accepts a Keras/TF.js ``modelTopology`` (with or without its ``model_config`` wrapper).
+    Also accepts a bare ``model.get_config()`` dict, and a Keras/TF.js ``modelTopology`` (with or without its ``model_config`` wrapper).
     The weights are fresh; load trained ones with ``load_state_dict``.
     """
     if "modelTopology" in config:
         config = config["modelTopology"]
     if "model_config" in config:
         config = config["model_config"]
+    if "class_name" not in config and "layers" in config:
+        # A bare ``model.get_config()`` (Keras returns the inner dict): tell the two kinds apart by their keys.
+        config = {"class_name": "Model" if "input_layers" in config else "Sequential", "config": config}
     if config.get("class_name") not in ("Sequential", "Model", "Functional"):
         raise ValueError(
             f"model config class_name must be 'Sequential' or 'Model', got {config.get('class_name')!r}"
