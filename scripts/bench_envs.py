@@ -17,6 +17,7 @@ Writes section ``bench_envs`` of ``docs/benchmarks.md`` unless ``--no-write``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{what:<48} {fmt(ours):>9} steps/s  {peer_cell:<40} {ratio}", flush=True)
 
     xp = backend.current().xp
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {machine_description()}; array module for batched envs: {xp.__name__}")
 
     ours = gym.make_vec("envs/CartPole-v1", num_envs=BATCH, vectorization_mode="vector_entry_point")
@@ -165,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Machine: {machine_description()}. Array module for batched envs: {xp.__name__}. "
         f"Median of {r} runs (ours and the peer timed in alternation); random actions drawn before timing; "
-        "episode resets included. "
+        f"episode resets included. 1-minute load average at the start: {load:.1f} (other work shares "
+        "the cores, so absolute figures move; the ratios are timed side by side). "
         "Steps/s counts world-steps (a batch of 1024 stepping once is 1024 steps).",
         "",
         "| env | ours (steps/s) | peer, same run (steps/s) | ours / peer |",
