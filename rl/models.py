@@ -714,7 +714,8 @@ class Sequential(Model):
 def model_from_config(config: dict[str, Any], custom_objects: dict[str, type] | None = None) -> Model:
     """Rebuild a model from ``{"class_name": "Sequential" | "Model", "config": {...}}``.
 
-    Also accepts a bare ``model.get_config()`` dict, and a Keras/TF.js ``modelTopology`` (with or without its ``model_config`` wrapper).
+    Also accepts a bare ``model.get_config()`` dict, and a Keras/TF.js ``modelTopology`` (with or
+    without its ``model_config`` wrapper).
     The weights are fresh; load trained ones with ``load_state_dict``.
     """
     if "modelTopology" in config:

@@ -151,7 +151,8 @@ def test_functional_reference_values():
     model = Model(inp, L.Dense(1)(out))
     x = np.random.default_rng(2).standard_normal((5, 3))
     sd = {k: rl.backend.to_numpy(v) for k, v in model.state_dict().items()}
-    h = np.concatenate([np.tanh(x @ sd["dense/kernel"] + sd["dense/bias"]), x @ sd["dense_1/kernel"] + sd["dense_1/bias"]], 1)
+    h = np.concatenate([np.tanh(x @ sd["dense/kernel"] + sd["dense/bias"]),
+                        x @ sd["dense_1/kernel"] + sd["dense_1/bias"]], 1)
     np.testing.assert_allclose(model(x).numpy(), h @ sd["dense_2/kernel"] + sd["dense_2/bias"], rtol=1e-12)
 
 
@@ -240,7 +241,8 @@ def test_load_state_dict_copies_in_place():
     array_before = kernel.data
     b.load_state_dict(a.state_dict())
     assert kernel.data is array_before  # optimizers keep views of these arrays
-    np.testing.assert_array_equal(rl.backend.to_numpy(kernel.data), rl.backend.to_numpy(a.get_layer("dense").kernel.data))
+    np.testing.assert_array_equal(rl.backend.to_numpy(kernel.data),
+                                  rl.backend.to_numpy(a.get_layer("dense").kernel.data))
     a.get_layer("dense").kernel.data[...] = 0  # no aliasing between the two models
     assert np.abs(rl.backend.to_numpy(kernel.data)).sum() > 0
 
@@ -256,7 +258,7 @@ def test_get_and_set_weights():
         b.set_weights(weights[:-1])
 
 
-# ----------------------------------------------------------------------------------------- transfer, nesting, subclassing
+# ------------------------------------------------------------------------------- transfer, nesting, subclassing
 def test_cut_pretrained_sequential_and_add_a_head():
     base = _mnist_transfer_cnn()
     features = Model(base.input, base.get_layer("flatten").output)
