@@ -1,0 +1,371 @@
+"""Keras-style training loop: ``compile``, ``fit``, ``evaluate``, ``predict``, ``train_on_batch``.
+
+These are functions of a model (``fit(model, x, y, ...)``); :class:`rl.models.Model` exposes them as
+methods. Data arrive as host arrays (NumPy, any shape ``(N, ...)``); each batch is moved to the
+active device once with :func:`rl.backend.to_device`, and only scalars (the loss, metric sums) come
+back. One training step is::
+
+    pred = model(x_batch)                 # config.train is True: dropout on, batch-norm batch stats
+    loss = loss_fn(y_batch, pred)         # Keras order: (y_true, y_pred) -> scalar Tensor
+    optimizer.zero_grad(); loss.backward(); optimizer.step()
+
+A non-finite loss stops training with :class:`NonFiniteLossError` *before* the step, so the weights
+(and any checkpoint a :class:`~rl.callbacks.ModelCheckpoint` wrote) are those of the last good
+batch; ``fit(..., terminate_on_nan=False)`` skips that batch's update and carries on instead.
+
+``compile`` sets these attributes on the model, which the rest of the loop reads:
+``optimizer`` (:class:`~rl.optimizers.Optimizer`), ``loss_fn`` (callable), ``loss_name`` (str or
+None), ``metric_names`` (list of str), ``stop_training`` (bool, callbacks set it to end ``fit``).
+
+Metrics (Keras names): ``"accuracy"``/``"acc"`` picks, from the shapes like Keras, sparse
+categorical (labels ``(N,)`` or ``(N, 1)`` with predictions ``(N, C>1)``), binary (predictions
+``(N,)`` or ``(N, 1)``, threshold 0.5) or categorical (one-hot labels, argmax both); ``"mae"``,
+``"mse"``. Reported values are means over the samples seen in the epoch so far.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from rl import backend
+from rl.callbacks import Callback, CallbackList, History
+from rl.optimizers import Optimizer, get_optimizer
+from rl.tensor import Tensor, no_grad, using_config
+
+__all__ = [
+    "NonFiniteLossError",
+    "compile",
+    "evaluate",
+    "fit",
+    "get_metric",
+    "predict",
+    "train_on_batch",
+]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the message says where and what was kept."""
+
+
+# ============================================================================ metrics
+def _accuracy(y_true: Any, y_pred: Any) -> Any:
+    """Per-sample 0/1 correctness, the kind chosen from the shapes as Keras does."""
+    xp = backend.get_array_module(y_pred)
+    if y_pred.ndim >= 2 and y_pred.shape[-1] > 1:
+        if y_true.ndim == y_pred.ndim and y_true.shape[-1] == y_pred.shape[-1]:
+            true_cls = y_true.argmax(axis=-1)  # one-hot labels
+        else:
+            true_cls = y_true.reshape(y_pred.shape[:-1])  # sparse integer labels (N,) or (N, 1)
+        return (y_pred.argmax(axis=-1) == true_cls).astype(xp.float32)
+    pred = (y_pred.reshape(y_true.shape) > 0.5).astype(xp.float32)
+    return (pred == (y_true > 0.5)).astype(xp.float32)
+
+
+def _mae(y_true: Any, y_pred: Any) -> Any:
+    d = abs(y_pred - y_true.reshape(y_pred.shape))
+    return d.reshape(d.shape[0], -1).mean(axis=1)
+
+
+def _mse(y_true: Any, y_pred: Any) -> Any:
+    d = y_pred - y_true.reshape(y_pred.shape)
+    return (d * d).reshape(d.shape[0], -1).mean(axis=1)
+
+
+_METRICS: dict[str, Callable[[Any, Any], Any]] = {
+    "accuracy": _accuracy,
+    "acc": _accuracy,
+    "mae": _mae,
+    "mean_absolute_error": _mae,
+    "mse": _mse,
+    "mean_squared_error": _mse,
+}
+
+
+def get_metric(name: str) -> Callable[[Any, Any], Any]:
+    """A metric by Keras name: ``f(y_true, y_pred)`` on raw ``xp`` arrays -> per-sample values ``(N,)``."""
+    try:
+        return _METRICS[name]
+    except KeyError:
+        raise ValueError(f"unknown metric {name!r}; valid: {', '.join(sorted(_METRICS))}") from None
+
+
+# ============================================================================ compile
+def compile(  # noqa: A001 - Keras' name
+    model: Any,
+    optimizer: str | Optimizer = "adam",
+    loss: str | Callable[[Tensor, Tensor], Tensor] | None = "mse",
+    metrics: Sequence[str] | None = None,
+    **optimizer_kwargs: Any,
+) -> None:
+    """Attach an optimizer, a loss and metrics to ``model`` for :func:`fit`.
+
+    ``optimizer`` is a Keras name (built over ``model.parameters()`` with ``optimizer_kwargs``,
+    e.g. ``lr=1e-3``) or an :class:`~rl.optimizers.Optimizer`. ``loss`` is a Keras name looked up in
+    :mod:`rl.losses` or a callable ``loss(y_true, y_pred) -> scalar Tensor``.
+    """
+    if isinstance(optimizer, Optimizer):
+        opt = optimizer
+    else:
+        opt = get_optimizer(optimizer, model.parameters(), **optimizer_kwargs)
+    if loss is None:
+        loss_fn, loss_name = None, None  # enough for predict(); fit/evaluate will ask for a loss
+    elif isinstance(loss, str):
+        from rl import losses  # noqa: PLC0415 - losses may import layers; keep the import local
+
+        loss_fn, loss_name = losses.get_loss(loss), loss
+    elif callable(loss):
+        loss_fn, loss_name = loss, None  # a callable cannot be rebuilt by name from a checkpoint
+    else:
+        raise TypeError(f"loss must be a Keras name or a callable(y_true, y_pred), got {type(loss).__name__}")
+    names = list(metrics or [])
+    for name in names:
+        get_metric(name)  # fail now, not after the first epoch
+    model.optimizer = opt
+    model.loss_fn = loss_fn
+    model.loss_name = loss_name
+    model.metric_names = names
+    model.stop_training = False
+
+
+def _require_compiled(model: Any, what: str) -> None:
+    if getattr(model, "loss_fn", None) is None or getattr(model, "optimizer", None) is None:
+        raise RuntimeError(f"{what} needs a compiled model: call model.compile(optimizer=..., loss=...) first")
+
+
+# ============================================================================ batches
+def _as_array(name: str, a: Any) -> Any:
+    if isinstance(a, Tensor):
+        return a.data
+    if backend.is_device_array(a) or isinstance(a, np.ndarray):
+        return a
+    try:
+        return np.asarray(a)
+    except Exception as exc:
+        raise TypeError(f"{name} must be an array (N, ...), got {type(a).__name__}: {exc}") from None
+
+
+def _check_xy(x: Any, y: Any) -> tuple[Any, Any]:
+    x = _as_array("x", x)
+    if x.ndim == 0:
+        raise ValueError("x must have a leading batch axis, got a scalar")
+    if y is not None:
+        y = _as_array("y", y)
+        if len(y) != len(x):
+            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+    return x, y
+
+
+def _take(a: Any, idx: Any) -> Any:
+    """Rows ``idx`` of ``a`` on the active device (host arrays move once, here)."""
+    if backend.is_device_array(a):
+        return a[backend.get_array_module(a).asarray(idx)]
+    return backend.to_device(a[idx])
+
+
+def _float_input(a: Any) -> Any:
+    # Integer images (uint8 pixels) are fed as float32, as Keras does; float64 stays float64.
+    return a.astype(np.float32) if a.dtype.kind in "biu" else a
+
+
+class _Running:
+    """Sample-weighted running means of the loss and metrics, kept on the device until read."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        self.sums: dict[str, Any] = dict.fromkeys(["loss", *names], 0.0)
+        self.count = 0
+
+    def add(self, loss: float, y_true: Any, y_pred: Any) -> None:
+        n = len(y_pred)
+        self.count += n
+        self.sums["loss"] += loss * n
+        for name in self.names:
+            self.sums[name] = self.sums[name] + _METRICS[name](y_true, y_pred).sum()
+
+    def means(self, prefix: str = "") -> dict[str, float]:
+        c = max(self.count, 1)
+        return {prefix + k: float(v) / c for k, v in self.sums.items()}
+
+
+# ============================================================================ steps
+def _train_step(model: Any, xb: Any, yb: Any) -> tuple[float, Any, Any]:
+    """One optimizer step on a device batch; returns (loss value, loss tensor, predictions array)."""
+    pred = model(Tensor(_float_input(xb)))
+    loss = model.loss_fn(Tensor(yb), pred)
+    value = float(loss.data)
+    if math.isfinite(value):
+        model.optimizer.zero_grad()
+        loss.backward()
+        model.optimizer.step()
+    return value, loss, pred.data
+
+
+def train_on_batch(model: Any, x: Any, y: Any) -> float | dict[str, float]:
+    """One optimizer step on ``x (N, ...)``, ``y (N, ...)``; returns the loss, or a dict when metrics are set."""
+    _require_compiled(model, "train_on_batch")
+    x, y = _check_xy(x, y)
+    idx = np.arange(len(x))
+    with using_config("train", True):
+        value, _, pred = _train_step(model, _take(x, idx), _take(y, idx))
+    if not math.isfinite(value):
+        raise NonFiniteLossError(f"loss is {value} on this batch; the step was skipped, the weights are unchanged")
+    if not model.metric_names:
+        return value
+    run = _Running(model.metric_names)
+    run.add(value, _take(y, idx), pred)
+    return run.means()
+
+
+def fit(
+    model: Any,
+    x: Any,
+    y: Any,
+    batch_size: int = 32,
+    epochs: int = 1,
+    validation_data: tuple[Any, Any] | None = None,
+    validation_split: float = 0.0,
+    shuffle: bool = True,
+    callbacks: Sequence[Callback] | None = None,
+    verbose: int = 1,
+    seed: int | None = None,
+    initial_epoch: int = 0,
+    terminate_on_nan: bool = True,
+) -> History:
+    """Train ``model`` on ``x (N, ...)``, ``y (N, ...)`` for ``epochs`` epochs of mini-batches.
+
+    Args:
+        batch_size: samples per step (the last batch of an epoch may be smaller).
+        validation_data: ``(x_val, y_val)`` evaluated after each epoch (``val_loss``, ``val_<metric>``).
+        validation_split: fraction in [0, 1) of the samples, taken from the *end* of ``x``/``y``
+            before shuffling (as Keras does), held out for validation; ignored when
+            ``validation_data`` is given.
+        shuffle: reshuffle the training samples every epoch.
+        callbacks: :class:`~rl.callbacks.Callback` objects; a :class:`~rl.callbacks.History` is
+            always added and returned.
+        verbose: 1 shows a tqdm progress bar per epoch with the running loss and metrics; 0 is silent.
+        seed: seeds the shuffling (``rl.random.Generator(seed)``); ``None`` draws from the
+            module's default generator (``rl.random.seed(n)`` makes that reproducible too).
+        initial_epoch: epoch index to start counting from (resuming).
+        terminate_on_nan: raise :class:`NonFiniteLossError` on a NaN/inf loss, before the step
+            (False: skip that update and go on).
+
+    Returns the :class:`~rl.callbacks.History` (``history.history["loss"]`` per epoch, ...), also
+    stored as ``model.history``.
+    """
+    from rl import random as rl_random  # noqa: PLC0415
+
+    _require_compiled(model, "fit")
+    x, y = _check_xy(x, y)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if validation_data is None and validation_split:
+        if not 0.0 < validation_split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        n_val = int(len(x) * validation_split)
+        if n_val == 0 or n_val == len(x):
+            raise ValueError(f"validation_split={validation_split} of {len(x)} samples leaves an empty split")
+        cut = len(x) - n_val
+        validation_data = (x[cut:], y[cut:])
+        x, y = x[:cut], y[:cut]
+    n = len(x)
+    if n == 0:
+        raise ValueError("fit got no training samples")
+    rng = rl_random.Generator(seed).numpy if seed is not None else rl_random.default_generator().numpy
+    steps_per_epoch = math.ceil(n / batch_size)
+
+    history = History()
+    cbs = CallbackList([*(callbacks or []), history], model)
+    cbs.set_params({"epochs": epochs, "steps": steps_per_epoch, "batch_size": batch_size, "verbose": verbose})
+    model.stop_training = False
+    model.history = history
+    cbs.on_train_begin({})
+    try:
+        for epoch in range(initial_epoch, epochs):
+            cbs.on_epoch_begin(epoch, {})
+            order = rng.permutation(n) if shuffle else np.arange(n)
+            run = _Running(model.metric_names)
+            bar = _progress(verbose, steps_per_epoch, epoch, epochs)
+            with using_config("train", True):
+                for step in range(steps_per_epoch):
+                    idx = order[step * batch_size : (step + 1) * batch_size]
+                    xb, yb = _take(x, idx), _take(y, idx)
+                    value, _, pred = _train_step(model, xb, yb)
+                    if not math.isfinite(value) and terminate_on_nan:
+                        raise NonFiniteLossError(
+                            f"loss became {value} at epoch {epoch + 1}, batch {step + 1}/{steps_per_epoch}; "
+                            "training stopped before this batch's update, so the weights (and the last "
+                            "checkpoint any ModelCheckpoint wrote) are from the last finite step. Lower the "
+                            "learning rate, clip gradients (clipnorm=) or check the data for NaNs."
+                        )
+                    run.add(value, yb, pred)
+                    batch_logs = {"batch": step, "size": len(idx), "loss": value}
+                    cbs.on_batch_end(step, batch_logs)
+                    if bar is not None:
+                        bar.set_postfix(run.means(), refresh=False)
+                        bar.update(1)
+                    if model.stop_training:
+                        break
+            logs = run.means()
+            if validation_data is not None:
+                val = evaluate(model, *validation_data, batch_size=batch_size, verbose=0, return_dict=True)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            if bar is not None:
+                bar.set_postfix(logs, refresh=True)
+                bar.close()
+            cbs.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+    finally:
+        cbs.on_train_end({})
+    return history
+
+
+def _progress(verbose: int, total: int, epoch: int, epochs: int) -> Any:
+    if not verbose:
+        return None
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=True, dynamic_ncols=True)
+
+
+def evaluate(
+    model: Any, x: Any, y: Any, batch_size: int = 32, verbose: int = 0, return_dict: bool = False
+) -> float | dict[str, float]:
+    """Mean loss (and metrics) of ``model`` on ``x (N, ...)``, ``y (N, ...)`` in inference mode.
+
+    Returns the loss as a float when the model has no metrics and ``return_dict`` is False, else a
+    dict ``{"loss": ..., "<metric>": ...}``.
+    """
+    if getattr(model, "loss_fn", None) is None:
+        raise RuntimeError("evaluate needs a compiled model: call model.compile(loss=...) first")
+    x, y = _check_xy(x, y)
+    run = _Running(getattr(model, "metric_names", []))
+    steps = math.ceil(len(x) / batch_size)
+    bar = _progress(verbose, steps, 0, 1)
+    with no_grad(), using_config("train", False):
+        for start in range(0, len(x), batch_size):
+            idx = np.arange(start, min(start + batch_size, len(x)))
+            yb = _take(y, idx)
+            pred = model(Tensor(_float_input(_take(x, idx))))
+            run.add(float(model.loss_fn(Tensor(yb), pred).data), yb, pred.data)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    out = run.means()
+    return out if (return_dict or run.names) else out["loss"]
+
+
+def predict(model: Any, x: Any, batch_size: int = 32) -> np.ndarray:
+    """Outputs of ``model`` on ``x (N, ...)`` in inference mode, as one host NumPy array ``(N, ...)``."""
+    x, _ = _check_xy(x, None)
+    outs = []
+    with no_grad(), using_config("train", False):
+        for start in range(0, len(x), batch_size):
+            idx = np.arange(start, min(start + batch_size, len(x)))
+            outs.append(backend.to_numpy(model(Tensor(_float_input(_take(x, idx)))).data))
+    return np.concatenate(outs, axis=0)
