@@ -1,0 +1,77 @@
+"""Evaluate a trained run: deterministic episodes with its best (or latest) checkpoint.
+
+    python scripts/evaluate.py runs/cartpole_ppo-s0-20250101-120000 --episodes 50
+    python scripts/evaluate.py RUN_DIR --render      # watch it in a pygame window
+
+Prints the mean, spread and per-episode returns; ``--render`` plays the episodes one by one in the
+env's ``"human"`` render mode instead of in a batch.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # tiny networks: threads only add overhead
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agents.base import Agent  # noqa: E402
+from agents.runner import CheckpointError, evaluate, load_agent  # noqa: E402
+from rl.experiment import ConfigError  # noqa: E402
+
+
+def render_episodes(agent: Agent, episodes: int, seed: int) -> list[float]:
+    """Play ``episodes`` episodes one at a time in a window; returns their returns."""
+    import gymnasium as gym  # noqa: PLC0415
+
+    import envs  # noqa: F401, PLC0415
+
+    env = gym.make(agent.experiment.env_id, render_mode="human", **agent.experiment.env)
+    returns = []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        total, done = 0.0, False
+        while not done:
+            action = agent.act(np.asarray(obs)[None], deterministic=True)[0]
+            obs, reward, terminated, truncated, _ = env.step(action.item() if action.ndim == 0 else action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+        print(f"episode {k + 1}: return {total:.1f}")
+    env.close()
+    return returns
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", help="a run directory written by scripts/train.py")
+    parser.add_argument("--episodes", type=int, default=20, help="episodes to play (default 20)")
+    parser.add_argument("--checkpoint", default="best", choices=["best", "latest"], help="which checkpoint")
+    parser.add_argument("--seed", type=int, help="env seed (default: the run's seed + 1,000,000)")
+    parser.add_argument("--render", action="store_true", help="show the episodes in a window")
+    args = parser.parse_args(argv)
+    try:
+        agent = load_agent(args.run_dir, tag=args.checkpoint)
+    except (ConfigError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    seed = agent.experiment.seed + 1_000_000 if args.seed is None else args.seed
+    if args.render:
+        returns = render_episodes(agent, args.episodes, seed)
+        print(f"mean return {np.mean(returns):.1f} over {len(returns)} episodes")
+        return 0
+    result = evaluate(agent, episodes=args.episodes, seed=seed)
+    print(f"{args.run_dir} ({args.checkpoint}, {result['env_steps']} training steps): mean return "
+          f"{result['mean_return']:.1f} +- {result['std_return']:.1f} (min {result['min_return']:.1f}, "
+          f"max {result['max_return']:.1f}) over {result['episodes']} episodes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

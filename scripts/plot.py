@@ -1,0 +1,92 @@
+"""Draw learning curves (episode return against environment steps) of one or more runs to a PNG.
+
+    python scripts/plot.py runs/cartpole_ppo-s0-* --out ppo.png
+
+Runs of the same config name (``experiment.name``) are one curve: their returns are interpolated
+on a common step grid and drawn as the mean with a min-max band across seeds. Runs of different
+configs get one curve each. Each run's curve is its episode returns smoothed by a moving average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rl.experiment import ConfigError, RunDir  # noqa: E402
+
+
+def episode_curve(run: RunDir, window: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Env steps ``(E,)`` and moving-average episode returns ``(E,)`` of a run's episodes."""
+    records = [r for r in run.read_metrics() if "episode_return" in r]
+    if not records:
+        raise ConfigError(f"{run.metrics_path} has no episode records yet")
+    steps = np.array([r["env_steps"] for r in records], dtype=np.float64)
+    returns = np.array([r["episode_return"] for r in records], dtype=np.float64)
+    kernel = np.ones(min(window, len(returns)))
+    smooth = np.convolve(returns, kernel, mode="full")[: len(returns)] / np.convolve(
+        np.ones_like(returns), kernel, mode="full")[: len(returns)]
+    return steps, smooth
+
+
+def plot(run_dirs: list[str], out: str | Path, window: int = 20, title: str | None = None) -> Path:
+    """Write the learning-curve figure of ``run_dirs`` to ``out`` (PNG); returns its path."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    for d in run_dirs:
+        run = RunDir(d)
+        if not run.config_path.exists():
+            raise ConfigError(f"{d} is not a run directory (no config.toml)")
+        name = run.read_config().get("experiment", {}).get("name", Path(d).name)
+        groups[name].append(episode_curve(run, window))
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for name, curves in groups.items():
+        if len(curves) == 1:
+            ax.plot(*curves[0], label=name)
+            continue
+        end = min(c[0][-1] for c in curves)
+        grid = np.linspace(max(c[0][0] for c in curves), end, 200)
+        ys = np.stack([np.interp(grid, s, r) for s, r in curves])
+        line = ax.plot(grid, ys.mean(axis=0), label=f"{name} (mean of {len(curves)} seeds)")[0]
+        ax.fill_between(grid, ys.min(axis=0), ys.max(axis=0), color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(f"episode return (moving average of {window})")
+    ax.set_title(title or "learning curves")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dirs", nargs="+", help="run directories written by scripts/train.py")
+    parser.add_argument("--out", help="PNG file (default: RUN_DIR/curve.png for one run, curves.png otherwise)")
+    parser.add_argument("--window", type=int, default=20, help="moving-average window in episodes")
+    parser.add_argument("--title", help="figure title")
+    args = parser.parse_args(argv)
+    out = args.out or (Path(args.run_dirs[0]) / "curve.png" if len(args.run_dirs) == 1 else Path("curves.png"))
+    try:
+        path = plot(args.run_dirs, out, window=args.window, title=args.title)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
