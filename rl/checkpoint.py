@@ -253,7 +253,11 @@ def _compile_config(model: Any) -> dict[str, Any] | None:
     loss = getattr(model, "loss_name", None)
     if not isinstance(loss, str):
         return None
-    return {"loss": loss, "metrics": list(getattr(model, "metric_names", []) or [])}
+    return {
+        "loss": loss,
+        "loss_options": dict(getattr(model, "loss_options", {}) or {}),
+        "metrics": list(getattr(model, "metric_names", []) or []),
+    }
 
 
 def save_model(model: Any, path: str | os.PathLike[str], optimizer: Any = None, include_optimizer: bool = True) -> None:
@@ -287,6 +291,21 @@ def _json_meta(path: Path, metadata: dict[str, str], key: str) -> Any:
         raise CheckpointError(f"{path}: metadata {key!r} is not valid JSON ({exc})") from None
 
 
+def _recompile(path: Path, model: Any, optimizer: Any, cfg: Any) -> None:
+    from rl import training  # noqa: PLC0415
+
+    try:
+        training.compile(
+            model,
+            optimizer=optimizer,
+            loss=cfg["loss"],
+            metrics=cfg.get("metrics", []),
+            loss_options=cfg.get("loss_options") or None,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: the saved compile settings {cfg!r} cannot be used ({exc})") from None
+
+
 def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
     """Rebuild a model saved by :func:`save_model`: architecture, weights, and (if saved) optimizer state.
 
@@ -294,7 +313,7 @@ def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
     optimizer, so ``fit`` continues exactly where it stopped; otherwise a saved optimizer is still
     rebuilt, restored and attached as ``model.optimizer``.
     """
-    from rl import models, training  # noqa: PLC0415 - models import the checkpoint module
+    from rl import models  # noqa: PLC0415 - models import the checkpoint module
     from rl.optimizers import get_optimizer  # noqa: PLC0415
 
     path = Path(path)
@@ -324,10 +343,10 @@ def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
             raise CheckpointError(f"{path}: optimizer state does not fit the model: {exc}") from None
         compile_cfg = _json_meta(path, metadata, "compile_config") if "compile_config" in metadata else None
         if compile and compile_cfg is not None:
-            training.compile(model, optimizer=optimizer, loss=compile_cfg["loss"], metrics=compile_cfg["metrics"])
+            _recompile(path, model, optimizer, compile_cfg)
         else:
             model.optimizer = optimizer
     elif compile and "compile_config" in metadata:
         compile_cfg = _json_meta(path, metadata, "compile_config")
-        training.compile(model, optimizer="adam", loss=compile_cfg["loss"], metrics=compile_cfg["metrics"])
+        _recompile(path, model, "adam", compile_cfg)
     return model

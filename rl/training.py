@@ -14,8 +14,9 @@ A non-finite loss stops training with :class:`NonFiniteLossError` *before* the s
 batch; ``fit(..., terminate_on_nan=False)`` skips that batch's update and carries on instead.
 
 ``compile`` sets these attributes on the model, which the rest of the loop reads:
-``optimizer`` (:class:`~rl.optimizers.Optimizer`), ``loss_fn`` (callable), ``loss_name`` (str or
-None), ``metric_names`` (list of str), ``stop_training`` (bool, callbacks set it to end ``fit``).
+``optimizer`` (:class:`~rl.optimizers.Optimizer`), ``loss_fn`` (callable ``(y_true, y_pred)``),
+``loss_name`` (str or None), ``loss_options`` (dict), ``metric_names`` (list of str),
+``stop_training`` (bool, callbacks set it to end ``fit``).
 
 Metrics (Keras names): ``"accuracy"``/``"acc"`` picks, from the shapes like Keras, sparse
 categorical (labels ``(N,)`` or ``(N, 1)`` with predictions ``(N, C>1)``), binary (predictions
@@ -94,30 +95,50 @@ def get_metric(name: str) -> Callable[[Any, Any], Any]:
 
 
 # ============================================================================ compile
+class _NamedLoss:
+    """A :mod:`rl.losses` function (``loss(pred, target)``) called in Keras' order ``(y_true, y_pred)``."""
+
+    def __init__(self, name: str, options: dict[str, Any]):
+        from rl import losses  # noqa: PLC0415 - losses may import layers; keep the import local
+
+        self.name, self.options = name, dict(options)
+        self.fn = losses.get_loss(name, **self.options)
+
+    def __call__(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
+        return self.fn(y_pred, y_true)
+
+
 def compile(  # noqa: A001 - Keras' name
     model: Any,
     optimizer: str | Optimizer = "adam",
     loss: str | Callable[[Tensor, Tensor], Tensor] | None = "mse",
     metrics: Sequence[str] | None = None,
+    loss_options: dict[str, Any] | None = None,
     **optimizer_kwargs: Any,
 ) -> None:
     """Attach an optimizer, a loss and metrics to ``model`` for :func:`fit`.
 
-    ``optimizer`` is a Keras name (built over ``model.parameters()`` with ``optimizer_kwargs``,
-    e.g. ``lr=1e-3``) or an :class:`~rl.optimizers.Optimizer`. ``loss`` is a Keras name looked up in
-    :mod:`rl.losses` or a callable ``loss(y_true, y_pred) -> scalar Tensor``.
+    Args:
+        optimizer: a Keras name (built over ``model.parameters()`` with ``optimizer_kwargs``, e.g.
+            ``lr=1e-3``) or an :class:`~rl.optimizers.Optimizer`.
+        loss: a Keras name looked up in :mod:`rl.losses` (``"mse"``,
+            ``"sparse_categorical_crossentropy"``, ...), or a callable in Keras' argument order
+            ``loss(y_true, y_pred) -> scalar Tensor``, or None (enough for ``predict``).
+        metrics: Keras metric names (``"accuracy"``, ``"mae"``, ``"mse"``).
+        loss_options: keyword options bound to a named loss, e.g. ``{"from_logits": True}``;
+            saved with the model so :func:`rl.checkpoint.load_model` can compile it again.
     """
     if isinstance(optimizer, Optimizer):
         opt = optimizer
     else:
         opt = get_optimizer(optimizer, model.parameters(), **optimizer_kwargs)
     if loss is None:
-        loss_fn, loss_name = None, None  # enough for predict(); fit/evaluate will ask for a loss
+        loss_fn, loss_name = None, None
     elif isinstance(loss, str):
-        from rl import losses  # noqa: PLC0415 - losses may import layers; keep the import local
-
-        loss_fn, loss_name = losses.get_loss(loss), loss
+        loss_fn, loss_name = _NamedLoss(loss, loss_options or {}), loss
     elif callable(loss):
+        if loss_options:
+            raise ValueError("loss_options apply to a loss given by name, not to a callable")
         loss_fn, loss_name = loss, None  # a callable cannot be rebuilt by name from a checkpoint
     else:
         raise TypeError(f"loss must be a Keras name or a callable(y_true, y_pred), got {type(loss).__name__}")
@@ -127,6 +148,7 @@ def compile(  # noqa: A001 - Keras' name
     model.optimizer = opt
     model.loss_fn = loss_fn
     model.loss_name = loss_name
+    model.loss_options = dict(loss_options or {})
     model.metric_names = names
     model.stop_training = False
 

@@ -225,3 +225,61 @@ def test_optimizer_state_survives_a_file_round_trip(tmp_path):
     opt2.load_state_dict(state)
     assert opt2.iterations == 1
     np.testing.assert_array_equal(opt2.state_dict()["v/1"], opt.state_dict()["v/1"])
+
+
+# ---------------------------------------------------------------------------------- whole models
+def _small_net(seed):
+    from rl import layers, models
+    from rl import random as rl_random
+
+    rl_random.seed(seed)
+    return models.Sequential(
+        [
+            layers.Input((4,)),
+            layers.Dense(16, activation="relu"),
+            layers.BatchNormalization(),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
+
+
+def test_model_round_trip_gives_same_predictions_and_same_next_step(tmp_path):
+    from rl.models import load_model
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    y = rng.integers(0, 3, size=64)
+    model = _small_net(seed=1)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"], lr=0.01)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, seed=0)
+    path = tmp_path / "model.safetensors"
+    model.save(path)
+
+    restored = load_model(path)
+    assert restored.loss_name == "sparse_categorical_crossentropy" and restored.metric_names == ["accuracy"]
+    assert restored.optimizer.iterations == model.optimizer.iterations == 8
+    np.testing.assert_array_equal(restored.predict(x), model.predict(x))
+    a = model.train_on_batch(x[:16], y[:16])
+    b = restored.train_on_batch(x[:16], y[:16])
+    assert a == b
+    for (k, va), vb in zip(model.state_dict().items(), restored.state_dict().values()):
+        np.testing.assert_array_equal(va, vb, err_msg=k)
+
+
+def test_load_model_rejects_weight_files_and_mismatched_architectures(tmp_path):
+    from rl.models import load_model
+
+    model = _small_net(seed=0)
+    weights = tmp_path / "w.safetensors"
+    model.save_weights(weights)
+    with pytest.raises(CheckpointError, match="not a saved model"):
+        load_model(weights)
+    other = tmp_path / "m.safetensors"
+    model.save(other)
+    raw, meta = read_safetensors(other)
+    cfg = json.loads(meta["model_config"])
+    cfg_text = json.dumps(cfg).replace('"units": 16', '"units": 17')
+    write_safetensors(other, raw, {**meta, "model_config": cfg_text})
+    with pytest.raises(CheckpointError, match=r"'dense/kernel' has shape \(4, 16\) in the file") as err:
+        load_model(other)
+    assert str(other) in str(err.value)
