@@ -316,7 +316,7 @@ class MetaCarCore:
         """
         xp = self.xp
         base = (self.key[idx] ^ (self.episode[idx] * _M3)) + self.step_count[idx] * _GOLDEN
-        base = _mix64(base + _U64(stream) * _M1)
+        base = _mix64(base + _U64((stream * int(_M1)) % (1 << 64)))  # Python ints: no scalar overflow
         z = _mix64(base[:, None] + (index[None, :] + _U64(1)) * _GOLDEN)
         return (z >> _U64(11)).astype(xp.float64) * (1.0 / (1 << 53))
 
