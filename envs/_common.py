@@ -15,6 +15,7 @@ Stable API (other envs may import it): :class:`WorldRNG`, :func:`discrete_action
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -138,6 +139,54 @@ def discrete_actions(actions: Any, num_envs: int, n: int, xp: Any = np) -> Any:
     return xp.asarray(a)
 
 
+def _is_array(value: Any) -> bool:
+    return isinstance(value, np.ndarray) or backend.is_device_array(value)
+
+
+def capture_state(core: Any, extra: dict[str, Any], np_random: np.random.Generator | None) -> dict[str, Any]:
+    """Everything that decides a batched world's future, as host arrays and JSON-able scalars.
+
+    By convention a core's public array attributes (names without a leading underscore) are its
+    state and its private ones are constants derived from the level or config; ``core.rng.state``
+    holds the per-world random streams. ``extra`` adds the vector env's own bookkeeping.
+    """
+    public = {k: v for k, v in vars(core).items() if not k.startswith("_") and _is_array(v)}
+    state: dict[str, Any] = {
+        "core": {k: backend.to_numpy(v).copy() for k, v in public.items()},
+        "env": {k: backend.to_numpy(v).copy() if _is_array(v) else v for k, v in extra.items()},
+    }
+    rng = getattr(core, "rng", None)
+    if rng is not None and _is_array(getattr(rng, "state", None)):
+        state["rng"] = backend.to_numpy(rng.state).copy()
+    if np_random is not None:
+        state["np_random"] = json.dumps(np_random.bit_generator.state)
+    return state
+
+
+def restore_state(core: Any, owner: Any, state: dict[str, Any]) -> np.random.Generator | None:
+    """Put back what :func:`capture_state` returned; returns the restored ``np_random`` (or None).
+
+    Raises ``ValueError`` naming the field when a saved array does not fit this env (another level
+    or number of worlds).
+    """
+    xp = core.xp
+    for key, value in state["core"].items():
+        current = getattr(core, key, None)
+        if not _is_array(current) or tuple(current.shape) != tuple(np.shape(value)):
+            raise ValueError(f"saved env state field {key!r} does not fit this env (shape {np.shape(value)})")
+        setattr(core, key, xp.asarray(value, dtype=current.dtype))
+    for key, value in state["env"].items():
+        current = getattr(owner, key)
+        setattr(owner, key, xp.asarray(value, dtype=current.dtype) if _is_array(current) else value)
+    if "rng" in state:
+        core.rng.state = xp.asarray(state["rng"], dtype=xp.uint64)
+    if "np_random" in state:
+        generator = np.random.default_rng()
+        generator.bit_generator.state = json.loads(state["np_random"])
+        return generator
+    return None
+
+
 class BatchedVectorEnv(VectorEnv):
     """A native ``VectorEnv`` over a batched core, with Gymnasium 1.x next-step autoreset.
 
@@ -205,6 +254,17 @@ class BatchedVectorEnv(VectorEnv):
         self._prev_done = terminated | truncated
         to_np = backend.to_numpy
         return to_np(core.observe()), to_np(reward), to_np(terminated), to_np(truncated), {}
+
+    def get_state(self) -> dict[str, Any]:
+        """A snapshot of every world (arrays and JSON-able scalars) for exact resume; see :func:`capture_state`."""
+        extra = {"_steps": self._steps, "_prev_done": self._prev_done, "_reset_called": self._reset_called}
+        return capture_state(self.core, extra, self._np_random)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`get_state` snapshot: the next ``step`` is the one that would have followed."""
+        generator = restore_state(self.core, self, state)
+        if generator is not None:
+            self._np_random = generator
 
 
 class PygameCanvas:
