@@ -714,8 +714,10 @@ class ReLU(Layer):
         return tuple(input_shape)
 
     def get_config(self):
-        return {**super().get_config(), "max_value": self.max_value, "negative_slope": self.negative_slope,
-                "threshold": self.threshold}
+        cfg = {**super().get_config(), "max_value": self.max_value}
+        if self.negative_slope:  # TF.js' ReLU knows only max_value; write the rest when used
+            cfg["negative_slope"] = self.negative_slope
+        return cfg
 
 
 class Flatten(Layer):
@@ -888,7 +890,7 @@ class Conv2D(Layer):
             "padding": _padding_config(self.padding),
             "data_format": "channels_last",
             "dilation_rate": list(self.dilation_rate),
-            "groups": self.groups,
+            **({"groups": self.groups} if self.groups != 1 else {}),  # TF.js Conv2D has no groups key
             "activation": self.activation,
             "use_bias": self.use_bias,
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
@@ -1063,7 +1065,10 @@ class GlobalAveragePooling2D(Layer):
         return (n, 1, 1, c) if self.keepdims else (n, c)
 
     def get_config(self):
-        return {**super().get_config(), "data_format": "channels_last", "keepdims": self.keepdims}
+        cfg = {**super().get_config(), "data_format": "channels_last"}
+        if self.keepdims:
+            cfg["keepdims"] = True
+        return cfg
 
 
 # ============================================================================ normalization

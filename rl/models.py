@@ -106,8 +106,11 @@ class Model(Layer):
                 out.extend(layer._all_layers())
         return out
 
-    def _track(self, layer: Layer) -> None:
-        """Add ``layer`` to this model, giving it a name unique within the model if it has none."""
+    def _track(self, layer: Layer, reserved: set[str] | frozenset[str] = frozenset()) -> None:
+        """Add ``layer`` to this model, giving it a name unique within the model if it has none.
+
+        ``reserved``: names that layers about to join already hold, which auto names must avoid.
+        """
         inside = self._all_layers()
         if any(layer is l for l in inside):
             return
@@ -121,7 +124,8 @@ class Model(Layer):
                 )
             used |= {l.name for l in nested}
         if layer._name is None:
-            layer._set_name(_unique_name(layer._base_name(), used, start_at_one=isinstance(layer, InputLayer)))
+            layer._set_name(_unique_name(layer._base_name(), used | set(reserved),
+                                         start_at_one=isinstance(layer, InputLayer)))
         elif layer._name in used:
             raise ValueError(
                 f"model '{self.name}' already has a layer named '{layer._name}'; layer names must be unique"
@@ -179,10 +183,14 @@ class Model(Layer):
                 raise ValueError(f"Model outputs must be KerasTensors made by calling layers, got {t!r}")
         nodes = self._sorted_nodes()
         self._nodes = nodes
-        for t in self._inputs:
-            self._track(t.node.layer)  # type: ignore[union-attr]
-        for node in nodes:
-            self._track(node.layer)
+        joining = [t.node.layer for t in self._inputs] + [node.layer for node in nodes]  # type: ignore[union-attr]
+        reserved = set()
+        for layer in joining:
+            for named in [layer, *(layer._all_layers() if isinstance(layer, Model) else [])]:
+                if named._name is not None:
+                    reserved.add(named._name)
+        for layer in joining:
+            self._track(layer, reserved)
         slot: dict[int, int] = {}
         for node in nodes:
             for t in node.outputs:

@@ -318,3 +318,27 @@ def test_training_kwarg_overrides_config():
     x = np.ones((4, 100), np.float32)
     np.testing.assert_array_equal(model(x, training=False).numpy(), x)
     assert (model(x, training=True).numpy() == 0).any()
+
+
+def test_nested_functional_model_round_trip():
+    inner_in = Input((3,))
+    inner = Model(inner_in, L.Dense(4, activation="relu")(inner_in), name="encoder")
+    inp = Input((3,))
+    out = L.Dense(1, name="head")(inner(inp))
+    model = Model(inp, out)
+    assert [l.name for l in model.layers] == ["input_2", "encoder", "head"]
+    assert list(model.state_dict()) == ["dense/kernel", "dense/bias", "head/kernel", "head/bias"]
+    x = np.ones((2, 3), np.float32)
+    clone = model_from_config(json.loads(model.to_json()))
+    clone.load_state_dict(model.state_dict())
+    np.testing.assert_allclose(clone(x).numpy(), model(x).numpy(), rtol=1e-6)
+
+
+def test_seeding_makes_weights_reproducible():
+    rl.seed(123)
+    a = _mlp()
+    rl.seed(123)
+    b = _mlp()
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert not np.array_equal(a.get_weights()[0], _mlp().get_weights()[0])
