@@ -258,7 +258,8 @@ class MetaCarCore:
             mask[rows_b, 0] = True  # the agent's old pose (it moves after the bots)
             mask[rows_b, k + 1: k + 1 + b] = True  # earlier bots, already moved
             mask[rows_b, 2 + b: k] = True  # later bots, not moved yet
-        self._sensor_mask = xp.asarray(mask)
+        self._num_agent_sensors = p + 4
+        self._bot_sensor_mask = xp.asarray(mask[p + 4:])
 
         # --- BasicMotion lookup tables -----------------------------------------------------------
         step_rad = self.rotation_step * math.pi
@@ -361,10 +362,20 @@ class MetaCarCore:
         top = oy + xp.minimum(xs0, xs1) + xp.minimum(yc0, yc1)
         bottom = oy + xp.maximum(xs0, xs1) + xp.maximum(yc0, yc1)
 
-        # Strict AABB overlap with every candidate car, masked to what each sensor may see: (M, S, 2K).
-        car_hit = ((right[:, :, None] > car_l[:, None, :]) & (left[:, :, None] < car_r[:, None, :])
-                   & (bottom[:, :, None] > car_t[:, None, :]) & (top[:, :, None] < car_b[:, None, :])
-                   & self._sensor_mask).any(axis=2)
+        # Strict AABB overlap with the candidate cars. The agent's sensors only see the bots' new boxes
+        # (columns K+1..2K-1, no mask needed); the bots' sensors use the static mask: (M, S, candidates).
+        a, k = self._num_agent_sensors, self.num_cars
+
+        def overlap(sl, cl, cr, ct, cb):
+            return ((right[:, sl, None] > cl[:, None, :]) & (left[:, sl, None] < cr[:, None, :])
+                    & (bottom[:, sl, None] > ct[:, None, :]) & (top[:, sl, None] < cb[:, None, :]))
+
+        agent_sl, bots_sl = slice(0, a), slice(a, None)
+        hit_agent = overlap(agent_sl, car_l[:, k + 1:], car_r[:, k + 1:], car_t[:, k + 1:], car_b[:, k + 1:])
+        car_hit = hit_agent.any(axis=2)
+        if self.num_bots:
+            hit_bots = (overlap(bots_sl, car_l, car_r, car_t, car_b) & self._bot_sensor_mask).any(axis=2)
+            car_hit = xp.concatenate([car_hit, hit_bots], axis=1)
 
         # Road tiles overlapped (strictly): columns floor(l/60) .. ceil(r/60)-1, at most two per axis
         # because sensors are smaller than a tile. Indices are clipped into a one-tile grass border.

@@ -78,6 +78,10 @@ decisions:
 * **Bots** use no neighbourhood pre-filter in detection (the original's ``|dmx| < 2`` filter provably never
   changes a bot's lidar, whose reach is under 40 px); ``fix_bot_quirks=True`` fixes the quirks of §8.17.
 * ``info`` carries ``collided``, ``on_road`` and ``speed``; the original exposes them only through the reward.
+* ``observation="grid"`` (the lidar picture without the speed) is ours; the original's ``getState().lidar``.
+* ControlMotion actions out of [-1, 1] are clipped like the original, but a wrong shape or NaN raises.
+* Levels: the grids, cars and agents are the spec's (MetaCar HEAD); level2's decorations are our own
+  placements with the original's counts (visual only). Sprites are drawn by our code, not the textures.
 """
 
 from __future__ import annotations
