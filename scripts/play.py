@@ -4,13 +4,15 @@
     python scripts/play.py snake [--height 9 --width 9 --num-fruits 1 --init-len 2]
     python scripts/play.py metacar --level level1 [--motion control]
     python scripts/play.py snake --headless --frames 300     # no window, no waiting: for tests
+    python scripts/play.py cartpole --agent runs/cartpole_ppo-s0-...   # watch a trained agent
 
 Keys: the arrow keys steer (each env's ``controls.human_action`` maps them), R restarts the
 episode, Esc or closing the window quits. The env draws its own score line; the window title
 repeats the return and the episode count.
 
-For agents: :func:`run_play` takes ``policy`` (a callable obs -> action); without one, the human
-plays. An ``--agent RUN_DIR`` option only needs to build that callable and pass it in.
+With ``--agent RUN_DIR`` the run's trained agent plays (its best checkpoint, ``--tag latest`` for
+the last one) in the env its config names, and a panel shows what it sees in each state: its
+Q-values or action probabilities (as the book's snake page does), the chosen action highlighted.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ GAMES = {
     "cartpole": ("envs/CartPole-v1", "envs.cartpole.controls"),
     "snake": ("envs/Snake-v0", "envs.snake.controls"),
     "metacar": ("envs/MetaCar-v0", "envs.metacar.controls"),
+}
+# Action labels for the overlay panel, by game (and MetaCar motion).
+ACTION_NAMES = {
+    "cartpole": ("left", "right"),
+    "snake": ("straight", "left", "right"),
+    "metacar": ("up", "left", "right", "down", "wait"),
 }
 END_PAUSE_S = 1.5  # how long a finished episode stays on screen before the next one starts
 HEADLESS_FRAMES = 200
@@ -80,12 +88,15 @@ def run_play(
     frames: int | None = None,
     seed: int | None = None,
     end_pause_s: float = END_PAUSE_S,
+    overlay: Callable[[Any], dict[str, Any]] | None = None,
+    action_names: Sequence[str] = (),
 ) -> list[float]:
     """Run ``env`` (made with ``render_mode="human"``) until Esc, window close, or ``frames`` frames.
 
     Each frame steps the env once with ``policy(obs)`` if given, else ``human_action(keys, env)``
     (no keys pressed in a headless run). R restarts the episode; a finished one stays on screen
-    for ``end_pause_s`` before the next starts. Returns the finished episodes' returns (an
+    for ``end_pause_s`` before the next starts. ``overlay(obs)`` (an agent's ``explain``) returns
+    values drawn in a panel over the env's picture. Returns the finished episodes' returns (an
     episode cut short by R or quitting is not counted).
     """
     import pygame  # noqa: PLC0415
@@ -120,6 +131,7 @@ def run_play(
             ended_frames += 1
             env.render()
             continue
+        explanation = overlay(obs) if overlay is not None else None
         if policy is not None:
             action = policy(obs)
         else:
@@ -129,10 +141,56 @@ def run_play(
         episode_return += float(reward)
         if pygame.display.get_init() and pygame.display.get_surface() is not None:
             pygame.display.set_caption(f"return {episode_return:g}   episodes {len(returns)}")
+            if explanation:
+                draw_overlay(pygame.display.get_surface(), explanation, action, action_names)
+                pygame.display.flip()
         if terminated or truncated:
             returns.append(episode_return)
             ended_frames = 0
     return returns
+
+
+def draw_overlay(surface: Any, explanation: dict[str, Any], action: Any, names: Sequence[str] = ()) -> None:
+    """Draw an agent's per-action values (``{"q_values": (A,)}`` or ``{"probs": (A,)}``) as bars in
+    the top-right corner of ``surface``; the taken ``action`` is highlighted. Other keys are ignored."""
+    import numpy as np  # noqa: PLC0415
+    import pygame  # noqa: PLC0415
+
+    titles = {"q_values": "Q-values", "probs": "action probabilities"}
+    key = next((k for k in titles if k in explanation), None)
+    if key is None:
+        return
+    title, values = titles[key], np.asarray(explanation[key], dtype=float).reshape(-1)
+    font = pygame.font.Font(None, 18)
+    row_h, bar_w, pad = 16, 70, 6
+    width = 150
+    height = pad * 2 + row_h * (len(values) + 1)
+    panel = pygame.Surface((width, height), pygame.SRCALPHA)
+    panel.fill((20, 20, 28, 190))
+    panel.blit(font.render(title, True, (235, 235, 235)), (pad, pad))
+    span = max(float(np.abs(values).max()), 1e-9)
+    chosen = int(np.asarray(action).reshape(-1)[0]) if np.asarray(action).size == 1 else -1
+    for i, v in enumerate(values):
+        y = pad + row_h * (i + 1)
+        label = names[i] if i < len(names) else str(i)
+        colour = (255, 210, 80) if i == chosen else (200, 200, 200)
+        panel.blit(font.render(f"{label[:8]:<8} {v:+.2f}", True, colour), (pad, y))
+        length = int(bar_w * abs(v) / span * 0.5)
+        bar_x = width - pad - bar_w // 2
+        bar_colour = (90, 200, 120) if v >= 0 else (220, 90, 90)
+        rect = (bar_x, y + 3, length, row_h - 6) if v >= 0 else (bar_x - length, y + 3, length, row_h - 6)
+        pygame.draw.rect(panel, bar_colour, rect)
+    surface.blit(panel, (surface.get_width() - width - 4, 4))
+
+
+def load_agent_policy(run_dir: str, tag: str) -> tuple[Any, dict[str, Any], str]:
+    """Load a run's agent; return (agent, the run's env kwargs, its env id)."""
+    from agents.runner import load_agent  # noqa: PLC0415
+    from rl.experiment import RunDir  # noqa: PLC0415
+
+    config = RunDir(run_dir).read_config()
+    agent = load_agent(run_dir, tag=tag)
+    return agent, dict(config.get("env", {})), config.get("experiment", {}).get("env_id", "")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -143,6 +201,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help=f"no window (SDL dummy driver), no frame-rate limit; {HEADLESS_FRAMES} frames unless --frames")
     p.add_argument("--fps", type=float, default=None, help="frames per second (default: the env's render_fps)")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--agent", metavar="RUN_DIR", default=None, help="let this run's trained agent play")
+    p.add_argument("--tag", default="best", help="which checkpoint of --agent: best (default) or latest")
     cp = p.add_argument_group("cartpole")
     cp.add_argument("--variant", default=None, help="gym (default) or book")
     sn = p.add_argument_group("snake")
@@ -173,8 +233,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
         os.environ["SDL_AUDIODRIVER"] = "dummy"
         frames = HEADLESS_FRAMES if frames is None else frames
+    policy = overlay = None
+    env_kwargs = args.env_kwargs
+    if args.agent is not None:
+        try:
+            agent, run_env_kwargs, env_id = load_agent_policy(args.agent, args.tag)
+        except Exception as exc:  # not a run dir, a missing or corrupt checkpoint: say which
+            print(f"play.py: cannot load agent from {args.agent}: {exc}", file=sys.stderr)
+            return 2
+        if env_id != GAMES[args.game][0]:
+            print(f"play.py: {args.agent} trained on {env_id!r}, not {args.game}", file=sys.stderr)
+            return 2
+        env_kwargs = {**run_env_kwargs, **env_kwargs}
+
+        def policy(obs: Any) -> Any:
+            import numpy as np  # noqa: PLC0415
+
+            return agent.act(np.asarray(obs)[None], deterministic=True)[0]
+
+        def overlay(obs: Any) -> dict[str, Any]:
+            import numpy as np  # noqa: PLC0415
+
+            return {k: np.asarray(v).reshape(-1) for k, v in agent.explain(np.asarray(obs)).items()}
+
     try:
-        env, human_action = make_env(args.game, "human", **args.env_kwargs)
+        env, human_action = make_env(args.game, "human", **env_kwargs)
     except (TypeError, ValueError) as exc:  # bad env options: say which, no traceback
         print(f"play.py: cannot make {args.game}: {exc}", file=sys.stderr)
         return 2
@@ -184,8 +267,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import pygame  # noqa: PLC0415
 
     try:
-        returns = run_play(env, human_action=human_action, frames=frames, seed=args.seed,
-                           end_pause_s=0.0 if args.headless else END_PAUSE_S)
+        names = ACTION_NAMES.get(args.game, ()) if env_kwargs.get("motion", "basic") == "basic" else ()
+        returns = run_play(env, policy=policy, human_action=human_action, frames=frames, seed=args.seed,
+                           end_pause_s=0.0 if args.headless else END_PAUSE_S, overlay=overlay,
+                           action_names=names)
     except (KeyboardInterrupt, pygame.error) as exc:  # Ctrl-C, or the display went away under us
         print(f"play.py: stopped ({type(exc).__name__}: {exc})".rstrip(": )") + ")", file=sys.stderr)
         returns = []
