@@ -1,0 +1,692 @@
+"""TensorFlow.js layers-model files: export a model to ``model.json`` + weight shards, and import them back.
+
+The format (``shared/specs/formats.md`` §5) is a directory::
+
+    model.json              {"format": "layers-model", "modelTopology": {...}, "weightsManifest": [...], ...}
+    group1-shard1of2.bin    float32 little-endian bytes of every weight, concatenated, cut at 4 MiB
+    group1-shard2of2.bin
+
+``modelTopology`` is a Keras-style architecture: ``{"class_name": "Sequential" | "Model", "config":
+{...}}`` as TF.js writes it, or wrapped as ``{"model_config": {...}}`` as the Python converter
+writes it. ``weightsManifest`` lists groups ``{"paths": [...], "weights": [{"name", "shape",
+"dtype"}]}``; a reader concatenates every group's files in manifest order and decodes the weights
+one after another, so a shard boundary may fall inside a tensor. Weights are matched to layers by
+name, ``"<layer>/<weight>"`` (``dense/kernel``, ``conv2d/bias``, ``batch_normalization/gamma``), the
+same names :meth:`rl.layers.Layer.state_dict` uses, so no renaming happens in either direction.
+
+Export (:func:`save_tfjs`) writes what TF.js 4.x itself writes for the same network, so
+``tf.loadLayersModel`` rebuilds it. Where our layers can do more than Keras layers, the exporter
+rewrites or refuses:
+
+* a convolution with explicit pixel padding (``padding=((1, 1), (1, 1))``, torch's symmetric
+  padding) becomes ``ZeroPadding2D`` followed by a ``"valid"`` convolution. This is what keeps
+  MobileNetV2's stride-2 convs exact: TF's ``"same"`` would pad only bottom/right (§5.6).
+* layers inside nested models are inlined into one flat graph (TF.js weight names stay flat too).
+* anything TF.js cannot express (grouped convolutions, leaky ReLU, our tanh-approximated GELU, a
+  subclassed model) raises :class:`TfjsFormatError` listing every unsupported piece at once.
+
+Import (:func:`load_tfjs`) accepts files written by TF.js (``model.save``), by the Python converter
+(``model_config`` wrapper, ``Functional`` class name), Sequential configs in the legacy bare-list
+form, quantized weights (uint8/uint16/float16) and shards that split a tensor. Configuration keys
+that only matter for training in Keras (regularizers, constraints) are ignored with a warning when
+set. A missing or short shard names the file and the weight.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rl import backend
+from rl import layers as L
+from rl.experiment import atomic_write_bytes, atomic_write_text
+from rl.models import Model, Sequential, model_from_config
+
+__all__ = [
+    "SHARD_SIZE_BYTES",
+    "SUPPORTED_ACTIVATIONS",
+    "SUPPORTED_LAYERS",
+    "TfjsFormatError",
+    "export_topology",
+    "load_tfjs",
+    "read_model_json",
+    "read_weights",
+    "save_tfjs",
+]
+
+SHARD_SIZE_BYTES = 4 * 1024 * 1024  # the converter's shard size: "the max file size for caching" in browsers
+SUPPORTED_LAYERS = (
+    "InputLayer", "Dense", "Conv2D", "DepthwiseConv2D", "BatchNormalization", "MaxPooling2D",
+    "AveragePooling2D", "GlobalAveragePooling2D", "Flatten", "Reshape", "Dropout", "Activation", "ReLU",
+    "Add", "Multiply", "Concatenate", "ZeroPadding2D",
+)  # fmt: skip
+# Activations that compute the same function here and in TF.js. Our "gelu" is the tanh approximation while
+# TF.js' "gelu" is the exact erf form, and TF.js has no "leaky_relu" activation string, so both stay out.
+SUPPORTED_ACTIVATIONS = ("linear", "relu", "relu6", "elu", "tanh", "sigmoid", "softplus", "softmax")
+_SHARD_RE = re.compile(r"^group\d+-shard\d+of\d+\.bin$")
+# Bytes per element of TF.js' weight dtypes (tfjs-core io/types.ts DTYPE_VALUE_SIZE_MAP).
+_DTYPES = {"float32": "<f4", "int32": "<i4", "float16": "<f2", "bool": "|b1", "uint8": "|u1", "uint16": "<u2"}
+_TRAINING_ONLY_KEYS = (
+    "kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint",
+    "depthwise_regularizer", "depthwise_constraint", "beta_regularizer", "gamma_regularizer", "beta_constraint",
+    "gamma_constraint",
+)  # fmt: skip
+
+
+class TfjsFormatError(ValueError):
+    """A model cannot be exported to, or a file cannot be read as, a TF.js layers model; the message says why."""
+
+
+# ============================================================================ export: topology
+def _none(keys: Sequence[str]) -> dict[str, None]:
+    return dict.fromkeys(keys)
+
+
+def _initializer(init: Any) -> Any:
+    """Our serialized initializer in a form TF.js accepts (it only matters for training from scratch)."""
+    from rl import initializers  # noqa: PLC0415
+
+    cfg = initializers.serialize(init)
+    if not isinstance(cfg, dict):
+        return {"class_name": "Zeros", "config": {}}  # a plain function: TF.js could not rebuild it anyway
+    cfg = {"class_name": cfg["class_name"], "config": dict(cfg.get("config") or {})}
+    if cfg["class_name"] == "VarianceScaling" and cfg["config"].get("distribution") == "untruncated_normal":
+        # TF.js knows normal (truncated, as Keras 2.0), uniform, truncated_normal; the scale is kept.
+        cfg["config"]["distribution"] = "normal"
+    return cfg
+
+
+def _activation(layer: L.Layer, problems: list[str]) -> str:
+    name = getattr(layer, "activation", "linear")
+    if name not in SUPPORTED_ACTIVATIONS:
+        problems.append(f"layer '{layer.name}' ({type(layer).__name__}): activation {name!r}")
+    return name
+
+
+def _conv_padding(layer: Any) -> str:
+    return layer.padding if isinstance(layer.padding, str) else "valid"
+
+
+def _layer_config(layer: L.Layer, problems: list[str]) -> tuple[str, dict[str, Any]]:
+    """``(class_name, config)`` of one layer as TF.js writes it; unsupported settings go to ``problems``."""
+    cls = type(layer).__name__
+    base = {"name": layer.name, "trainable": layer.trainable, "dtype": "float32"}
+    if cls not in SUPPORTED_LAYERS:
+        problems.append(f"layer '{layer.name}': class {cls}")
+        return cls, base
+    if isinstance(layer, L.InputLayer):
+        return cls, {"batch_input_shape": list(layer._batch_input_shape), "dtype": "float32", "sparse": False,
+                     "name": layer.name}
+    if isinstance(layer, L.Dense):
+        return cls, {**base, "units": layer.units, "activation": _activation(layer, problems),
+                     "use_bias": layer.use_bias, "kernel_initializer": _initializer(layer.kernel_initializer),
+                     "bias_initializer": _initializer(layer.bias_initializer),
+                     **_none(["kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+                              "bias_constraint"])}
+    if isinstance(layer, L.Conv2D):
+        if layer.groups != 1:
+            problems.append(f"layer '{layer.name}' (Conv2D): groups={layer.groups} (TF.js has no grouped conv)")
+        return cls, {**base, "filters": layer.filters, "kernel_size": list(layer.kernel_size),
+                     "strides": list(layer.strides), "padding": _conv_padding(layer), "data_format": "channels_last",
+                     "dilation_rate": list(layer.dilation_rate), "activation": _activation(layer, problems),
+                     "use_bias": layer.use_bias, "kernel_initializer": _initializer(layer.kernel_initializer),
+                     "bias_initializer": _initializer(layer.bias_initializer),
+                     **_none(["kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+                              "bias_constraint"])}
+    if isinstance(layer, L.DepthwiseConv2D):
+        return cls, {**base, "kernel_size": list(layer.kernel_size), "strides": list(layer.strides),
+                     "padding": _conv_padding(layer), "depth_multiplier": layer.depth_multiplier,
+                     "data_format": "channels_last", "dilation_rate": list(layer.dilation_rate),
+                     "activation": _activation(layer, problems), "use_bias": layer.use_bias,
+                     "depthwise_initializer": _initializer(layer.depthwise_initializer),
+                     "bias_initializer": _initializer(layer.bias_initializer),
+                     **_none(["depthwise_regularizer", "bias_regularizer", "activity_regularizer",
+                              "depthwise_constraint", "bias_constraint"])}
+    if isinstance(layer, L.BatchNormalization):
+        return cls, {**base, "axis": -1, "momentum": layer.momentum, "epsilon": layer.epsilon,
+                     "center": layer.center, "scale": layer.scale,
+                     "beta_initializer": _initializer(layer.beta_initializer),
+                     "gamma_initializer": _initializer(layer.gamma_initializer),
+                     "moving_mean_initializer": _initializer(layer.moving_mean_initializer),
+                     "moving_variance_initializer": _initializer(layer.moving_variance_initializer),
+                     **_none(["beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"])}
+    if isinstance(layer, L.MaxPooling2D | L.AveragePooling2D):
+        return cls, {**base, "pool_size": list(layer.pool_size), "strides": list(layer.strides),
+                     "padding": layer.padding, "data_format": "channels_last"}
+    if isinstance(layer, L.GlobalAveragePooling2D):
+        if layer.keepdims:
+            problems.append(f"layer '{layer.name}' (GlobalAveragePooling2D): keepdims=True")
+        return cls, {**base, "data_format": "channels_last"}
+    if isinstance(layer, L.Flatten):
+        return cls, {**base, "data_format": "channels_last"}
+    if isinstance(layer, L.Reshape):
+        return cls, {**base, "target_shape": list(layer.target_shape)}
+    if isinstance(layer, L.Dropout):
+        return cls, {**base, "rate": layer.rate, "noise_shape": None, "seed": layer.seed}
+    if isinstance(layer, L.Activation):
+        return cls, {**base, "activation": _activation(layer, problems)}
+    if isinstance(layer, L.ReLU):
+        if layer.negative_slope:
+            problems.append(f"layer '{layer.name}' (ReLU): negative_slope={layer.negative_slope} (TF.js ReLU has "
+                            "only max_value)")
+        return cls, {**base, "max_value": layer.max_value}
+    if isinstance(layer, L.Concatenate):
+        return cls, {**base, "axis": layer.axis}
+    if isinstance(layer, L.ZeroPadding2D):
+        return cls, {**base, "padding": [list(layer.padding[0]), list(layer.padding[1])],
+                     "data_format": "channels_last"}
+    return cls, base  # Add, Multiply: nothing beyond the base keys
+
+
+class _GraphWriter:
+    """Walks a model's graph (nested models inlined) and emits TF.js layer entries with inbound nodes."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, Any]] = {}  # exported layer name -> entry, in emission order
+        self.layers: dict[str, L.Layer] = {}  # exported layer name -> the layer owning its weights (or None)
+        self.refs: dict[int, list[Any]] = {}  # id(KerasTensor) -> [layer name, node index, tensor index]
+        self.problems: list[str] = []
+        self._owner: dict[str, int] = {}  # exported name -> id(layer), to tell shared layers from clashes
+
+    def _entry(self, name: str, owner: Any, make: Any) -> dict[str, Any]:
+        if name in self.entries:
+            if self._owner[name] != id(owner):
+                self.problems.append(f"two different layers are both named '{name}'")
+            return self.entries[name]
+        class_name, config = make()
+        entry = {"class_name": class_name, "config": config, "name": name, "inbound_nodes": []}
+        self.entries[name] = entry
+        self._owner[name] = id(owner)
+        return entry
+
+    def _call(self, entry: dict[str, Any], inputs: list[list[Any]]) -> list[Any]:
+        entry["inbound_nodes"].append([[*ref, {}] for ref in inputs])
+        return [entry["name"], len(entry["inbound_nodes"]) - 1, 0]
+
+    def add_input(self, tensor: L.KerasTensor) -> None:
+        layer = tensor.node.layer  # type: ignore[union-attr]
+        self._entry(layer.name, layer, lambda: _layer_config(layer, self.problems))
+        self.refs[id(tensor)] = [layer.name, 0, 0]
+
+    def add_model(self, model: Model) -> None:
+        """Emit every node of ``model`` whose inputs already have refs (the caller maps the model's inputs)."""
+        if not model._is_graph:
+            self.problems.append(f"model '{model.name}' ({type(model).__name__}) is subclassed: its forward is "
+                                 "Python code, which a layers-model file cannot hold")
+            return
+        for node in model._nodes:
+            if not node.inputs:
+                continue  # an InputLayer: its tensor was mapped by whoever called this model
+            ins = [self.refs[id(t)] for t in node.inputs]
+            layer = node.layer
+            if isinstance(layer, Model):
+                for t_inner, ref in zip(layer._inputs, ins):
+                    self.refs[id(t_inner)] = ref
+                self.add_model(layer)
+                if not layer._is_graph:
+                    return  # reported; its outputs cannot be mapped
+                for t_out, t_inner in zip(node.outputs, layer._outputs):
+                    self.refs[id(t_out)] = self.refs[id(t_inner)]
+                continue
+            if isinstance(layer, L.Conv2D | L.DepthwiseConv2D) and not isinstance(layer.padding, str):
+                # Explicit (torch-style) padding: TF.js convs only know "valid"/"same", so pad first.
+                pad_name = f"{layer.name}_pad"
+                pad = self._entry(pad_name, layer, lambda lay=layer, n=pad_name: (
+                    "ZeroPadding2D", {"name": n, "trainable": lay.trainable, "dtype": "float32",
+                                      "padding": [list(lay.padding[0]), list(lay.padding[1])],
+                                      "data_format": "channels_last"}))
+                ins = [self._call(pad, ins)]
+            entry = self._entry(layer.name, layer, lambda lay=layer: _layer_config(lay, self.problems))
+            self.layers[layer.name] = layer
+            out = self._call(entry, ins)
+            for i, t in enumerate(node.outputs):
+                self.refs[id(t)] = [out[0], out[1], i]
+
+
+def export_topology(model: Model) -> tuple[dict[str, Any], list[L.Layer]]:
+    """The TF.js ``modelTopology`` of ``model`` and the layers whose weights it names, in order.
+
+    A :class:`~rl.models.Sequential` whose flattened graph is still a chain is written in TF.js'
+    Sequential form (``batch_input_shape`` on the first layer); anything else as a functional
+    ``Model`` with ``inbound_nodes``, ``input_layers`` and ``output_layers``.
+
+    Raises:
+        TfjsFormatError: listing every unsupported layer, activation or setting.
+    """
+    if not isinstance(model, Model):
+        raise TfjsFormatError(f"export needs an rl.models.Model (Sequential or functional), got {type(model).__name__}")
+    if not model.built or not model._is_graph:
+        if isinstance(model, Sequential):
+            raise TfjsFormatError(f"Sequential '{model.name}' does not know its input shape yet: give its first layer "
+                                  "input_shape=... (or call it once) before exporting")
+        raise TfjsFormatError(f"model '{model.name}' ({type(model).__name__}) is subclassed: its forward is Python "
+                              "code, which a layers-model file cannot hold; rebuild it as Sequential or functional")
+    writer = _GraphWriter()
+    for t in model._inputs:
+        writer.add_input(t)
+    writer.add_model(model)
+    if writer.problems:
+        raise TfjsFormatError(
+            f"model '{model.name}' cannot be exported to TF.js; unsupported: " + "; ".join(writer.problems)
+            + f". Supported layers: {', '.join(SUPPORTED_LAYERS)}; activations: {', '.join(SUPPORTED_ACTIVATIONS)}"
+        )
+    entries = list(writer.entries.values())
+    weight_layers = [writer.layers[e["name"]] for e in entries if e["name"] in writer.layers]
+    outputs = [writer.refs[id(t)] for t in model._outputs]
+    if isinstance(model, Sequential) and _is_chain(entries, outputs):
+        layers = [{"class_name": e["class_name"], "config": dict(e["config"])} for e in entries[1:]]
+        first = layers[0]["config"] if layers else None
+        if first is not None:
+            first["batch_input_shape"] = list(model._inputs[0].shape)
+            first["dtype"] = "float32"
+        config: dict[str, Any] = {"class_name": "Sequential", "config": {"name": model.name, "layers": layers}}
+    else:
+        config = {"class_name": "Model", "config": {
+            "name": model.name, "layers": entries,
+            "input_layers": [writer.refs[id(t)] for t in model._inputs], "output_layers": outputs}}
+    return config, weight_layers
+
+
+def _is_chain(entries: list[dict[str, Any]], outputs: list[list[Any]]) -> bool:
+    if len(outputs) != 1 or len(entries) < 2 or outputs[0][0] != entries[-1]["name"]:
+        return False
+    for prev, entry in zip(entries, entries[1:]):
+        nodes = entry["inbound_nodes"]
+        if len(nodes) != 1 or len(nodes[0]) != 1 or nodes[0][0][:3] != [prev["name"], 0, 0]:
+            return False
+    return entries[0]["class_name"] == "InputLayer"
+
+
+# ============================================================================ export: files
+def save_tfjs(
+    model: Model,
+    directory: str | Path,
+    shard_size_bytes: int = SHARD_SIZE_BYTES,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` as a TF.js layers model: ``directory/model.json`` and ``group1-shard{i}of{n}.bin``.
+
+    Weights are float32 little-endian (float64 models are converted, as the converter does), in
+    layer order, concatenated and cut into shards of at most ``shard_size_bytes`` (4 MiB, the
+    converter's size). ``metadata`` (JSON-able) goes to ``userDefinedMetadata``, which TF.js hands
+    back as ``model.getUserDefinedMetadata()``. Files are written atomically, ``model.json`` last;
+    shards of an earlier export that the new ``model.json`` does not list are removed.
+
+    Returns:
+        the path of ``model.json``.
+    Raises:
+        TfjsFormatError: the model uses something TF.js cannot express (the message lists it all).
+    """
+    if shard_size_bytes < 4:
+        raise ValueError(f"shard_size_bytes must be at least 4, got {shard_size_bytes}")
+    topology, weight_layers = export_topology(model)
+    specs: list[dict[str, Any]] = []
+    chunks: list[bytes] = []
+    for layer in weight_layers:
+        for full, tensor, _ in layer._own_weights():
+            arr = np.ascontiguousarray(backend.to_numpy(tensor.data), dtype="<f4")
+            specs.append({"name": full, "shape": list(arr.shape), "dtype": "float32"})
+            chunks.append(arr.tobytes())
+    data = b"".join(chunks)
+    n_shards = max(1, -(-len(data) // shard_size_bytes)) if data else 0
+    paths = [f"group1-shard{i + 1}of{n_shards}.bin" for i in range(n_shards)]
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(paths):
+        atomic_write_bytes(directory / name, data[i * shard_size_bytes:(i + 1) * shard_size_bytes])
+    version = _version()
+    doc: dict[str, Any] = {
+        "format": "layers-model",
+        "generatedBy": f"playgrad {version}",
+        "convertedBy": f"playgrad {version} rl.tfjs",
+        "modelTopology": {**topology, "keras_version": f"playgrad {version}", "backend": "tensor_flow.js"},
+        "weightsManifest": [{"paths": paths, "weights": specs}],
+    }
+    if metadata is not None:
+        doc["userDefinedMetadata"] = metadata
+    path = directory / "model.json"
+    atomic_write_text(path, json.dumps(doc, indent=1))
+    for stale in directory.iterdir():
+        if _SHARD_RE.match(stale.name) and stale.name not in paths:
+            stale.unlink()
+    return path
+
+
+def _version() -> str:
+    from importlib import metadata  # noqa: PLC0415
+
+    try:
+        return metadata.version("playgrad")
+    except metadata.PackageNotFoundError:
+        return "dev"
+
+
+# ============================================================================ import: files
+def _model_json_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no TF.js model at {path}")
+    return path
+
+
+def read_model_json(path: str | Path) -> dict[str, Any]:
+    """The parsed ``model.json`` (``path`` is the file or its directory), checked for the required keys."""
+    path = _model_json_path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TfjsFormatError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise TfjsFormatError(f"{path}: expected a JSON object, got {type(doc).__name__}")
+    missing = [k for k in ("modelTopology", "weightsManifest") if k not in doc]
+    if missing:
+        raise TfjsFormatError(f"{path}: missing required key(s) {missing} (has {sorted(doc)})")
+    fmt = doc.get("format")
+    if fmt not in (None, "layers-model"):
+        raise TfjsFormatError(f"{path}: format {fmt!r} is not a layers model ('graph-model' files hold a TF graph, "
+                              "not Keras layers)")
+    if not isinstance(doc["weightsManifest"], list):
+        raise TfjsFormatError(f"{path}: weightsManifest must be a list of groups")
+    return doc
+
+
+def read_weights(path: str | Path) -> dict[str, np.ndarray]:
+    """Decode the weights a ``model.json`` lists: ``{manifest name: float32 array}``, optimizer weights skipped.
+
+    Every group's files are concatenated in manifest order and the flattened weight specs decoded
+    one after another (TF.js' reading), so a tensor may span two shards. Quantized weights
+    (``uint8``/``uint16`` with ``scale``/``min``, or ``float16``) are dequantized.
+
+    Raises:
+        TfjsFormatError: a shard is missing or too short (naming the file and the weight), or a
+            spec is malformed.
+    """
+    json_path = _model_json_path(path)
+    doc = read_model_json(json_path)
+    files: list[str] = []
+    specs: list[dict[str, Any]] = []
+    for g, group in enumerate(doc["weightsManifest"]):
+        if not isinstance(group, dict) or not isinstance(group.get("paths", []), list):
+            raise TfjsFormatError(f"{json_path}: weightsManifest[{g}] must be {{'paths': [...], 'weights': [...]}}")
+        specs.extend(group.get("weights") or [])
+        files.extend(group.get("paths", []))
+    # Byte range of each spec in the concatenation.
+    ranges: list[tuple[int, int]] = []
+    offset = 0
+    for i, spec in enumerate(specs):
+        nbytes = _spec_nbytes(json_path, i, spec)
+        ranges.append((offset, offset + nbytes))
+        offset += nbytes
+    blobs = []
+    start = 0
+    for name in files:
+        file = json_path.parent / name
+        if not file.exists():
+            needed = [s.get("name") for s, (a, b) in zip(specs, ranges) if b > start]
+            raise TfjsFormatError(
+                f"{json_path}: weights shard '{name}' is missing (expected at {file}); it holds data of weight "
+                f"'{needed[0] if needed else '?'}'" + (" and later ones" if len(needed) > 1 else "")
+            )
+        blob = file.read_bytes()
+        blobs.append((name, start, blob))
+        start += len(blob)
+    data = b"".join(b for _, _, b in blobs)
+    out: dict[str, np.ndarray] = {}
+    for spec, (a, b) in zip(specs, ranges):
+        if b > len(data):
+            short = next((n for n, s, blob in blobs if s <= a < s + len(blob)), blobs[-1][0] if blobs else None)
+            raise TfjsFormatError(
+                f"{json_path}: weight '{spec.get('name')}' (shape {spec.get('shape')}, {spec.get('dtype')}) needs "
+                f"bytes {a}..{b} of the shards, but they hold only {len(data)} bytes: shard "
+                f"'{short}' is short or a shard is missing from the manifest"
+            )
+        if spec.get("group") == "optimizer":
+            continue
+        out[spec["name"]] = _decode(spec, data[a:b])
+    return out
+
+
+def _spec_nbytes(json_path: Path, i: int, spec: Any) -> int:
+    if not isinstance(spec, dict) or not {"name", "shape", "dtype"} <= set(spec):
+        raise TfjsFormatError(f"{json_path}: weight spec #{i} needs 'name', 'shape' and 'dtype', got {spec!r}")
+    if spec["dtype"] not in ("float32", "int32", "bool"):
+        raise TfjsFormatError(f"{json_path}: weight '{spec['name']}' has dtype {spec['dtype']!r}; supported: "
+                              "float32, int32, bool (quantized float32 too)")
+    q = spec.get("quantization")
+    dtype = q.get("dtype") if isinstance(q, dict) else spec["dtype"]
+    if dtype not in _DTYPES:
+        raise TfjsFormatError(f"{json_path}: weight '{spec['name']}' is stored as {dtype!r}; supported: "
+                              f"{', '.join(_DTYPES)}")
+    shape = spec["shape"]
+    if not isinstance(shape, list) or any(not isinstance(d, int) or d < 0 for d in shape):
+        raise TfjsFormatError(f"{json_path}: weight '{spec['name']}' has a bad shape {shape!r}")
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(_DTYPES[dtype]).itemsize
+
+
+def _decode(spec: dict[str, Any], raw: bytes) -> np.ndarray:
+    q = spec.get("quantization")
+    if isinstance(q, dict):
+        stored = np.frombuffer(raw, dtype=_DTYPES[q["dtype"]])
+        if q["dtype"] == "float16":
+            values = stored.astype(np.float32)
+        else:  # affine quantization: value = q * scale + min (tfjs-core io_utils)
+            values = stored.astype(np.float32) * np.float32(q["scale"]) + np.float32(q["min"])
+    else:
+        values = np.frombuffer(raw, dtype=_DTYPES[spec["dtype"]]).astype(np.float32)
+    return values.reshape(spec["shape"])
+
+
+# ============================================================================ import: topology
+_LAYER_ALIASES = {"Functional": "Model"}
+
+
+def _class_keys(cls: type) -> set[str]:
+    import inspect  # noqa: PLC0415
+
+    keys: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is object:
+            break
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            keys |= {p for p in inspect.signature(init).parameters if p not in ("self", "args", "kwargs")}
+    return keys
+
+
+def _dtype_name(value: Any) -> Any:
+    if isinstance(value, dict):  # Keras 3 dtype policy {"class_name": "DTypePolicy", "config": {"name": ...}}
+        return (value.get("config") or {}).get("name", "float32")
+    return value
+
+
+def _clean_layer(entry: dict[str, Any], where: str, problems: list[str], dropped: list[str]) -> dict[str, Any]:
+    """One layer entry of a TF.js/Keras config rewritten into what ``rl.layers`` constructors take."""
+    class_name = _LAYER_ALIASES.get(entry.get("class_name"), entry.get("class_name"))
+    config = entry.get("config")
+    if class_name in ("Sequential", "Model"):
+        return {**entry, "class_name": class_name, "config": _clean_model_config(class_name, config, where, problems,
+                                                                                 dropped)}
+    if class_name not in SUPPORTED_LAYERS:
+        problems.append(f"{where}: layer class {class_name!r}")
+        return entry
+    config = dict(config or {})
+    name = config.get("name") or entry.get("name") or class_name
+    cls = getattr(L, class_name)
+    allowed = _class_keys(cls)
+    if "batch_shape" in config and "batch_input_shape" not in config:  # Keras 3 spelling
+        config["batch_input_shape"] = config.pop("batch_shape")
+    if "dtype" in config:
+        config["dtype"] = _dtype_name(config["dtype"])
+        if config["dtype"] not in ("float32", "float64", None):
+            config["dtype"] = "float32"  # int inputs (e.g. an InputLayer of indices) still feed float layers here
+    for key in ("activation",):
+        if key in config:
+            act = config[key] or "linear"
+            if act not in SUPPORTED_ACTIVATIONS:
+                problems.append(f"{where}: layer '{name}' ({class_name}) activation {act!r}")
+            config[key] = act
+    if class_name == "BatchNormalization":
+        for key in ("renorm", "synchronized"):
+            if config.get(key):
+                problems.append(f"{where}: layer '{name}' (BatchNormalization) {key}=true")
+    if class_name == "ReLU" and config.get("threshold") not in (None, 0, 0.0):
+        problems.append(f"{where}: layer '{name}' (ReLU) threshold={config['threshold']}")
+    for key in _TRAINING_ONLY_KEYS:
+        if config.get(key) is not None:
+            dropped.append(f"layer '{name}' {key}")
+    if class_name == "InputLayer":
+        config.pop("sparse", None)
+        config.pop("ragged", None)
+    # Keys we do not take: Keras/TF.js bookkeeping (regularizers, constraints, ragged, ...) that does not
+    # change the forward pass. Settings that would (data_format, activations) are kept and checked above or
+    # by the constructor.
+    config = {k: v for k, v in config.items() if k in allowed}
+    for key in ("kernel_initializer", "bias_initializer", "depthwise_initializer", "beta_initializer",
+                "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer"):
+        if key in config:
+            config[key] = _import_initializer(config[key])
+    return {**entry, "class_name": class_name, "config": config}
+
+
+def _import_initializer(cfg: Any) -> Any:
+    """A TF.js/Keras initializer config ours understands, else the default: weights are loaded anyway."""
+    from rl import initializers  # noqa: PLC0415
+
+    if isinstance(cfg, dict) and isinstance(cfg.get("config"), dict):
+        inner = dict(cfg["config"])
+        for key in ("mode", "distribution"):  # TF.js writes fan_in / truncated_normal; old files may say fanIn
+            if isinstance(inner.get(key), str):
+                inner[key] = re.sub(r"([a-z])([A-Z])", r"\1_\2", inner[key]).lower()
+        inner.pop("dtype", None)
+        cfg = {**cfg, "config": inner}
+    try:
+        initializers.get(cfg)
+    except (ValueError, TypeError):
+        return "zeros"
+    return cfg
+
+
+def _clean_model_config(class_name: str, config: Any, where: str, problems: list[str],
+                        dropped: list[str]) -> Any:
+    if class_name == "Sequential":
+        layers = config if isinstance(config, list) else (config or {}).get("layers")
+        if not isinstance(layers, list):
+            problems.append(f"{where}: Sequential config needs a 'layers' list")
+            return config
+        cleaned = [_clean_layer(e, f"{where} layer #{i}", problems, dropped) for i, e in enumerate(layers)]
+        out = {"layers": cleaned}
+        if isinstance(config, dict):
+            out.update({k: config[k] for k in ("name", "trainable") if k in config})
+        return out
+    if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+        problems.append(f"{where}: functional model config needs 'layers', 'input_layers' and 'output_layers'")
+        return config
+    layers = []
+    for i, entry in enumerate(config["layers"]):
+        nodes = entry.get("inbound_nodes") or []
+        if any(isinstance(n, dict) for n in nodes):
+            problems.append(f"{where}: layer #{i} uses the Keras 3 inbound_nodes form (dicts), not the Keras 2 / "
+                            "TF.js lists")
+        entry = _clean_layer(entry, f"{where} layer #{i}", problems, dropped)
+        entry["name"] = entry.get("name") or (entry.get("config") or {}).get("name")
+        layers.append(entry)
+    return {**config, "layers": layers}
+
+
+def _topology(doc: dict[str, Any], where: str) -> dict[str, Any]:
+    topo = doc["modelTopology"]
+    if not isinstance(topo, dict):
+        raise TfjsFormatError(f"{where}: modelTopology must be an object")
+    if "model_config" in topo:  # the Python converter's Keras full-model JSON
+        topo = topo["model_config"]
+    if not isinstance(topo, dict) or "class_name" not in topo:
+        raise TfjsFormatError(f"{where}: modelTopology needs 'class_name' and 'config' (or a 'model_config' holding "
+                              "them)")
+    return topo
+
+
+def load_tfjs(path: str | Path, strict: bool = True) -> Model:
+    """Rebuild a TF.js layers model (``path``: its directory or ``model.json``) as an ``rl`` model with its weights.
+
+    Layer names and weight names are kept, so ``model.state_dict()`` keys equal the manifest names
+    (a leading scope such as ``sequential/`` or a ``:0`` suffix is tolerated).
+
+    Raises:
+        TfjsFormatError: unsupported layers or activations (all listed), malformed topology, a
+            missing/short shard (file and weight named), or weights that do not fit the layers.
+    """
+    json_path = _model_json_path(path)
+    doc = read_model_json(json_path)
+    topo = _topology(doc, str(json_path))
+    class_name = _LAYER_ALIASES.get(topo["class_name"], topo["class_name"])
+    if class_name not in ("Sequential", "Model"):
+        raise TfjsFormatError(f"{json_path}: modelTopology class_name must be Sequential, Model or Functional, got "
+                              f"{topo['class_name']!r}")
+    problems: list[str] = []
+    dropped: list[str] = []
+    config = _clean_model_config(class_name, topo.get("config"), str(json_path), problems, dropped)
+    if problems:
+        raise TfjsFormatError(
+            f"{json_path} cannot be imported; unsupported: " + "; ".join(problems)
+            + f". Supported layers: {', '.join(SUPPORTED_LAYERS)}; activations: {', '.join(SUPPORTED_ACTIVATIONS)}"
+        )
+    if dropped:
+        warnings.warn(f"{json_path}: ignored training-only settings: {', '.join(dropped)}", stacklevel=2)
+    try:
+        model = model_from_config({"class_name": class_name, "config": config})
+    except (ValueError, TypeError, KeyError) as exc:
+        raise TfjsFormatError(f"{json_path}: the architecture cannot be rebuilt: {exc}") from None
+    if not model.built:
+        raise TfjsFormatError(f"{json_path}: the model has no input shape (no InputLayer and no batch_input_shape on "
+                              "its first layer)")
+    weights = read_weights(json_path)
+    model.load_state_dict(_match_weights(json_path, model, weights, strict), strict=strict)
+    return model
+
+
+def _match_weights(json_path: Path, model: Model, weights: dict[str, np.ndarray], strict: bool) -> dict[str, Any]:
+    """Map manifest names onto the model's ``"layer/weight"`` names; shapes checked, problems named."""
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    out: dict[str, Any] = {}
+    unexpected = []
+    for name, value in weights.items():
+        key = _resolve_name(name.split(":")[0], own)
+        if key is None or key in out:
+            unexpected.append(name)
+            continue
+        if tuple(value.shape) != own[key]:
+            raise TfjsFormatError(f"{json_path}: weight '{name}' has shape {list(value.shape)} in the shards but "
+                                  f"layer weight '{key}' has shape {list(own[key])}")
+        out[key] = value
+    missing = [k for k in own if k not in out]
+    if strict and (missing or unexpected):
+        parts = []
+        if missing:
+            parts.append(f"missing from the weights manifest: {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"in the manifest but not in the model: {', '.join(unexpected)}")
+        raise TfjsFormatError(f"{json_path}: weights do not fit the topology; " + "; ".join(parts))
+    return out
+
+
+def _resolve_name(name: str, own: dict[str, Any]) -> str | None:
+    if name in own:
+        return name
+    tokens = name.split("/")
+    if len(tokens) > 2:
+        cell_dropped = "/".join([*tokens[:-2], tokens[-1]])  # TF 2.2's layer/cell/weight (tfjs does the same)
+        if cell_dropped in own:
+            return cell_dropped
+    for i in range(1, len(tokens) - 1):  # a leading model scope: sequential/dense/kernel
+        candidate = "/".join(tokens[i:])
+        if candidate in own:
+            return candidate
+    return None
