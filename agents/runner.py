@@ -365,6 +365,23 @@ def strip_wall_clock(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k not in WALL_CLOCK_KEYS} for r in records]
 
 
+@contextlib.contextmanager
+def single_blas_thread() -> Iterator[None]:
+    """Run the block with one BLAS thread when ``threadpoolctl`` is installed (else unchanged).
+
+    The agents' matrices are tiny (256 x 64): BLAS threads cost more in synchronisation than they
+    save, and on a busy machine they wait on each other for milliseconds per matmul. Scripts set
+    ``OPENBLAS_NUM_THREADS=1`` before NumPy loads; this is for code that cannot (tests, notebooks).
+    """
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415 - optional
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 class Stopwatch:
     """Steps per second since the last :meth:`lap` (for the ``sps`` metric)."""
 

@@ -1,0 +1,93 @@
+"""PPO: GAE against a plain-Python reference, the NEXT_STEP autoreset handling, learning CartPole."""
+
+import numpy as np
+import pytest
+from test_reinforce import FakeHooks  # same directory (pytest prepends it to sys.path)
+
+from agents.rollout import RolloutBuffer, gae
+from agents.runner import evaluate, make_agent, single_blas_thread
+from rl import backend
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    with single_blas_thread():
+        yield
+
+
+def reference_gae(rewards, values, next_value, terminated, dones, valid, gamma, lam):
+    t_len, n = rewards.shape
+    adv = np.zeros((t_len, n))
+    for i in range(n):
+        running = 0.0
+        for t in reversed(range(t_len)):
+            nv = values[t + 1, i] if t + 1 < t_len else next_value[i]
+            if not valid[t, i]:
+                running = 0.0
+                adv[t, i] = 0.0
+                continue
+            delta = rewards[t, i] + gamma * nv * (1 - terminated[t, i]) - values[t, i]
+            running = delta + gamma * lam * (1 - dones[t, i]) * running
+            adv[t, i] = running
+    return adv
+
+
+def test_gae_matches_reference_with_termination_truncation_and_reset_steps():
+    backend.use_device("cpu")
+    rng = np.random.default_rng(0)
+    t_len, n = 7, 3
+    buf = RolloutBuffer(t_len, n, (2,), (), np.int64)
+    buf.rewards[:] = rng.normal(size=(t_len, n))
+    buf.values[:] = rng.normal(size=(t_len, n))
+    buf.next_values[:] = rng.normal(size=n)
+    term = np.zeros((t_len, n)); trunc = np.zeros((t_len, n))  # noqa: E702
+    term[2, 0] = 1; trunc[4, 1] = 1  # noqa: E702 - world 0 fails at t=2, world 1 hits the time limit at t=4
+    valid = np.ones((t_len, n), bool)
+    valid[3, 0] = valid[5, 1] = False  # the autoreset steps that follow
+    buf.terminated[:] = term
+    buf.dones[:] = np.maximum(term, trunc)
+    buf.valid[:] = valid
+    adv, ret = gae(buf, 0.9, 0.8)
+    expected = reference_gae(buf.rewards, buf.values, buf.next_values, term, buf.dones, valid, 0.9, 0.8)
+    np.testing.assert_allclose(adv, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ret, expected + buf.values, rtol=1e-5, atol=1e-6)
+    # the truncated step bootstraps from the value of its real last observation (the next row)
+    assert adv[4, 1] == pytest.approx(buf.rewards[4, 1] + 0.9 * buf.values[5, 1] - buf.values[4, 1], rel=1e-5)
+
+
+def ppo_agent(total_steps, seed=0, **agent):
+    config = {"experiment": {"agent": "ppo", "seed": seed, "total_steps": total_steps, "device": "cpu"},
+              "agent": {"num_envs": 8, "num_steps": 32, "batch_size": 256, "num_epochs": 20, "gamma": 0.98,
+                        "gae_lambda": 0.8, "lr": 1e-3, "anneal_lr": True, "anneal_clip": True, **agent}}
+    return make_agent(config, where="test")
+
+
+def test_autoreset_steps_are_not_trained_on_and_episodes_are_logged():
+    agent = ppo_agent(512, num_epochs=1)
+    hooks = FakeHooks()
+    agent.learn(512, hooks)
+    episodes = [r for r in hooks.records if "episode_return" in r]
+    assert episodes, "random CartPole episodes end within 256 steps per world"
+    # every logged episode's return equals its length in the gym variant (+1 per step)
+    assert all(r["episode_return"] == r["episode_length"] for r in episodes)
+    invalid = int((~agent.buffer.valid).sum())
+    assert invalid >= 1  # the step after each ended episode is the env's reset, masked out
+    updates = [r for r in hooks.records if "iteration" in r]
+    assert [u["iteration"] for u in updates] == [1, 2]
+    assert updates[0]["lr"] == pytest.approx(1e-3) and updates[1]["lr"] == pytest.approx(5e-4)  # annealed
+
+
+def test_value_clipping_and_target_kl_switches_run():
+    agent = ppo_agent(512, clip_value_loss=True, target_kl=0.001, ent_coef=0.01)
+    hooks = FakeHooks()
+    agent.learn(512, hooks)
+    last = [r for r in hooks.records if "iteration" in r][-1]
+    assert np.isfinite(last["value_loss"]) and last["entropy"] > 0
+
+
+@pytest.mark.slow
+def test_ppo_solves_cartpole_within_40k_steps_seed_0():
+    agent = ppo_agent(40_000)
+    agent.learn(40_000, FakeHooks())
+    result = evaluate(agent, episodes=20)
+    assert result["mean_return"] >= 475, result

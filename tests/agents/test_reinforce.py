@@ -1,0 +1,96 @@
+"""REINFORCE: the book's returns, its sigmoid head, the baseline variant, and learning CartPole."""
+
+import numpy as np
+import pytest
+
+from agents.rollout import discounted_returns
+from agents.runner import make_agent, single_blas_thread
+from rl import backend
+from rl import functional as F
+from rl.tensor import Tensor, no_grad
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    with single_blas_thread():
+        yield
+
+
+class FakeHooks:
+    """Records what the agent logs; never saves; stops after ``stop_after`` iterations if given."""
+
+    def __init__(self, stop_after=None):
+        self.records, self.stop_after = [], stop_after
+
+    def log(self, record):
+        self.records.append(record)
+
+    def checkpoint_due(self, env_steps):
+        return False
+
+    def save(self, agent, tag="latest"):
+        raise AssertionError("not expected")
+
+    @property
+    def stop_requested(self):
+        return self.stop_after is not None and sum("iteration" in r for r in self.records) >= self.stop_after
+
+
+def book_agent(**agent):
+    config = {"experiment": {"agent": "reinforce", "seed": 0, "total_steps": 1_000_000, "device": "cpu"},
+              "env": {"variant": "book", "max_episode_steps": 500},
+              "agent": {"iterations": 20, "games_per_iteration": 20, **agent}}
+    return make_agent(config, where="test")
+
+
+def test_discounted_returns_match_the_books_backward_sum():
+    rewards = np.array([[1, 1], [1, 0], [0, 5]], dtype=np.float32)
+    alive = np.array([[True, True], [True, True], [True, False]])
+    g = discounted_returns(rewards, alive, 0.5)
+    # world 0: [1 + .5*(1 + .5*0), 1 + .5*0, 0]; world 1: game of 2 steps, the third reward is ignored
+    np.testing.assert_allclose(g, [[1.5, 1.0], [1.0, 0.0], [0.0, 0.0]])
+
+
+def test_sigmoid_head_is_the_books_p_left():
+    agent = book_agent()
+    obs = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    with no_grad():
+        logit = agent.policy(Tensor(obs)).data[:, 0]
+        probs = F.softmax(agent._logits(Tensor(obs)), axis=-1).data
+    np.testing.assert_allclose(probs[:, 0], 1 / (1 + np.exp(-logit)), rtol=1e-5)
+    assert agent.policy.count_params() == 769  # 4 -> 128 (elu) -> 1, as the spec computes
+
+
+def test_normalized_returns_use_population_std():
+    agent = book_agent(iterations=1, games_per_iteration=3)
+    hooks = FakeHooks()
+    agent.learn(1_000_000, hooks)
+    lengths = [r["episode_length"] for r in hooks.records if "episode_length" in r]
+    assert len(lengths) == 3 and agent.iteration == 1
+    assert hooks.records[-1]["mean_steps_per_game"] == pytest.approx(np.mean(lengths))
+    assert agent.env_steps == sum(lengths)
+
+
+def test_baseline_variant_fits_a_value_network():
+    config = {"experiment": {"agent": "reinforce", "seed": 1, "total_steps": 10_000, "device": "cpu"},
+              "agent": {"iterations": 4, "games_per_iteration": 2, "policy_head": "softmax", "baseline": True,
+                        "normalize_returns": False, "batch_size": 200, "loss_reduction": "sum", "lr": 0.005,
+                        "init": "random_normal", "hidden": [9], "activation": "tanh"}}
+    agent = make_agent(config, where="test")
+    hooks = FakeHooks()
+    agent.learn(10_000, hooks)
+    updates = [r for r in hooks.records if "iteration" in r]
+    assert len(updates) == 4
+    assert all(np.isfinite(r["value_loss"]) and np.isfinite(r["policy_loss"]) for r in updates)
+    assert updates[-1]["value_loss"] < updates[0]["value_loss"]  # V(s) moves towards the returns
+
+
+@pytest.mark.slow
+def test_book_settings_reach_450_steps_per_game_by_iteration_20():
+    backend.use_device("cpu")
+    agent = book_agent()
+    hooks = FakeHooks()
+    agent.learn(1_000_000, hooks)
+    curve = [r["mean_steps_per_game"] for r in hooks.records if "iteration" in r]
+    assert len(curve) == 20
+    assert max(curve) >= 450, curve
