@@ -22,6 +22,8 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from envs._common import capture_state, restore_state
+
 from .core import MetaCarCore, key_from_seed
 from .env import make_spaces, normalise_shuffle
 from .level import Level, load_level
@@ -121,6 +123,17 @@ class MetaCarVectorEnv(VectorEnv):
             self.steps[idx] = 0
         self._needs_reset = terminated | truncated
         return core.observation(self.observation_kind), reward, terminated, truncated, self._infos()
+
+    def get_state(self) -> dict[str, Any]:
+        """A snapshot of every world (arrays and JSON-able scalars) for exact resume (``train.py --resume``)."""
+        extra = {"steps": self.steps, "_needs_reset": self._needs_reset, "_keyed": self._keyed}
+        return capture_state(self.core, extra, self._np_random)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`get_state` snapshot: the next ``step`` is the one that would have followed."""
+        generator = restore_state(self.core, self, state)
+        if generator is not None:
+            self._np_random = generator
 
     def render(self):
         """An RGB frame (H, W, 3) of world 0 when ``render_mode="rgb_array"``."""
