@@ -1,0 +1,279 @@
+"""rl.tfjs without TF.js: round trips, files as the Python converter and TF.js write them, the legacy
+Sequential list form, shards that split a tensor, quantized weights, and the errors users see."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rl import layers as L
+from rl import tfjs
+from rl.models import Input, Model, Sequential
+
+
+def _assert_same_predictions(a: Model, b: Model, x: np.ndarray, atol: float = 1e-6) -> None:
+    np.testing.assert_allclose(np.asarray(b.predict(x)), np.asarray(a.predict(x)), atol=atol, rtol=0)
+
+
+def _cnn() -> Sequential:
+    return Sequential([L.Conv2D(4, 3, padding="same", activation="relu", input_shape=(6, 6, 2)),
+                       L.BatchNormalization(), L.Conv2D(6, 3, strides=2, padding=((1, 1), (1, 1))),
+                       L.MaxPooling2D(2), L.Flatten(), L.Dropout(0.5), L.Dense(3, activation="softmax")])
+
+
+def test_round_trip_sequential_keeps_names_weights_and_predictions(tmp_path):
+    model = _cnn()
+    model.state_dict()["batch_normalization/moving_variance"][...] = 2.5
+    path = tfjs.save_tfjs(model, tmp_path, metadata={"env": "snake"})
+    doc = json.loads(path.read_text())
+    assert doc["format"] == "layers-model" and doc["userDefinedMetadata"] == {"env": "snake"}
+    assert doc["modelTopology"]["class_name"] == "Sequential"
+    names = [e["config"]["name"] for e in doc["modelTopology"]["config"]["layers"]]
+    assert "conv2d_1_pad" in names and names.index("conv2d_1_pad") == names.index("conv2d_1") - 1
+    assert doc["modelTopology"]["config"]["layers"][0]["config"]["batch_input_shape"] == [None, 6, 6, 2]
+    back = tfjs.load_tfjs(tmp_path)
+    assert list(back.state_dict()) == list(model.state_dict())
+    x = np.random.default_rng(0).normal(size=(4, 6, 6, 2)).astype(np.float32)
+    _assert_same_predictions(model, back, x)
+
+
+def test_round_trip_functional_with_shared_layer_and_nested_model(tmp_path):
+    inner = Sequential([L.Dense(5, activation="tanh", input_shape=(4,))], name="inner")
+    a, b = Input((4,), name="a"), Input((4,), name="b")
+    shared = L.Dense(4, activation="relu", name="shared")
+    merged = L.Concatenate()([shared(a), shared(b), inner(a)])
+    model = Model([a, b], L.Dense(2)(merged))
+    tfjs.save_tfjs(model, tmp_path)
+    topo = json.loads((tmp_path / "model.json").read_text())["modelTopology"]
+    entry = next(e for e in topo["config"]["layers"] if e["name"] == "shared")
+    assert len(entry["inbound_nodes"]) == 2  # one layer, two calls: node indices 0 and 1
+    assert "inner" not in {e["name"] for e in topo["config"]["layers"]}  # the nested model is inlined
+    back = tfjs.load_tfjs(tmp_path / "model.json")
+    rng = np.random.default_rng(1)
+    xs = [rng.normal(size=(3, 4)).astype(np.float32) for _ in range(2)]
+    np.testing.assert_allclose(np.asarray(back.predict(xs)), np.asarray(model.predict(xs)), atol=1e-6)
+
+
+def test_shards_are_converter_named_capped_and_split_tensors(tmp_path):
+    model = Sequential([L.Dense(30, input_shape=(20,)), L.Dense(7)])  # 630 + 217 floats = 3388 bytes
+    tfjs.save_tfjs(model, tmp_path, shard_size_bytes=1000)
+    doc = json.loads((tmp_path / "model.json").read_text())
+    paths = doc["weightsManifest"][0]["paths"]
+    assert paths == [f"group1-shard{i}of4.bin" for i in range(1, 5)]
+    sizes = [(tmp_path / p).stat().st_size for p in paths]
+    assert sizes == [1000, 1000, 1000, 388]
+    # Raw bytes: float32 little-endian, in manifest order.
+    raw = b"".join((tmp_path / p).read_bytes() for p in paths)
+    np.testing.assert_array_equal(np.frombuffer(raw[:2400], "<f4").reshape(20, 30), model.get_weights()[0])
+    # A re-export with one shard removes the stale ones.
+    tfjs.save_tfjs(model, tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.bin")) == ["group1-shard1of1.bin"]
+    np.testing.assert_array_equal(tfjs.read_weights(tmp_path)["dense_1/bias"], model.get_weights()[3])
+
+
+def test_float64_model_is_written_as_float32(tmp_path):
+    model = Sequential([L.Dense(3, input_shape=(2,), dtype="float64")])
+    tfjs.save_tfjs(model, tmp_path)
+    spec = json.loads((tmp_path / "model.json").read_text())["weightsManifest"][0]["weights"][0]
+    assert spec["dtype"] == "float32"
+    assert (tmp_path / "group1-shard1of1.bin").stat().st_size == 4 * (6 + 3)
+
+
+# ------------------------------------------------------------------------------ files written by others
+def _write_shards(directory, arrays, cut_bytes):
+    data = b"".join(np.ascontiguousarray(a, "<f4").tobytes() for a in arrays)
+    n = -(-len(data) // cut_bytes)
+    paths = [f"group1-shard{i + 1}of{n}.bin" for i in range(n)]
+    for i, p in enumerate(paths):
+        (directory / p).write_bytes(data[i * cut_bytes:(i + 1) * cut_bytes])
+    return paths
+
+
+def _converter_style(tmp_path, rng):
+    """What tensorflowjs_converter writes for a small Keras 2 functional model (formats §5.2)."""
+    kernel = rng.normal(size=(3, 3, 2, 4)).astype(np.float32)
+    bias = rng.normal(size=4).astype(np.float32)
+    dense_k = rng.normal(size=(4 * 4 * 4, 3)).astype(np.float32)
+    dense_b = rng.normal(size=3).astype(np.float32)
+    init = {"class_name": "GlorotUniform", "config": {"seed": None}}
+    layers = [
+        {"class_name": "InputLayer", "name": "input_1", "inbound_nodes": [],
+         "config": {"batch_input_shape": [None, 6, 6, 2], "dtype": "float32", "sparse": False, "ragged": False,
+                    "name": "input_1"}},
+        {"class_name": "Conv2D", "name": "conv2d", "inbound_nodes": [[["input_1", 0, 0, {}]]],
+         "config": {"name": "conv2d", "trainable": True, "dtype": "float32", "filters": 4, "kernel_size": [3, 3],
+                    "strides": [1, 1], "padding": "valid", "data_format": "channels_last", "dilation_rate": [1, 1],
+                    "groups": 1, "activation": "relu", "use_bias": True, "kernel_initializer": init,
+                    "bias_initializer": {"class_name": "Zeros", "config": {}}, "kernel_regularizer": None,
+                    "bias_regularizer": None, "activity_regularizer": None, "kernel_constraint": None,
+                    "bias_constraint": None}},
+        {"class_name": "Flatten", "name": "flatten", "inbound_nodes": [[["conv2d", 0, 0, {}]]],
+         "config": {"name": "flatten", "trainable": True, "dtype": "float32", "data_format": "channels_last"}},
+        {"class_name": "Dense", "name": "dense", "inbound_nodes": [[["flatten", 0, 0, {}]]],
+         "config": {"name": "dense", "trainable": True, "dtype": "float32", "units": 3, "activation": "linear",
+                    "use_bias": True, "kernel_initializer": init,
+                    "bias_initializer": {"class_name": "Zeros", "config": {}}, "kernel_regularizer": None,
+                    "bias_regularizer": None, "activity_regularizer": None, "kernel_constraint": None,
+                    "bias_constraint": None}},
+    ]
+    arrays = [kernel, bias, dense_k, dense_b]
+    paths = _write_shards(tmp_path, arrays, 100)  # 100-byte shards: every tensor crosses a boundary
+    doc = {
+        "format": "layers-model", "generatedBy": "keras v2.15.0", "convertedBy": "TensorFlow.js Converter v4.22.0",
+        "modelTopology": {"keras_version": "2.15.0", "backend": "tensorflow", "model_config": {
+            "class_name": "Functional", "config": {"name": "model", "layers": layers,
+                                                   "input_layers": [["input_1", 0, 0]],
+                                                   "output_layers": [["dense", 0, 0]]}}},
+        "weightsManifest": [{"paths": paths, "weights": [
+            {"name": "conv2d/kernel", "shape": [3, 3, 2, 4], "dtype": "float32"},
+            {"name": "conv2d/bias", "shape": [4], "dtype": "float32"},
+            {"name": "dense/kernel", "shape": [64, 3], "dtype": "float32"},
+            {"name": "dense/bias", "shape": [3], "dtype": "float32"}]}],
+    }
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    return arrays
+
+
+def _numpy_reference(x, kernel, bias, dense_k, dense_b):
+    n, h, w, _ = x.shape
+    out = np.zeros((n, h - 2, w - 2, kernel.shape[-1]), np.float64)
+    for i in range(h - 2):
+        for j in range(w - 2):
+            out[:, i, j] = np.einsum("nabc,abcd->nd", x[:, i:i + 3, j:j + 3], kernel)
+    out = np.maximum(out + bias, 0)
+    return out.reshape(n, -1) @ dense_k + dense_b
+
+
+def test_converter_style_file_with_split_shards_matches_numpy(tmp_path):
+    rng = np.random.default_rng(2)
+    arrays = _converter_style(tmp_path, rng)
+    assert len(list(tmp_path.glob("group1-shard*.bin"))) > 3
+    model = tfjs.load_tfjs(tmp_path)
+    x = rng.normal(size=(2, 6, 6, 2)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(model.predict(x)), _numpy_reference(x, *arrays), atol=1e-4)
+    assert [layer.name for layer in model.layers] == ["input_1", "conv2d", "flatten", "dense"]
+
+
+def test_tfjs_style_sequential_and_legacy_list_form(tmp_path):
+    rng = np.random.default_rng(3)
+    k, b = rng.normal(size=(4, 2)).astype(np.float32), rng.normal(size=2).astype(np.float32)
+    dense = {"class_name": "Dense", "config": {"units": 2, "activation": "sigmoid", "use_bias": True,
+                                               "name": "dense_Dense1", "trainable": True,
+                                               "batch_input_shape": [None, 4], "dtype": "float32",
+                                               "kernel_initializer": {"class_name": "VarianceScaling", "config": {
+                                                   "scale": 1, "mode": "fan_avg", "distribution": "normal",
+                                                   "seed": None}}}}
+    for form, config in (("tfjs", {"name": "sequential_1", "layers": [dense]}), ("legacy", [dense])):
+        d = tmp_path / form
+        d.mkdir()
+        paths = _write_shards(d, [k, b], 4 * 1024 * 1024)
+        doc = {"format": "layers-model", "generatedBy": "TensorFlow.js tfjs-layers v4.22.0", "convertedBy": None,
+               "modelTopology": {"class_name": "Sequential", "config": config, "keras_version": "tfjs-layers 4.22.0",
+                                 "backend": "tensor_flow.js"},
+               "weightsManifest": [{"paths": paths, "weights": [
+                   {"name": "dense_Dense1/kernel", "shape": [4, 2], "dtype": "float32"},
+                   {"name": "dense_Dense1/bias", "shape": [2], "dtype": "float32"}]}]}
+        (d / "model.json").write_text(json.dumps(doc))
+        model = tfjs.load_tfjs(d)
+        x = rng.normal(size=(3, 4)).astype(np.float32)
+        want = 1 / (1 + np.exp(-(x @ k + b)))
+        np.testing.assert_allclose(np.asarray(model.predict(x)), want, atol=1e-6, err_msg=form)
+
+
+def test_quantized_weights_and_scoped_names_are_read(tmp_path):
+    q = np.array([[0, 255], [128, 64]], np.uint8)
+    (tmp_path / "weights.bin").write_bytes(q.tobytes() + np.array([0.5, -0.5], "<f4").tobytes())
+    doc = {"modelTopology": {"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "Dense", "config": {"units": 2, "name": "dense", "batch_input_shape": [None, 2]}}]}},
+        "weightsManifest": [{"paths": ["weights.bin"], "weights": [
+            {"name": "sequential/dense/kernel:0", "shape": [2, 2], "dtype": "float32",
+             "quantization": {"dtype": "uint8", "scale": 0.01, "min": -1.0}},
+            {"name": "dense/bias", "shape": [2], "dtype": "float32"}]}]}
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    model = tfjs.load_tfjs(tmp_path)
+    np.testing.assert_allclose(model.get_weights()[0], q * 0.01 - 1.0, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------ errors
+def test_export_lists_every_unsupported_piece():
+    inp = Input((8, 8, 4))
+    x = L.Conv2D(4, 3, groups=2)(inp)
+    x = L.ReLU(negative_slope=0.1)(x)
+    x = L.Flatten()(x)
+    model = Model(inp, L.Dense(2, activation="gelu")(x))
+    with pytest.raises(tfjs.TfjsFormatError) as err:
+        tfjs.export_topology(model)
+    msg = str(err.value)
+    assert "groups=2" in msg and "negative_slope" in msg and "'gelu'" in msg and "Supported layers" in msg
+
+
+def test_export_refuses_subclassed_and_unbuilt_models(tmp_path):
+    class Net(Model):
+        def __init__(self):
+            super().__init__()
+            self.fc = L.Dense(2)
+
+        def call(self, x):
+            return self.fc(x)
+
+    net = Net()
+    net(np.zeros((1, 3), np.float32))
+    with pytest.raises(tfjs.TfjsFormatError, match="subclassed"):
+        tfjs.save_tfjs(net, tmp_path)
+    with pytest.raises(tfjs.TfjsFormatError, match="input_shape"):
+        tfjs.save_tfjs(Sequential([L.Dense(2)]), tmp_path)
+
+
+def _tiny_saved(tmp_path, shard_bytes=16):
+    model = Sequential([L.Dense(4, input_shape=(3,)), L.Dense(2)])  # 12 + 4 + 8 + 2 floats = 104 bytes
+    tfjs.save_tfjs(model, tmp_path, shard_size_bytes=shard_bytes)
+    return json.loads((tmp_path / "model.json").read_text())
+
+
+def test_unsupported_layers_and_activations_are_listed_on_import(tmp_path):
+    doc = _tiny_saved(tmp_path)
+    layers = doc["modelTopology"]["config"]["layers"]
+    layers[0]["config"]["activation"] = "selu"
+    layers.append({"class_name": "LSTM", "config": {"units": 3, "name": "lstm"}})
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(tfjs.TfjsFormatError) as err:
+        tfjs.load_tfjs(tmp_path)
+    assert "'LSTM'" in str(err.value) and "'selu'" in str(err.value) and "dense" in str(err.value)
+
+
+def test_missing_shard_names_file_and_weight(tmp_path):
+    doc = _tiny_saved(tmp_path)
+    paths = doc["weightsManifest"][0]["paths"]
+    (tmp_path / paths[3]).unlink()  # bytes 48..64 of the concatenation: dense/bias
+    with pytest.raises(tfjs.TfjsFormatError) as err:
+        tfjs.load_tfjs(tmp_path)
+    assert paths[3] in str(err.value) and "'dense/bias'" in str(err.value)
+
+
+def test_short_shard_names_file_and_weight(tmp_path):
+    doc = _tiny_saved(tmp_path)
+    last = doc["weightsManifest"][0]["paths"][-1]
+    (tmp_path / last).write_bytes((tmp_path / last).read_bytes()[:-4])
+    with pytest.raises(tfjs.TfjsFormatError) as err:
+        tfjs.load_tfjs(tmp_path)
+    assert last in str(err.value) and "'dense_1/bias'" in str(err.value)
+
+
+def test_weights_that_do_not_fit_are_named(tmp_path):
+    doc = _tiny_saved(tmp_path, shard_bytes=4096)
+    doc["weightsManifest"][0]["weights"][1]["name"] = "dense/offset"
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(tfjs.TfjsFormatError) as err:
+        tfjs.load_tfjs(tmp_path)
+    assert "missing from the weights manifest: dense/bias" in str(err.value) and "dense/offset" in str(err.value)
+
+
+def test_not_a_layers_model(tmp_path):
+    (tmp_path / "model.json").write_text(json.dumps({"format": "graph-model", "modelTopology": {},
+                                                     "weightsManifest": []}))
+    with pytest.raises(tfjs.TfjsFormatError, match="graph-model"):
+        tfjs.load_tfjs(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        tfjs.load_tfjs(tmp_path / "nowhere")
