@@ -1,0 +1,168 @@
+"""The runner: checkpoints, the NaN guard, config errors, identical metrics per seed, exact resume."""
+
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import agents.runner as runner_module
+from agents.runner import (
+    CheckpointError,
+    NonFiniteLossError,
+    Runner,
+    load_agent,
+    load_checkpoint,
+    make_agent,
+    save_checkpoint,
+    single_blas_thread,
+    strip_wall_clock,
+)
+from rl.experiment import ConfigError, RunDir
+from scripts.train import train
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    with single_blas_thread():
+        yield
+
+
+def reinforce_config(tmp_path, iterations=4, seed=0):
+    path = tmp_path / "reinforce.toml"
+    path.write_text(f"""
+[experiment]
+name = "rf"
+agent = "reinforce"
+seed = {seed}
+total_steps = 1000000
+eval_episodes = 3
+checkpoint_every_steps = 1
+device = "cpu"
+
+[env]
+variant = "book"
+
+[agent]
+iterations = {iterations}
+games_per_iteration = 4
+""")
+    return str(path)
+
+
+def ppo_config(tmp_path):
+    path = tmp_path / "ppo.toml"
+    path.write_text("""
+[experiment]
+name = "ppo"
+agent = "ppo"
+seed = 3
+total_steps = 1280
+eval_episodes = 3
+checkpoint_every_steps = 1
+device = "cpu"
+
+[agent]
+num_envs = 4
+num_steps = 64
+batch_size = 64
+num_epochs = 2
+anneal_lr = true
+""")
+    return str(path)
+
+
+def test_checkpoint_round_trip_keeps_nested_arrays_and_scalars(tmp_path):
+    rng_state = np.random.default_rng(5).bit_generator.state  # 128-bit integers inside
+    state = {"net": {"dense/kernel": np.arange(6, dtype=np.float32).reshape(2, 3)}, "steps": 7,
+             "rng": rng_state, "names": ["a", "b"], "empty": {}}
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, state)
+    back = load_checkpoint(path)
+    np.testing.assert_array_equal(back["net"]["dense/kernel"], state["net"]["dense/kernel"])
+    assert back["steps"] == 7 and back["rng"] == rng_state and back["names"] == ["a", "b"] and back["empty"] == {}
+    assert json.loads((tmp_path / "c.json").read_text())["steps"] == 7
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(path)
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
+    agent = make_agent({"experiment": {"agent": "reinforce", "device": "cpu"}, "env": {"variant": "book"},
+                        "agent": {"games_per_iteration": 2}}, where="t")
+    run = RunDir(tmp_path / "run")
+    runner = Runner(run, agent.experiment, progress=False)
+    runner.save(agent)
+    good = (run.checkpoints / "latest.safetensors").read_bytes()
+    with pytest.raises(NonFiniteLossError, match=r"policy_loss became nan at env step 12.*latest.safetensors"):
+        runner.log({"env_steps": 12, "policy_loss": float("nan")})
+    agent.policy.parameters()[0].data[0, 0] = np.nan  # a diverged model is never written over a good one
+    with pytest.raises(NonFiniteLossError, match="holds NaN"):
+        runner.save(agent)
+    assert (run.checkpoints / "latest.safetensors").read_bytes() == good
+    runner.close()
+
+
+def test_unknown_keys_name_the_file_table_and_valid_keys(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[experiment]\nagent = "ppo"\n[agent]\nlearning_rate = 0.1\n')
+    with pytest.raises(ConfigError, match=r"bad.toml \[agent\]: unknown key 'learning_rate'.*Valid keys:.*clip_coef"):
+        train(str(path), [], runs_dir=str(tmp_path), progress=False)
+    with pytest.raises(ConfigError, match=r"\[env\]: unknown key 'gravity' for envs/CartPole-v1. Valid keys: "
+                                          r"max_episode_steps, variant"):
+        train(str(path), ["agent.learning_rate=1", "env.gravity=3"][1:], runs_dir=str(tmp_path), progress=False)
+    with pytest.raises(ConfigError, match=r"\[experiment\]: unknown key 'seeds' \(did you mean 'seed'\?\)"):
+        train(str(path), ["experiment.seeds=1"], runs_dir=str(tmp_path), progress=False)
+
+
+def test_same_config_and_seed_give_identical_metrics(tmp_path):
+    config = reinforce_config(tmp_path, iterations=3)
+    a = RunDir(train(config, [], runs_dir=str(tmp_path / "a"), progress=False)).read_metrics()
+    b = RunDir(train(config, [], runs_dir=str(tmp_path / "b"), progress=False)).read_metrics()
+    assert len(a) > 3 and strip_wall_clock(a) == strip_wall_clock(b)
+    assert "sps" in a[-1] and "time_s" in a[-1]
+    c = RunDir(train(config, [], seed=1, runs_dir=str(tmp_path / "c"), progress=False)).read_metrics()
+    assert strip_wall_clock(c) != strip_wall_clock(a)
+
+
+def _interrupt_after(monkeypatch, iterations):
+    """Make the runner behave as if Ctrl-C came during iteration ``iterations``."""
+    original = Runner.log
+
+    def log(self, record):
+        original(self, record)
+        if record.get("iteration") == iterations:
+            self.request_stop()
+
+    monkeypatch.setattr(runner_module.Runner, "log", log)
+
+
+@pytest.mark.parametrize("which", ["reinforce", "ppo"])
+def test_interrupted_and_resumed_run_ends_with_the_same_metrics(tmp_path, monkeypatch, which):
+    config = reinforce_config(tmp_path) if which == "reinforce" else ppo_config(tmp_path)
+    probe = make_agent(tomllib.loads(Path(config).read_text()), where=config)
+    if which == "ppo" and not hasattr(probe.env, "get_state"):
+        pytest.xfail("the vector env has no get_state()/set_state() yet, so PPO cannot resume exactly")
+    full = RunDir(train(config, [], runs_dir=str(tmp_path / "full"), progress=False))
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 2)
+        cut = train(config, [], runs_dir=str(tmp_path / "cut"), progress=False)
+    assert not (cut / "eval.json").exists()  # stopped early: no evaluation yet
+    partial = RunDir(cut).read_metrics()
+    assert partial[-1]["iteration"] == 2
+    train(None, [], resume=str(cut), progress=False)
+    resumed = RunDir(cut).read_metrics()
+    assert strip_wall_clock(resumed) == strip_wall_clock(full.read_metrics())
+    assert json.loads((cut / "eval.json").read_text())["returns"] == json.loads(
+        (full.path / "eval.json").read_text())["returns"]
+
+
+def test_load_agent_plays_with_the_saved_weights(tmp_path):
+    run = train(reinforce_config(tmp_path, iterations=2), [], runs_dir=str(tmp_path), progress=False)
+    agent = load_agent(run, tag="latest")
+    assert agent.iteration == 2
+    obs = np.zeros((3, 4), dtype=np.float32)
+    assert agent.act(obs).shape == (3,)
+    with pytest.raises(CheckpointError, match="not a run directory"):
+        load_agent(tmp_path)
