@@ -1,0 +1,193 @@
+"""Benchmark the agents against their targets and against Stable-Baselines3 (PyTorch, CPU).
+
+    python scripts/bench_agents.py --sb3-python /tmp/sb3venv/bin/python [--seeds 5] [--sb3-seeds 3]
+
+Measured in one run, on this machine:
+
+* PPO on CartPole-v1 with the RL Zoo's settings (``configs/cartpole_ppo.toml``, 100,000 steps):
+  training wall time per seed and the deterministic evaluation mean over 20 episodes. The target is
+  a mean >= 475 on every seed and a median wall time at most 1/10 of SB3's PPO with the same settings.
+* REINFORCE with the book's settings (``configs/cartpole_reinforce.toml``): mean steps per game at
+  iteration 20 (and the best iteration up to 20); the target is >= 450 on at least 4 of 5 seeds.
+* SB3 PPO (``MlpPolicy``, the same Zoo hyperparameters, ``gymnasium``'s CartPole-v1) runs in a
+  subprocess with ``--sb3-python`` (a separate venv: ``pip install stable-baselines3 torch``).
+
+Both sides use one BLAS/torch thread: the networks are tiny, and threads only add synchronisation.
+Ours runs in this process; timings cover ``learn`` only (no imports, no evaluation).
+The results replace the ``bench_agents`` section of ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from _benchlib import machine_description, write_section  # noqa: E402
+
+from agents.runner import evaluate, make_agent  # noqa: E402
+from rl.experiment import apply_overrides, load_toml  # noqa: E402
+
+SB3_CHILD = r"""
+import json, sys, time
+import torch
+torch.set_num_threads(1)
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+import stable_baselines3
+seed, steps = int(sys.argv[1]), int(sys.argv[2])
+env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
+def linear(start):
+    return lambda progress_remaining: progress_remaining * start
+model = PPO("MlpPolicy", env, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
+            learning_rate=linear(1e-3), clip_range=linear(0.2), seed=seed, device="cpu", verbose=0)
+start = time.perf_counter()
+model.learn(steps)
+wall = time.perf_counter() - start
+eval_env = make_vec_env("CartPole-v1", n_envs=1, seed=seed + 1_000_000)
+mean, _ = evaluate_policy(model, eval_env, n_eval_episodes=20, deterministic=True)
+print(json.dumps({"seed": seed, "wall_s": wall, "eval_mean": float(mean), "sb3": stable_baselines3.__version__,
+                  "torch": torch.__version__}))
+"""
+
+
+class _Hooks:
+    """Minimal hooks: keep the records, never checkpoint."""
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+        self.stop_requested = False
+
+    def log(self, record: dict) -> None:
+        self.records.append(record)
+
+    def checkpoint_due(self, env_steps: int) -> bool:
+        return False
+
+    def save(self, agent: object, tag: str = "latest") -> None:
+        pass
+
+
+def bench_ours_ppo(seed: int) -> dict:
+    config = apply_overrides(load_toml(ROOT / "configs" / "cartpole_ppo.toml"), [f"experiment.seed={seed}",
+                                                                                  "experiment.device='cpu'"])
+    agent = make_agent(config, where="configs/cartpole_ppo.toml")
+    start = time.perf_counter()
+    agent.learn(agent.experiment.total_steps, _Hooks())
+    wall = time.perf_counter() - start
+    return {"seed": seed, "wall_s": wall, "eval_mean": evaluate(agent, episodes=20)["mean_return"],
+            "env_steps": agent.env_steps}
+
+
+def bench_ours_reinforce(seed: int) -> dict:
+    config = apply_overrides(load_toml(ROOT / "configs" / "cartpole_reinforce.toml"),
+                             [f"experiment.seed={seed}", "experiment.device='cpu'"])
+    agent = make_agent(config, where="configs/cartpole_reinforce.toml")
+    hooks = _Hooks()
+    start = time.perf_counter()
+    agent.learn(agent.experiment.total_steps, hooks)
+    wall = time.perf_counter() - start
+    curve = [r["mean_steps_per_game"] for r in hooks.records if "iteration" in r]
+    return {"seed": seed, "wall_s": wall, "at_20": curve[-1], "best_by_20": max(curve[:20]), "iterations": len(curve)}
+
+
+def bench_sb3(python: str, seed: int, steps: int) -> dict:
+    proc = subprocess.run([python, "-c", SB3_CHILD, str(seed), str(steps)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"SB3 run failed (seed {seed}): {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _scores(runs: list[dict]) -> str:
+    return ", ".join(f"{r['eval_mean']:.1f}" for r in runs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sb3-python", help="python of a venv with stable-baselines3 and torch (peer runs)")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds of our agents (default 5)")
+    parser.add_argument("--sb3-seeds", type=int, default=3, help="seeds of SB3 PPO (default 3; it is slow)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = parser.parse_args(argv)
+
+    ppo = []
+    for s in range(args.seeds):
+        ppo.append(bench_ours_ppo(s))
+        print(f"ours PPO seed {s}: {ppo[-1]['wall_s']:.1f} s, eval {ppo[-1]['eval_mean']:.1f}", flush=True)
+    rf = []
+    for s in range(args.seeds):
+        rf.append(bench_ours_reinforce(s))
+        print(f"ours REINFORCE seed {s}: iteration 20 {rf[-1]['at_20']:.1f} steps/game, "
+              f"best {rf[-1]['best_by_20']:.1f}, {rf[-1]['wall_s']:.1f} s", flush=True)
+    sb3 = []
+    if args.sb3_python:
+        for s in range(args.sb3_seeds):
+            sb3.append(bench_sb3(args.sb3_python, s, 100_000))
+            print(f"SB3 PPO seed {s}: {sb3[-1]['wall_s']:.1f} s, eval {sb3[-1]['eval_mean']:.1f}", flush=True)
+
+    ours_median = statistics.median(r["wall_s"] for r in ppo)
+    solved = sum(r["eval_mean"] >= 475 for r in ppo)
+    rf_ok = sum(r["at_20"] >= 450 for r in rf)
+    rf_ok_best = sum(r["best_by_20"] >= 450 for r in rf)
+    lines = [
+        "## bench_agents",
+        "",
+        f"Machine: {machine_description()}. Command: `python scripts/bench_agents.py --sb3-python "
+        f"/tmp/sb3venv/bin/python --seeds {args.seeds} --sb3-seeds {args.sb3_seeds}`; one BLAS/torch thread "
+        f"on both sides; wall times cover training (`learn`) only. Date: {time.strftime('%Y-%m-%d')}.",
+        "",
+        "PPO on CartPole-v1, RL Zoo settings (8 envs x 32 steps, batch 256, 20 epochs, gamma 0.98, "
+        "GAE 0.8, linear lr 1e-3 and clip 0.2), 100,000 steps; deterministic evaluation over 20 episodes:",
+        "",
+        "| implementation | seeds | eval mean per seed | seeds >= 475 | median train wall s | min / max s |",
+        "|---|---|---|---|---|---|",
+        f"| playgrad PPO (NumPy) | {len(ppo)} | {_scores(ppo)} | "
+        f"{solved}/{len(ppo)} | {ours_median:.2f} | {min(r['wall_s'] for r in ppo):.2f} / "
+        f"{max(r['wall_s'] for r in ppo):.2f} |",
+    ]
+    if sb3:
+        sb3_median = statistics.median(r["wall_s"] for r in sb3)
+        lines.append(
+            f"| SB3 {sb3[0]['sb3']} PPO (torch {sb3[0]['torch']}, CPU) | {len(sb3)} | "
+            f"{_scores(sb3)} | {sum(r['eval_mean'] >= 475 for r in sb3)}/"
+            f"{len(sb3)} | {sb3_median:.2f} | {min(r['wall_s'] for r in sb3):.2f} / "
+            f"{max(r['wall_s'] for r in sb3):.2f} |")
+        lines += ["", f"Median wall-time ratio playgrad / SB3: **{ours_median / sb3_median:.3f}** "
+                      f"(target <= 0.100; SB3 ran {len(sb3)} seeds because each takes minutes)."]
+    else:
+        lines += ["", "SB3 was not run (no `--sb3-python`), so there is no ratio in this run."]
+    lines += [
+        "",
+        "REINFORCE, the book's cart-pole settings (20 iterations x 20 games, <= 500 steps, gamma 0.95, "
+        "Adam 0.05, book start states):",
+        "",
+        "| seed | mean steps per game at iteration 20 | best iteration <= 20 | train wall s |",
+        "|---|---|---|---|",
+        *(f"| {r['seed']} | {r['at_20']:.1f} | {r['best_by_20']:.1f} | {r['wall_s']:.2f} |" for r in rf),
+        "",
+        f"Seeds with >= 450 steps per game at iteration 20: **{rf_ok}/{len(rf)}** (reached by iteration 20: "
+        f"{rf_ok_best}/{len(rf)}; target: at least 4 of 5).",
+    ]
+    markdown = "\n".join(lines)
+    print(markdown)
+    if not args.no_write:
+        write_section("bench_agents", markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
