@@ -267,3 +267,15 @@ def test_dropout_scales_survivors_and_respects_mode(device):
 
 def test_dropout_gradient_with_fixed_mask(device):
     check_grad(lambda x: F.dropout(x, 0.4, training=True, rng=Generator(3)), _arr(device, 4, 5))
+
+
+@pytest.mark.parametrize("name", ["valid_3x3", "stride2_same_even", "pointwise_stride2", "groups2"])
+def test_conv2d_chunked_columns_match(device, name, monkeypatch):
+    # A tiny chunk budget forces one image per column chunk: results and gradients must not change.
+    xs, ks, kwargs, pads = CONV_CASES[name]
+    x, k, b = _arr(device, *xs), _arr(device, *ks, seed=1), _arr(device, ks[3], seed=2)
+    whole = _np(F.conv2d(Tensor(x), Tensor(k), Tensor(b), **kwargs))
+    monkeypatch.setattr(nn_ops, "_CHUNK_BYTES", 1)
+    x = device.concatenate([x, x[:1] * 2])  # an odd batch: the last chunk is partial
+    np.testing.assert_allclose(_np(F.conv2d(Tensor(x), Tensor(k), Tensor(b), **kwargs))[: xs[0]], whole, atol=1e-12)
+    check_grad(lambda x, k, b: F.conv2d(x, k, b, **kwargs), x, k, b)
