@@ -65,3 +65,76 @@ def mlp(
     out_kwargs = {} if hidden else {"input_shape": (in_dim,)}
     layers.append(Dense(out_dim, activation=out_activation, kernel_initializer=out_init, **out_kwargs))
     return Sequential(layers, name=name) if name is not None else Sequential(layers)
+
+
+# ------------------------------------------------------------------------------- DDPG (agents/ddpg.py)
+def ddpg_actor(
+    obs_dim: int,
+    act_dim: int,
+    hidden: Sequence[int] = (64, 32),
+    activation: str = "relu",
+    out_init: str = "uniform",
+    out_init_scale: float = 3e-3,
+    name: str = "actor",
+) -> Any:
+    """The deterministic policy ``mu(s)``: ``(B, obs_dim) -> (B, act_dim)`` in [-1, 1], built at once.
+
+    MetaCar's DDPG demo (spec §6.3): Dense(64, relu) -> Dense(32, relu) -> Dense(act_dim, tanh), hidden
+    kernels glorot_uniform, zero biases. The output kernel is tiny so the first actions are near 0 and the
+    first actor gradients come from a critic that has not yet saturated the tanh: ``out_init="uniform"``
+    draws it from U(-scale, scale) (the DDPG paper's 3e-3); ``"constant"`` fills it with ``+scale``, as the
+    demo's ``randomUniform(0.003, 0.003)`` does (most likely a bug there, kept reproducible here).
+    """
+    from rl.layers import Dense  # noqa: PLC0415
+    from rl.models import Sequential  # noqa: PLC0415
+
+    layers = []
+    for i, units in enumerate(hidden):
+        kwargs = {"input_shape": (obs_dim,)} if i == 0 else {}
+        layers.append(Dense(int(units), activation=activation, **kwargs))
+    out_kwargs = {} if hidden else {"input_shape": (obs_dim,)}
+    layers.append(Dense(act_dim, activation="tanh", kernel_initializer=_small_init(out_init, out_init_scale),
+                        **out_kwargs))
+    return Sequential(layers, name=name)
+
+
+def ddpg_critic(
+    obs_dim: int,
+    act_dim: int,
+    obs_units: int = 64,
+    action_units: int = 64,
+    hidden: Sequence[int] = (32,),
+    merge_activation: str | None = None,
+    activation: str = "relu",
+    out_init: str = "uniform",
+    out_init_scale: float = 3e-3,
+    name: str = "critic",
+) -> Any:
+    """The action value ``Q(s, a)``: called as ``critic([obs (B, obs_dim), act (B, act_dim)]) -> (B, 1)``.
+
+    The demo's two-branch shape (spec §6.3): Dense(obs_units)(s) + Dense(action_units)(a) merged by Add,
+    then the ``hidden`` Dense(relu) layers and a linear Dense(1). The demo applies no activation after the
+    Add (``merge_activation=None``; its comment promises a ReLU that never comes); ``"relu"`` adds it.
+    """
+    from rl.layers import Activation, Add, Dense, Input  # noqa: PLC0415
+    from rl.models import Model  # noqa: PLC0415
+
+    if obs_units != action_units:
+        raise ValueError(f"the critic adds its two branches, so obs_units ({obs_units}) must equal "
+                         f"action_units ({action_units})")
+    s, a = Input((obs_dim,)), Input((act_dim,))
+    h = Add()([Dense(int(obs_units))(s), Dense(int(action_units))(a)])
+    if merge_activation not in (None, "linear"):
+        h = Activation(merge_activation)(h)
+    for units in hidden:
+        h = Dense(int(units), activation=activation)(h)
+    q = Dense(1, kernel_initializer=_small_init(out_init, out_init_scale))(h)
+    return Model([s, a], q, name=name)
+
+
+def _small_init(kind: str, scale: float) -> Any:
+    if kind == "uniform":
+        return initializers.RandomUniform(-scale, scale)
+    if kind == "constant":
+        return initializers.Constant(scale)
+    raise ValueError(f"out_init must be 'uniform' or 'constant', got {kind!r}")

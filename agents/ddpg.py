@@ -1,0 +1,455 @@
+"""Deep Deterministic Policy Gradient (Lillicrap et al. 2016) with parameter-space noise (Plappert et al.
+2018), as MetaCar's DDPG demos drive their car with ``[throttle, steering]`` (spec §6.3, §6.4).
+
+The algorithm, top to bottom as :meth:`DDPG.learn` runs it:
+
+1. **collect**: each world of a vector env acts with its *behaviour* policy and every transition
+   ``(s, a, r, s', terminated)`` goes into a circular replay memory. The behaviour policy is
+   ``exploration = "param"``: the actor with Gaussian noise added to every weight (one perturbed copy
+   per world, drawn when its episode starts, so an episode explores *consistently*); or
+   ``"gaussian"``: the clean actor plus N(0, ``action_noise_std``) on each action.
+2. **adapt the noise** (``"param"``), after each finished episode, in the demo's order:
+   ``d`` = RMS distance between the perturbed and the clean actor's actions on a batch of replayed
+   states; the world's perturbed actor is re-drawn with the current sigma; then
+   ``sigma <- sigma / alpha`` if ``d > delta`` else ``sigma * alpha`` (:func:`adapt_param_noise`), so
+   the weight noise is whatever moves the *actions* by about ``delta``.
+3. **update**: once ``learning_starts`` transitions were stored, every ``train_every_steps``
+   transitions: ``delta <- max(delta_final, decay * delta)``, then ``gradient_steps`` times, on a
+   uniform batch:
+
+   * critic: ``y = r + gamma * (1 - terminated) * Q'(s', mu'(s'))``, minimise ``mean((y - Q(s, a))^2)``,
+     then soft-update ``Q' <- tau * Q + (1 - tau) * Q'`` (:func:`soft_update`);
+   * actor: minimise ``-mean Q(s, mu(s))``, then soft-update ``mu'``.
+
+Transitions are counted as the demo counts steps: real ones, summed over worlds. Our vector envs
+autoreset on the step *after* an episode ends (Gymnasium's ``NEXT_STEP``); that step is not a
+transition and is neither stored nor counted. A time-limit truncation is stored as not terminal, so its
+target still bootstraps.
+
+Deviations from the demo (``ddpg/*.js``), each deliberate:
+
+* The demo's "prioritized" memory (half of each batch from fresh transitions, half from a list sorted by
+  TD error) is replaced by uniform replay (:class:`ContinuousReplay` on :mod:`agents.replay`).
+* The demo redraws its weight noise with ``tf.randomNormal(..., seed=0)``, i.e. the same pattern every
+  time (spec §6.3); here each draw is fresh from the run's seeded stream.
+* Its schedule is in episodes (110 gradient steps after every 10 episodes, from the 6th epoch on); ours is
+  in transitions so that a vector of worlds fits it (``train_every_steps``, ``gradient_steps``).
+* Its actor and critic output kernels are the *constant* 0.003 (``out_init = "constant"`` reproduces
+  it); the default draws them from U(-0.003, 0.003) as the DDPG paper does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from agents.base import Agent as BaseAgent
+from agents.base import ExperimentConfig, Hooks, make_vec_env
+from agents.networks import ddpg_actor, ddpg_critic
+from agents.replay import ReplayBuffer
+from agents.runner import Stopwatch
+from rl import backend
+from rl import functional as F
+from rl import random as rl_random
+from rl.optimizers import Adam
+from rl.tensor import Tensor, no_grad
+
+__all__ = ["Agent", "Config", "ContinuousReplay", "DDPG", "adapt_param_noise", "soft_update"]
+
+
+@dataclass
+class Config:
+    """DDPG hyperparameters: the ``[agent]`` table (defaults: MetaCar's DDPG demo, spec §6.3)."""
+
+    # --- collection
+    num_envs: int = 1  # worlds stepped together (the demo drives one); each has its own perturbed actor
+    # --- networks (the demo's shapes)
+    actor_hidden: list[int] = field(default_factory=lambda: [64, 32])  # Dense(relu) layers before the tanh head
+    critic_obs_units: int = 64  # linear Dense on the state, added to...
+    critic_action_units: int = 64  # ...a linear Dense on the action (must be equal: they are summed)
+    critic_hidden: list[int] = field(default_factory=lambda: [32])  # Dense(relu) layers after the merge
+    critic_merge_activation: str | None = None  # after the Add: None as the demo (its promised ReLU is missing)
+    out_init: str = "uniform"  # output kernels: "uniform" U(-s, s) (DDPG paper) or "constant" s (the demo's)
+    out_init_scale: float = 3e-3  # s: tiny outputs at first, so tanh starts unsaturated
+    # --- optimisation
+    actor_lr: float = 1e-4  # Adam, demo 1e-4: the actor follows a critic that must stay ahead of it
+    critic_lr: float = 1e-3  # Adam, demo 1e-3
+    batch_size: int = 128  # transitions per gradient step (demo 128)
+    gamma: float = 0.99  # discount (demo 0.99)
+    tau: float = 0.008  # soft target update rate, after every critic and every actor step (demo 0.008)
+    max_grad_norm: float | None = None  # clip each network's global gradient norm; None = no clipping (demo)
+    # --- replay and update schedule (counts are transitions summed over worlds)
+    buffer_size: int = 30_000  # replay capacity (demo memorySize 30000)
+    learning_starts: int = 5_000  # transitions stored before the first update (demo: 5 epochs of 10 episodes)
+    train_every_steps: int = 800  # transitions between update rounds (demo: one round per 10 episodes)
+    gradient_steps: int = 110  # critic+actor steps per round (demo nbTrainSteps 110)
+    # --- exploration
+    exploration: str = "param"  # "param" (weight noise, the demo's) or "gaussian" (action noise)
+    param_noise_initial_stddev: float = 0.1  # sigma of the first weight noise (demo initialStddev 0.1)
+    param_noise_desired_action_stddev: float = 0.1  # delta: the action change sigma is tuned to (demo 0.1)
+    param_noise_desired_final: float = 0.1  # delta never decays below this (demo: max(0.1, ...))
+    param_noise_decay: float = 0.99  # delta <- decay * delta before each update round (demo noiseDecay)
+    param_noise_adoption_coefficient: float = 1.01  # alpha: sigma's multiplicative step (demo 1.01)
+    param_noise_distance_states: int = 64  # replayed states the distance d is measured on (demo 64)
+    action_noise_std: float = 0.1  # "gaussian" exploration (and act(deterministic=False)): N(0, this) per action
+    # --- logging
+    log_every_steps: int = 5_000  # transitions between loss / noise / sps records
+
+    def __post_init__(self) -> None:
+        if self.exploration not in ("param", "gaussian"):
+            raise ValueError(f"exploration must be 'param' or 'gaussian', got {self.exploration!r}")
+        for name in ("num_envs", "batch_size", "buffer_size", "train_every_steps", "log_every_steps",
+                     "param_noise_distance_states", "critic_obs_units", "critic_action_units"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.gradient_steps < 0 or self.learning_starts < 0:
+            raise ValueError("gradient_steps and learning_starts must be >= 0")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"tau must lie in (0, 1], got {self.tau}")
+        if self.param_noise_adoption_coefficient <= 1.0:
+            raise ValueError("param_noise_adoption_coefficient must be > 1, got "
+                             f"{self.param_noise_adoption_coefficient}")
+        if self.critic_obs_units != self.critic_action_units:
+            raise ValueError(f"critic_obs_units ({self.critic_obs_units}) must equal critic_action_units "
+                             f"({self.critic_action_units}): the critic adds the two branches")
+
+
+# ------------------------------------------------------------------------------------ pieces
+def soft_update(target: Sequence[Any], source: Sequence[Any], tau: float) -> None:
+    """Polyak averaging in place: ``target <- tau * source + (1 - tau) * target`` for each pair of arrays."""
+    for t, s in zip(target, source, strict=True):
+        t *= 1.0 - tau
+        t += tau * s
+
+
+def adapt_param_noise(stddev: float, distance: float, desired: float, coefficient: float) -> float:
+    """The adaptive weight-noise rule (Plappert et al. 2018; the demo's ``adapt``).
+
+    Shrink sigma by ``coefficient`` when the perturbed actor's actions moved more than ``desired`` (RMS
+    ``distance`` from the clean actor's), grow it otherwise.
+    """
+    return stddev / coefficient if distance > desired else stddev * coefficient
+
+
+class ContinuousReplay(ReplayBuffer):
+    """:class:`agents.replay.ReplayBuffer` storing float actions ``(capacity, action_dim)`` (not int64 ``(capacity,)``).
+
+    Everything else (circular writes, seeded uniform sampling, exact ``state_dict``) is inherited: those
+    methods treat every field alike, so only the action store changes.
+    """
+
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...], action_dim: int, rng: rl_random.Generator):
+        super().__init__(capacity, obs_shape, np.float32, rng=rng)
+        self.action = self.xp.zeros((capacity, int(action_dim)), dtype=self.xp.float32)
+
+
+def _dense_layers(model: Any) -> list[Any]:
+    return [layer for layer in model.layers if hasattr(layer, "kernel")]
+
+
+# ------------------------------------------------------------------------------------ the agent
+class DDPG(BaseAgent):
+    """DDPG on a ``Box`` action space (``learn``, ``act``, ``explain``, ``state_dict``).
+
+    The actor outputs ``tanh`` values in [-1, 1] per action dimension, mapped linearly onto the space's
+    bounds (MetaCar's ControlMotion space *is* [-1, 1]^2, so there the map is the identity).
+
+    Args:
+        config: the ``[agent]`` table as a :class:`Config`.
+        experiment: env id and kwargs, seed, step budget.
+    """
+
+    Config = Config
+
+    def __init__(self, config: Config, experiment: ExperimentConfig):
+        super().__init__(config, experiment)
+        c = config
+        self.envs = make_vec_env(experiment, c.num_envs)
+        obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
+        if not isinstance(act_space, spaces.Box) or len(act_space.shape) != 1:
+            raise ValueError(f"DDPG needs a one-dimensional Box action space, got {act_space} for "
+                             f"{experiment.env_id} (MetaCar: set motion = \"control\" in the [env] table)")
+        if len(obs_space.shape) != 1:
+            raise ValueError(f"DDPG's MLPs need flat observations, got shape {obs_space.shape} (MetaCar: "
+                             "observation = \"linear\")")
+        self.obs_dim = int(obs_space.shape[0])
+        self.act_dim = int(act_space.shape[0])
+        self.action_low = act_space.low.astype(np.float32)
+        self.action_high = act_space.high.astype(np.float32)
+
+        # Weights come from the default generator: seeding it makes the networks a function of the seed.
+        rl_random.seed(experiment.seed)
+        actor_kw = dict(hidden=c.actor_hidden, out_init=c.out_init, out_init_scale=c.out_init_scale)
+        critic_kw = dict(obs_units=c.critic_obs_units, action_units=c.critic_action_units, hidden=c.critic_hidden,
+                         merge_activation=c.critic_merge_activation, out_init=c.out_init,
+                         out_init_scale=c.out_init_scale)
+        self.actor = ddpg_actor(self.obs_dim, self.act_dim, name="actor", **actor_kw)
+        self.critic = ddpg_critic(self.obs_dim, self.act_dim, name="critic", **critic_kw)
+        self.actor_target = ddpg_actor(self.obs_dim, self.act_dim, name="actor_target", **actor_kw)
+        self.critic_target = ddpg_critic(self.obs_dim, self.act_dim, name="critic_target", **critic_kw)
+        self.actor_target.load_state_dict(self.actor.state_dict())  # targets start as exact copies
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.actor_opt = Adam(self.actor.parameters(), lr=c.actor_lr, clipnorm=c.max_grad_norm)
+        self.critic_opt = Adam(self.critic.parameters(), lr=c.critic_lr, clipnorm=c.max_grad_norm)
+        # Live weight arrays (optimizers keep views into them; the soft update writes the targets in place).
+        self._pairs = [(list(self.actor_target.state_dict().values()), self.actor.parameters()),
+                       (list(self.critic_target.state_dict().values()), self.critic.parameters())]
+
+        streams = rl_random.Generator(experiment.seed).spawn(2)
+        self.rng = streams[0]  # exploration noise (weights or actions)
+        self.replay = ContinuousReplay(c.buffer_size, (self.obs_dim,), self.act_dim, rng=streams[1])
+
+        # Parameter noise: sigma of the weight noise, delta (the action distance sigma is tuned to), and
+        # per world the perturbed actor's weights as (N, *shape) arrays, one (kernel, bias) pair per layer.
+        self.noise_stddev = c.param_noise_initial_stddev
+        self.desired_stddev = c.param_noise_desired_action_stddev
+        self.noise_distance = float("nan")
+        self._activations = [F.get_activation(layer.activation) if layer.activation else None
+                             for layer in _dense_layers(self.actor)]
+        self.perturbed: list[Any] = []
+        if c.exploration == "param":
+            self._perturb(np.arange(c.num_envs))
+
+        # Collection state carried between learn() calls (and across a resume).
+        self.updates = 0  # gradient steps taken (critic and actor together)
+        self.episodes = 0
+        self._obs: np.ndarray | None = None
+        self._prev_done = np.zeros(c.num_envs, dtype=bool)
+        self._ep_return = np.zeros(c.num_envs)
+        self._ep_length = np.zeros(c.num_envs, dtype=np.int64)
+        self._ep_speed = np.zeros(c.num_envs)  # summed speed, for the episode's mean speed (MetaCar's info)
+        self._next_train = c.learning_starts
+        self._next_log = c.log_every_steps
+        self._last_losses: dict[str, float] = {}
+
+    # ------------------------------------------------------------------------------ policies
+    def _actor_actions(self, obs: Any) -> Any:
+        """The clean actor's actions ``(B, act_dim)`` in [-1, 1] for device observations ``(B, obs_dim)``."""
+        with no_grad():
+            return self.actor(Tensor(obs)).data
+
+    def _perturb(self, worlds: Any) -> None:
+        """Draw fresh perturbed actors for ``worlds``: the clean weights plus N(0, sigma) on every weight."""
+        xp = backend.current().xp
+        weights = [w.data for layer in _dense_layers(self.actor) for w in (layer.kernel, layer.bias)]
+        if not self.perturbed:
+            n = self.config.num_envs
+            self.perturbed = [xp.zeros((n, *w.shape), dtype=w.dtype) for w in weights]
+        idx = backend.to_device(np.asarray(worlds, dtype=np.int64))
+        for store, w in zip(self.perturbed, weights, strict=True):
+            noise = self.rng.normal((len(worlds), *w.shape), dtype=np.float32)
+            store[idx] = w[None] + self.noise_stddev * noise
+
+    def _perturbed_actions(self, obs: Any, world: int | None = None) -> Any:
+        """Actions of the perturbed actors: world i's actor on row i of ``obs (N, obs_dim)``, or (``world``
+        given) that world's actor on every row of ``obs (B, obs_dim)``."""
+        h = obs
+        with no_grad():
+            for i, act in enumerate(self._activations):
+                kernel, bias = self.perturbed[2 * i], self.perturbed[2 * i + 1]
+                if world is None:  # one small matrix product per world, as one batched matmul
+                    h = (h[:, None, :] @ kernel)[:, 0, :] + bias
+                else:
+                    h = h @ kernel[world] + bias[world]
+                if act is not None:
+                    h = act(Tensor(h)).data
+        return h
+
+    def _behaviour_actions(self, obs: Any) -> Any:
+        """Exploration actions ``(N, act_dim)`` in [-1, 1] for the N worlds' observations."""
+        if self.config.exploration == "param":
+            return self._perturbed_actions(obs)
+        xp = backend.get_array_module(obs)
+        noise = self.rng.normal((obs.shape[0], self.act_dim), dtype=np.float32)
+        return xp.clip(self._actor_actions(obs) + self.config.action_noise_std * noise, -1.0, 1.0)
+
+    def _to_env(self, actions: Any) -> np.ndarray:
+        """Actor outputs in [-1, 1] -> the env's bounds, as host float32 ``(B, act_dim)``."""
+        a = np.asarray(backend.to_numpy(actions), dtype=np.float32)
+        a = self.action_low + (a + 1.0) * 0.5 * (self.action_high - self.action_low)
+        return np.clip(a, self.action_low, self.action_high)
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions for ``obs (B, obs_dim)``: the clean actor's, plus N(0, action_noise_std) if not deterministic."""
+        x = backend.to_device(np.asarray(obs, dtype=np.float32).reshape(len(obs), -1))
+        actions = self._actor_actions(x)
+        if not deterministic:
+            xp = backend.get_array_module(actions)
+            noise = self.rng.normal(actions.shape, dtype=np.float32)
+            actions = xp.clip(actions + self.config.action_noise_std * noise, -1.0, 1.0)
+        return self._to_env(actions)
+
+    def explain(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+        """For the play overlay: ``{"action": (act_dim,), "q_value": (1,)}``, the actor's action and Q(s, mu(s))."""
+        x = backend.to_device(np.asarray(obs, dtype=np.float32).reshape(1, -1))
+        with no_grad():
+            a = self.actor(Tensor(x))
+            q = self.critic([Tensor(x), a]).data
+        return {"action": self._to_env(a.data)[0], "q_value": backend.to_numpy(q)[0].astype(np.float32)}
+
+    # ------------------------------------------------------------------------------ learning
+    def learn(self, total_steps: int, hooks: Hooks) -> None:
+        c = self.config
+        xp = backend.current().xp
+        if self._obs is None:
+            # A fresh run starts at the experiment seed; a resume without env state at a new, fixed one.
+            self._obs, _ = self.envs.reset(seed=self.experiment.seed + self.env_steps)
+            self._prev_done[:] = False
+        watch = Stopwatch(self.env_steps)
+        while self.env_steps < total_steps and not hooks.stop_requested:
+            # 1. collect: one step of every world with its behaviour policy.
+            obs = self._obs
+            actions = self._behaviour_actions(xp.asarray(obs))
+            next_obs, reward, terminated, truncated, info = self.envs.step(self._to_env(actions))
+            reward, terminated, truncated = (np.asarray(backend.to_numpy(v)) for v in (reward, terminated, truncated))
+            real = ~self._prev_done  # the step after an episode end is the env's reset, not a transition
+            if real.any():
+                self.replay.add(obs[real], actions[backend.to_device(real)], reward[real].astype(np.float32),
+                                next_obs[real], terminated[real])
+            n_real = int(real.sum())
+            self.env_steps += n_real
+            self._ep_return += np.where(real, reward, 0.0)
+            self._ep_length += real
+            if "speed" in info:
+                self._ep_speed += np.where(real, np.asarray(backend.to_numpy(info["speed"])), 0.0)
+            done = (terminated | truncated) & real
+            for i in np.flatnonzero(done):
+                self._end_episode(int(i), bool(terminated[i]), hooks)
+            self._prev_done = done
+            self._obs = next_obs
+
+            # 3. update: a round of gradient steps every train_every_steps transitions, after learning_starts.
+            if self.env_steps >= self._next_train and len(self.replay) >= c.batch_size:
+                self._next_train = self.env_steps + c.train_every_steps
+                self.desired_stddev = max(c.param_noise_desired_final, c.param_noise_decay * self.desired_stddev)
+                self._last_losses = self._update_round()
+            if self.env_steps >= self._next_log:
+                self._next_log = self.env_steps + c.log_every_steps
+                hooks.log({"env_steps": self.env_steps, "updates": self.updates, **self._last_losses,
+                           "param_noise_stddev": self.noise_stddev, "desired_action_stddev": self.desired_stddev,
+                           "noise_distance": self.noise_distance, "replay_size": len(self.replay),
+                           "sps": watch.lap(self.env_steps), "time_s": watch.elapsed()})
+            if hooks.checkpoint_due(self.env_steps):
+                hooks.save(self)
+
+    def _end_episode(self, world: int, crashed: bool, hooks: Hooks) -> None:
+        """Log world ``world``'s finished episode; with parameter noise, 2. adapt sigma and redraw its actor."""
+        length = int(self._ep_length[world])
+        hooks.log({"env_steps": self.env_steps, "episode_return": float(self._ep_return[world]),
+                   "episode_length": length, "episode_crashed": crashed,
+                   "episode_mean_speed": float(self._ep_speed[world] / max(length, 1))})
+        self.episodes += 1
+        self._ep_return[world] = self._ep_length[world] = self._ep_speed[world] = 0
+        c = self.config
+        if c.exploration != "param":
+            return
+        # The demo's order: measure the perturbation that drove this episode, redraw it with the current
+        # sigma, then adapt sigma (used by the next redraw). No adaptation until the memory holds a batch.
+        adapt = len(self.replay) >= c.batch_size
+        if adapt:
+            states = self.replay.sample(c.param_noise_distance_states).obs
+            diff = self._perturbed_actions(states, world) - self._actor_actions(states)
+            self.noise_distance = float(backend.get_array_module(diff).sqrt((diff * diff).mean()))
+        self._perturb([world])
+        if adapt:
+            self.noise_stddev = adapt_param_noise(self.noise_stddev, self.noise_distance, self.desired_stddev,
+                                                  c.param_noise_adoption_coefficient)
+
+    def _update_round(self) -> dict[str, float]:
+        """``gradient_steps`` critic and actor steps, each followed by its soft target update; mean losses."""
+        c = self.config
+        (actor_t, actor_p), (critic_t, critic_p) = self._pairs
+        critic_sum = actor_sum = 0.0
+        for _ in range(c.gradient_steps):
+            batch = self.replay.sample(c.batch_size)
+            s, a = Tensor(batch.obs), Tensor(batch.action)
+            # Critic: regress Q(s, a) onto the one-step target of the slowly moving target networks.
+            with no_grad():
+                next_s = Tensor(batch.next_obs)
+                next_q = self.critic_target([next_s, self.actor_target(next_s)]).data[:, 0]
+                y = batch.reward + c.gamma * (1.0 - batch.terminated) * next_q
+            q = self.critic([s, a]).reshape(-1)
+            critic_loss = ((q - Tensor(y)) ** 2).mean()
+            self.critic_opt.zero_grad()
+            critic_loss.backward()
+            self.critic_opt.step()
+            soft_update(critic_t, [p.data for p in critic_p], c.tau)
+            # Actor: climb the critic's value of the actor's own actions (the deterministic policy gradient).
+            actor_loss = -self.critic([s, self.actor(s)]).mean()
+            self.actor_opt.zero_grad()
+            actor_loss.backward()
+            self.actor_opt.step()  # the critic's gradients from this pass are cleared before its next step
+            soft_update(actor_t, [p.data for p in actor_p], c.tau)
+            critic_sum += critic_loss.data
+            actor_sum += actor_loss.data
+            self.updates += 1
+        n = max(c.gradient_steps, 1)
+        return {"critic_loss": float(critic_sum) / n, "actor_loss": float(actor_sum) / n}
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "actor": dict(self.actor.state_dict()), "critic": dict(self.critic.state_dict()),
+            "actor_target": dict(self.actor_target.state_dict()),
+            "critic_target": dict(self.critic_target.state_dict()),
+            "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+            "replay": self.replay.state_dict(),
+            "noise": {"stddev": self.noise_stddev, "desired_stddev": self.desired_stddev,
+                      "distance": self.noise_distance,
+                      "perturbed": {str(i): w for i, w in enumerate(self.perturbed)}},
+            "rng": self.rng.numpy.bit_generator.state,
+            "env_steps": self.env_steps, "updates": self.updates, "episodes": self.episodes,
+            "next_train": self._next_train, "next_log": self._next_log,
+            "episode": {"return": self._ep_return.copy(), "length": self._ep_length.copy(),
+                        "speed": self._ep_speed.copy(), "prev_done": self._prev_done.copy()},
+        }
+        # Resuming mid-episode needs the worlds themselves; without the env's state a resume starts new episodes.
+        if self._obs is not None and hasattr(self.envs, "get_state"):
+            state["obs"] = np.asarray(self._obs)
+            state["env"] = self.envs.get_state()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("actor", "critic", "actor_target", "critic_target"):
+            getattr(self, name).load_state_dict(state[name])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.replay.load_state_dict(state["replay"])
+        noise = state["noise"]
+        self.noise_stddev = float(noise["stddev"])
+        self.desired_stddev = float(noise["desired_stddev"])
+        self.noise_distance = float(noise["distance"])
+        perturbed = noise.get("perturbed", {})
+        if len(perturbed) != len(self.perturbed):
+            raise ValueError(f"the checkpoint holds {len(perturbed)} perturbed-actor arrays, this agent "
+                             f"{len(self.perturbed)} (exploration or num_envs differ)")
+        for i, store in enumerate(self.perturbed):
+            value = perturbed[str(i)]
+            if tuple(value.shape) != tuple(store.shape):
+                raise ValueError(f"perturbed actor array {i} has shape {tuple(value.shape)}, expected {store.shape}")
+            store[...] = backend.to_device(value)
+        self.rng.numpy.bit_generator.state = state["rng"]
+        self.env_steps = int(state["env_steps"])
+        self.updates = int(state["updates"])
+        self.episodes = int(state["episodes"])
+        self._next_train = int(state["next_train"])
+        self._next_log = int(state["next_log"])
+        if "env" in state and hasattr(self.envs, "set_state"):
+            ep = state["episode"]
+            self._ep_return = np.array(ep["return"], dtype=np.float64)
+            self._ep_length = np.array(ep["length"], dtype=np.int64)
+            self._ep_speed = np.array(ep["speed"], dtype=np.float64)
+            self._prev_done = np.array(ep["prev_done"], dtype=bool)
+            self.envs.set_state(state["env"])
+            self._obs = np.array(state["obs"], dtype=np.float32)
+        else:
+            self._obs = None  # learn() resets the worlds (new episodes)
+            self._ep_return[:] = self._ep_length[:] = self._ep_speed[:] = 0
+            self._prev_done[:] = False
+
+
+Agent = DDPG

@@ -1,0 +1,157 @@
+"""Train and judge the MetaCar experiments on the CPU; write section ``bench_metacar`` of docs/benchmarks.md.
+
+    python scripts/bench_metacar.py            # every config below that exists (~10 minutes on 2 cores)
+    python scripts/bench_metacar.py --only metacar_level1_ppo --no-write
+
+Each config is trained with ``scripts/train.py``'s machinery at fixed seeds and its step budget (early stop
+at ``target_return`` where the config sets one), then played deterministically for ``--episodes`` episodes
+on fresh worlds (seeded 1,000,000 + seed, so the starts differ from training). Per experiment it reports
+reward per step (episode return / the 800-step budget, so a crash forfeits the remaining steps), the
+fraction of episodes that ran the full 800 steps without a crash, the mean speed (px/step), the transitions
+trained on and the wall time of training.
+
+There is no peer library to compare with: the original MetaCar is a browser demo (TensorFlow.js 0.11)
+that publishes no scores or curves, only pretrained weights (spec §6), so the figures stand alone.
+``metacar_level3_ddpg`` (16 bots, a GPU-sized budget) is not trained here; its row says so.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # tiny networks: BLAS threads only add overhead
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import _benchlib  # noqa: E402
+import train as train_script  # noqa: E402
+
+from agents.base import make_vec_env  # noqa: E402
+from agents.runner import load_agent  # noqa: E402
+
+
+@dataclass
+class Experiment:
+    """One row: a config, the seeds it is trained with, and its target in words and as a test."""
+
+    config: str
+    seeds: tuple[int, ...]
+    target: str
+    train: bool = True
+
+
+EXPERIMENTS = [
+    Experiment("metacar_level0_qtable", (0,), "reward/step >= 0.5"),
+    Experiment("metacar_level1_ppo", (0, 1, 2), "reward/step >= 0.5"),
+    Experiment("metacar_level2_ddpg", (0,), "800 steps on the road at >= 1 px/step"),
+    Experiment("metacar_level3_ddpg", (0,), "800 steps without a crash", train=False),
+]
+
+
+def evaluate_metacar(agent, episodes: int, seed: int) -> dict[str, float]:
+    """Deterministic episodes of ``agent`` on fresh worlds of its own env (one world per episode).
+
+    Returns the mean reward per step over the episode budget, the crash-free fraction (episodes that
+    reached ``max_steps``), the mean speed in px/step, and the fraction that were both crash-free and at
+    least 1 px/step on average (level2's target).
+    """
+    env = make_vec_env(agent.experiment, episodes)
+    budget = int(env.max_steps)
+    obs, _ = env.reset(seed=seed)
+    returns, lengths, speed_sum = np.zeros(episodes), np.zeros(episodes, np.int64), np.zeros(episodes)
+    crashed, running = np.zeros(episodes, bool), np.ones(episodes, bool)
+    while running.any():
+        obs, reward, terminated, truncated, info = env.step(agent.act(obs, deterministic=True))
+        returns += np.where(running, reward, 0.0)
+        lengths += running
+        speed_sum += np.where(running, np.asarray(info["speed"], dtype=np.float64), 0.0)
+        crashed |= running & terminated
+        running &= ~(terminated | truncated)
+    env.close()
+    mean_speed = speed_sum / np.maximum(lengths, 1)
+    survived = ~crashed & (lengths >= budget)
+    return {"reward_per_step": float((returns / budget).mean()), "crash_free": float(survived.mean()),
+            "mean_speed": float(mean_speed.mean()), "fast_and_safe": float((survived & (mean_speed >= 1.0)).mean()),
+            "episodes": episodes}
+
+
+def run_one(exp: Experiment, seed: int, runs_dir: str, episodes: int) -> dict[str, float]:
+    config = ROOT / "configs" / f"{exp.config}.toml"
+    start = time.perf_counter()
+    run_dir = train_script.train(str(config), ["experiment.eval_episodes=1"], seed=seed, runs_dir=runs_dir,
+                                 progress=False, argv=["scripts/bench_metacar.py"])
+    wall_s = time.perf_counter() - start
+    agent = load_agent(run_dir, tag="latest")
+    result = evaluate_metacar(agent, episodes, seed=1_000_000 + seed)
+    result.update(wall_s=wall_s, env_steps=agent.env_steps, seed=seed)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", help="config name(s) to run (default: all that exist)")
+    parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per trained agent")
+    parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/benchmarks.md alone")
+    args = parser.parse_args(argv)
+
+    rows = ["| experiment | seed | target | reward/step | crash-free | mean speed (px/step) "
+            "| 800 steps at >= 1 px/step | transitions trained | train wall time (s) | target met |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    with tempfile.TemporaryDirectory() as runs_dir:
+        for exp in EXPERIMENTS:
+            if args.only and exp.config not in args.only:
+                continue
+            if not (ROOT / "configs" / f"{exp.config}.toml").exists():
+                print(f"{exp.config}: no config file, skipped")
+                continue
+            if not exp.train:
+                rows.append(f"| {exp.config} | - | {exp.target} | not run on the CPU: GPU-sized budget | | | | | | |")
+                continue
+            for seed in exp.seeds:
+                print(f"training {exp.config} seed {seed} ...", flush=True)
+                r = run_one(exp, seed, runs_dir, args.episodes)
+                met = {"metacar_level2_ddpg": r["fast_and_safe"] >= 0.5}.get(exp.config, r["reward_per_step"] >= 0.5)
+                line = (f"| {exp.config} | {seed} | {exp.target} | {r['reward_per_step']:.3f} | {r['crash_free']:.2f} "
+                        f"| {r['mean_speed']:.2f} | {r['fast_and_safe']:.2f} | {r['env_steps']:,} | {r['wall_s']:.0f} "
+                        f"| {'yes' if met else 'no'} |")
+                print(line, flush=True)
+                rows.append(line)
+    load = os.getloadavg()[0]
+    text = "\n".join([
+        "## MetaCar experiments (`scripts/bench_metacar.py`)",
+        "",
+        f"Machine: {_benchlib.machine_description()}; CPU only, one BLAS thread. 1-minute load average at the "
+        f"end: {load:.1f} (other work shares the cores, so wall times move; scores do not: they are fixed by "
+        "config and seed).",
+        "",
+        f"Each agent is trained by `scripts/train.py` with the config's budget and seed, then driven "
+        f"deterministically for {args.episodes} episodes on fresh worlds (random start tile and lane). "
+        "Reward/step is the episode return over the 800-step budget (a crash ends the episode and forfeits the "
+        "rest); crash-free is the fraction of episodes that lasted 800 steps; \"800 steps at >= 1 px/step\" "
+        "is the fraction that also averaged at least 1 px/step. Targets: level1 (and level0) a reward/step of "
+        "at least 0.5; level2 at least half the episodes crash-free at >= 1 px/step.",
+        "",
+        "No peer: the original MetaCar is a TensorFlow.js browser demo that publishes no scores or learning "
+        "curves (only pretrained weights), so there is nothing measured to compare with.",
+        "",
+        *rows,
+    ])
+    print(text)
+    if not args.no_write:
+        _benchlib.write_section("bench_metacar", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
