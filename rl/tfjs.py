@@ -340,6 +340,7 @@ def save_tfjs(
     directory.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(paths):
         atomic_write_bytes(directory / name, data[i * shard_size_bytes:(i + 1) * shard_size_bytes])
+        (directory / name).chmod(0o644)  # web assets: readable by a server running as another user
     version = _version()
     doc: dict[str, Any] = {
         "format": "layers-model",
@@ -352,6 +353,7 @@ def save_tfjs(
         doc["userDefinedMetadata"] = metadata
     path = directory / "model.json"
     atomic_write_text(path, json.dumps(doc, indent=1))
+    path.chmod(0o644)
     for stale in directory.iterdir():
         if _SHARD_RE.match(stale.name) and stale.name not in paths:
             stale.unlink()
