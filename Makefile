@@ -22,6 +22,7 @@ run: $(VENV)/.installed
 
 ## test: install the dev extras and run the whole test suite
 test: $(VENV)/.installed-dev
+	@if command -v npm >/dev/null && [ ! -f tests/tfjs/node_modules/@tensorflow/tfjs/package.json ]; then (cd tests/tfjs && (npm ci --no-audit --no-fund || npm install --no-audit --no-fund)) || echo "npm install failed: the TF.js tests will be skipped"; fi
 	$(PY) -m ruff check .
 	SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(PY) -m pytest -n 2 -q
 
