@@ -53,6 +53,12 @@ def prepare_model(source: str | Path, tag: str = "best") -> tuple[Path, Path | N
     """``(model directory, temporary directory to delete or None)`` for a run directory or an exported model."""
     source = Path(source)
     if (source / "model.json").exists():
+        from rl import tfjs  # noqa: PLC0415
+
+        meta = tfjs.read_model_json(source).get("userDefinedMetadata") or {}
+        if meta.get("env_id") not in (None, SNAKE_ENV_ID):
+            raise ServeError(f"{source}: the page plays {SNAKE_ENV_ID}; this model was exported from a run on "
+                             f"{meta['env_id']!r}")
         return source, None
     if not (source / "config.toml").exists():
         raise ServeError(f"{source}: neither a run directory (config.toml) nor an exported model (model.json)")

@@ -156,6 +156,17 @@ def test_converter_style_file_with_split_shards_matches_numpy(tmp_path):
     assert [layer.name for layer in model.layers] == ["input_1", "conv2d", "flatten", "dense"]
 
 
+def test_training_only_settings_are_ignored_with_a_warning(tmp_path):
+    _converter_style(tmp_path, np.random.default_rng(4))
+    doc = json.loads((tmp_path / "model.json").read_text())
+    dense = doc["modelTopology"]["model_config"]["config"]["layers"][3]["config"]
+    dense["kernel_regularizer"] = {"class_name": "L2", "config": {"l2": 0.01}}
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    with pytest.warns(UserWarning, match="layer 'dense' kernel_regularizer"):
+        model = tfjs.load_tfjs(tmp_path)
+    assert model.get_layer("dense").units == 3
+
+
 def test_tfjs_style_sequential_and_legacy_list_form(tmp_path):
     rng = np.random.default_rng(3)
     k, b = rng.normal(size=(4, 2)).astype(np.float32), rng.normal(size=2).astype(np.float32)

@@ -204,3 +204,11 @@ def test_serve_web_refuses_what_it_cannot_serve(tmp_path):
     (tmp_path / "config.toml").write_text('[experiment]\nagent = "ppo"\nenv_id = "envs/CartPole-v1"\n')
     with pytest.raises(serve_web.ServeError, match="DQN"):
         serve_web.prepare_model(tmp_path)
+    from rl import layers as L
+    from rl import tfjs
+    from rl.models import Sequential
+
+    policy = Sequential([L.Dense(2, input_shape=(4,))])
+    tfjs.save_tfjs(policy, tmp_path / "cartpole", metadata={"env_id": "envs/CartPole-v1"})
+    with pytest.raises(serve_web.ServeError, match="CartPole"):
+        serve_web.prepare_model(tmp_path / "cartpole")
