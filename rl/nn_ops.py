@@ -300,13 +300,25 @@ class _DepthwiseConv2D(Function):
         xpad = _pad_hw(x, pads)
         n = x.shape[0]
         dtype = xp.result_type(x, kernel)
-        out = xp.zeros((n, *out_hw, c, mult), dtype=dtype)
-        tmp = xp.empty_like(out)
-        for i in range(kh):
-            for j in range(kw):
-                shifted = xpad[_tap(i, j, out_hw, stride, dilation)][..., None]  # (N, Ho, Wo, C, 1)
-                xp.multiply(shifted, kernel[i, j], out=tmp)
-                out += tmp
+        # With one filter per channel (mult == 1, MobileNet's case) the trailing axis is dropped, so
+        # every multiply runs over contiguous channels rather than a length-1 innermost axis.
+        k = kernel[..., 0] if mult == 1 else kernel
+        out = xp.empty((n, *out_hw, c) if mult == 1 else (n, *out_hw, c, mult), dtype=dtype)
+        # A few images at a time, so the nine multiply-adds reuse cached data instead of streaming
+        # the whole batch from memory nine times.
+        chunk = _images_per_chunk(xp, n, out[0].nbytes * 2)
+        tmp = xp.empty_like(out[:chunk])
+        for n0 in range(0, n, chunk):
+            n1 = min(n, n0 + chunk)
+            block, tmp_block, x_block = out[n0:n1], tmp[: n1 - n0], xpad[n0:n1]
+            for i in range(kh):
+                for j in range(kw):
+                    shifted = x_block[_tap(i, j, out_hw, stride, dilation)]  # (n, Ho, Wo, C)
+                    if mult != 1:
+                        shifted = shifted[..., None]
+                    xp.multiply(shifted, k[i, j], out=block if i == j == 0 else tmp_block)
+                    if i or j:
+                        block += tmp_block
         self.xpad, self.kernel, self.has_bias = xpad, kernel, bias is not None
         self.geom = (stride, dilation, pads, out_hw)
         out = out.reshape(n, *out_hw, c * mult)
@@ -319,27 +331,32 @@ class _DepthwiseConv2D(Function):
         stride, dilation, pads, out_hw = self.geom
         kernel, xpad = self.kernel, self.xpad
         kh, kw, c, mult = kernel.shape
-        g5 = g.reshape(*g.shape[:3], c, mult)
+        g5 = g.reshape(*g.shape[:3], c) if mult == 1 else g.reshape(*g.shape[:3], c, mult)
+        k = kernel[..., 0] if mult == 1 else kernel
         gk = gx = gb = None
         if self.has_bias and self.inputs[2].requires_grad:
             gb = g.reshape(-1, c * mult).sum(axis=0)
         need_k, need_x = self.inputs[1].requires_grad, self.inputs[0].requires_grad
         if need_k:
-            gk = xp.empty_like(kernel)
-            tmp = xp.empty_like(g5)
+            gk = xp.zeros_like(kernel)
         if need_x:
             gpad = xp.zeros(xpad.shape, dtype=g.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                tap = _tap(i, j, out_hw, stride, dilation)
-                if need_k:
-                    xp.multiply(xpad[tap][..., None], g5, out=tmp)
-                    gk[i, j] = tmp.reshape(-1, c, mult).sum(axis=0)
-                if need_x:
-                    if mult == 1:
-                        gpad[tap] += g5[..., 0] * kernel[i, j, :, 0]
-                    else:
-                        gpad[tap] += (g5 * kernel[i, j]).sum(axis=-1)
+        n = g.shape[0]
+        chunk = _images_per_chunk(xp, n, g5[0].nbytes * 2)
+        tmp = xp.empty_like(g5[:chunk])
+        for n0 in range(0, n, chunk):
+            n1 = min(n, n0 + chunk)
+            g_block, tmp_block, x_block = g5[n0:n1], tmp[: n1 - n0], xpad[n0:n1]
+            for i in range(kh):
+                for j in range(kw):
+                    tap = _tap(i, j, out_hw, stride, dilation)
+                    if need_k:
+                        shifted = x_block[tap] if mult == 1 else x_block[tap][..., None]
+                        xp.multiply(shifted, g_block, out=tmp_block)
+                        gk[i, j] += tmp_block.reshape(-1, c, mult).sum(axis=0)
+                    if need_x:
+                        xp.multiply(g_block, k[i, j], out=tmp_block)
+                        gpad[n0:n1][tap] += tmp_block if mult == 1 else tmp_block.sum(axis=-1)
         if need_x:
             gx = _crop_hw(gpad, pads)
         self.xpad = None

@@ -279,3 +279,14 @@ def test_conv2d_chunked_columns_match(device, name, monkeypatch):
     x = device.concatenate([x, x[:1] * 2])  # an odd batch: the last chunk is partial
     np.testing.assert_allclose(_np(F.conv2d(Tensor(x), Tensor(k), Tensor(b), **kwargs))[: xs[0]], whole, atol=1e-12)
     check_grad(lambda x, k, b: F.conv2d(x, k, b, **kwargs), x, k, b)
+
+
+@pytest.mark.parametrize("name", ["valid", "mult2_same"])
+def test_depthwise_chunked_matches(device, name, monkeypatch):
+    xs, ks, kwargs = DEPTHWISE_CASES[name]
+    x = device.concatenate([_arr(device, *xs), _arr(device, *xs, seed=5)])  # at least two images
+    k, b = _arr(device, *ks, seed=1), _arr(device, ks[2] * ks[3], seed=2)
+    whole = _np(F.depthwise_conv2d(Tensor(x), Tensor(k), Tensor(b), **kwargs))
+    monkeypatch.setattr(nn_ops, "_CHUNK_BYTES", 1)  # one image per chunk
+    np.testing.assert_allclose(_np(F.depthwise_conv2d(Tensor(x), Tensor(k), Tensor(b), **kwargs)), whole, atol=1e-12)
+    check_grad(lambda x, k, b: F.depthwise_conv2d(x, k, b, **kwargs), x, k, b)
