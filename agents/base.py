@@ -110,7 +110,8 @@ class Agent:
         raise NotImplementedError
 
     def explain(self, obs: np.ndarray) -> dict[str, np.ndarray]:
-        """Overlay data for the play window for ONE observation ``obs_shape``: ``{"q_values": (A,)}`` or ``{"probs": (A,)}``."""
+        """Overlay data for the play window for ONE observation ``obs_shape``:
+        ``{"q_values": (A,)}`` or ``{"probs": (A,)}``."""
         return {}
 
     def hyperparameters(self) -> dict[str, Any]:
