@@ -169,27 +169,33 @@ class Tensor:
         elif isinstance(grad, Tensor):
             grad = grad.data
 
-        order = _topological_order(self)
+        if self.creator is None:  # backward on a leaf: its gradient is the upstream one
+            self.grad = grad if self.grad is None else self.grad + grad
+            return
+        # Leaves (parameters, inputs) never enter the ordering: their gradients are accumulated the
+        # moment an op hands them out, which halves the bookkeeping for small networks.
         grads: dict[int, Any] = {id(self): grad}
-        for node in order:
+        for node in _topological_order(self):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
             fn = node.creator
-            if fn is None:  # a leaf
-                if node.requires_grad:
-                    node.grad = g if node.grad is None else node.grad + g
-                continue
             input_grads = fn.backward(g)
-            if not isinstance(input_grads, tuple):
+            if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
             for parent, pg in zip(fn.inputs, input_grads):
                 if pg is None or not parent.requires_grad:
                     continue
                 if pg.shape != parent.data.shape:
                     pg = _sum_to_shape(pg, parent.data.shape)
-                key = id(parent)
-                grads[key] = pg if key not in grads else grads[key] + pg
+                if parent.creator is None:
+                    # ``.grad`` may alias another gradient or be a read-only broadcast view: code that
+                    # changes gradients replaces them (``p.grad = p.grad * c``), never writes through.
+                    parent.grad = pg if parent.grad is None else parent.grad + pg
+                else:
+                    key = id(parent)
+                    prev = grads.get(key)
+                    grads[key] = pg if prev is None else prev + pg
             if not retain_graph:
                 node.creator = _FREED  # free the graph behind us: constant memory in training loops
 
@@ -332,7 +338,10 @@ def as_tensor(x: Any) -> Tensor:
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:
-    """Tensors reachable from ``root`` through creators, outputs before inputs (iterative DFS)."""
+    """Non-leaf tensors reachable from ``root`` through creators, outputs before inputs.
+
+    An iterative depth-first search (no recursion limit on long graphs); leaves are skipped.
+    """
     order: list[Tensor] = []
     visited: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]
@@ -341,14 +350,13 @@ def _topological_order(root: Tensor) -> list[Tensor]:
         if expanded:
             order.append(node)
             continue
-        if id(node) in visited:
+        if id(node) in visited:  # marked when expanded, not when pushed: keeps the order valid
             continue
         visited.add(id(node))
         stack.append((node, True))
-        if node.creator is not None:
-            for parent in node.creator.inputs:
-                if parent.requires_grad and id(parent) not in visited:
-                    stack.append((parent, False))
+        for parent in node.creator.inputs:
+            if parent.creator is not None and parent.requires_grad and id(parent) not in visited:
+                stack.append((parent, False))
     order.reverse()
     return order
 

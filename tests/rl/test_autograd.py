@@ -149,3 +149,23 @@ def test_softmax_values_are_stable():
 def test_unknown_activation_lists_valid():
     with pytest.raises(ValueError, match="relu6"):
         F.get_activation("relu7")
+
+
+@pytest.mark.parametrize("order", ["ca", "ac"])
+def test_shared_intermediate_gets_all_contributions_before_its_backward(order):
+    # c feeds the root directly and through a: c's backward must wait for a's contribution.
+    x = Tensor(np.ones(3), requires_grad=True)
+    c = x * 2
+    a = c * 3
+    y = (c + a) if order == "ca" else (a + c)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [8.0, 8.0, 8.0])
+
+
+def test_backward_on_a_leaf_and_with_upstream_gradient():
+    x = Tensor(np.ones(2), requires_grad=True)
+    x.backward(np.array([2.0, 3.0]))
+    np.testing.assert_allclose(x.grad, [2.0, 3.0])
+    y = x * 4
+    y.backward(Tensor(np.array([1.0, 1.0])))
+    np.testing.assert_allclose(x.grad, [6.0, 7.0])
