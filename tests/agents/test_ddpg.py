@@ -4,6 +4,7 @@ trip, config errors, and learning to drive on MetaCar level2."""
 import numpy as np
 import pytest
 from test_reinforce import FakeHooks  # same directory (pytest prepends it to sys.path)
+from threadpoolctl import threadpool_limits  # via scikit-learn, a dev dependency
 
 from agents.ddpg import adapt_param_noise, soft_update
 from agents.runner import evaluate, load_checkpoint, make_agent, save_checkpoint
@@ -137,8 +138,9 @@ def test_ddpg_learns_to_drive_on_level2_seed_0():
     # with parameter noise it drives: a fixed-seed budget, judged by deterministic episodes.
     agent = ddpg_agent(seed=0, num_envs=8, learning_starts=2_000, train_every_steps=800, gradient_steps=110,
                        batch_size=128)
-    before = evaluate(agent, episodes=4)
-    agent.learn(24_000, FakeHooks())
-    after = evaluate(agent, episodes=4)
+    with threadpool_limits(1):  # one BLAS thread, as scripts/train.py sets: tiny matrices
+        before = evaluate(agent, episodes=4)
+        agent.learn(24_000, FakeHooks())
+        after = evaluate(agent, episodes=4)
     assert before["mean_return"] < 5.0, before
     assert after["mean_return"] > 30.0, after
