@@ -1,0 +1,160 @@
+"""The transfer examples end to end with tiny budgets: digits transfer, few-shot, gesture Snake, classify."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"_script_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def real_weights() -> Path:
+    from transfer import weights
+
+    try:
+        return weights.mobilenet_v2_path(download=True)
+    except weights.WeightsError as exc:
+        pytest.skip(f"MobileNetV2 weights unavailable: {exc}")
+
+
+@pytest.mark.slow
+def test_digits_transfer_three_modes_table_and_plot(tmp_path, capsys):
+    mod = _script("digits_transfer")
+    rc = mod.main([str(ROOT / "configs" / "digits_transfer.toml"), "--out", str(tmp_path),
+                   "--set", "data.image_size=12", "--set", "data.max_train=40", "--set", "base.epochs=1",
+                   "--set", "retrain.epochs=2", "--set", "base.batch_size=32", "--set", "retrain.batch_size=32"])
+    assert rc == 0
+    table = (tmp_path / "digits_transfer.md").read_text()
+    assert "| epoch | freeze-feature-layers | no-freezing | reinitialize-weights |" in table
+    assert "| 2 |" in table and "| 3 |" not in table
+    png = (tmp_path / "digits_transfer.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "base model on digits 0-4" in capsys.readouterr().out
+
+
+def test_digits_transfer_freezes_the_seven_feature_layers():
+    mod = _script("digits_transfer")
+    model = mod.build_cnn(mod.BaseConfig(), 28)
+    assert len(model.layers) == 12
+    assert sum(w.size for w in model.trainable_weights) == 600_165  # the Keras script's count
+    assert [type(layer).__name__ for layer in model.layers[: mod.N_FEATURE_LAYERS]][-1] == "Flatten"
+
+
+def test_digits_transfer_config_errors_name_the_key(tmp_path, capsys):
+    mod = _script("digits_transfer")
+    assert mod.main(["--out", str(tmp_path), "--set", "retrain.epoch=3"]) == 2
+    err = capsys.readouterr().err
+    assert "epoch" in err and "did you mean 'epochs'" in err
+    assert mod.main(["--out", str(tmp_path), "--set", "retrain.modes=['freeze']"]) == 2
+    assert "freeze-feature-layers" in capsys.readouterr().err
+
+
+def test_fewshot_table_with_a_random_backbone(tmp_path):
+    mod = _script("mobilenet_fewshot")
+    rc = mod.main(["--out", str(tmp_path), "--set", "fewshot.weights='random'", "--set", "data.image_size=32",
+                   "--set", "data.max_pool=20", "--set", "data.max_test=15", "--set", "fewshot.shots=[1, 0]",
+                   "--set", "fewshot.repeats=1", "--set", "fewshot.head_epochs=3", "--set", "fewshot.cnn_epochs=1"])
+    assert rc == 0
+    table = (tmp_path / "mobilenet_fewshot.md").read_text()
+    assert "| k per class | mobilenet+head | pixels+head | cnn-scratch |" in table
+    rows = [line for line in table.splitlines() if line.startswith("| 1 |") or line.startswith("| all |")]
+    assert len(rows) == 2
+    accs = [float(v) for v in rows[1].strip("|").split("|")[1:]]
+    assert all(0.0 <= a <= 1.0 for a in accs)
+
+
+def test_fewshot_on_an_image_folder(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, channel in (("red", 0), ("blue", 2)):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(4):
+            arr = rng.integers(0, 60, (24, 24, 3)).astype(np.uint8)
+            arr[..., channel] = 220
+            Image.fromarray(arr).save(tmp_path / "imgs" / name / f"{i}.png")
+    mod = _script("mobilenet_fewshot")
+    rc = mod.main(["--image-folder", str(tmp_path / "imgs"), "--out", str(tmp_path / "out"),
+                   "--set", "fewshot.weights='random'", "--set", "data.image_size=32",
+                   "--set", "data.test_fraction=0.5",
+                   "--set", "fewshot.shots=[1]", "--set", "fewshot.repeats=1", "--set", "fewshot.head_epochs=2",
+                   "--set", "fewshot.cnn_epochs=1"])
+    assert rc == 0
+    assert "2 classes (blue, red)" in (tmp_path / "out" / "mobilenet_fewshot.md").read_text()
+
+
+def test_gesture_snake_headless_with_synthetic_frames(tmp_path, capsys):
+    mod = _script("gesture_control")
+    shot = tmp_path / "window.png"
+    rc = mod.main(["--headless", "--frames", "6", "--screenshot", str(shot), "--set", "gesture.weights='random'",
+                   "--set", "gesture.image_size=32", "--set", "gesture.samples_per_class=3"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "collected 12 frames (up 3, down 3, left 3, right 3)" in out
+    assert "played 6 steps" in out
+    assert shot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_gesture_labels_map_to_relative_snake_actions():
+    import gymnasium as gym
+
+    import envs  # noqa: F401
+    from envs.snake.core import ACTION_GO_STRAIGHT, ACTION_TURN_LEFT, ACTION_TURN_RIGHT
+
+    mod = _script("gesture_control")
+    env = gym.make("envs/Snake-v0")
+    env.reset(seed=0)  # heading right
+    up, down, left, right = range(4)
+    assert mod.label_to_action(env, up) == ACTION_TURN_LEFT
+    assert mod.label_to_action(env, down) == ACTION_TURN_RIGHT
+    assert mod.label_to_action(env, right) == ACTION_GO_STRAIGHT
+    assert mod.label_to_action(env, left) == ACTION_GO_STRAIGHT  # a U-turn is not allowed
+    frames = mod.SyntheticFrames(size=32, seed=0)
+    img = frames.frame(up).astype(float)
+    assert img[:10].mean() > img[-10:].mean()  # the blob sits on the gestured side
+
+
+def test_gesture_folder_source_needs_the_four_directions(tmp_path, capsys):
+    from PIL import Image
+
+    mod = _script("gesture_control")
+    synth = mod.SyntheticFrames(size=32, seed=1)
+    for label, name in enumerate(mod.CONTROLS[:3]):
+        (tmp_path / name).mkdir()
+        Image.fromarray(synth.frame(label)).save(tmp_path / name / "0.png")
+    assert mod.main(["--headless", "--source", "folder", "--folder", str(tmp_path), "--frames", "2",
+                     "--set", "gesture.weights='random'", "--set", "gesture.image_size=32"]) == 2
+    assert "up', 'down', 'left', 'right" in capsys.readouterr().err
+    (tmp_path / "right").mkdir()
+    Image.fromarray(synth.frame(3)).save(tmp_path / "right" / "0.png")
+    assert mod.main(["--headless", "--source", "folder", "--folder", str(tmp_path), "--frames", "3",
+                     "--set", "gesture.weights='random'", "--set", "gesture.image_size=32"]) == 0
+    assert "played 3 steps" in capsys.readouterr().out
+
+
+def test_classify_prints_the_top5(real_weights, tmp_path, capsys):
+    skdata = pytest.importorskip("skimage.data")
+    from PIL import Image
+
+    path = tmp_path / "chelsea.png"
+    Image.fromarray(skdata.chelsea()).save(path)
+    mod = _script("classify")
+    assert mod.main([str(path), "--weights", str(real_weights)]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.strip()[:2] in ("1.", "2.", "3.", "4.", "5.")]
+    assert len(lines) == 5
+    assert any(cat in lines[0] for cat in ("tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat"))
+    assert mod.main([str(tmp_path / "missing.png"), "--weights", str(real_weights)]) == 2
