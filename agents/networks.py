@@ -50,9 +50,8 @@ def mlp(
     Returns:
         an :class:`rl.models.Sequential` (``model(x)``, ``model.parameters()``, ``state_dict()``).
     """
-    from rl.models import Sequential  # noqa: PLC0415
-
     from rl.layers import Dense  # noqa: PLC0415 - keeps this module importable while rl grows
+    from rl.models import Sequential  # noqa: PLC0415
 
     if init == "orthogonal":
         hidden_init, out_init = orthogonal(math.sqrt(2.0)), orthogonal(out_gain)
@@ -65,6 +64,54 @@ def mlp(
     out_kwargs = {} if hidden else {"input_shape": (in_dim,)}
     layers.append(Dense(out_dim, activation=out_activation, kernel_initializer=out_init, **out_kwargs))
     return Sequential(layers, name=name) if name is not None else Sequential(layers)
+
+
+# ------------------------------------------------------------------------------- DQN (agents/dqn.py)
+def conv_q_network(
+    obs_shape: Sequence[int],
+    num_actions: int,
+    filters: Sequence[int] = (128, 256, 256),
+    kernel_size: int = 3,
+    batch_norm: bool = True,
+    dense_units: Sequence[int] = (100,),
+    dropout: float = 0.25,
+) -> Any:
+    """A convolutional Q-network ``(B, H, W, C) -> (B, num_actions)``, built at once.
+
+    The defaults are the TensorFlow.js book's snake-dqn network (``snake-dqn/dqn.js``), on a 9x9x2
+    board 1,120,019 weights: three valid-padded ReLU convolutions (128, 256, 256 filters, 3x3)
+    with batch normalization after all but the last, flatten, Dense(100, relu), Dropout(0.25), and a
+    linear Dense(num_actions). Smaller settings (``filters=(16, 32)``, ``batch_norm=False``,
+    ``dropout=0``) make a CPU-sized net of the same shape. Kernels glorot_uniform, biases zero
+    (the Keras/TF.js defaults the book uses).
+
+    Args:
+        obs_shape: one observation, ``(H, W, C)`` channels last.
+        num_actions: output units, one Q-value per action.
+        filters: output channels of each convolution.
+        kernel_size: square kernel of every convolution (stride 1, no padding).
+        batch_norm: put BatchNormalization after every convolution but the last.
+        dense_units: hidden Dense(relu) layers after the flatten.
+        dropout: dropout rate after the last hidden Dense (0 for none).
+    """
+    from rl.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten  # noqa: PLC0415
+    from rl.models import Sequential  # noqa: PLC0415
+
+    if len(obs_shape) != 3:
+        raise ValueError(f"conv_q_network needs image observations (H, W, C), got shape {tuple(obs_shape)}")
+    layers: list[Any] = []
+    for i, n in enumerate(filters):
+        kwargs = {"input_shape": tuple(int(s) for s in obs_shape)} if i == 0 else {}
+        layers.append(Conv2D(int(n), kernel_size, activation="relu", **kwargs))
+        if batch_norm and i < len(filters) - 1:
+            layers.append(BatchNormalization())
+    layers.append(Flatten(**({} if filters else {"input_shape": tuple(obs_shape)})))
+    for units in dense_units:
+        layers.append(Dense(int(units), activation="relu"))
+    if dropout > 0:
+        layers.append(Dropout(dropout))
+    layers.append(Dense(int(num_actions)))
+    return Sequential(layers)
 
 
 # ------------------------------------------------------------------------------- DDPG (agents/ddpg.py)
