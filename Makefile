@@ -24,7 +24,9 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	@if command -v npm >/dev/null && [ ! -f tests/tfjs/node_modules/@tensorflow/tfjs/package.json ]; then (cd tests/tfjs && (npm ci --no-audit --no-fund || npm install --no-audit --no-fund)) || echo "npm install failed: the TF.js tests will be skipped"; fi
 	$(PY) -m ruff check .
-	SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy $(PY) -m pytest -n 2 -q
+	# Two test processes on two cores: one BLAS thread each, or they fight over the cores.
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy \
+		$(PY) -m pytest -n 2 -q
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check .
