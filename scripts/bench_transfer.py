@@ -1,0 +1,184 @@
+"""Benchmark: MobileNetV2 inference beside PyTorch on the CPU, and what embedding caching saves.
+
+    python scripts/bench_transfer.py [--torch-python /tmp/benchvenv_tr/bin/python] [--repeats 5] [--no-write]
+
+1. **Inference**, images/s at batch 1 and 16 (224x224): our folded NumPy path
+   (:class:`transfer.mobilenet_v2.FoldedMobileNetV2`), the plain ``rl`` layer graph at batch 1, and
+   PyTorch's CPU eager model rebuilt from the same state dict (``tests/data/mobilenet_torch_reference.py``)
+   in a subprocess of a torch-enabled Python (never the project venv; make one with
+   ``python3 -m venv /tmp/benchvenv_tr && /tmp/benchvenv_tr/bin/pip install torch==2.13.0 numpy``).
+   The two are measured in alternating rounds, so a busy machine slows both alike.
+2. **Embedding cache**: 50 epochs of head training on ``--cache-images`` images, timed as one backbone
+   pass plus 50 epochs on the cached embeddings, beside one epoch that re-runs the backbone (what
+   every epoch would cost without the cache).
+3. **GPU**: the same folded path on CuPy when a GPU is usable, else a note.
+
+Writes section ``bench_transfer`` of ``docs/benchmarks.md`` (unless ``--no-write``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _benchlib import machine_description, median_time, write_section  # noqa: E402
+
+import rl  # noqa: E402
+from rl.layers import Dense  # noqa: E402
+from transfer.api import TransferModel  # noqa: E402
+from transfer.mobilenet_v2 import FoldedMobileNetV2, mobilenet_v2  # noqa: E402
+from transfer.weights import mobilenet_v2_path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TORCH_REFERENCE = ROOT / "tests" / "data" / "mobilenet_torch_reference.py"
+BATCHES = (1, 16)
+
+
+def torch_images_per_s(python: str, weights: Path, repeats: int) -> dict | None:
+    """Run the torch reference benchmark in ``python``; ``{"images_per_s": {"1": .., "16": ..}, ...}`` or None."""
+    if not Path(python).exists():
+        return None
+    cmd = [python, str(TORCH_REFERENCE), "bench", str(weights), "--batches", *map(str, BATCHES),
+           "--repeats", str(repeats)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        print(f"torch benchmark failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def ours_images_per_s(net: FoldedMobileNetV2, repeats: int) -> dict[int, float]:
+    rng = np.random.default_rng(0)
+    out = {}
+    for b in BATCHES:
+        x = rng.standard_normal((b, 224, 224, 3)).astype(np.float32)
+        out[b] = b / median_time(lambda x=x: net(x), repeats=repeats, warmup=1)
+    return out
+
+
+def cache_timing(model: rl.Model, n_images: int, epochs: int) -> dict[str, float]:
+    """Seconds for: one backbone pass, cached training (pass + ``epochs``), one uncached epoch."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n_images, 224, 224, 3)).astype(np.float32)
+    y = np.arange(n_images) % 4
+    rl.seed(0)
+    tm = TransferModel(model, rl.Sequential([Dense(100, activation="relu"), Dense(4)], name="head"))
+    t0 = time.perf_counter()
+    tm.fit_cached(x, y, epochs=epochs, batch_size=16, head_lr=1e-3)
+    cached_total = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tm.cache.compute(x)
+    backbone_pass = time.perf_counter() - t0
+    # Without the cache every epoch runs the backbone on every batch (frozen, so inference only).
+    tm.compile("adam", loss="sparse_categorical_crossentropy", loss_options={"from_logits": True}, lr=1e-3)
+    t0 = time.perf_counter()
+    tm.fit(x, y, epochs=1, batch_size=16, verbose=0, seed=0)
+    uncached_epoch = time.perf_counter() - t0
+    return {"backbone_pass": backbone_pass, "cached_total": cached_total, "uncached_epoch": uncached_epoch}
+
+
+def gpu_row(model: rl.Model, repeats: int) -> str:
+    from rl import backend
+
+    ok, why = backend.gpu_status()
+    if not ok:
+        return f"GPU: not measured — CuPy is not usable here ({why})."
+    cpu = FoldedMobileNetV2(model)
+    x = np.random.default_rng(0).standard_normal((16, 224, 224, 3)).astype(np.float32)
+    cpu_ips = 16 / median_time(lambda: cpu(x), repeats=repeats)
+    backend.use_device("gpu")
+    try:
+        gmodel = mobilenet_v2(weights=mobilenet_v2_path())
+        gnet = FoldedMobileNetV2(gmodel)
+        xd = backend.to_device(x)
+
+        def run():
+            out = gnet(xd)
+            backend.to_numpy(out[:1])  # synchronise
+
+        gpu_ips = 16 / median_time(run, repeats=repeats)
+    finally:
+        backend.use_device("cpu")
+    return f"GPU (CuPy, batch 16): {gpu_ips:.1f} images/s, {gpu_ips / cpu_ips:.1f}x the NumPy path ({cpu_ips:.1f})."
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="MobileNetV2 inference vs PyTorch CPU; embedding-cache savings.")
+    parser.add_argument("--torch-python", default="/tmp/benchvenv_tr/bin/python")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating torch/ours rounds")
+    parser.add_argument("--cache-images", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+
+    weights = mobilenet_v2_path()
+    model = mobilenet_v2(weights=weights)
+    net = FoldedMobileNetV2(model)
+    ours: dict[int, list[float]] = {b: [] for b in BATCHES}
+    torch: dict[int, list[float]] = {b: [] for b in BATCHES}
+    torch_meta = None
+    for r in range(args.rounds):
+        result = torch_images_per_s(args.torch_python, weights, args.repeats)
+        if result is not None:
+            torch_meta = result
+            for b in BATCHES:
+                torch[b].append(result["images_per_s"][str(b)])
+        for b, v in ours_images_per_s(net, args.repeats).items():
+            ours[b].append(v)
+        print(f"round {r + 1}: ours " + ", ".join(f"b{b} {ours[b][-1]:.1f}" for b in BATCHES)
+              + ("; torch " + ", ".join(f"b{b} {torch[b][-1]:.1f}" for b in BATCHES) if result else ""))
+    x1 = np.random.default_rng(2).standard_normal((1, 224, 224, 3)).astype(np.float32)
+
+    def graph_forward():
+        with rl.no_grad(), rl.using_config("train", False):
+            model(x1)
+
+    graph_b1 = 1 / median_time(graph_forward, repeats=max(3, args.repeats // 2), warmup=1)
+
+    lines = [f"Machine: {machine_description()}. Command: `python scripts/bench_transfer.py`. "
+             f"Medians of {args.repeats} calls per round, {args.rounds} alternating rounds (median over rounds).", "",
+             "| MobileNetV2 224x224 inference | batch 1 (images/s) | batch 16 (images/s) |",
+             "| --- | ---: | ---: |"]
+    med = {b: statistics.median(ours[b]) for b in BATCHES}
+    lines.append(f"| playgrad folded NumPy path (BN folded, banded, {net.threads} threads) | {med[1]:.1f} | "
+                 f"{med[16]:.1f} |")
+    lines.append(f"| playgrad rl layer graph (`model(x)`, no_grad) | {graph_b1:.1f} | – |")
+    if torch_meta is not None:
+        tmed = {b: statistics.median(torch[b]) for b in BATCHES}
+        lines.append(f"| PyTorch {torch_meta['torch']} CPU eager, {torch_meta['threads']} threads, same weights | "
+                     f"{tmed[1]:.1f} | {tmed[16]:.1f} |")
+        lines.append(f"| ratio playgrad / PyTorch (target >= 0.5) | {med[1] / tmed[1]:.2f} | "
+                     f"{med[16] / tmed[16]:.2f} |")
+    else:
+        lines.append(f"| PyTorch | not measured: no torch python at {args.torch_python} | |")
+
+    ct = cache_timing(model, args.cache_images, args.epochs)
+    lines += ["", f"Embedding cache, {args.cache_images} images, head Dense(100, relu) + Dense(4), batch 16:", "",
+              "| what | seconds |", "| --- | ---: |",
+              f"| one backbone pass (embed {args.cache_images} images) | {ct['backbone_pass']:.2f} |",
+              f"| cached: backbone once + {args.epochs} epochs of head training | {ct['cached_total']:.2f} |",
+              f"| uncached: one epoch re-running the frozen backbone | {ct['uncached_epoch']:.2f} |",
+              f"| uncached, {args.epochs} epochs (the epoch above x {args.epochs}) | "
+              f"{ct['uncached_epoch'] * args.epochs:.1f} |", "",
+              f"Cached training of {args.epochs} epochs costs {ct['cached_total'] / ct['backbone_pass']:.2f} backbone "
+              f"passes; without the cache it would cost about "
+              f"{ct['uncached_epoch'] * args.epochs / ct['backbone_pass']:.0f}.",
+              "", gpu_row(model, args.repeats)]
+    markdown = "## bench_transfer: MobileNetV2 inference and embedding caching\n\n" + "\n".join(lines) + "\n"
+    print(markdown)
+    if not args.no_write:
+        write_section("bench_transfer", markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
