@@ -143,13 +143,9 @@ def td_loss(q_taken: Tensor, target: Any, kind: str = "mse") -> Tensor:
     return (quadratic * quadratic * 0.5 + (abs_diff - quadratic)).mean()
 
 
-def _flat_keys(state: dict[str, Any]) -> dict[str, Any]:
-    # Checkpoints nest on '/', so the models' "layer/weight" names travel as "layer.weight".
-    return {k.replace("/", "."): v for k, v in state.items()}
-
-
-def _slash_keys(state: dict[str, Any]) -> dict[str, Any]:
-    return {k.replace(".", "/"): v for k, v in state.items()}
+def _host_copies(state: dict[str, Any]) -> dict[str, np.ndarray]:
+    # Snapshots, not the live arrays: a checkpoint must not change when training goes on.
+    return {k: np.array(backend.to_numpy(v)) for k, v in state.items()}
 
 
 # ------------------------------------------------------------------------------------ the agent
@@ -341,10 +337,9 @@ class Agent(BaseAgent):
     def state_dict(self) -> dict[str, Any]:
         """Networks, optimizer moments, replay memory, RNG streams, counters and the envs' collection state."""
         state: dict[str, Any] = {
-            "q_net": {k: np.array(backend.to_numpy(v)) for k, v in _flat_keys(self.q_net.state_dict()).items()},
-            "target_net": {k: np.array(backend.to_numpy(v))
-                           for k, v in _flat_keys(self.target_net.state_dict()).items()},
-            "optimizer": {k: np.array(backend.to_numpy(v)) for k, v in _flat_keys(self.optimizer.state_dict()).items()},
+            "q_net": _host_copies(self.q_net.state_dict()),
+            "target_net": _host_copies(self.target_net.state_dict()),
+            "optimizer": _host_copies(self.optimizer.state_dict()),
             "replay": self.replay.state_dict(),
             "rng_state": json.dumps(self.rng.bit_generator.state),
             "env_steps": self.env_steps, "updates": self.updates, "episodes": self.episodes,
@@ -365,9 +360,9 @@ class Agent(BaseAgent):
         for key in ("q_net", "target_net", "optimizer", "replay", "rng_state", "env_steps"):
             if key not in state:
                 raise KeyError(f"DQN state is missing {key!r} (is this a DQN checkpoint?)")
-        self.q_net.load_state_dict(_slash_keys(state["q_net"]))
-        self.target_net.load_state_dict(_slash_keys(state["target_net"]))
-        self.optimizer.load_state_dict({k.replace(".", "/"): v for k, v in state["optimizer"].items()})
+        self.q_net.load_state_dict(state["q_net"])
+        self.target_net.load_state_dict(state["target_net"])
+        self.optimizer.load_state_dict(state["optimizer"])
         self.replay.load_state_dict(state["replay"])
         self.rng.bit_generator.state = json.loads(str(state["rng_state"]))
         self.env_steps = int(state["env_steps"])
