@@ -1,0 +1,250 @@
+"""Benchmark the value-based agents on the CPU and write section ``bench_dqn`` of docs/benchmarks.md.
+
+1. DQN on CartPole-v1 with RL Zoo's settings (``configs/cartpole_dqn.toml``, 50k frames) for several
+   seeds: training wall time and a deterministic evaluation (mean return of 10 episodes, target 475).
+   The peer is Stable-Baselines3's DQN on PyTorch (CPU) with the same Zoo settings, on Gymnasium's
+   CartPole-v1, run as a subprocess with the python of a separate venv (``--sb3-python``; SB3 is not
+   a playgrad dependency). Both run with one BLAS/torch thread: tiny networks gain nothing from a
+   second thread, and on a loaded 2-core machine oversubscribed BLAS threads slow both down ~10x.
+2. DQN on the book's snake with ``configs/snake_dqn_small.toml``: frames and wall time until the mean
+   reward of the last 100 games reaches 30.
+3. The MetaCar level0 Q-table (``configs/metacar_level0_qtable.toml``, the demo's 1.6 M frames): share
+   of greedy evaluation episodes from shuffled starts that drive 800 steps without a crash.
+
+    python scripts/bench_dqn.py                       # everything (~10-15 min on 2 cores)
+    python scripts/bench_dqn.py --seeds 0 1 --skip-snake --sb3-seeds 0
+    python scripts/bench_dqn.py --no-write            # print, do not touch docs/benchmarks.md
+
+Set up the peer once: ``python3 -m venv /tmp/sb3venv_dqn && /tmp/sb3venv_dqn/bin/pip install
+stable-baselines3 torch`` (a local torch wheel makes it fast).
+"""
+
+from __future__ import annotations
+
+import os
+
+# One BLAS thread, set before NumPy loads (see the module docstring).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import numpy as np  # noqa: E402
+from _benchlib import machine_description, write_section  # noqa: E402
+
+from agents import dqn, qtable  # noqa: E402
+from agents.base import ExperimentConfig  # noqa: E402
+from agents.runner import evaluate  # noqa: E402
+from rl.experiment import dataclass_from_dict, load_toml  # noqa: E402
+
+SB3_SCRIPT = r"""
+import json, sys, time
+import gymnasium as gym, torch
+from stable_baselines3 import DQN
+torch.set_num_threads(1)
+seed, episodes = int(sys.argv[1]), int(sys.argv[2])
+env = gym.make("CartPole-v1")
+# RL Zoo hyperparams/dqn.yml, CartPole-v1
+model = DQN("MlpPolicy", env, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1_000,
+            gamma=0.99, target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
+            exploration_final_eps=0.04, policy_kwargs=dict(net_arch=[256, 256]), seed=seed, device="cpu", verbose=0)
+start = time.perf_counter()
+model.learn(50_000)
+train_s = time.perf_counter() - start
+returns = []
+for ep in range(episodes):
+    eval_env = gym.make("CartPole-v1")
+    obs, _ = eval_env.reset(seed=1_000_000 + ep)
+    done, total = False, 0.0
+    while not done:
+        action, _ = model.predict(obs, deterministic=True)
+        obs, reward, terminated, truncated, _ = eval_env.step(action)
+        total += reward
+        done = terminated or truncated
+    returns.append(total)
+import stable_baselines3
+print(json.dumps({"seed": seed, "train_s": train_s, "returns": returns, "sb3": stable_baselines3.__version__,
+                  "torch": torch.__version__}))
+"""
+
+
+class BenchHooks:
+    """Hooks for a bare ``learn``: counts episodes, stops once the 100-game mean reaches ``target``."""
+
+    def __init__(self, target: float | None = None, window: int = 100):
+        self.returns: list[float] = []
+        self.target, self.window = target, window
+        self.reached_at: int | None = None
+
+    def log(self, record):
+        if "episode_return" in record:
+            self.returns.append(float(record["episode_return"]))
+            if (self.target is not None and self.reached_at is None and len(self.returns) >= self.window
+                    and np.mean(self.returns[-self.window:]) >= self.target):
+                self.reached_at = int(record["env_steps"])
+
+    def checkpoint_due(self, env_steps):
+        return False
+
+    def save(self, agent, tag="latest"):
+        pass
+
+    @property
+    def stop_requested(self):
+        return self.reached_at is not None
+
+
+def build(module, config_path: Path, seed: int, overrides: dict | None = None):
+    config = load_toml(config_path)
+    experiment = dataclass_from_dict(ExperimentConfig, {**config["experiment"], "seed": seed, "env": config["env"]})
+    agent_cfg = dataclass_from_dict(module.Config, {**config["agent"], **(overrides or {})})
+    return module.Agent(agent_cfg, experiment), experiment
+
+
+def bench_cartpole(seeds: list[int], episodes: int) -> list[dict]:
+    rows = []
+    for seed in seeds:
+        agent, experiment = build(dqn, ROOT / "configs" / "cartpole_dqn.toml", seed)
+        start = time.perf_counter()
+        agent.learn(experiment.total_steps, BenchHooks())
+        train_s = time.perf_counter() - start
+        result = evaluate(agent, episodes=episodes)
+        rows.append({"seed": seed, "train_s": train_s, "returns": result["returns"], "updates": agent.updates})
+        print(f"  playgrad seed {seed}: {train_s:.1f} s, eval mean {np.mean(result['returns']):.1f}", flush=True)
+    return rows
+
+
+def bench_sb3(python: str, seeds: list[int], episodes: int) -> tuple[list[dict], str | None]:
+    if not Path(python).exists():
+        return [], f"{python} not found (create the SB3 venv, see the module docstring)"
+    rows = []
+    for seed in seeds:
+        proc = subprocess.run([python, "-c", SB3_SCRIPT, str(seed), str(episodes)], capture_output=True, text=True,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if proc.returncode != 0:
+            return rows, f"SB3 run failed: {proc.stderr.strip().splitlines()[-1:]}"
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(f"  SB3 seed {seed}: {row['train_s']:.1f} s, eval mean {np.mean(row['returns']):.1f}", flush=True)
+    return rows, None
+
+
+def bench_snake(seed: int, target: float) -> dict:
+    agent, experiment = build(dqn, ROOT / "configs" / "snake_dqn_small.toml", seed)
+    hooks = BenchHooks(target=target)
+    start = time.perf_counter()
+    agent.learn(experiment.total_steps, hooks)
+    wall_s = time.perf_counter() - start
+    out = {"seed": seed, "wall_s": wall_s, "frames": agent.env_steps, "reached_at": hooks.reached_at,
+           "games": len(hooks.returns), "mean100": float(np.mean(hooks.returns[-100:])), "updates": agent.updates}
+    print(f"  snake seed {seed}: {out}", flush=True)
+    return out
+
+
+def bench_qtable(seeds: list[int], episodes: int) -> list[dict]:
+    rows = []
+    for seed in seeds:
+        agent, experiment = build(qtable, ROOT / "configs" / "metacar_level0_qtable.toml", seed)
+        start = time.perf_counter()
+        agent.learn(experiment.total_steps, BenchHooks())
+        train_s = time.perf_counter() - start
+        result = qtable.crash_free_rate(agent, episodes=episodes)
+        rows.append({"seed": seed, "train_s": train_s, "frames": agent.env_steps, **result})
+        print(f"  qtable seed {seed}: {train_s:.1f} s, crash-free {result['crash_free']}/{episodes}", flush=True)
+    return rows
+
+
+def markdown(args, ours, sb3, sb3_error, snake, qt, load_before, load_after) -> str:
+    lines = ["## DQN and tabular Q-learning (scripts/bench_dqn.py)", "",
+             f"Machine: {machine_description()}. One BLAS/torch thread for both sides. "
+             f"Load average (1 min) before/after: {load_before:.1f} / {load_after:.1f} "
+             "(other jobs were sharing the machine when it was higher than ~1).", ""]
+    lines += ["### CartPole-v1, RL Zoo DQN settings, 50,000 frames", "",
+              "| implementation | seed | train wall time (s) | deterministic eval, mean of 10 | >= 475 |",
+              "|---|---|---|---|---|"]
+    for r in ours:
+        m = float(np.mean(r["returns"]))
+        ok = "yes" if m >= 475 else "no"
+        lines.append(f"| playgrad (NumPy) | {r['seed']} | {r['train_s']:.1f} | {m:.1f} | {ok} |")
+    for r in sb3:
+        m = float(np.mean(r["returns"]))
+        lines.append(f"| SB3 {r['sb3']} / torch {r['torch']} (CPU) | {r['seed']} | {r['train_s']:.1f} | {m:.1f} | "
+                     f"{'yes' if m >= 475 else 'no'} |")
+    passed = sum(float(np.mean(r["returns"])) >= 475 for r in ours)
+    ours_med = statistics.median(r["train_s"] for r in ours) if ours else float("nan")
+    lines += ["", f"playgrad: {passed} of {len(ours)} seeds evaluate >= 475 (target: 4 of 5); "
+              f"median train time {ours_med:.1f} s."]
+    if sb3:
+        sb3_med = statistics.median(r["train_s"] for r in sb3)
+        lines.append(f"SB3: median train time {sb3_med:.1f} s over {len(sb3)} seed(s). "
+                     f"Wall-time ratio playgrad / SB3 = **{ours_med / sb3_med:.2f}** (target <= 0.20).")
+    else:
+        lines.append(f"SB3 was not measured: {sb3_error}.")
+    if snake is not None:
+        lines += ["", "### Snake 9x9 (the book's game), configs/snake_dqn_small.toml", ""]
+        if snake["reached_at"] is not None:
+            lines.append(f"Seed {snake['seed']}: the 100-game mean reward reached 30 after "
+                         f"**{snake['reached_at']:,} frames** ({snake['games']:,} games, {snake['updates']:,} "
+                         f"gradient steps) in **{snake['wall_s']:.0f} s** of CPU wall time.")
+        else:
+            lines.append(f"Seed {snake['seed']}: did NOT reach a 100-game mean of 30 within {snake['frames']:,} frames "
+                         f"({snake['wall_s']:.0f} s); last 100-game mean {snake['mean100']:.1f}.")
+        lines.append("The book's own network and settings (configs/snake_dqn.toml, 1.12 M weights, one batch per "
+                     "frame) are GPU-sized and were not run here.")
+    if qt:
+        lines += ["", "### MetaCar level0, tabular Q-learning (the demo's 1.6 M frames)", "",
+                  "| seed | train wall time (s) | crash-free 800-step episodes (greedy, shuffled starts) |",
+                  "|---|---|---|"]
+        for r in qt:
+            lines.append(f"| {r['seed']} | {r['train_s']:.1f} | {r['crash_free']}/{r['episodes']} "
+                         f"({100 * r['rate']:.0f}%) |")
+        lines.append("")
+        lines.append("Target: >= 90% of evaluation episodes drive 800 steps without a crash.")
+    command = " ".join(["python scripts/bench_dqn.py", *args])
+    lines += ["", f"Command: `{command}`"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="CartPole seeds (playgrad)")
+    parser.add_argument("--sb3-seeds", type=int, nargs="*", default=[0], help="CartPole seeds for SB3 (slow)")
+    parser.add_argument("--sb3-python", default="/tmp/sb3venv_dqn/bin/python", help="python of the SB3 venv")
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--skip-snake", action="store_true")
+    parser.add_argument("--snake-seed", type=int, default=0)
+    parser.add_argument("--qtable-seeds", type=int, nargs="*", default=[0, 1, 2])
+    parser.add_argument("--no-write", action="store_true", help="print the section instead of writing it")
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()[0]
+    print("CartPole DQN (playgrad)", flush=True)
+    ours = bench_cartpole(args.seeds, args.eval_episodes)
+    print("CartPole DQN (SB3)", flush=True)
+    sb3, sb3_error = [], "skipped (--sb3-seeds given no seeds)"
+    if args.sb3_seeds:
+        sb3, sb3_error = bench_sb3(args.sb3_python, args.sb3_seeds, args.eval_episodes)
+    snake = None
+    if not args.skip_snake:
+        print("Snake DQN (small)", flush=True)
+        snake = bench_snake(args.snake_seed, target=30.0)
+    print("MetaCar level0 Q-table", flush=True)
+    qt = bench_qtable(args.qtable_seeds, episodes=100)
+    text = markdown(sys.argv[1:], ours, sb3, sb3_error, snake, qt, load_before, os.getloadavg()[0])
+    print(text)
+    if not args.no_write:
+        write_section("bench_dqn", text)
+
+
+if __name__ == "__main__":
+    main()
