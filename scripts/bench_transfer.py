@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         with rl.no_grad(), rl.using_config("train", False):
             model(x1)
 
-    graph_b1 = 1 / median_time(graph_forward, repeats=max(3, args.repeats // 2), warmup=1)
+    graph_b1 = 1 / median_time(graph_forward, repeats=args.repeats, warmup=1)
 
     lines = [f"Machine: {machine_description()}. Command: `python scripts/bench_transfer.py`. "
              f"Medians of {args.repeats} calls per round, {args.rounds} alternating rounds (median over rounds).", "",

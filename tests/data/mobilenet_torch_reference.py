@@ -111,7 +111,7 @@ def bench(weights: str, batches: list[int], repeats: int, threads: int | None) -
     with torch.inference_mode():
         for b in batches:
             x = torch.randn(b, 3, 224, 224)
-            for _ in range(2):  # warm-up: oneDNN picks its kernels on the first calls
+            for _ in range(5):  # warm-up: oneDNN picks its kernels on the first calls
                 model(x)
             times = []
             for _ in range(repeats):
