@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -405,6 +406,7 @@ class FoldedMobileNetV2:
         cpus = os.cpu_count() or 1
         self.threads = max(1, min(4, cpus) if threads is None else int(threads))
         self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        self._lock = threading.Lock()  # one call at a time: the per-thread scratch buffers are shared
         self.refresh()
 
     def refresh(self) -> None:
@@ -438,7 +440,7 @@ class FoldedMobileNetV2:
             return self._run_whole(x, first)
         # Our threads split the bands; BLAS spawning its own for each small band GEMM only adds
         # wake-ups (costly on a busy machine), so it runs single-threaded here.
-        with _single_threaded_blas():
+        with self._lock, _single_threaded_blas():
             return self._run_banded(x, first)
 
     def _run_whole(self, x: Any, first: int) -> Any:
