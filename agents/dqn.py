@@ -43,7 +43,7 @@ from agents.base import Agent as BaseAgent
 from agents.base import ExperimentConfig, Hooks, make_vec_env
 from agents.networks import conv_q_network, mlp
 from agents.replay import ReplayBuffer
-from rl import backend
+from rl import backend, losses
 from rl import functional as F
 from rl import random as rl_random
 from rl.optimizers import Adam
@@ -133,14 +133,14 @@ def dqn_targets(reward: Any, terminated: Any, next_q_target: Any, gamma: float, 
 
 
 def td_loss(q_taken: Tensor, target: Any, kind: str = "mse") -> Tensor:
-    """Mean TD loss of ``q_taken`` (B,) against constant ``target`` (B,): ``"mse"`` or ``"huber"`` (delta 1)."""
-    diff = q_taken - Tensor(target)
-    if kind == "mse":
-        return (diff * diff).mean()
-    # Huber: quadratic within |d| <= 1, linear outside, so one huge TD error cannot blow up a step.
-    abs_diff = diff.abs()
-    quadratic = F.minimum(abs_diff, 1.0)
-    return (quadratic * quadratic * 0.5 + (abs_diff - quadratic)).mean()
+    """Mean TD loss of ``q_taken`` (B,) against constant ``target`` (B,): ``"mse"`` or ``"huber"`` (delta 1).
+
+    Huber is quadratic within ``|d| <= 1`` and linear outside, so its gradient is the TD error
+    clipped to [-1, 1] (Nature DQN's error clipping): one huge error cannot blow up a step.
+    """
+    if kind == "huber":
+        return losses.huber(q_taken, target)
+    return losses.mse(q_taken, target)
 
 
 def _host_copies(state: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -214,3 +214,12 @@ def test_snake_cnn_smoke():
     assert obs.shape == (4, 9, 9, 2)
     assert agent.explain(obs[0])["q_values"].shape == (3,)
     assert set(agent.act(obs).tolist()) <= {0, 1, 2}
+
+
+def test_book_snake_network_has_the_books_weight_count():
+    """conv_q_network's defaults are snake-dqn's dqn.js: 1,120,019 weights, 1,119,251 trainable (spec 2.3)."""
+    from agents.networks import conv_q_network
+
+    model = conv_q_network((9, 9, 2), 3)
+    assert model.count_params() == 1_120_019
+    assert sum(p.size for p in model.parameters()) == 1_119_251
