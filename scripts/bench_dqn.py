@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import numpy as np  # noqa: E402
-from _benchlib import machine_description, write_section  # noqa: E402
+from _benchlib import machine_description, median_time, write_section  # noqa: E402
 
 from agents import dqn, qtable  # noqa: E402
 from agents.base import ExperimentConfig  # noqa: E402
@@ -124,6 +124,25 @@ def bench_cartpole(seeds: list[int], episodes: int) -> list[dict]:
     return rows
 
 
+def matmul_floor_s(updates: int) -> float:
+    """Seconds the bare float32 matmuls of ``updates`` Zoo-sized DQN updates take in NumPy (no autograd,
+    no optimizer): target and online forward on a batch of 64 through 4-256-256-2, and the backward's
+    weight and input gradients. A floor no implementation on the same BLAS thread can go below."""
+    rng = np.random.default_rng(0)
+    w = [rng.standard_normal(s).astype(np.float32) for s in ((4, 256), (256, 256), (256, 2))]
+    x = rng.standard_normal((64, 4)).astype(np.float32)
+
+    def one_update():
+        for _ in range(2):  # target net, online net
+            h1 = x @ w[0]
+            h2 = h1 @ w[1]
+            q = h2 @ w[2]
+        g2 = q @ w[2].T
+        _ = h2.T @ q, h1.T @ g2, x.T @ (g2 @ w[1].T)
+
+    return median_time(one_update, repeats=7, inner=200) * updates
+
+
 def bench_sb3(python: str, seeds: list[int], episodes: int) -> tuple[list[dict], str | None]:
     if not Path(python).exists():
         return [], f"{python} not found (create the SB3 venv, see the module docstring)"
@@ -164,7 +183,7 @@ def bench_qtable(seeds: list[int], episodes: int) -> list[dict]:
     return rows
 
 
-def markdown(args, ours, sb3, sb3_error, snake, qt, load_before, load_after) -> str:
+def markdown(args, ours, sb3, sb3_error, snake, qt, load_before, load_after, floor_s) -> str:
     lines = ["## DQN and tabular Q-learning (scripts/bench_dqn.py)", "",
              f"Machine: {machine_description()}. One BLAS/torch thread for both sides. "
              f"Load average (1 min) before/after: {load_before:.1f} / {load_after:.1f} "
@@ -190,6 +209,11 @@ def markdown(args, ours, sb3, sb3_error, snake, qt, load_before, load_after) -> 
                      f"Wall-time ratio playgrad / SB3 = **{ours_med / sb3_med:.2f}** (target <= 0.20).")
     else:
         lines.append(f"SB3 was not measured: {sb3_error}.")
+    if ours:
+        updates = ours[0]["updates"]
+        lines.append(f"For scale: the bare NumPy matmuls of those {updates:,} updates (batch 64, 4-256-256-2, "
+                     f"forward of both nets and the backward) take {floor_s:.1f} s on one thread, measured alone; "
+                     "the rest of playgrad's time is autograd, Adam, replay and 50,000 acting steps.")
     if snake is not None:
         lines += ["", "### Snake 9x9 (the book's game), configs/snake_dqn_small.toml", ""]
         if snake["reached_at"] is not None:
@@ -240,7 +264,8 @@ def main() -> None:
         snake = bench_snake(args.snake_seed, target=30.0)
     print("MetaCar level0 Q-table", flush=True)
     qt = bench_qtable(args.qtable_seeds, episodes=100)
-    text = markdown(sys.argv[1:], ours, sb3, sb3_error, snake, qt, load_before, os.getloadavg()[0])
+    floor_s = matmul_floor_s(ours[0]["updates"]) if ours else float("nan")
+    text = markdown(sys.argv[1:], ours, sb3, sb3_error, snake, qt, load_before, os.getloadavg()[0], floor_s)
     print(text)
     if not args.no_write:
         write_section("bench_dqn", text)
