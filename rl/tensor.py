@@ -392,23 +392,37 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Any, **params: Any) -> Tensor:
+        # The hot path of every model: kept to plain attribute stores and one pass over the inputs.
         fn = cls()
-        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
-        out = Tensor.__new__(Tensor)
-        out.data = fn.forward(*arrays, **params)
-        out.grad = None
-        out.name = None
-        out.creator = None
-        out.requires_grad = False
-        if config.enable_grad:
-            for x in inputs:
-                if isinstance(x, Tensor) and x.requires_grad:
-                    out.requires_grad = True
-                    # Constants become grad-free tensors so backward can zip inputs and grads.
-                    fn.inputs = tuple(x if isinstance(x, Tensor) else _CONSTANT for x in inputs)
-                    out.creator = fn
-                    break
+        needs_grad = False
+        arrays = []
+        for x in inputs:
+            if type(x) is Tensor:
+                arrays.append(x.data)
+                needs_grad = needs_grad or x.requires_grad
+            else:
+                arrays.append(x)
+        out = _new_tensor(fn.forward(*arrays, **params))
+        if needs_grad and config.enable_grad:
+            out.requires_grad = True
+            # Constants become grad-free tensors so backward can zip inputs and grads.
+            fn.inputs = tuple(x if type(x) is Tensor else _CONSTANT for x in inputs)
+            out.creator = fn
         return out
+
+
+def _new_tensor(data: Any) -> Tensor:
+    """A Tensor around an op's output array, without the conversions of ``Tensor.__init__``."""
+    out = _tensor_new(Tensor)
+    out.data = data
+    out.grad = None
+    out.name = None
+    out.creator = None
+    out.requires_grad = False
+    return out
+
+
+_tensor_new = Tensor.__new__
 
 
 class _FreedGraph(Function):
