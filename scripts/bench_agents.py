@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", f"Median wall-time ratio playgrad / SB3 (Zoo settings on both: framework speed): "
                       f"**{ours_median / sb3_median:.3f}**. Time to solve, playgrad's fast config / SB3 with "
                       f"the Zoo settings: **{fast_median / sb3_median:.3f}** (target <= 0.100). SB3 ran "
-                      f"{len(sb3)} seeds because each takes most of a minute."]
+                      f"{len(sb3)} seeds."]
     else:
         lines += ["", "SB3 was not run (no `--sb3-python`), so there is no ratio in this run."]
     lines += [
