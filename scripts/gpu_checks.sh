@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The checks that need a CUDA GPU, as one command for a session that is lent a device machine.
+# No task so far has had one, so this script has not yet run on a GPU: read its log with care.
+#
+#   bash scripts/gpu_checks.sh fetch   # here, once: wheels the device image lacks -> .whl/ (git-ignored)
+#   bash scripts/gpu_checks.sh run     # there, through the device tool, with carry [".whl"] and
+#                                      # timeout_s ~540; the log lands in $OUT/gpu_checks.log
+#
+# The device image has Python 3.12 with CuPy (cupy-cuda13x), PyTorch, NumPy, safetensors, tqdm,
+# matplotlib, Pillow, threadpoolctl, scikit-learn and pytest; it lacks gymnasium (and its
+# farama-notifications) and pygame, which travel as wheels. Nothing there reaches the network.
+set -u
+cd "$(dirname "$0")/.."
+
+case "${1:-run}" in
+fetch)
+  mkdir -p .whl
+  grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
+  for spec in gymnasium==1.4.0 farama-notifications==0.0.4 pygame==2.6.1; do
+    python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+      -d .whl "$spec" || exit 1
+  done
+  ls -la .whl
+  ;;
+run)
+  OUT=${OUT:-/tmp/gpu_checks}
+  mkdir -p "$OUT"
+  if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+      || exit 1
+    export PYTHONPATH=/tmp/site:$PWD
+  else
+    export PYTHONPATH=$PWD
+  fi
+  export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy
+  {
+    set -x
+    nvidia-smi -L
+    python3 -m rl info
+    # 1. The core's gradient checks and known answers on CuPy (the `device` fixture adds "gpu" when usable),
+    #    and the envs' batched cores with the GPU as the active backend.
+    timeout 240 python3 -m pytest -q -p no:cacheprovider tests/rl -x
+    RL_DEVICE=gpu timeout 120 python3 -m pytest -q -p no:cacheprovider tests/envs/test_vector_state.py tests/envs/test_snake.py
+    # 2. Issue 2's GPU row: the mnist-transfer CNN train step at batch 256, GPU vs NumPy (target >= 10x).
+    timeout 120 python3 scripts/bench_core.py --no-write --repeats 5
+    # 3. Issue 5's GPU row: MobileNetV2 inference, GPU vs NumPy (target >= 10x); torch is the device's python3.
+    timeout 150 python3 scripts/bench_transfer.py --no-write --torch-python python3 --repeats 3 --rounds 1
+    # 4. Issue 4: the book's snake DQN on the GPU, as far as the time allows (frames and wall time in the log).
+    timeout -s INT 120 python3 scripts/train.py configs/snake_dqn.toml --device gpu --runs-dir "$OUT/runs"
+    set +x
+  } 2>&1 | tee "$OUT/gpu_checks.log"
+  ;;
+*)
+  echo "usage: bash scripts/gpu_checks.sh fetch|run" >&2
+  exit 2
+  ;;
+esac
