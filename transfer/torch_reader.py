@@ -463,8 +463,11 @@ def _read_zip(data: bytes, source: str) -> tuple[Any, dict[str, np.ndarray]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _materialise(ref: _TensorRef, arrays: dict[str, np.ndarray], source: str, name: str) -> np.ndarray:
-    """Copy one tensor out of its storage after checking its window lies inside the storage."""
+def _materialise(
+    ref: _TensorRef, arrays: dict[str, np.ndarray], source: str, name: str, budget_bytes: int | None = None
+) -> np.ndarray:
+    """Copy one tensor out of its storage after checking its window lies inside the storage and
+    that the copy fits in ``budget_bytes`` (what the whole load may still allocate)."""
     storage = ref.storage
     elements = arrays[storage.key][storage.view_offset : storage.view_offset + storage.view_numel]
     where = f"{source}: tensor {name!r} (shape {ref.size}, stride {ref.stride}, offset {ref.offset})"
@@ -484,6 +487,11 @@ def _materialise(ref: _TensorRef, arrays: dict[str, np.ndarray], source: str, na
             raise CheckpointFormatError(
                 f"{where} would expand {elements.nbytes} stored bytes to {out_bytes} bytes; refusing"
             )
+        if budget_bytes is not None and out_bytes > budget_bytes:
+            # Many small expansions add up too: the whole load is bounded by what the file stores.
+            raise CheckpointFormatError(
+                f"{where} needs {out_bytes} bytes, beyond what this file's storages can justify; refusing"
+            )
         # Bounds were checked just above, so this view stays inside `elements`.
         window = np.lib.stride_tricks.as_strided(
             elements[ref.offset :],
@@ -498,20 +506,46 @@ def _materialise(ref: _TensorRef, arrays: dict[str, np.ndarray], source: str, na
     return out.astype(out.dtype.newbyteorder("="), copy=False)
 
 
-def _replace_tensors(obj: Any, arrays: dict[str, np.ndarray], source: str, name: str = "") -> Any:
-    """Walk dicts/lists/tuples and swap every _TensorRef for its NumPy copy."""
-    if isinstance(obj, _TensorRef):
-        return _materialise(obj, arrays, source, name or "<root>")
-    if isinstance(obj, dict):
-        return {
-            k: _replace_tensors(v, arrays, source, f"{name}.{k}" if name else str(k)) for k, v in obj.items()
-        }
-    if isinstance(obj, list | tuple):
-        items = [_replace_tensors(v, arrays, source, f"{name}[{i}]") for i, v in enumerate(obj)]
-        return items if isinstance(obj, list) else tuple(items)
-    if isinstance(obj, _StorageRef):
-        raise CheckpointFormatError(f"{source}: {name or 'the object'} is a bare storage, not a tensor")
-    return obj
+class _Materialiser:
+    """Swaps every _TensorRef in the unpickled object for its NumPy copy.
+
+    A pickle can reference one container or tensor many times; each is converted once (memoised by
+    identity), so shared references cost nothing and nested ``[x, x]`` lists cannot blow up the
+    walk exponentially. The total bytes copied are capped at twice what the storages hold plus one
+    broadcast allowance, so many zero-stride tensors cannot add up to an out-of-memory.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], source: str):
+        self.arrays, self.source = arrays, source
+        self.memo: dict[int, Any] = {}
+        self.budget_bytes = 2 * sum(a.nbytes for a in arrays.values()) + _MAX_BROADCAST_BYTES
+
+    def convert(self, obj: Any, name: str = "") -> Any:
+        key = id(obj)
+        if key in self.memo:
+            return self.memo[key]
+        if isinstance(obj, _TensorRef):
+            out = _materialise(obj, self.arrays, self.source, name or "<root>", self.budget_bytes)
+            self.budget_bytes -= out.nbytes
+        elif isinstance(obj, dict):
+            out = {}
+            self.memo[key] = out  # before the children: a cyclic container resolves to itself
+            for k, v in obj.items():
+                out[k] = self.convert(v, f"{name}.{k}" if name else str(k))
+            return out
+        elif isinstance(obj, list):
+            out = []
+            self.memo[key] = out
+            out.extend(self.convert(v, f"{name}[{i}]") for i, v in enumerate(obj))
+            return out
+        elif isinstance(obj, tuple):
+            out = tuple(self.convert(v, f"{name}[{i}]") for i, v in enumerate(obj))
+        elif isinstance(obj, _StorageRef):
+            raise CheckpointFormatError(f"{self.source}: {name or 'the object'} is a bare storage, not a tensor")
+        else:
+            return obj
+        self.memo[key] = out
+        return out
 
 
 def _read_bytes(path_or_fileobj: str | os.PathLike | BinaryIO) -> tuple[bytes, str]:
@@ -549,7 +583,7 @@ def load_checkpoint(path_or_fileobj: str | os.PathLike | BinaryIO) -> Any:
             "container 504b0304 or a legacy stream 8002)"
         )
     try:
-        return _replace_tensors(obj, arrays, source)
+        return _Materialiser(arrays, source).convert(obj)
     except RecursionError:
         raise CheckpointFormatError(f"{source}: containers nested too deeply") from None
 

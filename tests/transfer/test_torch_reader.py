@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from transfer import torch_reader
 from transfer.torch_reader import (
     CheckpointFormatError,
     UnsafeCheckpointError,
@@ -216,6 +217,32 @@ def test_zero_stride_expansion_bomb_refused(tmp_path):
         load_state_dict(path)
     small = load_state_dict(_write(tmp_path, "expand.pth", _crafted(size=(3, 2), stride=(0, 1))))
     np.testing.assert_array_equal(small["w"], [[0, 1]] * 3)
+
+
+def test_many_small_expansions_cannot_add_up_to_an_out_of_memory(tmp_path, monkeypatch):
+    # Each zero-stride tensor is under the per-tensor limit; together they exceed what the file justifies.
+    monkeypatch.setattr(torch_reader, "_MAX_BROADCAST_BYTES", 1 << 20)
+    entries = {f"w{i}": _tensor("k0", 1, 0, (2**17,), (0,)) for i in range(10)}  # 512 KiB each
+    blob = _legacy(_object_pickle(entries), {"k0": np.ones(1, np.float32)})
+    with pytest.raises(CheckpointFormatError, match="beyond what this file's storages can justify"):
+        load_state_dict(_write(tmp_path, "many.pth", blob))
+    two = {f"w{i}": _tensor("k0", 1, 0, (2**17,), (0,)) for i in range(2)}  # 1 MiB in all: allowed
+    out = load_state_dict(_write(tmp_path, "two.pth", _legacy(_object_pickle(two), {"k0": np.ones(1, np.float32)})))
+    assert out["w1"].shape == (2**17,)
+
+
+def test_shared_references_are_converted_once(tmp_path):
+    # [x, x] nested 40 deep would take 2**40 visits without memoisation.
+    x = _tensor("k0", 2, 0, (2,), (1,))
+    body = b"\x80\x02" + x + b"q\x00"  # BINPUT 0
+    for level in range(1, 41):
+        body += b"h" + bytes([level - 1]) + b"h" + bytes([level - 1]) + b"\x86q" + bytes([level])  # TUPLE2, BINPUT
+    blob = _legacy(body + b".", {"k0": np.array([1.0, 2.0], np.float32)})
+    out = torch_reader.load_checkpoint(_write(tmp_path, "nest.pth", blob))
+    for _ in range(40):
+        assert out[0] is out[1]
+        out = out[0]
+    np.testing.assert_array_equal(out, [1.0, 2.0])
 
 
 def test_size_stride_length_mismatch_refused(tmp_path):
