@@ -206,6 +206,8 @@ class BatchedVectorEnv(VectorEnv):
         self, core: Any, single_action_space: spaces.Discrete, single_observation_space: spaces.Space,
         max_episode_steps: int | None,
     ) -> None:
+        if max_episode_steps is not None and (not isinstance(max_episode_steps, int) or max_episode_steps < 1):
+            raise ValueError(f"max_steps must be a positive int or None, got {max_episode_steps!r}")
         self.core = core
         self.num_envs = core.num_worlds
         self.max_episode_steps = max_episode_steps

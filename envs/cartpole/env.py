@@ -48,11 +48,11 @@ Steps taken after termination (without ``reset``) give 0.
 | kind        | condition                                                   |
 |-------------|-------------------------------------------------------------|
 | terminated  | pole angle beyond +-12 deg, or cart position beyond +-2.4 m |
-| truncated   | ``max_episode_steps`` steps taken (default 500)             |
+| truncated   | ``max_steps`` steps taken (default 500)             |
 
 ## Arguments
 
-``gym.make("envs/CartPole-v1", variant="gym" | "book", max_episode_steps=500, render_mode=None |
+``gym.make("envs/CartPole-v1", variant="gym" | "book", max_steps=500, render_mode=None |
 "human" | "rgb_array")``. Random streams: ``reset(seed=s)`` seeds this env's own counter-based
 stream (see ``envs/_common.py``); the vector env's world ``i`` under ``reset(seed=s)`` equals this
 env under ``reset(seed=s + i)``.
@@ -92,13 +92,13 @@ class CartPoleEnv(gym.Env):
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 50}
 
-    def __init__(self, variant: str = "gym", max_episode_steps: int | None = 500, render_mode: str | None = None):
+    def __init__(self, variant: str = "gym", max_steps: int | None = 500, render_mode: str | None = None):
         self.variant = check_variant(variant)
-        if max_episode_steps is not None and (not isinstance(max_episode_steps, int) or max_episode_steps < 1):
-            raise ValueError(f"max_episode_steps must be a positive int or None, got {max_episode_steps!r}")
+        if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+            raise ValueError(f"max_steps must be a positive int or None, got {max_steps!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self.max_episode_steps = max_episode_steps
+        self.max_steps = max_steps
         self.render_mode = render_mode
         self.action_space = spaces.Discrete(2)
         self.observation_space = observation_space()
@@ -158,7 +158,7 @@ class CartPoleEnv(gym.Env):
             reward = 1.0
         self.steps += 1
         self.episode_return += reward
-        truncated = self.max_episode_steps is not None and self.steps >= self.max_episode_steps
+        truncated = self.max_steps is not None and self.steps >= self.max_steps
         if self.render_mode == "human":
             self.render()
         return np.array(self._state, dtype=np.float32), reward, terminated, truncated, {}

@@ -27,7 +27,7 @@ class CartPoleVectorEnv(BatchedVectorEnv):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50, "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(
-        self, num_envs: int = 1, variant: str = "gym", max_episode_steps: int | None = 500,
+        self, num_envs: int = 1, variant: str = "gym", max_steps: int | None = 500,
         render_mode: str | None = None, xp: Any = None,
     ):
         if not isinstance(num_envs, int) or num_envs < 1:
@@ -35,7 +35,7 @@ class CartPoleVectorEnv(BatchedVectorEnv):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"the cart-pole vector env renders only 'rgb_array' (or None), got {render_mode!r}")
         core = CartPoleCore(num_envs, check_variant(variant), xp if xp is not None else backend.current().xp)
-        self._setup(core, spaces.Discrete(2), observation_space(), max_episode_steps)
+        self._setup(core, spaces.Discrete(2), observation_space(), max_steps)
         self.render_mode = render_mode
         self._renderer = None
 

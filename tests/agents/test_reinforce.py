@@ -38,7 +38,7 @@ class FakeHooks:
 
 def book_agent(**agent):
     config = {"experiment": {"agent": "reinforce", "seed": 0, "total_steps": 1_000_000, "device": "cpu"},
-              "env": {"variant": "book", "max_episode_steps": 500},
+              "env": {"variant": "book", "max_steps": 500},
               "agent": {"iterations": 20, "games_per_iteration": 20, **agent}}
     return make_agent(config, where="test")
 

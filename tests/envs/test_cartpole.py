@@ -157,8 +157,10 @@ def test_invalid_actions_raise_value_error():
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="variant"):
         gym.make(ID, variant="tfjs")
-    with pytest.raises(ValueError, match="max_episode_steps"):
-        gym.make(ID, max_episode_steps=0)
+    with pytest.raises(ValueError, match="max_steps"):
+        gym.make(ID, max_steps=0)
+    with pytest.raises(ValueError, match="max_steps"):
+        gym.make_vec(ID, num_envs=2, vectorization_mode="vector_entry_point", max_steps=0)
 
 
 def test_rgb_render_shows_the_cart_where_it_is():
