@@ -56,6 +56,10 @@ class ExperimentConfig:
             raise ValueError(f"device must be 'cpu', 'gpu' or 'auto', got {self.device!r}")
         if self.total_steps <= 0:
             raise ValueError(f"total_steps must be positive, got {self.total_steps}")
+        if self.eval_episodes < 1:
+            raise ValueError(f"eval_episodes must be at least 1, got {self.eval_episodes}")
+        if self.checkpoint_every_steps < 1:
+            raise ValueError(f"checkpoint_every_steps must be at least 1, got {self.checkpoint_every_steps}")
 
 
 class Hooks(Protocol):

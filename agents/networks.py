@@ -99,6 +99,12 @@ def conv_q_network(
 
     if len(obs_shape) != 3:
         raise ValueError(f"conv_q_network needs image observations (H, W, C), got shape {tuple(obs_shape)}")
+    shrink = len(filters) * (kernel_size - 1)  # each valid convolution takes kernel_size - 1 rows and columns
+    if min(obs_shape[0], obs_shape[1]) - shrink < 1:
+        raise ValueError(
+            f"a {obs_shape[0]}x{obs_shape[1]} board is too small for {len(filters)} valid {kernel_size}x{kernel_size} "
+            f"convolutions (they need at least {shrink + 1}x{shrink + 1}): use a larger board or fewer conv_filters"
+        )
     layers: list[Any] = []
     for i, n in enumerate(filters):
         kwargs = {"input_shape": tuple(int(s) for s in obs_shape)} if i == 0 else {}

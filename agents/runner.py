@@ -86,7 +86,10 @@ def make_agent(config: Mapping[str, Any], where: str = "config") -> Agent:
     module = get_agent_module(experiment.agent)
     agent_config = dataclass_from_dict(module.Config, config.get("agent", {}), where=f"{where} [agent]")
     backend.use_device(experiment.device)
-    return module.Agent(agent_config, experiment)
+    try:
+        return module.Agent(agent_config, experiment)
+    except ValueError as exc:  # a value the env or the network refuses (a board too small, a bad variant, ...)
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def check_env_kwargs(env_id: str, kwargs: Mapping[str, Any], where: str) -> None:

@@ -48,10 +48,17 @@ def render_episodes(agent: Agent, episodes: int, seed: int) -> list[float]:
     return returns
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a run directory written by scripts/train.py")
-    parser.add_argument("--episodes", type=int, default=20, help="episodes to play (default 20)")
+    parser.add_argument("--episodes", type=_positive_int, default=20, help="episodes to play (default 20)")
     parser.add_argument("--checkpoint", default="best", choices=["best", "latest"], help="which checkpoint")
     parser.add_argument("--seed", type=int, help="env seed (default: the run's seed + 1,000,000)")
     parser.add_argument("--render", action="store_true", help="show the episodes in a window")
