@@ -215,7 +215,7 @@ class _LogSumExp(Function):
 
     def backward(self, g):
         xp = backend.get_array_module(g)
-        if not self.keepdims:
+        if not self.keepdims and self.axis is not None:  # over all axes g is a scalar and broadcasts
             g = xp.expand_dims(g, self.axis)
         return g * xp.exp(self.a - self.out_k)
 
@@ -307,8 +307,9 @@ class _TakeAlongAxis(Function):
         xp = backend.get_array_module(g)
         out = xp.zeros(self.shape, dtype=g.dtype)
         # put_along_axis would drop repeated indices; add.at over an explicit index grid keeps them.
-        idx = list(xp.indices(self.indices.shape, sparse=True))
-        idx[self.axis % len(self.shape)] = self.indices
+        # The grid follows g's shape: indices may broadcast against x's other axes, as in NumPy.
+        idx = list(xp.indices(g.shape, sparse=True))
+        idx[self.axis % len(self.shape)] = xp.broadcast_to(self.indices, g.shape)
         xp.add.at(out, tuple(idx), g)
         return out, None
 

@@ -258,7 +258,6 @@ class _Conv2D(Function):
                 gk[..., oc] = acc.reshape(kh, kw, cin_g, cout_g)
         if need_x:
             gx = self._input_grad(xp, g2, kernel, groups, xpad.shape, stride, dilation, pads, out_hw)
-        self.xpad = None
         return gx, gk, gb
 
     @staticmethod
@@ -359,7 +358,6 @@ class _DepthwiseConv2D(Function):
                         gpad[n0:n1][tap] += tmp_block if mult == 1 else tmp_block.sum(axis=-1)
         if need_x:
             gx = _crop_hw(gpad, pads)
-        self.xpad = None
         return gx, gk, gb
 
 
@@ -461,7 +459,6 @@ class _MaxPool2D(Function):
                     gpad[tap] += g * first
                 else:
                     xp.multiply(g, first, out=gpad[tap])
-        self.xpad = self.out = None
         return _crop_hw(gpad, pads)
 
 
@@ -598,7 +595,6 @@ class _BatchNorm(Function):
             ggamma = g_xhat_sum.reshape(-1)
         if self.inputs[2].requires_grad:
             gbeta = g_sum.reshape(-1)
-        self.xhat = None
         return gx, ggamma, gbeta
 
 

@@ -366,10 +366,13 @@ def _sum_to_shape(grad: Any, shape: tuple[int, ...]) -> Any:
     extra = grad.ndim - len(shape)
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.ndim == len(shape) and grad.shape[i] != 1)
     if stretched:
         grad = grad.sum(axis=stretched, keepdims=True)
-    return grad.reshape(shape)
+    if grad.shape != tuple(shape):
+        # An op returned a gradient that is not a broadcast of its input: a bug in that op's backward.
+        raise RuntimeError(f"gradient of shape {grad.shape} does not fit an input of shape {tuple(shape)}")
+    return grad
 
 
 class Function:
@@ -496,6 +499,8 @@ class Pow(Function):
         return a**exponent
 
     def backward(self, g):
+        if self.exponent == 0:  # d(a**0)/da = 0 everywhere (the formula gives 0 * inf = nan at a = 0)
+            return backend.get_array_module(g).zeros_like(g)
         return g * self.exponent * self.a ** (self.exponent - 1)
 
 
@@ -524,6 +529,8 @@ class MatMul(Function):
     def backward(self, g):
         xp = backend.get_array_module(g)
         a, b = self.a, self.b
+        if a.ndim == 1 and b.ndim == 1:  # a dot product: g is a scalar
+            return g * b, g * a
         # Promote 1-d operands the way matmul does, then drop the added axes again.
         if a.ndim == 1:
             a, g = a[None, :], xp.expand_dims(g, -2)
@@ -639,6 +646,8 @@ class Reshape(Function):
 
 class Transpose(Function):
     def forward(self, a, axes):
+        if axes is not None:
+            axes = tuple(int(ax) % a.ndim for ax in axes)  # argsort inverts only non-negative permutations
         self.axes = axes
         return a.transpose(axes) if axes is not None else a.T
 
@@ -685,7 +694,7 @@ class Sigmoid(Function):
 class ReLU(Function):
     def forward(self, a):
         self.mask = a > 0
-        return a * self.mask
+        return backend.get_array_module(a).where(self.mask, a, 0)  # not a * mask: -inf * 0 is nan
 
     def backward(self, g):
         return g * self.mask

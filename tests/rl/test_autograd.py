@@ -169,3 +169,42 @@ def test_backward_on_a_leaf_and_with_upstream_gradient():
     y = x * 4
     y.backward(Tensor(np.array([1.0, 1.0])))
     np.testing.assert_allclose(x.grad, [6.0, 7.0])
+
+
+def test_review_regressions_edge_case_gradients(device):
+    # transpose with negative axes (argsort of (0, -1, 1) is not the inverse permutation)
+    check_grad(lambda a: a.transpose(0, -1, 1), _arr(device, 2, 3, 4))
+    check_grad(lambda a: a.transpose(-1, 0), _arr(device, 3, 4))
+    # a dot product of two vectors
+    check_grad(lambda a, b: a @ b, _arr(device, 3), _arr(device, 3, seed=1))
+    # logsumexp over every axis
+    check_grad(lambda a: F.logsumexp(a, axis=None), _arr(device, 3, 4))
+    # indices that broadcast against x's other axes, as NumPy's take_along_axis allows
+    idx = device.asarray([[0, 2]])
+    check_grad(lambda q: F.take_along_axis(q, idx, axis=1), _arr(device, 4, 3))
+
+
+def test_review_regressions_no_nan_where_the_answer_is_finite():
+    x = Tensor(np.array([0.0, 2.0]), requires_grad=True)
+    (x**0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])
+    y = Tensor(np.array([-np.inf, -1.0, 3.0]), requires_grad=True)
+    out = F.relu(y)
+    np.testing.assert_array_equal(out.numpy(), [0.0, 0.0, 3.0])
+    out.sum().backward()
+    np.testing.assert_array_equal(y.grad, [0.0, 0.0, 1.0])
+
+
+def test_a_gradient_of_the_wrong_shape_is_caught():
+    from rl.tensor import Function
+
+    class Broken(Function):
+        def forward(self, a):
+            return a.copy()
+
+        def backward(self, g):
+            return g.T.copy().reshape(g.shape[::-1])  # same size, wrong shape
+
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"gradient of shape \(3, 2\) does not fit an input of shape \(2, 3\)"):
+        Broken.apply(x).sum().backward()

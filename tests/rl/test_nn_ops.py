@@ -290,3 +290,21 @@ def test_depthwise_chunked_matches(device, name, monkeypatch):
     monkeypatch.setattr(nn_ops, "_CHUNK_BYTES", 1)  # one image per chunk
     np.testing.assert_allclose(_np(F.depthwise_conv2d(Tensor(x), Tensor(k), Tensor(b), **kwargs)), whole, atol=1e-12)
     check_grad(lambda x, k, b: F.depthwise_conv2d(x, k, b, **kwargs), x, k, b)
+
+
+def test_backward_twice_with_retain_graph():
+    # Ops keep what their backward needs until the graph is dropped, so a retained graph runs again.
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((2, 6, 6, 3)), requires_grad=True)
+    k = Tensor(rng.standard_normal((3, 3, 3, 4)), requires_grad=True)
+    dk = Tensor(rng.standard_normal((3, 3, 4, 1)), requires_grad=True)
+    gamma, beta = Tensor(np.ones(4), requires_grad=True), Tensor(np.zeros(4), requires_grad=True)
+    mean, var = np.zeros(4), np.ones(4)
+    h = nn_ops.conv2d(x, k, None, padding="same")
+    h = nn_ops.batch_norm(h, gamma, beta, mean, var, training=True)
+    h = nn_ops.depthwise_conv2d(h, dk, None)
+    y = (nn_ops.max_pool2d(h, 2) ** 2).sum()
+    y.backward(retain_graph=True)
+    first = x.grad.copy()
+    y.backward()
+    np.testing.assert_allclose(x.grad, 2 * first)
