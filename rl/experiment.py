@@ -116,7 +116,9 @@ def _toml_value(value: Any) -> str:
             return "inf" if value > 0 else "-inf"
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
+        # JSON's escapes are TOML's too, but with ensure_ascii JSON writes characters beyond U+FFFF
+        # as surrogate pairs, which TOML refuses; DEL is the one control character JSON leaves raw.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007F")
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
@@ -127,7 +129,8 @@ def _toml_value(value: Any) -> str:
 
 
 def _key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+    bare = bool(key) and all(c.isascii() and (c.isalnum() or c in "_-") for c in key)  # TOML's bare keys
+    return key if bare else _toml_value(key)
 
 
 def dump_toml(config: Mapping[str, Any]) -> str:

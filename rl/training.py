@@ -242,6 +242,18 @@ def train_on_batch(model: Any, x: Any, y: Any) -> float | dict[str, float]:
     return run.means()
 
 
+def _epoch_order(n: int, shuffle: bool, seed: int | None, epoch: int) -> np.ndarray:
+    """The sample order of one epoch: a function of (seed, epoch) when seeded, so a run resumed at
+    ``initial_epoch=k`` shuffles exactly as the uninterrupted run did in epoch k."""
+    if not shuffle:
+        return np.arange(n)
+    if seed is None:
+        from rl import random as rl_random  # noqa: PLC0415 - keeps rl.training light to import
+
+        return rl_random.default_generator().numpy.permutation(n)
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
 def fit(
     model: Any,
     x: Any,
@@ -278,8 +290,6 @@ def fit(
     Returns the :class:`~rl.callbacks.History` (``history.history["loss"]`` per epoch, ...), also
     stored as ``model.history``.
     """
-    from rl import random as rl_random  # noqa: PLC0415
-
     _require_compiled(model, "fit")
     x, y = _check_xy(x, y)
     if batch_size < 1:
@@ -296,7 +306,6 @@ def fit(
     n = len(x)
     if n == 0:
         raise ValueError("fit got no training samples")
-    rng = rl_random.Generator(seed).numpy if seed is not None else rl_random.default_generator().numpy
     steps_per_epoch = math.ceil(n / batch_size)
 
     history = History()
@@ -308,7 +317,7 @@ def fit(
     try:
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch, {})
-            order = rng.permutation(n) if shuffle else np.arange(n)
+            order = _epoch_order(n, shuffle, seed, epoch)
             run = _Running(model.metric_names)
             bar = _progress(verbose, steps_per_epoch, epoch, epochs)
             with using_config("train", True):
@@ -323,7 +332,8 @@ def fit(
                             "checkpoint any ModelCheckpoint wrote) are from the last finite step. Lower the "
                             "learning rate, clip gradients (clipnorm=) or check the data for NaNs."
                         )
-                    run.add(value, yb, pred)
+                    if math.isfinite(value):  # a skipped non-finite batch must not poison the epoch's mean
+                        run.add(value, yb, pred)
                     batch_logs = {"batch": step, "size": len(idx), "loss": value}
                     cbs.on_batch_end(step, batch_logs)
                     if bar is not None:

@@ -64,6 +64,15 @@ def test_toml_round_trip(tmp_path):
     assert load_toml(path) == {"experiment": {"name": "a b", "seed": 3}, "agent": {"lr": 0.1, "hidden": [1, 2]}}
 
 
+def test_toml_round_trip_of_any_string(tmp_path):
+    names = ["run-\U0001F680", 'quote " and \\ backslash', "tab\tnew\nline", "del\x7f", "é ü 中"]
+    path = tmp_path / "s.toml"
+    path.write_text(dump_toml({"experiment": {f"k{i}": v for i, v in enumerate(names)}}), encoding="utf-8")
+    assert list(load_toml(path)["experiment"].values()) == names
+    path.write_text(dump_toml({"tab\u00e9": {"clé": 1, "a b": 2}}), encoding="utf-8")
+    assert load_toml(path) == {"tab\u00e9": {"clé": 1, "a b": 2}}
+
+
 def test_bad_toml_names_file_and_line(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[agent]\nlr = = 3\n")
