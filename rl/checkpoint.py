@@ -278,6 +278,12 @@ def save_model(model: Any, path: str | os.PathLike[str], optimizer: Any = None, 
     if optimizer is not None and include_optimizer:
         arrays.update({f"optimizer/{k}": v for k, v in optimizer.state_dict().items()})
         metadata["optimizer_config"] = json.dumps(optimizer.get_config())
+        # Its state is positional: record which of the model's weights it holds, in order, so loading
+        # rebuilds it over the same tensors (a layer frozen after compile is still among them).
+        names = {id(t): name for name, t in model.named_weights()}
+        held = [names.get(id(p)) for p in optimizer.params]
+        if all(n is not None for n in held):
+            metadata["optimizer_params"] = json.dumps(held)
     compile_cfg = _compile_config(model)
     if compile_cfg is not None:
         metadata["compile_config"] = json.dumps(compile_cfg)
@@ -335,12 +341,20 @@ def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
 
     if "optimizer_config" in metadata:
         opt_cfg = _json_meta(path, metadata, "optimizer_config")
-        optimizer = get_optimizer(opt_cfg, model.parameters())
+        params = model.parameters()
+        if "optimizer_params" in metadata:
+            by_name = dict(model.named_weights())
+            wanted = _json_meta(path, metadata, "optimizer_params")
+            missing = [n for n in wanted if n not in by_name]
+            if missing:
+                raise CheckpointError(f"{path}: the optimizer holds weights the model does not have: {missing[:5]}")
+            params = [by_name[n] for n in wanted]
         opt_state = _unprefix(arrays, "optimizer/")
         try:
+            optimizer = get_optimizer(opt_cfg, params)
             optimizer.load_state_dict(opt_state)
-        except (KeyError, ValueError) as exc:
-            raise CheckpointError(f"{path}: optimizer state does not fit the model: {exc}") from None
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            raise CheckpointError(f"{path}: the saved optimizer cannot be restored: {exc}") from None
         compile_cfg = _json_meta(path, metadata, "compile_config") if "compile_config" in metadata else None
         if compile and compile_cfg is not None:
             _recompile(path, model, optimizer, compile_cfg)

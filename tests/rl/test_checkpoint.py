@@ -283,3 +283,37 @@ def test_load_model_rejects_weight_files_and_mismatched_architectures(tmp_path):
     with pytest.raises(CheckpointError, match=r"'dense/kernel' has shape \(4, 16\) in the file") as err:
         load_model(other)
     assert str(other) in str(err.value)
+
+
+def test_model_frozen_after_compile_saves_and_loads_with_its_optimizer(tmp_path):
+    from rl.models import load_model
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 4)).astype(np.float32)
+    y = rng.integers(0, 3, size=32)
+    model = _small_net(seed=2)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", lr=0.01)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, seed=0)
+    model.layers[0].trainable = False  # the optimizer still holds the frozen layer's weights
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, seed=1)
+    path = tmp_path / "frozen.safetensors"
+    model.save(path)
+    restored = load_model(path)
+    assert restored.layers[0].trainable is False  # the flag is part of the saved architecture
+    assert restored.train_on_batch(x[:16], y[:16]) == model.train_on_batch(x[:16], y[:16])
+    for (k, va), vb in zip(model.state_dict().items(), restored.state_dict().values()):
+        np.testing.assert_array_equal(va, vb, err_msg=k)
+
+
+def test_a_damaged_optimizer_config_is_a_checkpoint_error(tmp_path):
+    from rl.models import load_model
+
+    model = _small_net(seed=3)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    arrays, metadata = read_safetensors(path)
+    metadata["optimizer_config"] = json.dumps({"name": "adamx"})
+    write_safetensors(path, arrays, metadata)
+    with pytest.raises(CheckpointError, match="m.safetensors: the saved optimizer cannot be restored"):
+        load_model(path)
