@@ -53,9 +53,13 @@ def train(config_path: str | None, overrides: list[str], seed: int | None = None
             config["experiment"]["device"] = device
         where = str(run.config_path)
         agent = make_agent(config, where=where)
-        state = load_checkpoint(run.checkpoints / "latest.safetensors")
-        agent.load_state_dict(state["agent"])
-        runner_state = state["runner"]
+        latest = run.checkpoints / "latest.safetensors"
+        state = load_checkpoint(latest)
+        try:
+            agent.load_state_dict(state["agent"])
+            runner_state = state["runner"]
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(f"{latest} does not fit the agent in {run.config_path}: {exc}") from None
     else:
         if config_path is None:
             raise ConfigError("give a CONFIG file (or --resume RUN_DIR)")
