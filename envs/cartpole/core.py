@@ -74,15 +74,19 @@ def cartpole_dynamics(x: Any, x_dot: Any, theta: Any, theta_dot: Any, force: Any
 
 def start_bounds(variant: str, options: dict | None) -> tuple[np.ndarray, np.ndarray]:
     """Low and high (each float64 (4,)) of the start distribution; ``options`` may override with
-    scalars ``{"low": l, "high": h}`` (applied to all four components, as Gymnasium's reset does)."""
+    scalars ``{"low": l, "high": h}`` (applied to all four components, as Gymnasium's reset does;
+    one left out keeps the variant's own bound)."""
     half = np.asarray(START_HALF_WIDTH[variant])
     low, high = -half, half.copy()
     if options:
         unknown = set(options) - {"low", "high"}
         if unknown:
             raise ValueError(f"unknown cart-pole reset option(s) {sorted(unknown)}; expected 'low' and/or 'high'")
-        low = np.full(4, float(options.get("low", -0.05)))
-        high = np.full(4, float(options.get("high", 0.05)))
+        # A bound left out keeps the variant's own (for "gym" that is Gymnasium's -0.05 / 0.05).
+        if "low" in options:
+            low = np.full(4, float(options["low"]))
+        if "high" in options:
+            high = np.full(4, float(options["high"]))
         if np.any(low > high):
             raise ValueError(f"reset option low={low[0]} is above high={high[0]}")
     return low, high
