@@ -126,6 +126,14 @@ def soft_update(target: Sequence[Any], source: Sequence[Any], tau: float) -> Non
         t += tau * s
 
 
+def _polyak_pairs(target: Any, source: Any) -> tuple[list[Any], list[Any]]:
+    """The target network's live weight arrays and the source tensors they track, matched by weight
+    name (buffers included), so a network with frozen layers or batch norm pairs up correctly."""
+    sources = dict(source.named_weights())
+    state = target.state_dict()
+    return list(state.values()), [sources[name] for name in state]
+
+
 def adapt_param_noise(stddev: float, distance: float, desired: float, coefficient: float) -> float:
     """The adaptive weight-noise rule (Plappert et al. 2018; the demo's ``adapt``).
 
@@ -196,8 +204,7 @@ class DDPG(BaseAgent):
         self.actor_opt = Adam(self.actor.parameters(), lr=c.actor_lr, clipnorm=c.max_grad_norm)
         self.critic_opt = Adam(self.critic.parameters(), lr=c.critic_lr, clipnorm=c.max_grad_norm)
         # Live weight arrays (optimizers keep views into them; the soft update writes the targets in place).
-        self._pairs = [(list(self.actor_target.state_dict().values()), self.actor.parameters()),
-                       (list(self.critic_target.state_dict().values()), self.critic.parameters())]
+        self._pairs = [_polyak_pairs(self.actor_target, self.actor), _polyak_pairs(self.critic_target, self.critic)]
 
         streams = rl_random.Generator(experiment.seed).spawn(2)
         self.rng = streams[0]  # exploration noise (weights or actions)
