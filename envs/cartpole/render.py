@@ -63,6 +63,7 @@ class CartPoleRenderer:
             for sw, along in ((-1, 0.0), (1, 0.0), (1, pole_len_px), (-1, pole_len_px))
         ]
         pygame.draw.polygon(surf, _POLE, corners)
+        pygame.draw.aalines(surf, _POLE, True, corners)  # smooth edges: a nearly upright pole shows no stair-steps
         pygame.draw.circle(surf, _AXLE, (int(pivot[0]), int(pivot[1])), 5)
 
         hud = f"steps {steps}" if episode_return is None else f"steps {steps}   return {episode_return:g}"
