@@ -29,7 +29,7 @@ target still bootstraps.
 Deviations from the demo (``ddpg/*.js``), each deliberate:
 
 * The demo's "prioritized" memory (half of each batch from fresh transitions, half from a list sorted by
-  TD error) is replaced by uniform replay (:class:`ContinuousReplay` on :mod:`agents.replay`).
+  TD error) is replaced by uniform replay (:class:`agents.replay.ReplayBuffer` with float actions).
 * The demo redraws its weight noise with ``tf.randomNormal(..., seed=0)``, i.e. the same pattern every
   time (spec §6.3); here each draw is fresh from the run's seeded stream.
 * Its schedule is in episodes (110 gradient steps after every 10 episodes, from the 6th epoch on); ours is
@@ -58,7 +58,7 @@ from rl import random as rl_random
 from rl.optimizers import Adam
 from rl.tensor import Tensor, no_grad
 
-__all__ = ["Agent", "Config", "ContinuousReplay", "DDPG", "adapt_param_noise", "soft_update"]
+__all__ = ["Agent", "Config", "DDPG", "adapt_param_noise", "soft_update"]
 
 
 @dataclass
@@ -143,18 +143,6 @@ def adapt_param_noise(stddev: float, distance: float, desired: float, coefficien
     return stddev / coefficient if distance > desired else stddev * coefficient
 
 
-class ContinuousReplay(ReplayBuffer):
-    """:class:`agents.replay.ReplayBuffer` storing float actions ``(capacity, action_dim)`` (not int64 ``(capacity,)``).
-
-    Everything else (circular writes, seeded uniform sampling, exact ``state_dict``) is inherited: those
-    methods treat every field alike, so only the action store changes.
-    """
-
-    def __init__(self, capacity: int, obs_shape: tuple[int, ...], action_dim: int, rng: rl_random.Generator):
-        super().__init__(capacity, obs_shape, np.float32, rng=rng)
-        self.action = self.xp.zeros((capacity, int(action_dim)), dtype=self.xp.float32)
-
-
 def _dense_layers(model: Any) -> list[Any]:
     return [layer for layer in model.layers if hasattr(layer, "kernel")]
 
@@ -208,7 +196,8 @@ class DDPG(BaseAgent):
 
         streams = rl_random.Generator(experiment.seed).spawn(2)
         self.rng = streams[0]  # exploration noise (weights or actions)
-        self.replay = ContinuousReplay(c.buffer_size, (self.obs_dim,), self.act_dim, rng=streams[1])
+        self.replay = ReplayBuffer(c.buffer_size, (self.obs_dim,), np.float32, rng=streams[1],
+                                   action_shape=(self.act_dim,), action_dtype=np.float32)
 
         # Parameter noise: sigma of the weight noise, delta (the action distance sigma is tuned to), and
         # per world the perturbed actor's weights as (N, *shape) arrays, one (kernel, bias) pair per layer.

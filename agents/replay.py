@@ -50,12 +50,15 @@ class ReplayBuffer:
         obs_shape: shape of one observation, e.g. ``(4,)`` for CartPole or ``(9, 9, 2)`` for Snake.
         obs_dtype: dtype observations are stored in (the observation space's dtype).
         rng: the seeded generator for sampling; a new ``Generator(0)`` when omitted.
+        action_shape: shape of one action: ``()`` for a discrete action (DQN), ``(D,)`` for a
+            continuous one (DDPG).
+        action_dtype: int64 for discrete actions, float32 for continuous ones.
     """
 
     _FIELDS = ("obs", "action", "reward", "next_obs", "terminated")
 
     def __init__(self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: Any = np.float32,
-                 rng: Generator | None = None):
+                 rng: Generator | None = None, action_shape: tuple[int, ...] = (), action_dtype: Any = np.int64):
         if not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"replay capacity must be a positive int, got {capacity!r}")
         xp = backend.current().xp
@@ -65,7 +68,7 @@ class ReplayBuffer:
         self.rng = rng if rng is not None else Generator(0)
         self.obs = xp.zeros((capacity, *self.obs_shape), dtype=obs_dtype)
         self.next_obs = xp.zeros((capacity, *self.obs_shape), dtype=obs_dtype)
-        self.action = xp.zeros(capacity, dtype=xp.int64)
+        self.action = xp.zeros((capacity, *action_shape), dtype=action_dtype)
         self.reward = xp.zeros(capacity, dtype=xp.float32)
         self.terminated = xp.zeros(capacity, dtype=xp.float32)
         self.pos = 0  # where the next transition is written
@@ -79,7 +82,7 @@ class ReplayBuffer:
 
         Args:
             obs: (B, *obs_shape) observations the actions were taken in.
-            action: (B,) integer actions.
+            action: (B, *action_shape) actions.
             reward: (B,) rewards received.
             next_obs: (B, *obs_shape) observations after the step (the final one at an episode end).
             terminated: (B,) bool, True where the episode ended in a terminal state (not a time limit).
