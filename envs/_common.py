@@ -28,6 +28,7 @@ from rl import backend
 __all__ = [
     "BatchedVectorEnv",
     "PygameCanvas",
+    "SnapshotMixin",
     "WorldRNG",
     "discrete_action",
     "discrete_actions",
@@ -187,7 +188,28 @@ def restore_state(core: Any, owner: Any, state: dict[str, Any]) -> np.random.Gen
     return None
 
 
-class BatchedVectorEnv(VectorEnv):
+class SnapshotMixin:
+    """``get_state``/``set_state`` for a vector env whose worlds live in ``self.core``.
+
+    A class names its own autoreset bookkeeping in ``_SNAPSHOT_ATTRS``; the core's state and random
+    streams are found by :func:`capture_state`'s convention.
+    """
+
+    _SNAPSHOT_ATTRS: tuple[str, ...] = ()
+
+    def get_state(self) -> dict[str, Any]:
+        """A snapshot of every world (arrays and JSON-able scalars) for exact resume (``train.py --resume``)."""
+        extra = {name: getattr(self, name) for name in self._SNAPSHOT_ATTRS}
+        return capture_state(self.core, extra, self._np_random)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`get_state` snapshot: the next ``step`` is the one that would have followed."""
+        generator = restore_state(self.core, self, state)
+        if generator is not None:
+            self._np_random = generator
+
+
+class BatchedVectorEnv(SnapshotMixin, VectorEnv):
     """A native ``VectorEnv`` over a batched core, with Gymnasium 1.x next-step autoreset.
 
     The core provides ``num_worlds``, ``xp``, ``rng`` (:class:`WorldRNG`), ``reset_worlds(idx)``,
@@ -201,6 +223,7 @@ class BatchedVectorEnv(VectorEnv):
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP}
+    _SNAPSHOT_ATTRS = ("_steps", "_prev_done", "_reset_called")
 
     def _setup(
         self, core: Any, single_action_space: spaces.Discrete, single_observation_space: spaces.Space,
@@ -256,17 +279,6 @@ class BatchedVectorEnv(VectorEnv):
         self._prev_done = terminated | truncated
         to_np = backend.to_numpy
         return to_np(core.observe()), to_np(reward), to_np(terminated), to_np(truncated), {}
-
-    def get_state(self) -> dict[str, Any]:
-        """A snapshot of every world (arrays and JSON-able scalars) for exact resume; see :func:`capture_state`."""
-        extra = {"_steps": self._steps, "_prev_done": self._prev_done, "_reset_called": self._reset_called}
-        return capture_state(self.core, extra, self._np_random)
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Continue from a :meth:`get_state` snapshot: the next ``step`` is the one that would have followed."""
-        generator = restore_state(self.core, self, state)
-        if generator is not None:
-            self._np_random = generator
 
 
 class PygameCanvas:

@@ -22,7 +22,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs._common import capture_state, restore_state
+from envs._common import SnapshotMixin
 
 from .core import MetaCarCore, key_from_seed
 from .env import make_spaces, normalise_shuffle
@@ -31,7 +31,7 @@ from .level import Level, load_level
 __all__ = ["MetaCarVectorEnv"]
 
 
-class MetaCarVectorEnv(VectorEnv):
+class MetaCarVectorEnv(SnapshotMixin, VectorEnv):
     """N MetaCar worlds of one level with autoreset; keyword arguments as :class:`MetaCarEnv`.
 
     Observations (N, pts*pts + 1) float32 (``"linear"``) or (N, pts, pts) (``"grid"``); actions (N,) ints
@@ -40,6 +40,7 @@ class MetaCarVectorEnv(VectorEnv):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 60, "autoreset_mode": AutoresetMode.NEXT_STEP}
+    _SNAPSHOT_ATTRS = ("steps", "_needs_reset", "_keyed")  # autoreset bookkeeping, saved beside the core
 
     def __init__(self, num_envs: int = 1, level: str | Level = "level1", motion: str = "basic",
                  lidar: dict | None = None, observation: str = "linear", terminate_on_crash: bool = True,
@@ -123,17 +124,6 @@ class MetaCarVectorEnv(VectorEnv):
             self.steps[idx] = 0
         self._needs_reset = terminated | truncated
         return core.observation(self.observation_kind), reward, terminated, truncated, self._infos()
-
-    def get_state(self) -> dict[str, Any]:
-        """A snapshot of every world (arrays and JSON-able scalars) for exact resume (``train.py --resume``)."""
-        extra = {"steps": self.steps, "_needs_reset": self._needs_reset, "_keyed": self._keyed}
-        return capture_state(self.core, extra, self._np_random)
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Continue from a :meth:`get_state` snapshot: the next ``step`` is the one that would have followed."""
-        generator = restore_state(self.core, self, state)
-        if generator is not None:
-            self._np_random = generator
 
     def render(self):
         """An RGB frame (H, W, 3) of world 0 when ``render_mode="rgb_array"``."""
