@@ -17,9 +17,12 @@ bookkeeping) is JSON in the file's metadata, so one atomic rename replaces the w
 A ``.json`` sidecar repeats the scalars for people to read.
 
 Why resume is exact: agents save only at safe points (between iterations), and everything that
-decides the future is in the checkpoint: weights, optimizer moments, RNG states, the vector env's
-state (``get_state()`` when the env offers it) and the number of metrics lines written so far, so
-``metrics.jsonl`` is cut back to that line and continues as an uninterrupted run would have.
+decides the future is in the checkpoint: weights, optimizer moments, RNG states (the agent's own
+streams and the default generator that dropout masks draw from), the vector env's state
+(``get_state()`` when the env offers it) and the number of metrics lines written so far, so
+``metrics.jsonl`` is cut back to that line and continues as an uninterrupted run would have. On the
+GPU the default generator's device stream cannot be read back (see ``rl.random.Generator.get_state``):
+a resumed GPU run is correct but its dropout masks differ from an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import numpy as np
 
 from agents.base import Agent, ExperimentConfig, get_agent_module, make_vec_env
 from rl import backend
+from rl import random as rl_random
 from rl.experiment import ConfigError, MetricsLogger, RunDir, atomic_write_bytes, atomic_write_text, dataclass_from_dict
 
 __all__ = [
@@ -214,6 +218,9 @@ class Runner:
         self.best_mean_return = resume.get("best_mean_return")
         self.last_save_steps = int(resume.get("last_save_steps", 0))
         self.env_steps = int(resume.get("env_steps", 0))
+        if "default_rng" in resume:
+            # Draws without an explicit generator (dropout masks, say) continue where they stopped.
+            rl_random.default_generator().set_state(json.loads(resume["default_rng"]))
         self._stop = False
         self.interrupted = False
         self._bar = None
@@ -287,6 +294,7 @@ class Runner:
             "metrics_lines": self.metrics.lines, "recent_returns": list(self.recent_returns),
             "episodes": self.episodes, "best_mean_return": self.best_mean_return,
             "last_save_steps": self.last_save_steps, "env_steps": self.env_steps,
+            "default_rng": json.dumps(rl_random.default_generator().get_state()),
         }
 
     @contextlib.contextmanager

@@ -145,6 +145,25 @@ class Generator:
             return rng.permutation(n)
         return xp.argsort(rng.random((n,)))  # CuPy's Generator has no permutation
 
+    # ------------------------------------------------------------------------------- state
+    def get_state(self) -> dict[str, Any]:
+        """The position of the host stream as a JSON-able dict, for exact resume (see :meth:`set_state`).
+
+        Only NumPy's stream can be saved: CuPy keeps its cuRAND states in device memory and has no API
+        to read them back, so a run on the GPU resumes with the device stream started afresh from the
+        seed (the resume is then correct but not bit-identical).
+        """
+        rng = self._rngs.get("numpy")
+        return {"numpy": None if rng is None else rng.bit_generator.state}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Put back a position from :meth:`get_state` (a stream never drawn from stays unmade)."""
+        host = state.get("numpy")
+        if host is None:
+            self._rngs.pop("numpy", None)
+        else:
+            self.numpy.bit_generator.state = host
+
     def spawn(self, n: int) -> list[Generator]:
         """``n`` independent child generators (per-env or per-worker streams), deterministic in the seed."""
         return [Generator(child) for child in self._seed_seq.spawn(n)]

@@ -1,8 +1,6 @@
 """The runner: checkpoints, the NaN guard, config errors, identical metrics per seed, exact resume."""
 
 import json
-import tomllib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,6 +71,38 @@ anneal_lr = true
     return str(path)
 
 
+def dqn_config(tmp_path):
+    """A tiny book-style snake DQN (conv net with dropout): its masks come from the default generator."""
+    path = tmp_path / "dqn.toml"
+    path.write_text("""
+[experiment]
+name = "dqn"
+agent = "dqn"
+env_id = "envs/Snake-v0"
+seed = 5
+total_steps = 600
+eval_episodes = 2
+checkpoint_every_steps = 100_000
+device = "cpu"
+
+[env]
+height = 5
+width = 5
+
+[agent]
+conv_filters = [4]
+hidden_sizes = [16]
+dropout = 0.25
+batch_size = 16
+buffer_size = 1000
+learning_starts = 100
+target_update_interval = 50
+epsilon_decay_steps = 300
+log_every_steps = 50
+""")
+    return str(path)
+
+
 def test_checkpoint_round_trip_keeps_nested_arrays_and_scalars(tmp_path):
     rng_state = np.random.default_rng(5).bit_generator.state  # 128-bit integers inside
     state = {"net": {"dense/kernel": np.arange(6, dtype=np.float32).reshape(2, 3)}, "steps": 7,
@@ -126,31 +156,30 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
     assert strip_wall_clock(c) != strip_wall_clock(a)
 
 
-def _interrupt_after(monkeypatch, iterations):
-    """Make the runner behave as if Ctrl-C came during iteration ``iterations``."""
+def _interrupt_after(monkeypatch, key, value):
+    """Make the runner behave as if Ctrl-C came when a metrics record has ``record[key] == value``."""
     original = Runner.log
 
     def log(self, record):
         original(self, record)
-        if record.get("iteration") == iterations:
+        if record.get(key) == value and "episode_return" not in record:
             self.request_stop()
 
     monkeypatch.setattr(runner_module.Runner, "log", log)
 
 
-@pytest.mark.parametrize("which", ["reinforce", "ppo"])
+@pytest.mark.parametrize("which", ["reinforce", "ppo", "dqn"])
 def test_interrupted_and_resumed_run_ends_with_the_same_metrics(tmp_path, monkeypatch, which):
-    config = reinforce_config(tmp_path) if which == "reinforce" else ppo_config(tmp_path)
-    probe = make_agent(tomllib.loads(Path(config).read_text()), where=config)
-    if which == "ppo" and not hasattr(probe.env, "get_state"):
-        pytest.xfail("the vector env has no get_state()/set_state() yet, so PPO cannot resume exactly")
+    config = {"reinforce": reinforce_config, "ppo": ppo_config, "dqn": dqn_config}[which](tmp_path)
+    # DQN is cut after its updates (and dropout draws) began; the others after their second iteration.
+    key, value = ("env_steps", 300) if which == "dqn" else ("iteration", 2)
     full = RunDir(train(config, [], runs_dir=str(tmp_path / "full"), progress=False))
     with monkeypatch.context() as m:
-        _interrupt_after(m, 2)
+        _interrupt_after(m, key, value)
         cut = train(config, [], runs_dir=str(tmp_path / "cut"), progress=False)
     assert not (cut / "eval.json").exists()  # stopped early: no evaluation yet
     partial = RunDir(cut).read_metrics()
-    assert partial[-1]["iteration"] == 2
+    assert partial[-1][key] == value
     train(None, [], resume=str(cut), progress=False)
     resumed = RunDir(cut).read_metrics()
     assert strip_wall_clock(resumed) == strip_wall_clock(full.read_metrics())
