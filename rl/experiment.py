@@ -31,7 +31,6 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 import tomllib
 import types
@@ -39,6 +38,8 @@ import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from rl.checkpoint import atomic_write_bytes  # the one atomic writer: temp file, fsync, rename
 
 __all__ = [
     "ConfigError",
@@ -60,34 +61,9 @@ class ConfigError(ValueError):
 
 
 # --------------------------------------------------------------------------------------- files
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with _suppress():
-            os.unlink(tmp)
-        raise
-
-
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """:func:`atomic_write_bytes` for UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"))
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> bool:
-        return True
 
 
 # --------------------------------------------------------------------------------------- TOML

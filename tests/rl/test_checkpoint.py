@@ -2,6 +2,7 @@
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -188,10 +189,10 @@ def test_crash_before_replace_keeps_the_old_file(weights_file, monkeypatch):
     real_write = os.write
 
     class HalfWriter:
-        """A file object whose write stores half the bytes and then dies."""
+        """A file object on the temporary file's descriptor whose write stores half the bytes and then dies."""
 
-        def __init__(self, target):
-            self.fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        def __init__(self, fd):
+            self.fd = fd
 
         def __enter__(self):
             return self
@@ -203,7 +204,7 @@ def test_crash_before_replace_keeps_the_old_file(weights_file, monkeypatch):
             real_write(self.fd, data[: len(data) // 2])
             raise KeyboardInterrupt("killed mid-write")
 
-    monkeypatch.setattr(checkpoint, "open", lambda target, mode: HalfWriter(target), raising=False)
+    monkeypatch.setattr(checkpoint.os, "fdopen", lambda fd, mode: HalfWriter(fd))
     with pytest.raises(KeyboardInterrupt):
         save_weights(_TinyModel(seed=5), path)
     monkeypatch.undo()
@@ -317,3 +318,25 @@ def test_a_damaged_optimizer_config_is_a_checkpoint_error(tmp_path):
     write_safetensors(path, arrays, metadata)
     with pytest.raises(CheckpointError, match="m.safetensors: the saved optimizer cannot be restored"):
         load_model(path)
+
+
+def test_threads_saving_the_same_path_never_share_a_temporary_file(tmp_path):
+    path = tmp_path / "shared.bin"
+    payloads = [bytes([k]) * 200_000 for k in range(8)]
+    errors = []
+
+    def write(data):
+        try:
+            for _ in range(5):
+                checkpoint.atomic_write_bytes(path, data)
+        except Exception as exc:  # a shared temp name shows up as a missing file at rename time
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(p,)) for p in payloads]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert path.read_bytes() in payloads  # one writer's complete file, never a mix
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.bin"]  # no temporary files left
