@@ -234,6 +234,9 @@ class PPO(Agent):
         old_logp, old_values = buf.flat("logprobs")[valid], buf.flat("values")[valid]
         adv_all, ret_all = advantages.reshape(-1)[valid], returns.reshape(-1)[valid]
         n = int(valid.shape[0])
+        # The minibatch count comes from the rollout size, as in SB3 and CleanRL, so every update takes the
+        # same number of gradient steps; the autoreset rows dropped above only make minibatches a little
+        # smaller than batch_size (by the fraction of steps that were resets, ~1/episode length).
         num_minibatches = max(1, round(buf.num_steps * buf.num_envs / c.batch_size))
         # Statistics stay on the device until the end of the update: no host sync per minibatch.
         sums: dict[str, Any] = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0,
