@@ -8,7 +8,12 @@
 #
 # The device image has Python 3.12 with CuPy (cupy-cuda13x), PyTorch, NumPy, safetensors, tqdm,
 # matplotlib, Pillow, threadpoolctl, scikit-learn and pytest; it lacks gymnasium (and its
-# farama-notifications) and pygame, which travel as wheels. Nothing there reaches the network.
+# farama-notifications) and pygame, which travel as wheels, and the MobileNetV2 weights, which travel
+# in .whl/weights (PLAYGRAD_CACHE points there). Nothing there reaches the network.
+#
+# The steps run in the order of what the open issues need, each under its own timeout, so a slow
+# step cannot starve the figures: the GPU benchmark rows first, then the book's snake DQN, then the
+# test suites on CuPy. `make test-simgpu` runs the same GPU code paths here on a NumPy stand-in first.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -21,7 +26,11 @@ fetch)
       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
       -d .whl "$spec" || exit 1
   done
-  ls -la .whl
+  mkdir -p .whl/weights
+  py=.venv/bin/python; [ -x "$py" ] || py=python3
+  weights=$("$py" -c 'from transfer.weights import mobilenet_v2_path; print(mobilenet_v2_path())') || exit 1
+  cp "$weights" .whl/weights/ || exit 1
+  ls -la .whl .whl/weights
   ;;
 run)
   OUT=${OUT:-/tmp/gpu_checks}
@@ -33,21 +42,22 @@ run)
   else
     export PYTHONPATH=$PWD
   fi
-  export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy
+  export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PLAYGRAD_CACHE=$PWD/.whl/weights
   {
     set -x
     nvidia-smi -L
     python3 -m rl info
-    # 1. The core's gradient checks and known answers on CuPy (the `device` fixture adds "gpu" when usable),
-    #    and the envs' batched cores with the GPU as the active backend.
-    timeout 240 python3 -m pytest -q -p no:cacheprovider tests/rl -x
-    RL_DEVICE=gpu timeout 120 python3 -m pytest -q -p no:cacheprovider tests/envs/test_vector_state.py tests/envs/test_snake.py
-    # 2. Issue 2's GPU row: the mnist-transfer CNN train step at batch 256, GPU vs NumPy (target >= 10x).
+    # 1. Issue 2's GPU row: the mnist-transfer CNN train step at batch 256, GPU vs NumPy (target >= 10x).
     timeout 120 python3 scripts/bench_core.py --no-write --repeats 5
-    # 3. Issue 5's GPU row: MobileNetV2 inference, GPU vs NumPy (target >= 10x); torch is the device's python3.
-    timeout 150 python3 scripts/bench_transfer.py --no-write --torch-python python3 --repeats 3 --rounds 1
-    # 4. Issue 4: the book's snake DQN on the GPU, as far as the time allows (frames and wall time in the log).
-    timeout -s INT 120 python3 scripts/train.py configs/snake_dqn.toml --device gpu --runs-dir "$OUT/runs"
+    # 2. Issue 5's GPU row: MobileNetV2 inference, GPU vs NumPy (target >= 10x); torch is the device's python3.
+    timeout 120 python3 scripts/bench_transfer.py --no-write --torch-python python3 --repeats 3 --rounds 1
+    # 3. Issue 4: the book's snake DQN on the GPU for two minutes: frames/s and the curve so far. Ctrl-C (INT)
+    #    saves a checkpoint, so the run directory under $OUT can be resumed.
+    timeout -s INT 120 python3 scripts/train.py configs/snake_dqn.toml --device gpu --runs-dir "$OUT/runs" --no-progress
+    # 4. The core's gradient checks and known answers on CuPy (the `device` fixture adds "gpu" when usable),
+    #    then the envs and agents with the GPU as the active backend.
+    timeout 150 python3 -m pytest -q -p no:cacheprovider tests/rl -x
+    RL_DEVICE=gpu timeout 90 python3 -m pytest -q -p no:cacheprovider tests/envs tests/agents -x
     set +x
   } 2>&1 | tee "$OUT/gpu_checks.log"
   ;;
