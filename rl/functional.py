@@ -308,7 +308,8 @@ class _TakeAlongAxis(Function):
         out = xp.zeros(self.shape, dtype=g.dtype)
         # put_along_axis would drop repeated indices; add.at over an explicit index grid keeps them.
         # The grid follows g's shape: indices may broadcast against x's other axes, as in NumPy.
-        idx = list(xp.indices(g.shape, sparse=True))
+        # Open grids from arange: cupy.indices has no sparse=True (it takes dimensions and dtype only).
+        idx = [xp.arange(n).reshape((1,) * i + (n,) + (1,) * (g.ndim - i - 1)) for i, n in enumerate(g.shape)]
         idx[self.axis % len(self.shape)] = xp.broadcast_to(self.indices, g.shape)
         xp.add.at(out, tuple(idx), g)
         return out, None
