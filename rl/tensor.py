@@ -168,6 +168,8 @@ class Tensor:
             grad = xp.ones_like(self.data)
         elif isinstance(grad, Tensor):
             grad = grad.data
+        else:
+            grad = xp.asarray(grad)  # a host gradient for device data is copied over (CuPy refuses to mix)
 
         if self.creator is None:  # backward on a leaf: its gradient is the upstream one
             self.grad = grad if self.grad is None else self.grad + grad
