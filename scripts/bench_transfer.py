@@ -119,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
+    from rl import backend
 
+    # The NumPy rows must run on NumPy even where a GPU is usable (auto would pick CuPy); gpu_row
+    # switches to the GPU itself.
+    backend.use_device("cpu")
     weights = mobilenet_v2_path()
     model = mobilenet_v2(weights=weights)
     net = FoldedMobileNetV2(model)
