@@ -3,10 +3,10 @@
     python scripts/main_job.py [--runs-dir runs] [--set key=value ...]
 
 Trains ``configs/metacar_level1_ppo.toml``: PPO on 16 batched MetaCar worlds of level1 (three bot
-cars moving through the town), stopping once the last 20 training episodes average 600 (0.75 reward
-per step over 800-step episodes; the target is 0.5). That takes roughly 100k-150k env steps, a few
-minutes at most on a laptop CPU. Then it writes ``RUN_DIR/curve.png`` and prints the command that
-opens a window with the trained car driving.
+cars moving through the town) for 1M env steps with an annealed learning rate, about half a minute on
+two CPU cores. The car then averages well over the experiment's target of 0.5 reward per step over
+800-step episodes (0.96-0.99 for seeds 0-2). Then it writes ``RUN_DIR/curve.png`` and prints the
+command that opens a window with the trained car driving.
 """
 
 from __future__ import annotations

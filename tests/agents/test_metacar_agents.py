@@ -54,11 +54,12 @@ def test_ddpg_configs_build_the_demos_agents_and_learn_a_little(name, obs_dim, b
 
 @pytest.mark.slow
 def test_level1_ppo_drives_in_traffic_seed_0():
-    # The config's own settings, a fixed 120k-step budget: deterministic episodes from random start
-    # tiles must average >= 0.5 reward per step over the 800-step budget (the experiment's target).
+    # The config's own settings on a fixed 200k-step budget (the learning rate anneals to zero over the
+    # budget given to learn): deterministic episodes from random start tiles must average >= 0.5 reward
+    # per step over the 800-step budget (the experiment's target).
     agent = config_agent("metacar_level1_ppo")
     # One BLAS thread, as scripts/train.py sets: tiny matrices, and threads on busy cores cost ~10x here.
     with threadpool_limits(1):
-        agent.learn(120_000, FakeHooks())
+        agent.learn(200_000, FakeHooks())
     result = evaluate(agent, episodes=10)
     assert result["mean_return"] / 800 >= 0.5, result
