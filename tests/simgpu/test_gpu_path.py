@@ -1,0 +1,85 @@
+"""The GPU code paths the rest of the suite leaves to NumPy: every agent config trains, checkpoints,
+reloads and evaluates with ``device = "gpu"`` (the agents' own tests pin the CPU for their fixed
+scores), plus regressions for CuPy incompatibilities found on the simulated GPU.
+
+Skipped unless CuPy is usable: on the simulated one (``make test-simgpu``) or a real GPU
+(``scripts/gpu_checks.sh``). Short runs with updates forced early; they check that the path runs
+and stays finite, not how well it learns."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from agents.runner import evaluate, load_agent, single_blas_thread
+from rl import backend
+from rl.tensor import Tensor
+from scripts.train import train
+
+GPU, WHY = backend.gpu_status()
+pytestmark = pytest.mark.skipif(not GPU, reason=f"no usable CuPy: {WHY}")
+
+# config -> overrides that make a few hundred frames reach the updates, checkpoints and evaluation
+RUNS = {
+    "cartpole_dqn_fast": ["experiment.total_steps=640", "agent.learning_starts=256", "agent.train_freq=64",
+                          "agent.gradient_steps=2", "agent.batch_size=32", "agent.log_every_steps=100"],
+    "snake_dqn": ["experiment.total_steps=200", "agent.learning_starts=64", "agent.train_freq=16",
+                  "agent.batch_size=8", "agent.conv_filters=[8, 8, 8]", "agent.target_update_interval=50",
+                  "agent.buffer_size=500", "agent.log_every_steps=50"],
+    "snake_dqn_small": ["experiment.total_steps=640", "agent.learning_starts=128", "agent.train_freq=16",
+                        "agent.batch_size=16", "agent.target_update_interval=100", "env.max_steps=50",
+                        "agent.log_every_steps=160"],
+    "cartpole_ppo_fast": ["experiment.total_steps=512"],
+    "metacar_level1_ppo": ["experiment.total_steps=512", "agent.num_steps=16", "agent.batch_size=64",
+                           "env.max_steps=40"],
+    "cartpole_reinforce": ["agent.iterations=2", "agent.games_per_iteration=2", "env.max_steps=60"],
+    "metacar_level2_ddpg": ["experiment.total_steps=480", "agent.learning_starts=160", "agent.train_every_steps=80",
+                            "agent.gradient_steps=2", "agent.batch_size=32", "env.max_steps=40",
+                            "agent.log_every_steps=160"],
+    "metacar_level0_qtable": ["experiment.total_steps=400"],
+}
+COMMON = ["experiment.eval_episodes=1", "experiment.checkpoint_every_steps=200"]
+
+
+@pytest.fixture(autouse=True)
+def _gpu_then_back():
+    previous = backend.current().device
+    with single_blas_thread():
+        yield
+    backend.use_device(previous)
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_agent_trains_checkpoints_reloads_and_evaluates_on_the_gpu(name, tmp_path):
+    run = train(f"configs/{name}.toml", RUNS[name] + COMMON, device="gpu", runs_dir=str(tmp_path), progress=False)
+    info = json.loads((run / "info.json").read_text())
+    assert info["device"] == "gpu"
+    assert math.isfinite(json.loads((run / "eval.json").read_text())["mean_return"])
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for record in records:
+        for key, value in record.items():
+            assert "loss" not in key or math.isfinite(value), (key, record)
+    if name not in ("metacar_level0_qtable", "cartpole_reinforce", "cartpole_ppo_fast", "metacar_level1_ppo"):
+        assert any("loss" in key for record in records for key in record), "no loss record was logged"
+    agent = load_agent(run, tag="latest")  # the checkpoint written from device arrays loads back
+    assert getattr(agent, "updates", 1) > 0  # the short run reached the gradient steps
+    assert math.isfinite(evaluate(agent, episodes=1, seed=0)["mean_return"])
+
+
+def test_backward_takes_a_host_gradient_for_device_data():
+    backend.use_device("gpu")
+    x = Tensor(np.ones(2), requires_grad=True)
+    (x * 3.0).backward(np.array([1.0, 2.0]))
+    assert backend.to_numpy(x.grad).tolist() == [3.0, 6.0]
+
+
+def test_folded_mobilenet_on_the_gpu_takes_host_images():
+    from transfer.mobilenet_v2 import FoldedMobileNetV2, mobilenet_v2
+
+    backend.use_device("gpu")
+    net = FoldedMobileNetV2(mobilenet_v2(weights=None, cut_at="features.2", input_shape=(32, 32, 3)))
+    host = np.random.default_rng(0).standard_normal((2, 32, 32, 3)).astype(np.float32)
+    from_host = net(host)
+    assert backend.is_device_array(from_host)
+    np.testing.assert_array_equal(backend.to_numpy(from_host), backend.to_numpy(net(backend.to_device(host))))
