@@ -379,9 +379,8 @@ class FoldedMobileNetV2:
             ``"logits"``; default: whatever the model ends with.
         threads: worker threads for batches of 2 and more (default: the CPU count, at most 4).
 
-    Call it on ``(N, H, W, 3)`` float arrays (NumPy or the active device's); the result is on the
-    device of the model's weights: ``(N, h, w, C)`` feature maps, ``(N, 1280)`` embeddings or
-    ``(N, 1000)`` logits.
+    Call it on ``(N, H, W, 3)`` float arrays (NumPy or the active device's); the result is on the same
+    device: ``(N, h, w, C)`` feature maps, ``(N, 1280)`` embeddings or ``(N, 1000)`` logits.
     """
 
     def __init__(self, model: Model, until: str | int | None = None, threads: int | None = None):
@@ -435,12 +434,15 @@ class FoldedMobileNetV2:
         first = 0 if start is None else _block_index(start)
         if first == 0:
             check_images(x, None)
-        # The folded weights decide the path: a host batch for a net on the GPU is copied over
-        # (CuPy refuses host arrays in its kernels), rather than sent down the NumPy path.
+        # The folded weights decide the path: a host batch for a net on the GPU is copied over and
+        # its result copied back (CuPy refuses host arrays in its kernels), rather than sent down
+        # the NumPy path with device kernels.
         xp = backend.get_array_module(self.blocks[0][1][0].kernel)
+        host_batch = not backend.is_device_array(x)
         x = xp.ascontiguousarray(xp.asarray(x, dtype=xp.float32))
         if xp is not np:
-            return self._run_whole(x, first)
+            out = self._run_whole(x, first)
+            return backend.to_numpy(out) if host_batch else out
         # Our threads split the bands; BLAS spawning its own for each small band GEMM only adds
         # wake-ups (costly on a busy machine), so it runs single-threaded here.
         with self._lock, _single_threaded_blas():
