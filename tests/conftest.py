@@ -20,3 +20,13 @@ if os.environ.get("PLAYGRAD_SIMULATED_GPU") == "1":
     sys.path.insert(0, _site)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_site, os.environ.get("PYTHONPATH")]))
     import cupy  # noqa: F401 - the simulated one, from _site
+    import pytest
+
+    @pytest.fixture(autouse=True)
+    def _start_on_the_rl_device_device():
+        """Each test starts on RL_DEVICE's backend, so a test that switched to the CPU does not carry it
+        into the next (which xdist's scheduling would make order-dependent)."""
+        from rl import backend
+
+        backend.use_device(os.environ.get("RL_DEVICE", "auto"))
+        yield

@@ -179,11 +179,11 @@ def test_state_dict_round_trip_reproduces_actions_and_updates(tmp_path):
     np.testing.assert_array_equal(a._epsilon_greedy(obs, 0.3), b._epsilon_greedy(obs, 0.3))
     for _ in range(3):
         assert a.update().item() == b.update().item()
-    for pa, pb in zip(a.q_net.parameters(), b.q_net.parameters()):
-        np.testing.assert_array_equal(pa.data, pb.data)
+    for pa, pb in zip(a.q_net.parameters(), b.q_net.parameters()):  # device arrays when RL_DEVICE=gpu
+        np.testing.assert_array_equal(backend.to_numpy(pa.data), backend.to_numpy(pb.data))
     for (ka, va), (kb, vb) in zip(a.optimizer.state_dict().items(), b.optimizer.state_dict().items()):
         assert ka == kb
-        np.testing.assert_array_equal(va, vb)
+        np.testing.assert_array_equal(backend.to_numpy(va), backend.to_numpy(vb))
 
 
 def test_load_state_dict_names_what_is_missing():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import rl
+from rl import backend
 from transfer import mobilenet_v2 as mv
 from transfer.mobilenet_v2 import (
     NUM_PARAMS,
@@ -124,7 +125,7 @@ def test_loads_a_synthetic_torchvision_state_dict_with_layout_conversion():
     assert len(state) == 314  # torchvision's count, num_batches_tracked included
     state.pop("features.5.conv.1.1.num_batches_tracked")  # old checkpoints lack some counters
     load_torchvision_weights(model, state)
-    ours = model.state_dict()
+    ours = {k: backend.to_numpy(v) for k, v in model.state_dict().items()}  # device arrays on a GPU
     np.testing.assert_array_equal(ours["features.0.0/kernel"], state["features.0.0.weight"].transpose(2, 3, 1, 0))
     np.testing.assert_array_equal(ours["features.9.conv.1.0/depthwise_kernel"][:, :, 5, 0],
                                   state["features.9.conv.1.0.weight"][5, 0])
@@ -175,7 +176,7 @@ def test_a_different_classifier_width_keeps_the_backbone_weights():
     full = mobilenet_v2(weights=None, input_shape=(32, 32, 3))
     state = _torch_state_from(full, np.random.default_rng(3))
     model = mobilenet_v2(weights=state, num_classes=7, input_shape=(32, 32, 3))
-    np.testing.assert_array_equal(model.state_dict()["features.5.conv.2/kernel"][0, 0],
+    np.testing.assert_array_equal(backend.to_numpy(model.state_dict()["features.5.conv.2/kernel"][0, 0]),
                                   state["features.5.conv.2.weight"][:, :, 0, 0].T)
     assert model.output_shape == (None, 7)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import rl
+from rl import backend
 from rl.layers import Dense
 from transfer.api import (
     EmbeddingCache,
@@ -30,9 +31,10 @@ def _trained_like(model: rl.Model, seed: int = 0) -> rl.Model:
     for layer in model.layers:
         if isinstance(layer, rl.layers.BatchNormalization):
             c = layer.gamma.shape[0]
-            layer.moving_mean.data[...] = rng.normal(0, 0.1, c)
-            layer.moving_variance.data[...] = rng.uniform(0.5, 1.5, c)
-            layer.beta.data[...] = rng.normal(0, 0.1, c)
+            # to_device: CuPy fills a basic-index assignment, which takes no host array
+            layer.moving_mean.data[...] = backend.to_device(rng.normal(0, 0.1, c))
+            layer.moving_variance.data[...] = backend.to_device(rng.uniform(0.5, 1.5, c))
+            layer.beta.data[...] = backend.to_device(rng.normal(0, 0.1, c))
     return model
 
 
@@ -71,11 +73,12 @@ def test_frozen_batch_norm_stays_in_inference_mode(backbone, images):
     with rl.using_config("train", True):
         training = model(images).numpy()  # training mode, but every BN is frozen
     np.testing.assert_allclose(training, inference, rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(bn.moving_mean.data, before)
+    np.testing.assert_array_equal(backend.to_numpy(bn.moving_mean.data), backend.to_numpy(before))
     unfreeze(backbone, "features.2")
     with rl.using_config("train", True):
         model(images)
-    assert not np.allclose(bn.moving_mean.data, before)  # a trainable BN uses and updates batch statistics
+    # a trainable BN uses and updates batch statistics
+    assert not np.allclose(backend.to_numpy(bn.moving_mean.data), backend.to_numpy(before))
 
 
 def test_cut_shares_weights(backbone):
@@ -138,12 +141,13 @@ def test_fine_tune_top_blocks_with_a_lower_learning_rate(backbone, images):
     assert isinstance(opt, GroupedOptimizer)
     assert [o.current_lr() for o in opt.optimizers] == [1e-2, 1e-3]
     assert {id(p) for p in opt.optimizers[1].params} >= {id(tuned)}
-    assert not np.allclose(tuned.data, tuned_w)  # the top block trained
-    np.testing.assert_array_equal(backbone.get_layer("features.16.conv.2").kernel.data, frozen_w)
+    host = backend.to_numpy  # device arrays when RL_DEVICE=gpu
+    assert not np.allclose(host(tuned.data), host(tuned_w))  # the top block trained
+    np.testing.assert_array_equal(host(backbone.get_layer("features.16.conv.2").kernel.data), host(frozen_w))
     # lr 0 for the backbone group: only the head moves.
     tuned_w = tuned.data.copy()
     model.fit_cached(images, labels, epochs=1, batch_size=6, head_lr=1e-2, backbone_lr=0.0)
-    np.testing.assert_array_equal(tuned.data, tuned_w)
+    np.testing.assert_array_equal(host(tuned.data), host(tuned_w))
     probs = model.predict_proba(images[:3])
     assert probs.shape == (3, 2)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
