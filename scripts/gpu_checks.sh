@@ -51,7 +51,9 @@ run)
     timeout 120 python3 scripts/bench_core.py --no-write --repeats 5
     # 2. Issue 5's GPU row: MobileNetV2 inference, GPU vs NumPy (target >= 10x); torch is the device's python3.
     timeout 120 python3 scripts/bench_transfer.py --no-write --torch-python python3 --repeats 3 --rounds 1
-    # 3. Issue 4: the book's snake DQN on the GPU for two minutes: frames/s and the curve so far. Ctrl-C (INT)
+    # 3. Issue 4: what one frame of the book's snake DQN costs on the GPU beside the CPU, and 1e6 frames projected;
+    timeout 90 python3 scripts/bench_snake_dqn.py --no-write --repeats 5
+    #    then the book's snake DQN on the GPU for two minutes: frames/s and the curve so far. Ctrl-C (INT)
     #    saves a checkpoint, so the run directory under $OUT can be resumed.
     timeout -s INT 120 python3 scripts/train.py configs/snake_dqn.toml --device gpu --runs-dir "$OUT/runs" --no-progress
     # 4. The core's gradient checks and known answers on CuPy (the `device` fixture adds "gpu" when usable;
