@@ -232,7 +232,7 @@ def markdown(args, ours, fast, sb3, sb3_error, snake, qt, load_before, load_afte
             lines.append(f"Seed {snake['seed']}: did NOT reach a 100-game mean of 30 within {snake['frames']:,} frames "
                          f"({snake['wall_s']:.0f} s); last 100-game mean {snake['mean100']:.1f}.")
         lines.append("The book's own network and settings (configs/snake_dqn.toml, 1.12 M weights, one batch per "
-                     "frame) are GPU-sized and were not run here.")
+                     "frame) are GPU-sized: not trained here; their cost per frame is in the bench_snake_dqn section.")
     if qt:
         lines += ["", "### MetaCar level0, tabular Q-learning (the demo's 1.6 M frames)", "",
                   "| seed | train wall time (s) | crash-free 800-step episodes (greedy, shuffled starts) |",
