@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from rl import checkpoint, layers, models, schedules
+from rl import backend, checkpoint, layers, models, schedules
 from rl import random as rl_random
 from rl.callbacks import (
     Callback,
@@ -48,7 +48,7 @@ class Scripted(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs["score"] = self.scores[epoch]
-        self.weights.append({k: v.copy() for k, v in self.model.state_dict().items()})
+        self.weights.append({k: backend.to_numpy(v).copy() for k, v in self.model.state_dict().items()})
 
 
 def test_early_stopping_waits_patience_and_restores_best():
@@ -60,7 +60,7 @@ def test_early_stopping_waits_patience_and_restores_best():
     assert h.epoch == [0, 1, 2, 3, 4]
     assert stop.stopped_epoch == 4 and stop.best_epoch == 2
     for k, v in model.state_dict().items():
-        np.testing.assert_array_equal(v, script.weights[2][k])
+        np.testing.assert_array_equal(backend.to_numpy(v), script.weights[2][k])
     assert not np.array_equal(script.weights[4]["dense_1/kernel"], script.weights[2]["dense_1/kernel"])
 
 

@@ -101,10 +101,10 @@ def test_amsgrad_keeps_largest_second_moment():
     p = Tensor(np.zeros(1), requires_grad=True)
     opt = Adam([p], lr=0.1, amsgrad=True)
     for g in (10.0, 0.1):
-        p.grad = np.array([g])
+        p.grad = backend.to_device(np.array([g]))
         opt.step()
-    vmax = opt.state_dict()["v_max/0"]
-    v = opt.state_dict()["v/0"]
+    vmax = backend.to_numpy(opt.state_dict()["v_max/0"])
+    v = backend.to_numpy(opt.state_dict()["v/0"])
     assert vmax[0] == pytest.approx((1 - 0.999) * 100.0)
     assert v[0] < vmax[0]
 
@@ -114,32 +114,34 @@ def test_packed_parameters_keep_tensor_identity_and_skip_missing_grads():
     b = Tensor(np.zeros(3, dtype=np.float32), requires_grad=True)
     opt = SGD([w, b, w], lr=1.0)  # the duplicate is ignored
     assert len(opt.params) == 2
-    w.grad = np.full((2, 3), 0.5, dtype=np.float32)
+    w.grad = backend.to_device(np.full((2, 3), 0.5, dtype=np.float32))
     b.grad = None
     opt.step()
-    np.testing.assert_array_equal(w.data, np.full((2, 3), 0.5, dtype=np.float32))
-    np.testing.assert_array_equal(b.data, np.zeros(3, dtype=np.float32))
+    np.testing.assert_array_equal(backend.to_numpy(w.data), np.full((2, 3), 0.5, dtype=np.float32))
+    np.testing.assert_array_equal(backend.to_numpy(b.data), np.zeros(3, dtype=np.float32))
     assert opt.state_dict()["steps"].tolist() == [1, 0]
-    # A loader that *replaces* .data is adopted on the next step, not lost.
+    # A loader that *replaces* .data is adopted on the next step, not lost; a host array is copied
+    # to the parameters' device.
     w.data = np.full((2, 3), 7.0, dtype=np.float32)
-    w.grad = np.ones((2, 3), dtype=np.float32)
+    w.grad = backend.to_device(np.ones((2, 3), dtype=np.float32))
     opt.step()
-    np.testing.assert_array_equal(w.data, np.full((2, 3), 6.0, dtype=np.float32))
-    w.grad = np.ones((2, 3), dtype=np.float32)
+    assert backend.get_array_module(w.data) is backend.get_array_module(b.data)
+    np.testing.assert_array_equal(backend.to_numpy(w.data), np.full((2, 3), 6.0, dtype=np.float32))
+    w.grad = backend.to_device(np.ones((2, 3), dtype=np.float32))
     opt.step()
-    np.testing.assert_array_equal(w.data, np.full((2, 3), 5.0, dtype=np.float32))
+    np.testing.assert_array_equal(backend.to_numpy(w.data), np.full((2, 3), 5.0, dtype=np.float32))
 
 
 def test_mixed_dtypes_get_separate_groups():
     a = Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
     c = Tensor(np.ones(2, dtype=np.float64), requires_grad=True)
     opt = Adam([a, c], lr=0.5)
-    a.grad = np.ones(2, dtype=np.float32)
-    c.grad = -np.ones(2, dtype=np.float64)
+    a.grad = backend.to_device(np.ones(2, dtype=np.float32))
+    c.grad = backend.to_device(-np.ones(2, dtype=np.float64))
     opt.step()
     assert a.data.dtype == np.float32 and c.data.dtype == np.float64
-    np.testing.assert_allclose(a.data, [0.5, 0.5], rtol=1e-6)
-    np.testing.assert_allclose(c.data, [1.5, 1.5], rtol=1e-7)
+    np.testing.assert_allclose(backend.to_numpy(a.data), [0.5, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(backend.to_numpy(c.data), [1.5, 1.5], rtol=1e-7)
 
 
 def test_state_dict_round_trip_gives_the_same_next_step(device):
@@ -177,7 +179,7 @@ def test_load_state_dict_rejects_wrong_shapes_and_names():
     p = Tensor(np.zeros(3), requires_grad=True)
     opt = Adam([p])
     state = opt.state_dict()
-    bad = dict(state, **{"m/0": np.zeros(4)})
+    bad = dict(state, **{"m/0": backend.to_device(np.zeros(4))})
     with pytest.raises(ValueError, match="m/0"):
         opt.load_state_dict(bad)
     missing = {k: v for k, v in state.items() if k != "v/0"}
@@ -189,35 +191,35 @@ def test_clip_grad_norm_value_and_scaling():
     a = Tensor(np.zeros(2), requires_grad=True)
     b = Tensor(np.zeros(1), requires_grad=True)
     c = Tensor(np.zeros(1), requires_grad=True)  # no grad: ignored
-    a.grad = np.array([3.0, 0.0])
-    b.grad = np.array([4.0])
+    a.grad = backend.to_device(np.array([3.0, 0.0]))
+    b.grad = backend.to_device(np.array([4.0]))
     norm = clip_grad_norm([a, b, c], max_norm=1.0)
     assert norm == pytest.approx(5.0)
     new_norm = math.sqrt(float((a.grad**2).sum() + (b.grad**2).sum()))
     assert new_norm == pytest.approx(1.0, rel=1e-5)
-    np.testing.assert_allclose(a.grad, [0.6, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(backend.to_numpy(a.grad), [0.6, 0.0], rtol=1e-5)
     # Below the limit nothing changes.
     assert clip_grad_norm([a, b], max_norm=10.0) == pytest.approx(1.0, rel=1e-5)
-    np.testing.assert_allclose(b.grad, [0.8], rtol=1e-5)
+    np.testing.assert_allclose(backend.to_numpy(b.grad), [0.8], rtol=1e-5)
 
 
 def test_optimizer_clipnorm_is_global():
     a = Tensor(np.zeros(2), requires_grad=True)
     opt = SGD([a], lr=1.0, clipnorm=1.0)
-    a.grad = np.array([3.0, 4.0])
+    a.grad = backend.to_device(np.array([3.0, 4.0]))
     opt.step()
-    np.testing.assert_allclose(a.data, [-0.6, -0.8], rtol=1e-5)
+    np.testing.assert_allclose(backend.to_numpy(a.data), [-0.6, -0.8], rtol=1e-5)
     assert opt.last_grad_norm == pytest.approx(5.0)
-    np.testing.assert_array_equal(a.grad, [3.0, 4.0])  # the user's gradient is left alone
+    np.testing.assert_array_equal(backend.to_numpy(a.grad), [3.0, 4.0])  # the user's gradient is left alone
 
 
 def test_schedule_as_learning_rate_is_read_at_iterations():
     p = Tensor(np.zeros(1), requires_grad=True)
     opt = SGD([p], lr=schedules.PiecewiseConstant([1], [1.0, 0.1]))
     for _ in range(2):
-        p.grad = np.ones(1)
+        p.grad = backend.to_device(np.ones(1))
         opt.step()
-    np.testing.assert_allclose(p.data, [-1.1])
+    np.testing.assert_allclose(backend.to_numpy(p.data), [-1.1])
     assert opt.current_lr() == pytest.approx(0.1)
 
 

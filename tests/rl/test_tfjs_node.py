@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rl import backend, tfjs
 from rl import layers as L
-from rl import tfjs
 from rl.models import Input, Model, Sequential
 
 HARNESS = Path(__file__).resolve().parents[1] / "tfjs"
@@ -63,7 +63,7 @@ def _randomize_batch_norm(model: Model, rng: np.random.Generator) -> None:
     state = model.state_dict()
     for key, value in state.items():
         if key.split("/")[-1] in ("gamma", "beta", "moving_mean", "moving_variance"):
-            value[...] = rng.uniform(0.5, 1.5, value.shape)
+            value[...] = backend.to_device(rng.uniform(0.5, 1.5, value.shape), dtype=value.dtype)
 
 
 def _mlp() -> Model:
