@@ -30,14 +30,15 @@ test: $(VENV)/.installed-dev
 	$(MAKE) --no-print-directory test-simgpu
 
 ## test-simgpu: the GPU code paths on a strict NumPy stand-in for CuPy (tests/simgpu/fake_cupy.py), as
-## scripts/gpu_checks.sh runs them on a real GPU: core tests with the `device` fixture's "gpu", the
-## agent smoke runs, then envs/agents/transfer/scripts with the GPU as the active backend
+## scripts/gpu_checks.sh runs them on a real GPU: core tests on the host with the `device` fixture's "gpu",
+## the agent smoke runs, then the core (as on a GPU machine's `make test`, where auto picks the GPU) and
+## envs/agents/transfer/scripts with the GPU as the active backend
 test-simgpu: $(VENV)/.installed-dev
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy \
 		PLAYGRAD_SIMULATED_GPU=1 RL_DEVICE=cpu $(PY) -m pytest -n 2 -q -p no:cacheprovider tests/rl tests/simgpu
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy \
-		PLAYGRAD_SIMULATED_GPU=1 RL_DEVICE=gpu $(PY) -m pytest -n 2 -q -p no:cacheprovider tests/envs tests/agents tests/transfer \
-		tests/scripts
+		PLAYGRAD_SIMULATED_GPU=1 RL_DEVICE=gpu $(PY) -m pytest -n 2 -q -p no:cacheprovider tests/rl tests/envs tests/agents \
+		tests/transfer tests/scripts
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check .

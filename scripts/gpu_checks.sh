@@ -56,10 +56,10 @@ run)
     #    then the book's snake DQN on the GPU for two minutes: frames/s and the curve so far. Ctrl-C (INT)
     #    saves a checkpoint, so the run directory under $OUT can be resumed.
     timeout -s INT 120 python3 scripts/train.py configs/snake_dqn.toml --device gpu --runs-dir "$OUT/runs" --no-progress
-    # 4. The core's gradient checks and known answers on CuPy (the `device` fixture adds "gpu" when usable;
-    #    RL_DEVICE=cpu keeps the other core tests on NumPy, which they compare with np.testing), then every
+    # 4. The core tests with the default (auto) backend, so CuPy, as `make test` runs them on a GPU machine
+    #    (they compare through backend.to_numpy; the `device` fixture's tests run on NumPy and CuPy), then every
     #    agent config's short GPU run (tests/simgpu) and the envs and agents with the GPU as the active backend.
-    RL_DEVICE=cpu timeout 150 python3 -m pytest -q -p no:cacheprovider tests/rl -x
+    timeout 150 python3 -m pytest -q -p no:cacheprovider tests/rl -x
     RL_DEVICE=gpu timeout 90 python3 -m pytest -q -p no:cacheprovider tests/simgpu tests/envs tests/agents -x
     set +x
   } 2>&1 | tee "$OUT/gpu_checks.log"
