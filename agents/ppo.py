@@ -206,12 +206,12 @@ class PPO(Agent):
                 buf.values[t] = self.value(Tensor(x)).data[:, 0]
                 obs, reward, terminated, truncated, _ = self.env.step(self._to_env(actions))
                 done = terminated | truncated
-                buf.rewards[t] = xp.asarray(reward)
-                buf.terminated[t] = xp.asarray(terminated)
-                buf.dones[t] = xp.asarray(done)
+                buf.rewards[t] = reward  # host rows: the env's results cross to the device once, in gae()
+                buf.terminated[t] = terminated
+                buf.dones[t] = done
                 # A step right after an episode end is the env's autoreset, not a transition (see rollout.py).
                 restarted = self.episode_lengths < 0
-                buf.valid[t] = xp.asarray(~restarted)
+                buf.valid[t] = ~restarted
                 self.env_steps += buf.num_envs
                 self.episode_returns += reward
                 self.episode_lengths += 1
@@ -229,7 +229,7 @@ class PPO(Agent):
         """``num_epochs`` epochs of minibatch steps on the clipped objective; returns mean statistics."""
         c, buf = self.config, self.buffer
         xp = backend.current().xp
-        valid = xp.flatnonzero(buf.valid.reshape(-1))
+        valid = backend.to_device(np.flatnonzero(buf.valid.reshape(-1)))
         obs, actions = buf.flat("obs")[valid], buf.flat("actions")[valid]
         old_logp, old_values = buf.flat("logprobs")[valid], buf.flat("values")[valid]
         adv_all, ret_all = advantages.reshape(-1)[valid], returns.reshape(-1)[valid]

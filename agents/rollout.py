@@ -1,7 +1,11 @@
 """On-policy rollout storage and the return/advantage estimators that read it.
 
 A :class:`RolloutBuffer` holds ``num_steps`` transitions of ``num_envs`` worlds in arrays made
-once, on the active device, so collecting a rollout writes rows and never allocates.
+once, so collecting a rollout writes rows and never allocates. What the policy produces
+(observations as fed to it, actions, log-probabilities, values) lives on the active device; what the
+env hands back (rewards, episode ends, the valid mask) stays in host arrays until the rollout is
+complete, so a GPU rollout makes one copy to the device per step (the observation) and one back (the
+actions), and the estimators move the env's fields over once per rollout.
 
 Autoreset. Our vector envs use Gymnasium 1.x ``NEXT_STEP`` autoreset: the step that ends an
 episode returns the *real* last observation (so a truncated episode can be bootstrapped from it),
@@ -14,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from rl import backend
 
 __all__ = ["RolloutBuffer", "discounted_returns", "gae"]
@@ -22,10 +28,11 @@ __all__ = ["RolloutBuffer", "discounted_returns", "gae"]
 class RolloutBuffer:
     """Preallocated ``(num_steps, num_envs, ...)`` arrays for one rollout.
 
-    Fields: ``obs (T, N, *obs_shape)`` float32, ``actions (T, N, *action_shape)``, ``logprobs``,
-    ``values``, ``rewards``, ``terminated``, ``dones`` (terminated or truncated) all ``(T, N)``
-    float32, ``valid (T, N)`` bool, and ``next_values (N,)``: the value of the observation after
-    the last step, for bootstrapping.
+    Device fields: ``obs (T, N, *obs_shape)`` float32, ``actions (T, N, *action_shape)``,
+    ``logprobs`` and ``values`` ``(T, N)`` float32, and ``next_values (N,)``: the value of the
+    observation after the last step, for bootstrapping. Host (NumPy) fields, written from the env's
+    results: ``rewards``, ``terminated``, ``dones`` (terminated or truncated) ``(T, N)`` float32 and
+    ``valid (T, N)`` bool.
     """
 
     def __init__(self, num_steps: int, num_envs: int, obs_shape: tuple[int, ...], action_shape: tuple[int, ...],
@@ -37,11 +44,11 @@ class RolloutBuffer:
         self.actions = xp.zeros((t, n, *action_shape), dtype=action_dtype)
         self.logprobs = xp.zeros((t, n), dtype=xp.float32)
         self.values = xp.zeros((t, n), dtype=xp.float32)
-        self.rewards = xp.zeros((t, n), dtype=xp.float32)
-        self.terminated = xp.zeros((t, n), dtype=xp.float32)
-        self.dones = xp.zeros((t, n), dtype=xp.float32)
-        self.valid = xp.zeros((t, n), dtype=bool)
         self.next_values = xp.zeros((n,), dtype=xp.float32)
+        self.rewards = np.zeros((t, n), dtype=np.float32)
+        self.terminated = np.zeros((t, n), dtype=np.float32)
+        self.dones = np.zeros((t, n), dtype=np.float32)
+        self.valid = np.zeros((t, n), dtype=bool)
 
     def flat(self, name: str) -> Any:
         """Field ``name`` with the step and env axes merged: ``(T * N, ...)``."""
@@ -62,13 +69,15 @@ def gae(buf: RolloutBuffer, gamma: float, lam: float) -> tuple[Any, Any]:
         (the value targets).
     """
     xp = backend.get_array_module(buf.values)
+    # The env's fields cross to the values' device here, once per rollout (no copy on the CPU).
+    rewards, terminated, dones = (backend.to_device(a) for a in (buf.rewards, buf.terminated, buf.dones))
+    valid = backend.to_device(buf.valid.astype(np.float32))
     advantages = xp.zeros_like(buf.values)
-    valid = buf.valid.astype(xp.float32)
     next_adv = xp.zeros_like(buf.next_values)
     for t in reversed(range(buf.num_steps)):
         next_value = buf.values[t + 1] if t + 1 < buf.num_steps else buf.next_values
-        delta = buf.rewards[t] + gamma * next_value * (1.0 - buf.terminated[t]) - buf.values[t]
-        next_adv = valid[t] * (delta + gamma * lam * (1.0 - buf.dones[t]) * next_adv)
+        delta = rewards[t] + gamma * next_value * (1.0 - terminated[t]) - buf.values[t]
+        next_adv = valid[t] * (delta + gamma * lam * (1.0 - dones[t]) * next_adv)
         advantages[t] = next_adv
     return advantages, advantages + buf.values
 

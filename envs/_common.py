@@ -140,6 +140,20 @@ def discrete_actions(actions: Any, num_envs: int, n: int, xp: Any = np) -> Any:
     return xp.asarray(a)
 
 
+def core_array_module(device: str, xp: Any = None) -> Any:
+    """The array module a vector env's core runs on: NumPy for ``device="cpu"`` (the default: a few
+    worlds step faster on the host than as GPU kernels, and the agent needs them there anyway), the
+    active ``rl.backend`` module for ``"backend"`` (CuPy on a GPU, worth it for thousands of worlds).
+    An explicit ``xp`` wins."""
+    if xp is not None:
+        return xp
+    if device == "cpu":
+        return np
+    if device == "backend":
+        return backend.current().xp
+    raise ValueError(f"device must be 'cpu' or 'backend', got {device!r}")
+
+
 def _is_array(value: Any) -> bool:
     return isinstance(value, np.ndarray) or backend.is_device_array(value)
 

@@ -192,6 +192,38 @@ class Optimizer:
         return float(lr(self.iterations)) if callable(lr) else float(lr)
 
     # ------------------------------------------------------------------------------ stepping
+    @property
+    def last_grad_norm(self) -> float | None:
+        """The global gradient norm before clipping at the last step (with ``clipnorm``), else None.
+
+        Kept as an array and converted when read, so a GPU run waits for the device only when asked.
+        """
+        norm = self._last_grad_norm
+        return None if norm is None else float(norm)
+
+    @last_grad_norm.setter
+    def last_grad_norm(self, value: Any) -> None:
+        self._last_grad_norm = value
+
+    def _clip_by_global_norm(self) -> None:
+        """Scale all gradients by ``clipnorm / norm`` when their global norm exceeds ``clipnorm``."""
+        squares = [g.grad @ g.grad for g in self._groups]
+        xp = backend.get_array_module(self._groups[0].grad)
+        if xp is np:  # on the host a Python float decides, and an unclipped step skips the multiply
+            norm = math.sqrt(sum(float(sq) for sq in squares))
+            self._last_grad_norm = norm
+            coef = self.clipnorm / (norm + 1e-6)
+            if coef < 1.0:
+                for group in self._groups:
+                    group.grad *= coef
+            return
+        # On the GPU the decision stays on the device: reading the norm back would sync every step.
+        norm = xp.sqrt(sum(sq.astype(xp.float64) for sq in squares))
+        self._last_grad_norm = norm
+        coef = xp.minimum(self.clipnorm / (norm + 1e-6), 1.0)
+        for group in self._groups:
+            group.grad *= coef.astype(group.grad.dtype)
+
     def zero_grad(self) -> None:
         """Drop every parameter's gradient (``p.grad = None``), ready for the next backward."""
         for p in self.params:
@@ -205,12 +237,7 @@ class Optimizer:
             group.relink()
             presents.append(group.gather_grads())
         if self.clipnorm is not None:
-            norm = math.sqrt(sum(float(g.grad @ g.grad) for g in self._groups))
-            self.last_grad_norm = norm
-            coef = self.clipnorm / (norm + 1e-6)
-            if coef < 1.0:
-                for group in self._groups:
-                    group.grad *= coef
+            self._clip_by_global_norm()
         for group, present in zip(self._groups, presents):
             if not present:
                 continue

@@ -2,7 +2,8 @@
 vectorization_mode="vector_entry_point")``.
 
 All N worlds live in one :class:`~envs.cartpole.core.CartPoleCore` and step together with array
-ops (NumPy, or CuPy when ``rl.backend`` selects the GPU); results come back as NumPy arrays.
+ops: NumPy by default, the active ``rl.backend`` module (CuPy on a GPU) with ``device="backend"``;
+results come back as NumPy arrays either way.
 Autoreset is Gymnasium 1.x's ``NEXT_STEP``: a world that ended is reset on the following
 ``step`` call (its action ignored; reward 0, not terminated, not truncated). World ``i`` under
 ``reset(seed=s)`` behaves exactly like ``gym.make("envs/CartPole-v1")`` under ``reset(seed=s + i)``.
@@ -15,7 +16,7 @@ from typing import Any
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
-from envs._common import BatchedVectorEnv
+from envs._common import BatchedVectorEnv, core_array_module
 from envs.cartpole.core import CartPoleCore, check_variant, start_bounds
 from envs.cartpole.env import observation_space
 from rl import backend
@@ -28,13 +29,13 @@ class CartPoleVectorEnv(BatchedVectorEnv):
 
     def __init__(
         self, num_envs: int = 1, variant: str = "gym", max_steps: int | None = 500,
-        render_mode: str | None = None, xp: Any = None,
+        render_mode: str | None = None, device: str = "cpu", xp: Any = None,
     ):
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"the cart-pole vector env renders only 'rgb_array' (or None), got {render_mode!r}")
-        core = CartPoleCore(num_envs, check_variant(variant), xp if xp is not None else backend.current().xp)
+        core = CartPoleCore(num_envs, check_variant(variant), core_array_module(device, xp))
         self._setup(core, spaces.Discrete(2), observation_space(), max_steps)
         self.render_mode = render_mode
         self._renderer = None

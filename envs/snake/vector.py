@@ -1,8 +1,9 @@
 """Snake as a native vector env: ``gym.make_vec("envs/Snake-v0", num_envs=N,
 vectorization_mode="vector_entry_point", height=9, width=9, num_fruits=1, init_len=2)``.
 
-All N boards live in one :class:`~envs.snake.core.SnakeCore` and step together with array ops
-(NumPy, or CuPy when ``rl.backend`` selects the GPU); results come back as NumPy arrays.
+All N boards live in one :class:`~envs.snake.core.SnakeCore` and step together with array ops:
+NumPy by default, the active ``rl.backend`` module (CuPy on a GPU) with ``device="backend"``;
+results come back as NumPy arrays either way.
 Autoreset is Gymnasium 1.x's ``NEXT_STEP``: a board that ended is reset on the following ``step``
 call (its action ignored; reward 0, not terminated, not truncated). Board ``i`` under
 ``reset(seed=s)`` plays exactly like ``gym.make("envs/Snake-v0")`` under ``reset(seed=s + i)``.
@@ -15,10 +16,9 @@ from typing import Any
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
-from envs._common import BatchedVectorEnv
+from envs._common import BatchedVectorEnv, core_array_module
 from envs.snake.core import NUM_ACTIONS, SnakeCore
 from envs.snake.env import check_max_steps, observation_space
-from rl import backend
 
 
 class SnakeVectorEnv(BatchedVectorEnv):
@@ -27,13 +27,13 @@ class SnakeVectorEnv(BatchedVectorEnv):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10, "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, num_envs: int = 1, height: int = 9, width: int = 9, num_fruits: int = 1, init_len: int = 2,
-                 max_steps: int | None = None, render_mode: str | None = None, xp: Any = None):
+                 max_steps: int | None = None, render_mode: str | None = None, device: str = "cpu",
+                 xp: Any = None):
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"the snake vector env renders only 'rgb_array' (or None), got {render_mode!r}")
-        core = SnakeCore(num_envs, height, width, num_fruits, init_len,
-                         xp if xp is not None else backend.current().xp)
+        core = SnakeCore(num_envs, height, width, num_fruits, init_len, core_array_module(device, xp))
         self._setup(core, spaces.Discrete(NUM_ACTIONS), observation_space(height, width),
                     check_max_steps(max_steps, height, width))
         self.render_mode = render_mode

@@ -140,7 +140,7 @@ def test_unknown_keys_name_the_file_table_and_valid_keys(tmp_path):
     with pytest.raises(ConfigError, match=r"bad.toml \[agent\]: unknown key 'learning_rate'.*Valid keys:.*clip_coef"):
         train(str(path), [], runs_dir=str(tmp_path), progress=False)
     with pytest.raises(ConfigError, match=r"\[env\]: unknown key 'gravity' for envs/CartPole-v1. Valid keys: "
-                                          r"max_steps, variant"):
+                                          r"device, max_steps, variant"):
         train(str(path), ["agent.learning_rate=1", "env.gravity=3"][1:], runs_dir=str(tmp_path), progress=False)
     with pytest.raises(ConfigError, match=r"\[experiment\]: unknown key 'seeds' \(did you mean 'seed'\?\)"):
         train(str(path), ["experiment.seeds=1"], runs_dir=str(tmp_path), progress=False)

@@ -41,6 +41,8 @@ Where CuPy's behaviour was not certain the stand-in is stricter: ``ascontiguousa
 ``take_along_axis``, ``searchsorted`` and the ``*_like`` functions accept device arrays only, and a
 name CuPy may have but the project never needed raises ``AttributeError`` saying so (add it here).
 
+Not CuPy: ``transfers`` counts host<->device copies for the round-trip tests.
+
 What it does not model: kernels, streams and asynchrony (everything is synchronous), float
 rounding and reduction order on the GPU, cuBLAS/cuDNN numerics, out-of-bounds integer-array indices
 (CuPy wraps them, NumPy and this stand-in raise), duplicate indices in assignment (undefined order
@@ -65,6 +67,11 @@ from typing import Any
 import numpy as _np
 
 __version__ = "14.2.0+simulated"
+
+# Every copy between host and device, counted so tests can hold the GPU path to few round trips per
+# step ("to_host": .get(), asnumpy, item, tolist and the scalar conversions, each a sync on a real GPU;
+# "to_device": host data turned into a device array). Not part of CuPy.
+transfers = {"to_host": 0, "to_device": 0}
 DEVICE_NAME = "simulated CuPy (NumPy-backed)"
 _THIS = sys.modules[__name__]
 
@@ -228,6 +235,7 @@ class ndarray:  # noqa: N801 - CuPy's name
     # ------------------------------------------------------------------ host transfers
     def get(self, stream: Any = None, order: str = "C", out: Any = None, blocking: bool = True) -> _np.ndarray:
         """Copy to the host (a new ``numpy.ndarray``; ``out`` must be one of the same shape and dtype)."""
+        transfers["to_host"] += 1
         if out is not None:
             if not isinstance(out, _np.ndarray):
                 raise TypeError("Only numpy.ndarray can be obtained from cupy.ndarray")
@@ -249,11 +257,13 @@ class ndarray:  # noqa: N801 - CuPy's name
         self._a[...] = arr
 
     def item(self) -> Any:
+        transfers["to_host"] += 1
         if self.size != 1:
             raise ValueError("can only convert an array of size 1 to a Python scalar")
         return self._a.item()
 
     def tolist(self) -> Any:
+        transfers["to_host"] += 1
         return self._a.tolist()
 
     def tobytes(self, order: str = "C") -> bytes:
@@ -307,15 +317,19 @@ class ndarray:  # noqa: N801 - CuPy's name
 
     # ------------------------------------------------------------------ conversions
     def __int__(self) -> int:
+        transfers["to_host"] += 1
         return int(self._a)
 
     def __float__(self) -> float:
+        transfers["to_host"] += 1
         return float(self._a)
 
     def __complex__(self) -> complex:
+        transfers["to_host"] += 1
         return complex(self._a)
 
     def __bool__(self) -> bool:
+        transfers["to_host"] += 1
         if self.size == 0:
             warnings.warn(
                 "The truth value of an empty array is ambiguous. Returning False, but in future this will result "
@@ -335,6 +349,7 @@ class ndarray:  # noqa: N801 - CuPy's name
         return str(self._a)
 
     def __format__(self, spec: str) -> str:
+        transfers["to_host"] += 1
         return format(self._a, spec)
 
     def __copy__(self) -> ndarray:
@@ -1182,6 +1197,7 @@ def array(
             a = a.astype(_check_dtype(dtype), copy=False)
         a = _np.array(a, copy=True if copy else None, order=order, ndmin=ndmin)
         return _wrap(a)
+    transfers["to_device"] += 1
     data = _host_data(obj)
     host = _np.array(data, dtype=dtype, copy=True, order=order, ndmin=ndmin)
     _check_dtype(host.dtype)

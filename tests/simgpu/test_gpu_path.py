@@ -83,3 +83,64 @@ def test_folded_mobilenet_on_the_gpu_takes_host_images_and_answers_on_the_host()
     from_host, from_device = net(host), net(backend.to_device(host))
     assert isinstance(from_host, np.ndarray) and backend.is_device_array(from_device)  # the input's device
     np.testing.assert_array_equal(from_host, backend.to_numpy(from_device))
+
+
+@pytest.mark.parametrize(("env_id", "kwargs", "n_actions"), [
+    ("envs/CartPole-v1", {}, 2),
+    ("envs/Snake-v0", {"height": 6, "width": 6}, 3),
+    ("envs/MetaCar-v0", {"level": "level1"}, 5),
+])
+def test_vector_env_cores_on_the_gpu_step_like_the_cpu_ones(env_id, kwargs, n_actions):
+    import gymnasium as gym
+
+    import envs  # noqa: F401 - registers the ids
+
+    backend.use_device("gpu")
+    results = {}
+    for device in ("cpu", "backend"):
+        env = gym.make_vec(env_id, num_envs=6, vectorization_mode="vector_entry_point", device=device, **kwargs)
+        assert (env.unwrapped.core.xp is not np) == (device == "backend")  # the default keeps a core on the host
+        actions = np.random.default_rng(1).integers(0, n_actions, size=(60, 6))
+        obs, _ = env.reset(seed=3)
+        trace = [backend.to_numpy(obs)]
+        for a in actions:
+            obs, reward, terminated, truncated, _ = env.step(a)
+            trace += [backend.to_numpy(x) for x in (obs, reward, terminated, truncated)]
+        results[device] = trace
+        env.close()
+    for host, dev in zip(results["cpu"], results["backend"], strict=True):
+        np.testing.assert_allclose(dev, host, rtol=1e-5, atol=1e-5)
+
+
+def _transfers():
+    """The simulated CuPy's host<->device copy counters, or skip on a real GPU (CuPy has none)."""
+    import sys
+
+    counters = getattr(sys.modules.get("cupy"), "transfers", None)
+    if counters is None:
+        pytest.skip("copy counting needs the simulated CuPy")
+    return counters
+
+
+def test_ppo_rollout_moves_one_array_each_way_per_step():
+    # The issue: "no per-step host round trips on the GPU path beyond what the env needs". The env needs
+    # the actions on the host (one copy back) and gives observations the policy needs on the device (one
+    # copy over); rewards and episode ends wait on the host until the rollout is complete.
+    from agents.runner import make_agent
+    from rl.experiment import load_toml
+
+    counters = _transfers()
+    config = load_toml("configs/cartpole_ppo_fast.toml")
+    config["experiment"]["device"] = "gpu"
+    agent = make_agent(config, where="cartpole_ppo_fast")
+    agent.obs, _ = agent.env.reset(seed=0)
+
+    class Hooks:
+        def log(self, record):
+            pass
+
+    before = dict(counters)
+    agent._collect(Hooks())
+    steps = agent.buffer.num_steps
+    assert counters["to_host"] - before["to_host"] == steps  # the actions, once per step
+    assert counters["to_device"] - before["to_device"] == steps + 1  # each observation, and the last one's value
