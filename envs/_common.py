@@ -162,8 +162,10 @@ def capture_state(core: Any, extra: dict[str, Any], np_random: np.random.Generat
     """Everything that decides a batched world's future, as host arrays and JSON-able scalars.
 
     By convention a core's public array attributes (names without a leading underscore) are its
-    state and its private ones are constants derived from the level or config; ``core.rng.state``
-    holds the per-world random streams. ``extra`` adds the vector env's own bookkeeping.
+    state and its private ones are constants derived from the level or config, or caches derived
+    from the state that the core's ``refresh_derived()`` recomputes (see :func:`restore_state`);
+    ``core.rng.state`` holds the per-world random streams. ``extra`` adds the vector env's own
+    bookkeeping.
     """
     public = {k: v for k, v in vars(core).items() if not k.startswith("_") and _is_array(v)}
     state: dict[str, Any] = {
@@ -182,7 +184,8 @@ def restore_state(core: Any, owner: Any, state: dict[str, Any]) -> np.random.Gen
     """Put back what :func:`capture_state` returned; returns the restored ``np_random`` (or None).
 
     Raises ``ValueError`` naming the field when a saved array does not fit this env (another level
-    or number of worlds).
+    or number of worlds). A core with private caches of its state (MetaCar's car boxes) defines
+    ``refresh_derived()``, called once the state is back.
     """
     xp = core.xp
     for key, value in state["core"].items():
@@ -195,6 +198,9 @@ def restore_state(core: Any, owner: Any, state: dict[str, Any]) -> np.random.Gen
         setattr(owner, key, xp.asarray(value, dtype=current.dtype) if _is_array(current) else value)
     if "rng" in state:
         core.rng.state = xp.asarray(state["rng"], dtype=xp.uint64)
+    refresh = getattr(core, "refresh_derived", None)
+    if refresh is not None:
+        refresh()
     if "np_random" in state:
         generator = np.random.default_rng()
         generator.bit_generator.state = json.loads(state["np_random"])

@@ -309,6 +309,13 @@ class MetaCarCore:
         self.episode = xp.zeros(n, dtype=xp.uint64)
         self.step_count = xp.zeros(n, dtype=xp.uint64)
 
+    def refresh_derived(self) -> None:
+        """Recompute the cars' boxes (a private cache of ``x, y, theta``) after the poses were written from
+        outside: a snapshot restore (``set_state``) or a test placing cars by hand. The next step's detection
+        reads them as the cars' old poses."""
+        xp = self.xp
+        self._boxes = self._car_boxes(self.x, self.y, xp.cos(self.theta), xp.sin(self.theta))
+
     # ------------------------------------------------------------------------------------ randomness
     def _uniform(self, idx: Any, stream: int, index: Any) -> Any:
         """Uniform [0, 1) draws for worlds ``idx`` (M,), one per entry of ``index`` (uint64, shape (J,)).

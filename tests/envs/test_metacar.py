@@ -37,7 +37,7 @@ def _poses(core, world=0):
 def _park_agent_outside(core):
     """Move the agent far off the map so that it blocks no bot (tests of the bots alone)."""
     core.x[:, 0] = -1000.0
-    core._boxes = core._car_boxes(core.x, core.y, np.cos(core.theta), np.sin(core.theta))
+    core.refresh_derived()
 
 
 # ------------------------------------------------------------------------------------ §1.3 placements
@@ -246,7 +246,7 @@ def test_bot_stops_behind_a_car_in_its_lidar():
     # level1: the agent sits 60 px behind bot A; with the agent parked on bot A's route, A must stop.
     core = _core("level1")
     core.x[0, 0], core.theta[0, 0] = 380.0, 0.0  # just ahead of bot A (330, 225), in its lane
-    core._boxes = core._car_boxes(core.x, core.y, np.cos(core.theta), np.sin(core.theta))
+    core.refresh_derived()
     for _ in range(60):
         core.step(np.array([4]))
     assert core.x[0, 1] < 380.0 - 33.6 and float(core.bot_speed[0, 0]) == 0.0
