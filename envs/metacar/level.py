@@ -226,7 +226,7 @@ def parse_level(data: Any, source: str = "<level object>", name: str = "level") 
                              f"(ragged rows; first bad column {min(len(row), cols)})")
         out_row: list[Any] = []
         for mx, tile in enumerate(row):
-            if isinstance(tile, bool) or not (tile == 0 or tile in TILE_ORIENTATION):
+            if isinstance(tile, bool) or not (tile == 0 or isinstance(tile, str) and tile in TILE_ORIENTATION):
                 raise LevelError(f"{source}: unknown tile {tile!r} at row {my}, column {mx}; expected 0 (grass) "
                                  f"or one of {' '.join(TILE_ORIENTATION)}")
             out_row.append(0 if tile == 0 else tile)

@@ -52,6 +52,16 @@ def test_unknown_tile_names_file_row_column(tmp_path):
     assert str(path) in msg and "row 2" in msg and "column 3" in msg and "'X'" in msg
 
 
+@pytest.mark.parametrize("tile", [["↔"], {"road": "↔"}])
+def test_unhashable_tile_is_a_level_error(tmp_path, tile):
+    # A list or object where a tile belongs used to escape as "TypeError: unhashable type".
+    data = _good()
+    data["map"][1][2] = tile
+    path = _write(tmp_path, data)
+    with pytest.raises(LevelError, match=r"unknown tile .* at row 1, column 2"):
+        load_level(path)
+
+
 def test_ragged_rows_name_row_and_column(tmp_path):
     data = _good()
     data["map"][1] = data["map"][1][:4]
