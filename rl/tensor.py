@@ -170,6 +170,11 @@ class Tensor:
             grad = grad.data
         else:
             grad = xp.asarray(grad)  # a host gradient for device data is copied over (CuPy refuses to mix)
+        if grad.shape != self.data.shape:
+            # Broadcasting it would hand every op a wrongly shaped gradient (or a leaf a wrong .grad).
+            raise ValueError(
+                f"backward() got a gradient of shape {tuple(grad.shape)} for a tensor of shape {self.shape}"
+            )
 
         if self.creator is None:  # backward on a leaf: its gradient is the upstream one
             self.grad = grad if self.grad is None else self.grad + grad

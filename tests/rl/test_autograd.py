@@ -209,3 +209,12 @@ def test_a_gradient_of_the_wrong_shape_is_caught():
     x = Tensor(np.ones((2, 3)), requires_grad=True)
     with pytest.raises(RuntimeError, match=r"gradient of shape \(3, 2\) does not fit an input of shape \(2, 3\)"):
         Broken.apply(x).sum().backward()
+
+
+def test_an_upstream_gradient_of_the_wrong_shape_is_refused():
+    x = Tensor(np.ones((3, 1)), requires_grad=True)
+    with pytest.raises(ValueError, match=r"gradient of shape \(3,\) for a tensor of shape \(3, 1\)"):
+        (x * 2).backward(np.ones(3))  # before: broadcast to (3, 3), then blamed on Mul's backward
+    with pytest.raises(ValueError, match=r"gradient of shape \(2,\) for a tensor of shape \(3, 1\)"):
+        x.backward(np.ones(2))  # before: a leaf silently got a .grad of the wrong shape
+    assert x.grad is None
