@@ -170,14 +170,23 @@ def _as_array(name: str, a: Any) -> Any:
         raise TypeError(f"{name} must be an array (N, ...), got {type(a).__name__}: {exc}") from None
 
 
-def _check_xy(x: Any, y: Any) -> tuple[Any, Any]:
+def _check_xy(x: Any, y: Any, what: str, batch_size: int = 1) -> tuple[Any, Any]:
+    """``x (N, ...)`` and ``y (N, ...)`` as arrays, checked; ``what`` names the caller in errors.
+
+    ``y`` may be None only for ``predict`` (the others index it batch by batch).
+    """
+    if batch_size < 1:
+        raise ValueError(f"{what}: batch_size must be >= 1, got {batch_size}")
     x = _as_array("x", x)
     if x.ndim == 0:
-        raise ValueError("x must have a leading batch axis, got a scalar")
-    if y is not None:
-        y = _as_array("y", y)
-        if len(y) != len(x):
-            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+        raise ValueError(f"{what}: x must have a leading batch axis, got a scalar")
+    if y is None:
+        if what != "predict":
+            raise ValueError(f"{what} needs targets: call it as {what}(x, y)")
+        return x, None
+    y = _as_array("y", y)
+    if len(y) != len(x):
+        raise ValueError(f"{what}: x has {len(x)} samples but y has {len(y)}")
     return x, y
 
 
@@ -229,16 +238,17 @@ def _train_step(model: Any, xb: Any, yb: Any) -> tuple[float, Any, Any]:
 def train_on_batch(model: Any, x: Any, y: Any) -> float | dict[str, float]:
     """One optimizer step on ``x (N, ...)``, ``y (N, ...)``; returns the loss, or a dict when metrics are set."""
     _require_compiled(model, "train_on_batch")
-    x, y = _check_xy(x, y)
+    x, y = _check_xy(x, y, "train_on_batch")
     idx = np.arange(len(x))
+    yb = _take(y, idx)
     with using_config("train", True):
-        value, _, pred = _train_step(model, _take(x, idx), _take(y, idx))
+        value, _, pred = _train_step(model, _take(x, idx), yb)
     if not math.isfinite(value):
         raise NonFiniteLossError(f"loss is {value} on this batch; the step was skipped, the weights are unchanged")
     if not model.metric_names:
         return value
     run = _Running(model.metric_names)
-    run.add(value, _take(y, idx), pred)
+    run.add(value, yb, pred)
     return run.means()
 
 
@@ -281,8 +291,10 @@ def fit(
         callbacks: :class:`~rl.callbacks.Callback` objects; a :class:`~rl.callbacks.History` is
             always added and returned.
         verbose: 1 shows a tqdm progress bar per epoch with the running loss and metrics; 0 is silent.
-        seed: seeds the shuffling (``rl.random.Generator(seed)``); ``None`` draws from the
-            module's default generator (``rl.random.seed(n)`` makes that reproducible too).
+        seed: seeds the shuffling: epoch ``e`` uses ``numpy.random.default_rng([seed, e])``, so a
+            run resumed with ``initial_epoch`` shuffles as the uninterrupted one did. ``None``
+            draws from the module's default generator (``rl.random.seed(n)`` makes that
+            reproducible too, but not across a resume).
         initial_epoch: epoch index to start counting from (resuming).
         terminate_on_nan: raise :class:`NonFiniteLossError` on a NaN/inf loss, before the step
             (False: skip that update and go on).
@@ -291,9 +303,7 @@ def fit(
     stored as ``model.history``.
     """
     _require_compiled(model, "fit")
-    x, y = _check_xy(x, y)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    x, y = _check_xy(x, y, "fit", batch_size)
     if validation_data is None and validation_split:
         if not 0.0 < validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
@@ -374,7 +384,7 @@ def evaluate(
     """
     if getattr(model, "loss_fn", None) is None:
         raise RuntimeError("evaluate needs a compiled model: call model.compile(loss=...) first")
-    x, y = _check_xy(x, y)
+    x, y = _check_xy(x, y, "evaluate", batch_size)
     run = _Running(getattr(model, "metric_names", []))
     steps = math.ceil(len(x) / batch_size)
     bar = _progress(verbose, steps, 0, 1)
@@ -394,7 +404,7 @@ def evaluate(
 
 def predict(model: Any, x: Any, batch_size: int = 32) -> np.ndarray:
     """Outputs of ``model`` on ``x (N, ...)`` in inference mode, as one host NumPy array ``(N, ...)``."""
-    x, _ = _check_xy(x, None)
+    x, _ = _check_xy(x, None, "predict", batch_size)
     outs = []
     with no_grad(), using_config("train", False):
         for start in range(0, len(x), batch_size):

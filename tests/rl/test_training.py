@@ -193,3 +193,22 @@ def test_user_mistakes_get_clear_errors():
         model.compile(optimizer="adam", loss=sparse_ce, metrics=["accuracyy"])
     with pytest.raises(ValueError, match="unknown optimizer"):
         model.compile(optimizer="adamm", loss=sparse_ce)
+
+
+def test_missing_targets_and_bad_batch_sizes_are_named():
+    # Before: model.fit(x) died in _take with "'NoneType' object is not subscriptable", and
+    # evaluate/predict with batch_size=0 in range() ("arg 3 must not be zero").
+    x, y = xor_data(20)
+    model = make_classifier()
+    model.compile(optimizer="adam", loss=sparse_ce)
+    with pytest.raises(ValueError, match=r"fit needs targets: call it as fit\(x, y\)"):
+        model.fit(x, verbose=0)
+    with pytest.raises(ValueError, match="evaluate needs targets"):
+        model.evaluate(x)
+    with pytest.raises(ValueError, match="train_on_batch needs targets"):
+        model.train_on_batch(x, None)
+    with pytest.raises(ValueError, match="evaluate: batch_size must be >= 1, got 0"):
+        evaluate(model, x, y, batch_size=0)
+    with pytest.raises(ValueError, match="predict: batch_size must be >= 1, got 0"):
+        predict(model, x, batch_size=0)
+    assert predict(model, x, batch_size=7).shape == (20, 2)
