@@ -143,10 +143,15 @@ class PPO(Agent):
         logp = (-0.5 * noise**2 - log_std.data - 0.5 * math.log(2 * math.pi)).sum(axis=-1)
         return actions, logp
 
+    @staticmethod
+    def _policy_input(obs: Any) -> Any:
+        """Observations ``(B, *obs_shape)`` as the MLPs take them: float32 ``(B, obs_dim)`` on the device."""
+        return backend.to_device(obs, dtype=np.float32).reshape(len(obs), -1)
+
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Actions for ``obs (B, obs_dim)``: the most likely (or sampled) action of each row."""
+        """Actions for ``obs (B, *obs_shape)``: the most likely (or sampled) action of each row."""
         with no_grad():
-            x = backend.to_device(np.asarray(obs, dtype=np.float32).reshape(len(obs), -1))
+            x = self._policy_input(obs)
             if deterministic:
                 out = self.policy(Tensor(x)).data
                 xp = backend.get_array_module(out)
@@ -165,7 +170,7 @@ class PPO(Agent):
         if not self.discrete:
             return {}
         with no_grad():
-            logits = self.policy(Tensor(backend.to_device(np.asarray(obs, np.float32).reshape(1, -1))))
+            logits = self.policy(Tensor(self._policy_input(np.asarray(obs)[None])))
             return {"probs": backend.to_numpy(F.softmax(logits, axis=-1).data)[0]}
 
     # ------------------------------------------------------------------------------ learning
@@ -194,11 +199,11 @@ class PPO(Agent):
 
     def _collect(self, hooks: Hooks) -> None:
         """Fill the buffer with ``num_steps`` steps of every world; log each finished episode."""
-        buf, xp = self.buffer, backend.current().xp
+        buf = self.buffer
         obs = self.obs
         with no_grad():
             for t in range(buf.num_steps):
-                x = xp.asarray(obs)
+                x = self._policy_input(obs)
                 actions, logp = self._sample(x)
                 buf.obs[t] = x
                 buf.actions[t] = actions
@@ -222,7 +227,7 @@ class PPO(Agent):
                         hooks.log({"env_steps": self.env_steps, "episode_return": float(self.episode_returns[i]),
                                    "episode_length": int(self.episode_lengths[i])})
                     self.episode_lengths[done] = -1  # marks the coming autoreset step
-            buf.next_values[:] = self.value(Tensor(xp.asarray(obs))).data[:, 0]
+            buf.next_values[:] = self.value(Tensor(self._policy_input(obs))).data[:, 0]
         self.obs = obs
 
     def _update(self, advantages: Any, returns: Any, clip: float) -> dict[str, float]:

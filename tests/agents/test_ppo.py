@@ -91,3 +91,18 @@ def test_ppo_solves_cartpole_within_40k_steps_seed_0():
     agent.learn(40_000, FakeHooks())
     result = evaluate(agent, episodes=20)
     assert result["mean_return"] >= 475, result
+
+
+def test_ppo_trains_on_image_observations():
+    # Snake's (H, W, 2) boards feed the MLPs flattened; the rollout used to store them unflattened and the
+    # first value forward failed (matmul: size 50 is different from 2).
+    config = {"experiment": {"agent": "ppo", "env_id": "envs/Snake-v0", "seed": 0, "total_steps": 64,
+                             "device": "cpu"},
+              "env": {"height": 5, "width": 5},
+              "agent": {"num_envs": 2, "num_steps": 16, "batch_size": 8, "num_epochs": 1, "hidden": [8]}}
+    agent = make_agent(config, where="test")
+    hooks = FakeHooks()
+    agent.learn(64, hooks)
+    assert agent.env_steps == 64 and agent.buffer.obs.shape == (16, 2, 50)
+    assert np.isfinite([r["value_loss"] for r in hooks.records if "iteration" in r]).all()
+    assert agent.act(np.zeros((3, 5, 5, 2), np.float32)).shape == (3,)
