@@ -74,6 +74,10 @@ def load_toml(path: str | os.PathLike) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:  # a directory, no permission, ...
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text, so not a TOML file ({exc.reason} at byte {exc.start})") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -188,11 +192,17 @@ def _check_type(value: Any, tp: Any) -> tuple[bool, Any]:
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
             return False, value
-        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
-        if args:
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:  # tuple[float, int]: one type per position
+            if len(value) != len(args):
+                return False, value
+            item_types = list(args)
+        else:  # list[int], tuple[int, ...]
+            item_types = [args[0]] * len(value) if args else []
+        if item_types:
             items = []
-            for item in value:
-                ok, conv = _check_type(item, args[0])
+            for item, item_type in zip(value, item_types):
+                ok, conv = _check_type(item, item_type)
                 if not ok:
                     return False, value
                 items.append(conv)

@@ -113,3 +113,29 @@ def test_run_dir_records_start(tmp_path):
     assert run.read_config() == {"experiment": {"seed": 1}}
     assert json.loads((run.path / "info.json").read_text())["backend"] == "numpy"
     assert (run.path / "command.txt").read_text().strip() == "train.py c.toml"
+
+
+@dataclasses.dataclass
+class Shaped:
+    size_px: tuple[int, int] = (84, 84)
+    scale_and_name: tuple[float, str] = (1.0, "a")
+    seeds: tuple[int, ...] = (0,)
+
+
+def test_fixed_length_tuples_check_length_and_each_position():
+    # Before, only the first type was checked, for every item, and the length not at all.
+    s = dataclass_from_dict(Shaped, {"size_px": [64, 48], "scale_and_name": [2, "b"], "seeds": [1, 2, 3]})
+    assert s.size_px == (64, 48) and s.scale_and_name == (2.0, "b") and s.seeds == (1, 2, 3)
+    with pytest.raises(ConfigError, match="'size_px' expects"):
+        dataclass_from_dict(Shaped, {"size_px": [64, 48, 3]})
+    with pytest.raises(ConfigError, match="'scale_and_name' expects"):
+        dataclass_from_dict(Shaped, {"scale_and_name": [2.0, 3.0]})
+
+
+def test_unreadable_config_files_name_the_path(tmp_path):
+    with pytest.raises(ConfigError, match=f"cannot read config file {tmp_path}"):
+        load_toml(tmp_path)  # before: a bare IsADirectoryError
+    binary = tmp_path / "weights.toml"
+    binary.write_bytes(b"\x80\x81 not text")
+    with pytest.raises(ConfigError, match="weights.toml: not UTF-8 text"):
+        load_toml(binary)
