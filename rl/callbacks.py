@@ -16,6 +16,7 @@ import csv
 import inspect
 import json
 import math
+import numbers
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -266,7 +267,8 @@ class LearningRateScheduler(Callback):
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         opt = self.model.optimizer
         lr = self.schedule(epoch, opt.current_lr()) if self._two_args else self.schedule(epoch)
-        if not isinstance(lr, int | float) or not math.isfinite(lr):
+        # numbers.Real also admits NumPy scalars (np.float32), which a schedule computed with NumPy returns.
+        if not isinstance(lr, numbers.Real) or isinstance(lr, bool) or not math.isfinite(lr):
             raise ValueError(f"the learning-rate schedule returned {lr!r} for epoch {epoch}; expected a float")
         opt.lr = float(lr)
         if self.verbose:

@@ -156,6 +156,7 @@ class Layer:
         dtype: compute and weight dtype (``"float32"`` default, ``"float64"`` for gradient checks).
         input_shape: shape of one sample (no batch axis); lets a Sequential build at once.
         batch_input_shape: the same with a leading batch size (usually ``None``), as Keras configs.
+        batch_size: the batch size put in front of ``input_shape`` (``None``: any).
     """
 
     def __init__(
@@ -1177,7 +1178,7 @@ class Add(_Merge):
         for s in shapes[1:]:
             if len(s) != len(shapes[0]) or any(a is not None and b is not None and a != b
                                                for a, b in zip(s, shapes[0])):
-                raise ValueError(f"layer '{self.name}' (Add) got inputs of different shapes {shapes}")
+                raise ValueError(f"layer '{self.name}' ({type(self).__name__}) got inputs of different shapes {shapes}")
         return shapes[0]
 
 

@@ -154,3 +154,14 @@ def test_terminate_on_nan_callback_stops_quietly():
     model.compile(optimizer="adam", loss=bad_later)
     h = model.fit(x, y, batch_size=16, epochs=3, verbose=0, terminate_on_nan=False, callbacks=[TerminateOnNaN()])
     assert count["n"] == 2 and h.epoch == [0]
+
+
+def test_learning_rate_scheduler_takes_numpy_scalars_and_refuses_non_numbers():
+    x, y = regression()
+    model = make_model()
+    numpy_sched = LearningRateScheduler(lambda epoch: np.float32(0.02) / (epoch + 1))  # refused before
+    h = model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[numpy_sched])
+    assert h.history["lr"] == pytest.approx([0.02, 0.01])
+    for bad in ("0.1", None, True, float("nan")):
+        with pytest.raises(ValueError, match="expected a float"):
+            model.fit(x, y, epochs=1, verbose=0, callbacks=[LearningRateScheduler(lambda epoch, lr, v=bad: v)])

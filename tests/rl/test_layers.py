@@ -170,6 +170,9 @@ def test_merge_layers(device):
     check_grad(lambda s, t: L.Add(dtype=F64)([s, t * s]), device.asarray(a), device.asarray(a * 0.5))
     with pytest.raises(ValueError, match="list of at least 2"):
         L.Add()(a)
+    x1, x2 = L.Input((3,)), L.Input((4,))
+    with pytest.raises(ValueError, match=r"'multiply' \(Multiply\) got inputs of different shapes"):
+        L.Multiply(name="multiply")([x1, x2])  # the message said "(Add)" for every merge
 
 
 # ----------------------------------------------------------------------------------------- batch norm, dropout
