@@ -15,9 +15,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from rl import initializers
+import numpy as np
 
-__all__ = ["mlp", "orthogonal"]
+from rl import backend, initializers
+
+__all__ = ["mlp", "mlp_input", "orthogonal"]
 
 
 def orthogonal(gain: float) -> Any:
@@ -64,6 +66,12 @@ def mlp(
     out_kwargs = {} if hidden else {"input_shape": (in_dim,)}
     layers.append(Dense(out_dim, activation=out_activation, kernel_initializer=out_init, **out_kwargs))
     return Sequential(layers, name=name) if name is not None else Sequential(layers)
+
+
+def mlp_input(obs: Any) -> Any:
+    """Observations ``(B, *obs_shape)`` (host or device) as an MLP takes them: float32 ``(B, obs_dim)`` on
+    the active device, ``obs_dim = prod(obs_shape)`` (a Snake board or a MetaCar lidar grid is flattened)."""
+    return backend.to_device(obs, dtype=np.float32).reshape(len(obs), -1)
 
 
 # ------------------------------------------------------------------------------- DQN (agents/dqn.py)

@@ -27,7 +27,7 @@ import numpy as np
 from gymnasium import spaces
 
 from agents.base import Agent, ExperimentConfig, Hooks, make_vec_env
-from agents.networks import mlp
+from agents.networks import mlp, mlp_input
 from agents.rollout import RolloutBuffer, gae
 from agents.runner import Stopwatch
 from rl import backend
@@ -143,15 +143,10 @@ class PPO(Agent):
         logp = (-0.5 * noise**2 - log_std.data - 0.5 * math.log(2 * math.pi)).sum(axis=-1)
         return actions, logp
 
-    @staticmethod
-    def _policy_input(obs: Any) -> Any:
-        """Observations ``(B, *obs_shape)`` as the MLPs take them: float32 ``(B, obs_dim)`` on the device."""
-        return backend.to_device(obs, dtype=np.float32).reshape(len(obs), -1)
-
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions for ``obs (B, *obs_shape)``: the most likely (or sampled) action of each row."""
         with no_grad():
-            x = self._policy_input(obs)
+            x = mlp_input(obs)
             if deterministic:
                 out = self.policy(Tensor(x)).data
                 xp = backend.get_array_module(out)
@@ -170,7 +165,7 @@ class PPO(Agent):
         if not self.discrete:
             return {}
         with no_grad():
-            logits = self.policy(Tensor(self._policy_input(np.asarray(obs)[None])))
+            logits = self.policy(Tensor(mlp_input(np.asarray(obs)[None])))
             return {"probs": backend.to_numpy(F.softmax(logits, axis=-1).data)[0]}
 
     # ------------------------------------------------------------------------------ learning
@@ -203,7 +198,7 @@ class PPO(Agent):
         obs = self.obs
         with no_grad():
             for t in range(buf.num_steps):
-                x = self._policy_input(obs)
+                x = mlp_input(obs)
                 actions, logp = self._sample(x)
                 buf.obs[t] = x
                 buf.actions[t] = actions
@@ -227,7 +222,7 @@ class PPO(Agent):
                         hooks.log({"env_steps": self.env_steps, "episode_return": float(self.episode_returns[i]),
                                    "episode_length": int(self.episode_lengths[i])})
                     self.episode_lengths[done] = -1  # marks the coming autoreset step
-            buf.next_values[:] = self.value(Tensor(self._policy_input(obs))).data[:, 0]
+            buf.next_values[:] = self.value(Tensor(mlp_input(obs))).data[:, 0]
         self.obs = obs
 
     def _update(self, advantages: Any, returns: Any, clip: float) -> dict[str, float]:

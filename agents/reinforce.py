@@ -29,7 +29,7 @@ import numpy as np
 from gymnasium import spaces
 
 from agents.base import Agent, ExperimentConfig, Hooks, make_vec_env
-from agents.networks import mlp
+from agents.networks import mlp, mlp_input
 from agents.rollout import discounted_returns
 from agents.runner import Stopwatch
 from rl import backend
@@ -108,9 +108,9 @@ class Reinforce(Agent):
         return out
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Actions for ``obs (B, obs_dim)``: argmax of the policy, or a sample."""
+        """Actions for ``obs (B, *obs_shape)``: argmax of the policy, or a sample."""
         with no_grad():
-            x = backend.to_device(np.asarray(obs, dtype=np.float32).reshape(len(obs), -1))
+            x = mlp_input(obs)
             logits = self._logits(Tensor(x)).data
             xp = backend.get_array_module(logits)
             actions = xp.argmax(logits, axis=-1) if deterministic else self._sample(logits)
@@ -127,7 +127,7 @@ class Reinforce(Agent):
 
     def explain(self, obs: np.ndarray) -> dict[str, np.ndarray]:
         with no_grad():
-            logits = self._logits(Tensor(backend.to_device(np.asarray(obs, np.float32).reshape(1, -1))))
+            logits = self._logits(Tensor(mlp_input(np.asarray(obs)[None])))
             return {"probs": backend.to_numpy(F.softmax(logits, axis=-1).data)[0]}
 
     # ------------------------------------------------------------------------------ learning
@@ -146,7 +146,7 @@ class Reinforce(Agent):
                 hooks.save(self)
 
     def _collect(self, hooks: Hooks) -> tuple[Any, Any, Any, Any, np.ndarray]:
-        """Play one game in every world. Returns ``obs (T, N, D)``, ``actions (T, N)``,
+        """Play one game in every world. Returns ``obs (T, N, obs_dim)``, ``actions (T, N)``,
         ``rewards (T, N)``, ``alive (T, N)`` (True during each world's game) and host ``lengths (N,)``."""
         xp = backend.current().xp
         n = self.config.games_per_iteration
@@ -158,7 +158,7 @@ class Reinforce(Agent):
         steps_obs, steps_actions, steps_rewards, steps_alive = [], [], [], []
         with no_grad():
             for _ in range(self.config.max_steps_per_game):
-                x = xp.asarray(obs)
+                x = mlp_input(obs)
                 actions = self._sample(self._logits(Tensor(x)).data)
                 obs, reward, terminated, truncated, _ = self.env.step(backend.to_numpy(actions).astype(np.int64))
                 steps_obs.append(xp.array(x))  # a copy: the env may reuse its observation buffer

@@ -94,3 +94,18 @@ def test_book_settings_reach_450_steps_per_game_by_iteration_20():
     curve = [r["mean_steps_per_game"] for r in hooks.records if "iteration" in r]
     assert len(curve) == 20
     assert max(curve) >= 450, curve
+
+
+def test_reinforce_trains_on_image_observations():
+    # Snake's (H, W, 2) boards feed the policy MLP flattened; collection used to pass them unflattened
+    # (matmul size mismatch on the first forward pass).
+    config = {"experiment": {"agent": "reinforce", "env_id": "envs/Snake-v0", "seed": 0, "total_steps": 10_000,
+                             "device": "cpu"},
+              "env": {"height": 5, "width": 5, "max_steps": 20},
+              "agent": {"iterations": 2, "games_per_iteration": 3, "policy_head": "softmax", "hidden": [8]}}
+    agent = make_agent(config, where="test")
+    hooks = FakeHooks()
+    agent.learn(10_000, hooks)
+    updates = [r for r in hooks.records if "iteration" in r]
+    assert len(updates) == 2 and all(np.isfinite(r["policy_loss"]) for r in updates)
+    assert agent.act(np.zeros((4, 5, 5, 2), np.float32)).shape == (4,)
