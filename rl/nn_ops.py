@@ -29,6 +29,7 @@ the gradient checks).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,10 +54,13 @@ Pads = tuple[tuple[int, int], tuple[int, int]]
 
 # ---------------------------------------------------------------------------------- geometry
 def _pair(value: Any, name: str) -> tuple[int, int]:
-    if isinstance(value, int):
-        pair = (value, value)
+    if isinstance(value, numbers.Integral):  # NumPy ints too (np.int64 is not an int)
+        pair = (int(value), int(value))
     else:
-        pair = tuple(int(v) for v in value)
+        try:
+            pair = tuple(int(v) for v in value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}") from None
     if len(pair) != 2 or min(pair) < 1:
         raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}")
     return pair  # type: ignore[return-value]
@@ -108,11 +112,10 @@ def _pad_hw(x: Any, pads: Pads, value: float = 0.0) -> Any:
     xp = backend.get_array_module(x)
     n, h, w, c = x.shape
     out = xp.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
-    if top or bottom or left or right:
-        out[:, :top] = value
-        out[:, top + h :] = value
-        out[:, top : top + h, :left] = value
-        out[:, top : top + h, left + w :] = value
+    out[:, :top] = value
+    out[:, top + h :] = value
+    out[:, top : top + h, :left] = value
+    out[:, top : top + h, left + w :] = value
     out[:, top : top + h, left : left + w] = x
     return out
 

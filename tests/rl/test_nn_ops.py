@@ -110,6 +110,15 @@ def test_conv2d_errors_name_the_shapes():
         F.conv2d(Tensor(np.zeros((4, 4, 2))), k)
 
 
+def test_strides_and_pools_may_be_numpy_ints():
+    # Before: np.int64(2) went down the pair branch ("'numpy.int64' object is not iterable").
+    x, k = Tensor(np.ones((1, 4, 4, 2))), Tensor(np.ones((3, 3, 2, 1)))
+    assert F.conv2d(x, k, stride=np.int64(2), padding="same").shape == (1, 2, 2, 1)
+    assert F.max_pool2d(x, pool_size=np.int32(2)).shape == (1, 2, 2, 2)
+    with pytest.raises(ValueError, match="stride must be a positive int or a pair of them, got 'two'"):
+        F.conv2d(x, k, stride="two")
+
+
 # ---------------------------------------------------------------------------------- depthwise
 DEPTHWISE_CASES = {
     "valid": ((2, 5, 5, 3), (3, 3, 3, 1), {}),
