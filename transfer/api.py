@@ -235,7 +235,7 @@ class EmbeddingCache:
     def compute(self, images: Any, progress: Callable[[int, int], Any] | None = None) -> np.ndarray:
         """Features of ``images`` without caching (``progress(done, total)`` is called per batch)."""
         check_images(images, self.input_hw)
-        x = backend.to_numpy(images) if not isinstance(images, np.ndarray) else images
+        x = backend.to_numpy(images)
         outs = []
         for start in range(0, len(x), self.batch_size):
             xb = backend.to_device(np.ascontiguousarray(x[start : start + self.batch_size], dtype=np.float32))
@@ -323,7 +323,8 @@ class TransferModel(Model):
 
     @property
     def frozen_until(self) -> str | None:
-        """Output point of the frozen part: a block name, ``"embedding"`` (nothing trains in the backbone)."""
+        """Output point of the frozen part: a block name, ``"embedding"`` (nothing trains in the backbone
+        and ``cut_at`` is the top block), or None when every block up to ``cut_at`` trains."""
         if self.fine_tune_blocks == 0:
             return EMBEDDING if self.cut_index == 18 else BLOCK_NAMES[self.cut_index]
         return BLOCK_NAMES[self.first_trainable - 1] if self.first_trainable > 0 else None

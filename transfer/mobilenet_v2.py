@@ -217,7 +217,8 @@ def mobilenet_v2(
         cut_at: end the network after this block (``"features.N"`` or ``N``) or at
             ``"embedding"``, the pooled ``(N, 1280)`` vector. Implies ``include_top=False``.
         input_shape: one image ``(H, W, 3)``, NHWC; ``(None, None, 3)`` accepts any size.
-        num_classes: classifier width (weights are loaded only when it is 1000).
+        num_classes: classifier width. Pretrained weights fill every layer; the classifier's only
+            when it is 1000 wide (another width keeps its fresh N(0, 0.01) initialization).
         dropout: rate before the classifier (torchvision's 0.2).
         download: fetch the ImageNet weights if they are not cached.
 
