@@ -354,12 +354,20 @@ def evaluate(agent: Agent, episodes: int = 20, seed: int | None = None, max_step
     }
 
 
-def load_agent(run_dir: str | Path, tag: str = "best") -> Agent:
-    """The agent of a run directory with the weights of checkpoint ``tag`` ("best" falls back to "latest")."""
+def load_agent(run_dir: str | Path, tag: str = "best", device: str | None = None) -> Agent:
+    """The agent of a run directory with the weights of checkpoint ``tag`` ("best" falls back to "latest").
+
+    ``device`` ("cpu", "gpu", "auto") replaces the run's own ``experiment.device``, so a run trained on a
+    GPU loads on a machine without one. Raises :class:`CheckpointError`, ``ConfigError``, or
+    ``rl.backend.BackendError`` when the run's device cannot be used here.
+    """
     run = RunDir(run_dir)
     if not run.config_path.exists():
         raise CheckpointError(f"{run_dir} is not a run directory (no config.toml)")
-    agent = make_agent(run.read_config(), where=str(run.config_path))
+    config = run.read_config()
+    if device is not None:
+        config.setdefault("experiment", {})["device"] = device
+    agent = make_agent(config, where=str(run.config_path))
     path = run.checkpoints / f"{tag}.safetensors"
     if not path.exists() and tag == "best":
         path = run.checkpoints / "latest.safetensors"

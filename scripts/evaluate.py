@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents.base import Agent  # noqa: E402
 from agents.runner import CheckpointError, evaluate, load_agent  # noqa: E402
+from rl import backend  # noqa: E402
 from rl.experiment import ConfigError  # noqa: E402
 
 
@@ -62,9 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default="best", choices=["best", "latest"], help="which checkpoint")
     parser.add_argument("--seed", type=int, help="env seed (default: the run's seed + 1,000,000)")
     parser.add_argument("--render", action="store_true", help="show the episodes in a window")
+    parser.add_argument("--device", choices=["cpu", "gpu", "auto"],
+                        help="array backend (default: the run's own; --device cpu evaluates a GPU run anywhere)")
     args = parser.parse_args(argv)
     try:
-        agent = load_agent(args.run_dir, tag=args.checkpoint)
+        agent = load_agent(args.run_dir, tag=args.checkpoint, device=args.device)
+    except backend.BackendError as exc:
+        print(f"error: {exc} (the run's config asks for it; pass --device cpu)", file=sys.stderr)
+        return 1
     except (ConfigError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -36,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rl import tfjs  # noqa: E402
+from rl import backend, tfjs  # noqa: E402
 
 # agent name -> (attribute holding the exported network, what its output means)
 NETWORKS = {
@@ -63,8 +63,6 @@ def network_of_agent(agent: Any, agent_name: str) -> tuple[Any, dict[str, Any]]:
     meta: dict[str, Any] = {"agent": agent_name, "network": attr, "output": meaning}
     log_std = getattr(agent, "log_std", None)
     if agent_name == "ppo" and log_std is not None:
-        from rl import backend  # noqa: PLC0415
-
         meta["log_std"] = [float(v) for v in backend.to_numpy(log_std.data)]
     return model, meta
 
@@ -87,7 +85,7 @@ def load_run_network(run_dir: str | Path, tag: str = "best") -> tuple[Any, dict[
         raise ExportError(f"{run_dir}: agent {agent_name!r} is not available yet ({module_file.name} is missing)")
     try:
         agent = load_agent(run_dir, tag=tag)
-    except CheckpointError as exc:
+    except (CheckpointError, backend.BackendError) as exc:  # a GPU run on a machine without one, say
         raise ExportError(str(exc)) from None
     model, meta = network_of_agent(agent, agent_name)
     meta.update({"source": str(run_dir), "tag": tag, "env_id": experiment.get("env_id"),

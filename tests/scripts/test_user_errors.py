@@ -41,3 +41,27 @@ def test_a_board_too_small_for_the_network(tmp_path):
 def test_evaluate_needs_at_least_one_episode(tmp_path):
     out = _run("scripts/evaluate.py", str(tmp_path), "--episodes", "0", tmp_path=tmp_path)
     assert out.returncode == 2 and "must be at least 1" in out.stderr and "Traceback" not in out.stderr
+
+
+def _gpu_run_dir(tmp_path):
+    """A run directory whose config asks for the GPU (trained on a GPU machine); no checkpoint needed."""
+    run = tmp_path / "gpu_run"
+    run.mkdir()
+    config = (ROOT / "configs/cartpole_ppo_fast.toml").read_text().replace('device = "cpu"', "")
+    config = config.replace("[experiment]", '[experiment]\ndevice = "gpu"', 1)
+    (run / "config.toml").write_text(config)
+    return run
+
+
+def test_a_gpu_run_on_a_machine_without_cupy_names_the_way_out(tmp_path):
+    # The subprocess has no CuPy (the simulated one is installed only with PLAYGRAD_SIMULATED_GPU=1): loading a
+    # GPU run used to end in a BackendError traceback from evaluate.py and export_tfjs.py.
+    run = _gpu_run_dir(tmp_path)
+    out = _run("scripts/evaluate.py", str(run), tmp_path=tmp_path)
+    assert out.returncode == 1 and "GPU was requested" in out.stderr and "--device cpu" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = _run("scripts/export_tfjs.py", str(run), str(tmp_path / "web"), tmp_path=tmp_path)
+    assert out.returncode == 2 and "GPU was requested" in out.stderr and "Traceback" not in out.stderr
+    # --device cpu gets past the backend: what stops it now is the missing checkpoint, named.
+    out = _run("scripts/evaluate.py", str(run), "--device", "cpu", tmp_path=tmp_path)
+    assert out.returncode == 1 and "no checkpoint at" in out.stderr and "Traceback" not in out.stderr
