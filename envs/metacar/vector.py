@@ -22,7 +22,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs._common import SnapshotMixin
+from envs._common import SnapshotMixin, core_array_module
 
 from .core import MetaCarCore, key_from_seed
 from .env import make_spaces, normalise_shuffle
@@ -51,15 +51,7 @@ class MetaCarVectorEnv(SnapshotMixin, VectorEnv):
             raise ValueError(f"num_envs must be at least 1, got {num_envs!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        if device == "cpu":
-            xp = np
-        elif device == "backend":
-            from rl import backend  # the one seam to CuPy
-
-            xp = backend.current().xp
-        else:
-            raise ValueError(f"device must be 'cpu' or 'backend', got {device!r}")
-        self.xp = xp
+        self.xp = xp = core_array_module(device)
         self.num_envs = int(num_envs)
         self.level = load_level(level)
         self.core = MetaCarCore(self.level, self.num_envs, motion=motion, lidar=lidar, rotation_step=rotation_step,
