@@ -9,8 +9,8 @@ An agent module (``agents/ppo.py``) defines:
   maps a batch of observations to actions; ``state_dict``/``load_state_dict`` capture everything a
   resumed run needs (networks, optimizer state, counters, RNG and env state).
 
-The runner (``scripts/train.py``) owns the run directory, the progress bar, Ctrl-C, checkpoints and
-evaluation; agents only call ``hooks``.
+The runner (:mod:`agents.runner`, driven by ``scripts/train.py``) owns the run directory, the progress
+bar, Ctrl-C, checkpoints and evaluation; agents only call ``hooks``.
 """
 
 from __future__ import annotations

@@ -259,6 +259,7 @@ class Runner:
         self.env_steps = max(self.env_steps, steps)
 
     def checkpoint_due(self, env_steps: int) -> bool:
+        """True once ``checkpoint_every_steps`` env steps have passed since the last save."""
         return env_steps - self.last_save_steps >= self.experiment.checkpoint_every_steps
 
     def save(self, agent: Agent, tag: str = "latest") -> None:
@@ -276,6 +277,7 @@ class Runner:
 
     @property
     def stop_requested(self) -> bool:
+        """True after Ctrl-C or once ``target_return`` is reached: the agent saves and returns."""
         return self._stop
 
     # ---- the rest
@@ -290,6 +292,7 @@ class Runner:
         self.interrupted = True
 
     def state_dict(self) -> dict[str, Any]:
+        """The runner's bookkeeping (JSON-able) that a checkpoint's ``"runner"`` part holds for ``resume``."""
         return {
             "metrics_lines": self.metrics.lines, "recent_returns": list(self.recent_returns),
             "episodes": self.episodes, "best_mean_return": self.best_mean_return,
@@ -318,6 +321,7 @@ class Runner:
             signal.signal(signal.SIGINT, previous)
 
     def close(self) -> None:
+        """Close the progress bar and the metrics file."""
         if self._bar is not None:
             self._bar.close()
         self.metrics.close()
@@ -408,10 +412,12 @@ class Stopwatch:
         self._t, self._steps, self.start = time.perf_counter(), steps, time.perf_counter()
 
     def lap(self, steps: int) -> float:
+        """Steps per second between the previous lap and now, when ``steps`` have been taken in all."""
         now = time.perf_counter()
         sps = (steps - self._steps) / max(now - self._t, 1e-9)
         self._t, self._steps = now, steps
         return sps
 
     def elapsed(self) -> float:
+        """Seconds since the stopwatch was made (the ``time_s`` metric)."""
         return time.perf_counter() - self.start

@@ -9,8 +9,12 @@ instead of a Python loop over per-world generators. Seeds map to keys the way Gy
 envs map seeds to sub-envs: ``reset(seed=s)`` on a vector env gives world ``i`` the key of seed
 ``s + i``, so it equals a single env reset with ``seed=s + i``.
 
-Stable API (other envs may import it): :class:`WorldRNG`, :func:`discrete_action`,
-:func:`discrete_actions`, :class:`BatchedVectorEnv`, :class:`PygameCanvas`.
+Snapshots. :func:`capture_state`/:func:`restore_state` (and :class:`SnapshotMixin`, which a vector env
+mixes in for ``get_state``/``set_state``) save every world's state for an exact ``train.py --resume``.
+
+Stable API (other envs may import it): :class:`WorldRNG`, :func:`seed_to_key`, :func:`discrete_action`,
+:func:`discrete_actions`, :func:`core_array_module`, :class:`SnapshotMixin`, :class:`BatchedVectorEnv`,
+:class:`PygameCanvas`.
 """
 
 from __future__ import annotations
@@ -30,8 +34,11 @@ __all__ = [
     "PygameCanvas",
     "SnapshotMixin",
     "WorldRNG",
+    "capture_state",
+    "core_array_module",
     "discrete_action",
     "discrete_actions",
+    "restore_state",
     "seed_to_key",
 ]
 
@@ -326,6 +333,7 @@ class PygameCanvas:
         self._fonts: dict[int, Any] = {}
 
     def surface(self) -> Any:
+        """The pygame surface to draw the next frame on."""
         return self._surface
 
     def font(self, size_px: int) -> Any:
@@ -336,6 +344,7 @@ class PygameCanvas:
         return self._fonts[size_px]
 
     def present(self, fps: float) -> np.ndarray | None:
+        """Show the frame (human, at most ``fps`` frames per second) or return it as uint8 (H_px, W_px, 3)."""
         pygame = self._pygame
         if self.render_mode == "human":
             pygame.event.pump()  # keeps the window responsive; events stay queued for the play loop
@@ -345,5 +354,6 @@ class PygameCanvas:
         return np.transpose(pygame.surfarray.array3d(self._surface), (1, 0, 2)).copy()
 
     def close(self) -> None:
+        """Close the window (human mode); an off-screen surface needs nothing."""
         if self.render_mode == "human":
             self._pygame.display.quit()

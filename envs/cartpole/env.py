@@ -48,7 +48,7 @@ Steps taken after termination (without ``reset``) give 0.
 | kind        | condition                                                   |
 |-------------|-------------------------------------------------------------|
 | terminated  | pole angle beyond +-12 deg, or cart position beyond +-2.4 m |
-| truncated   | ``max_steps`` steps taken (default 500)             |
+| truncated   | ``max_steps`` steps taken (default 500)                     |
 
 ## Arguments
 

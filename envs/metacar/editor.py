@@ -45,13 +45,16 @@ class LevelEditor:
 
     @property
     def cols(self) -> int:
+        """Map width in tiles."""
         return len(self.grid[0])
 
     @property
     def rows(self) -> int:
+        """Map height in tiles."""
         return len(self.grid)
 
     def inside(self, mx: int, my: int) -> bool:
+        """True when tile ``(mx, my)`` lies on the map."""
         return 0 <= mx < self.cols and 0 <= my < self.rows
 
     def place(self, item: str, mx: int, my: int) -> bool:
@@ -119,6 +122,7 @@ class LevelEditor:
         return parse_level(self.to_dict(), source=f"<editor: {self.name}>", name=self.name)
 
     def to_dict(self) -> dict:
+        """The level in the original's JSON format (not validated; :meth:`to_level` validates)."""
         lvl = Level(grid=self.grid, cars=self.cars, agent=self.agent, decorations=self.decorations)
         return lvl.to_dict()
 

@@ -111,18 +111,22 @@ class Level:
 
     @property
     def rows(self) -> int:
+        """Tiles top to bottom."""
         return len(self.grid)
 
     @property
     def cols(self) -> int:
+        """Tiles left to right."""
         return len(self.grid[0])
 
     @property
     def width_px(self) -> int:
+        """Map width in pixels."""
         return self.cols * TILE_PX
 
     @property
     def height_px(self) -> int:
+        """Map height in pixels."""
         return self.rows * TILE_PX
 
     def is_road(self, mx: int, my: int) -> bool:
