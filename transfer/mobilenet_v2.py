@@ -507,6 +507,9 @@ class FoldedMobileNetV2:
         else:
             out = dest = np.empty((n, ho, wo, cout), np.float32)
         rows = max(1, _BAND_ELEMS // (wo * max(cout, x.shape[3])))
+        # _run_bands splits the scratch into quarters: the accumulator, a tap product and the stem's im2col.
+        im2col = 9 * x.shape[3] if step.ksize == 3 and step.kind != "dw" else 0
+        scratch_elems = 4 * rows * wo * max(cout, im2col)
         if step.ksize == 1 and not padded_in and not pad_out:
             # Plain in, plain out: bands may run across image boundaries (one big GEMM at 7x7).
             xs, ds = x.reshape(1, n * ho, wo, -1), dest.reshape(1, n * ho, wo, cout)
@@ -516,23 +519,25 @@ class FoldedMobileNetV2:
             xs, ds, rs = x, dest, residual
             items = [(b, r, min(r + rows, ho)) for b in range(n) for r in range(0, ho, rows)]
         if self._pool is None or len(items) < 2:
-            _run_bands(xs, ds, rs, step, items, self._scratch(0))
+            _run_bands(xs, ds, rs, step, items, self._scratch(0, scratch_elems))
             return out
         groups = np.array_split(np.arange(len(items)), min(self.threads, len(items)))
-        futures = [self._pool.submit(_run_bands, xs, ds, rs, step, [items[i] for i in g], self._scratch(t))
+        futures = [self._pool.submit(_run_bands, xs, ds, rs, step, [items[i] for i in g],
+                                     self._scratch(t, scratch_elems))
                    for t, g in enumerate(groups[1:], start=1)]
-        _run_bands(xs, ds, rs, step, [items[i] for i in groups[0]], self._scratch(0))
+        _run_bands(xs, ds, rs, step, [items[i] for i in groups[0]], self._scratch(0, scratch_elems))
         for f in futures:
             f.result()
         return out
 
-    def _scratch(self, thread: int) -> np.ndarray:
-        """A per-thread scratch buffer (reused: fresh big allocations would page-fault every call)."""
+    def _scratch(self, thread: int, min_elems: int = 0) -> np.ndarray:
+        """A per-thread scratch buffer of at least ``min_elems`` floats (reused: fresh big allocations would
+        page-fault every call; it grows only for images wide enough that one output row outgrows it)."""
         if not hasattr(self, "_scratches"):
             self._scratches: dict[int, np.ndarray] = {}
         buf = self._scratches.get(thread)
-        if buf is None:
-            buf = self._scratches[thread] = np.empty(_SCRATCH_ELEMS, np.float32)
+        if buf is None or len(buf) < min_elems:
+            buf = self._scratches[thread] = np.empty(max(_SCRATCH_ELEMS, min_elems), np.float32)
         return buf
 
     def close(self) -> None:

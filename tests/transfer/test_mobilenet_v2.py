@@ -244,3 +244,15 @@ def test_logits_agree_with_pytorch(real_weights):
 
 def test_module_keeps_the_torch_padding_constant():
     assert mv.TORCH_PAD == ((1, 1), (1, 1))
+
+
+def test_folded_path_handles_images_wider_than_its_scratch_band():
+    # At 6000 px one output row of features.3's depthwise step (1500 x 144 floats) outgrows a quarter of the
+    # default per-thread scratch, where the accumulator and the tap product would overlap.
+    rng = np.random.default_rng(3)
+    model = mobilenet_v2(weights=None, cut_at="features.4", input_shape=(8, 6000, 3))
+    load_torchvision_weights(model, _torch_state_from(model, rng))
+    x = rng.normal(size=(1, 8, 6000, 3)).astype(np.float32)
+    with rl.no_grad(), rl.using_config("train", False):
+        ref = model(x).numpy()
+    np.testing.assert_allclose(FoldedMobileNetV2(model)(x), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
