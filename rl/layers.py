@@ -488,11 +488,19 @@ class Layer:
 
 # ============================================================================ helpers
 def _pair(value: Any, what: str) -> tuple[int, int]:
-    if isinstance(value, int | np.integer):
-        return int(value), int(value)
-    pair = tuple(int(v) for v in value)
-    if len(pair) != 2:
-        raise ValueError(f"{what} must be an int or a pair, got {value!r}")
+    """A kernel size, stride, dilation or pool size as ``(rows, cols)``, both positive ints.
+
+    Checked here, when the layer is made, so a zero stride names its argument instead of failing
+    later inside a convolution."""
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        pair = (int(value), int(value))
+    else:
+        try:
+            pair = tuple(int(v) for v in value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what} must be a positive int or a pair of them, got {value!r}") from None
+    if len(pair) != 2 or min(pair) < 1:
+        raise ValueError(f"{what} must be a positive int or a pair of them, got {value!r}")
     return pair  # type: ignore[return-value]
 
 

@@ -291,3 +291,16 @@ def test_initializers_are_seeded():
     b = initializers.he_uniform((4, 4), np.float32, 7)
     np.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
     assert a.dtype == np.float32
+
+
+@pytest.mark.parametrize(("make", "what"), [
+    (lambda: L.Conv2D(4, 3, strides=0), "strides"),
+    (lambda: L.Conv2D(4, (3, -1)), "kernel_size"),
+    (lambda: L.DepthwiseConv2D(3, dilation_rate=(1, 2, 3)), "dilation_rate"),
+    (lambda: L.MaxPooling2D(pool_size="big"), "pool_size"),
+    (lambda: L.AveragePooling2D(2, strides=(0, 1)), "strides"),
+])
+def test_window_arguments_must_be_positive_ints_or_pairs(make, what):
+    with pytest.raises(ValueError, match=rf"{what} must be a positive int or a pair of them"):
+        make()
+    assert L.Conv2D(4, np.int64(3), strides=(np.int64(2), 1)).strides == (2, 1)
