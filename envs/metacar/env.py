@@ -56,7 +56,7 @@ every bot (``shuffle()``).
 
 * terminated: with ``terminate_on_crash=True`` (default, as the original's REINFORCE and DDPG demos), when
   the agent touches a car or leaves the road after a step;
-* truncated: after ``max_steps`` steps (default 800, the demos' budget).
+* truncated: after ``max_steps`` steps (default 800, the demos' budget; None or 0: never).
 
 ## Deviations from the original
 
@@ -96,7 +96,33 @@ from gymnasium import spaces
 from .core import MetaCarCore, key_from_seed
 from .level import Level, load_level
 
-__all__ = ["MetaCarEnv", "make_spaces", "normalise_shuffle"]
+__all__ = ["MetaCarEnv", "check_max_steps", "make_spaces", "normalise_shuffle", "reset_shuffle"]
+
+RESET_OPTIONS = ("shuffle",)  # the keys reset(options=...) understands
+
+
+def check_max_steps(max_steps: Any) -> int:
+    """``max_steps`` as the truncation limit in steps, 0 for none (None or 0); anything else but a
+    positive int is a ``ValueError`` naming the argument."""
+    if max_steps is None:
+        return 0
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int | np.integer) or max_steps < 0:
+        raise ValueError(f"metacar max_steps must be a positive int, or None or 0 for no limit, got {max_steps!r}")
+    return int(max_steps)
+
+
+def reset_shuffle(options: dict | None, default: str | None) -> str | None:
+    """The shuffle of one ``reset(options=...)``: ``options["shuffle"]`` if given, else ``default``.
+
+    Unknown keys raise ``ValueError`` (as CartPole's and Snake's resets do), so a misspelt option is
+    not silently ignored.
+    """
+    if not options:
+        return default
+    unknown = sorted(set(options) - set(RESET_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown metacar reset option(s) {unknown}; valid: {list(RESET_OPTIONS)}")
+    return normalise_shuffle(options["shuffle"]) if "shuffle" in options else default
 
 
 def normalise_shuffle(shuffle_on_reset: Any) -> str | None:
@@ -138,7 +164,7 @@ class MetaCarEnv(gym.Env):
         lidar: ``{pts, width, height, pos}`` (defaults 5, 4, 5, 0).
         observation: ``"linear"`` or ``"grid"``.
         terminate_on_crash: end the episode when the agent touches a car or leaves the road.
-        max_steps: truncation limit (None or 0 for none).
+        max_steps: truncation limit in steps (None or 0 for none; negative raises ``ValueError``).
         shuffle_on_reset: False, True/``"agent"`` or ``"all"``.
         cars_moving: bots drive (True) or stay parked.
         reward_fn: custom batched reward, ``f(RewardInputs) -> (N,)``.
@@ -162,7 +188,7 @@ class MetaCarEnv(gym.Env):
         self.observation_kind = observation
         self.observation_space, self.action_space = make_spaces(self.core, observation)
         self.terminate_on_crash = bool(terminate_on_crash)
-        self.max_steps = int(max_steps) if max_steps else 0
+        self.max_steps = check_max_steps(max_steps)
         self.shuffle_on_reset = normalise_shuffle(shuffle_on_reset)
         self.render_mode = render_mode
         self.steps = 0
@@ -175,6 +201,9 @@ class MetaCarEnv(gym.Env):
 
     # ------------------------------------------------------------------------------------------- API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start an episode: ``(obs, info)``. ``seed`` keys the world's random stream; ``options``
+        ``{"shuffle": False | True | "agent" | "all"}`` overrides ``shuffle_on_reset`` for this reset."""
+        shuffle = reset_shuffle(options, self.shuffle_on_reset)
         super().reset(seed=seed)
         if seed is not None:
             self.core.set_keys(np.array([0]), [key_from_seed(seed)])
@@ -182,9 +211,6 @@ class MetaCarEnv(gym.Env):
         elif not self._keyed:
             self.core.set_keys(np.array([0]), [key_from_seed(int(self.np_random.integers(2**63)))])
             self._keyed = True
-        shuffle = self.shuffle_on_reset
-        if options and "shuffle" in options:
-            shuffle = normalise_shuffle(options["shuffle"])
         self.core.reset(None, shuffle=shuffle)
         self.steps = 0
         self.last_reward = 0.0
@@ -194,6 +220,8 @@ class MetaCarEnv(gym.Env):
         return self._observation(), self._info()
 
     def step(self, action: Any):
+        """Advance one step: ``(obs, reward, terminated, truncated, info)``; an action outside the
+        action space raises ``ValueError`` naming it."""
         core = self.core
         if core.discrete:
             if type(action) is not int:
@@ -220,6 +248,7 @@ class MetaCarEnv(gym.Env):
         return self._observation(), r, terminated, truncated, self._info()
 
     def render(self):
+        """Draw the world (a window for ``"human"``, an RGB array (H, W, 3) for ``"rgb_array"``)."""
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='human' or 'rgb_array'")
             return None
@@ -230,6 +259,7 @@ class MetaCarEnv(gym.Env):
         return self._renderer.render(world=0, step=self.steps, reward=self.last_reward)
 
     def close(self):
+        """Close the window, if any."""
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None

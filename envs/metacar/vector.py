@@ -25,7 +25,7 @@ from gymnasium.vector.utils import batch_space
 from envs._common import SnapshotMixin, core_array_module
 
 from .core import MetaCarCore, key_from_seed
-from .env import make_spaces, normalise_shuffle
+from .env import check_max_steps, make_spaces, normalise_shuffle, reset_shuffle
 from .level import Level, load_level
 
 __all__ = ["MetaCarVectorEnv"]
@@ -62,7 +62,7 @@ class MetaCarVectorEnv(SnapshotMixin, VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.terminate_on_crash = bool(terminate_on_crash)
-        self.max_steps = int(max_steps) if max_steps else 0
+        self.max_steps = check_max_steps(max_steps)
         self.shuffle_on_reset = normalise_shuffle(shuffle_on_reset)
         self.render_mode = render_mode
         self.steps = xp.zeros(self.num_envs, dtype=xp.int64)
@@ -71,7 +71,11 @@ class MetaCarVectorEnv(SnapshotMixin, VectorEnv):
         self._renderer = None
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
-        """Reset every world; ``seed`` int gives world i the seed ``seed + i`` (a list gives one per world)."""
+        """Reset every world; ``seed`` int gives world i the seed ``seed + i`` (a list gives one per world).
+
+        ``options`` as :meth:`MetaCarEnv.reset` (``{"shuffle": ...}`` for this reset only; unknown keys raise).
+        """
+        shuffle = reset_shuffle(options, self.shuffle_on_reset)
         super().reset(seed=seed if isinstance(seed, int) else None)
         n = self.num_envs
         if seed is not None:
@@ -84,15 +88,14 @@ class MetaCarVectorEnv(SnapshotMixin, VectorEnv):
             seeds = self.np_random.integers(2**63, size=n)
             self.core.set_keys(self.xp.arange(n), np.array([key_from_seed(int(s)) for s in seeds], dtype=np.uint64))
             self._keyed = True
-        shuffle = self.shuffle_on_reset
-        if options and "shuffle" in options:
-            shuffle = normalise_shuffle(options["shuffle"])
         self.core.reset(None, shuffle=shuffle)
         self.steps[:] = 0
         self._needs_reset[:] = False
         return self.core.observation(self.observation_kind), self._infos()
 
     def step(self, actions: Any):
+        """Advance every world one step: ``(obs, reward, terminated, truncated, infos)``, autoresetting
+        the worlds that ended on the previous step."""
         xp = self.xp
         core = self.core
         actions = self._check_actions(actions)
@@ -128,6 +131,7 @@ class MetaCarVectorEnv(SnapshotMixin, VectorEnv):
         return self._renderer.render(world=0, step=int(self.steps[0]), reward=float(self.core.reward[0]))
 
     def close_extras(self, **kwargs):
+        """Close the renderer, if any (``close()`` calls this)."""
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None

@@ -320,6 +320,30 @@ def test_bad_options_raise():
         MetaCarEnv("level1", motion="fly")
 
 
+@pytest.mark.parametrize("make", [lambda **kw: MetaCarEnv("level1", **kw),
+                                  lambda **kw: MetaCarVectorEnv(2, level="level1", **kw)])
+def test_max_steps_must_be_a_non_negative_int(make):
+    # A negative limit used to mean "no limit" (``if max_steps``), a float was truncated silently.
+    for bad in (-1, 2.5, "800", True):
+        with pytest.raises(ValueError, match="max_steps must be a positive int"):
+            make(max_steps=bad)
+    assert make(max_steps=None).max_steps == make(max_steps=0).max_steps == 0  # no limit, as documented
+    assert make(max_steps=np.int64(30)).max_steps == 30
+
+
+@pytest.mark.parametrize("make", [lambda: MetaCarEnv("level1"), lambda: MetaCarVectorEnv(2, level="level1")])
+def test_unknown_reset_options_raise(make):
+    # Unknown keys used to be ignored silently (CartPole and Snake refuse them).
+    env = make()
+    with pytest.raises(ValueError, match=r"unknown metacar reset option\(s\) \['shufle'\]; valid: \['shuffle'\]"):
+        env.reset(seed=0, options={"shufle": "all"})
+    with pytest.raises(ValueError, match="shuffle_on_reset must be"):
+        env.reset(seed=0, options={"shuffle": "some"})
+    plain, _ = env.reset(seed=3)
+    shuffled, _ = env.reset(seed=3, options={"shuffle": "agent"})
+    assert not np.array_equal(plain, shuffled)  # the known option still works
+
+
 @pytest.mark.parametrize("motion", ["basic", "control"])
 def test_vector_env_equals_single_envs(motion):
     n = 4
