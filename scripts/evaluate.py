@@ -3,8 +3,9 @@
     python scripts/evaluate.py runs/cartpole_ppo-s0-20250101-120000 --episodes 50
     python scripts/evaluate.py RUN_DIR --render      # watch it in a pygame window
 
-Prints the mean, spread and per-episode returns; ``--render`` plays the episodes one by one in the
-env's ``"human"`` render mode instead of in a batch.
+Prints the mean, standard deviation, min and max of the returns; ``--render`` plays the episodes one
+by one in the env's ``"human"`` render mode instead of in a batch and prints each one's return. An
+episode is cut after ``--max-steps`` steps (default 100,000), so one that never ends cannot hang.
 """
 
 from __future__ import annotations
@@ -26,26 +27,35 @@ from agents.runner import CheckpointError, evaluate, load_agent  # noqa: E402
 from rl import backend  # noqa: E402
 from rl.experiment import ConfigError  # noqa: E402
 
+MAX_STEPS = 100_000  # steps after which an episode is cut (runner.evaluate's default)
 
-def render_episodes(agent: Agent, episodes: int, seed: int) -> list[float]:
-    """Play ``episodes`` episodes one at a time in a window; returns their returns."""
+
+def render_episodes(agent: Agent, episodes: int, seed: int, max_steps: int = MAX_STEPS) -> list[float]:
+    """Play ``episodes`` episodes one at a time in a window; returns their returns.
+
+    An episode still running after ``max_steps`` steps is cut there (an env made with
+    ``max_steps = None`` never truncates, and a good agent never fails).
+    """
     import gymnasium as gym  # noqa: PLC0415
 
     import envs  # noqa: F401, PLC0415
 
     env = gym.make(agent.experiment.env_id, render_mode="human", **agent.experiment.env)
     returns = []
-    for k in range(episodes):
-        obs, _ = env.reset(seed=seed + k)
-        total, done = 0.0, False
-        while not done:
-            action = agent.act(np.asarray(obs)[None], deterministic=True)[0]
-            obs, reward, terminated, truncated, _ = env.step(action.item() if action.ndim == 0 else action)
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-        print(f"episode {k + 1}: return {total:.1f}")
-    env.close()
+    try:
+        for k in range(episodes):
+            obs, _ = env.reset(seed=seed + k)
+            total, done, steps = 0.0, False, 0
+            while not done and steps < max_steps:
+                action = agent.act(np.asarray(obs)[None], deterministic=True)[0]
+                obs, reward, terminated, truncated, _ = env.step(action.item() if action.ndim == 0 else action)
+                total += float(reward)
+                steps += 1
+                done = terminated or truncated
+            returns.append(total)
+            print(f"episode {k + 1}: return {total:.1f}" + ("" if done else f" (cut at {max_steps} steps)"))
+    finally:
+        env.close()
     return returns
 
 
@@ -63,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default="best", choices=["best", "latest"], help="which checkpoint")
     parser.add_argument("--seed", type=int, help="env seed (default: the run's seed + 1,000,000)")
     parser.add_argument("--render", action="store_true", help="show the episodes in a window")
+    parser.add_argument("--max-steps", type=_positive_int, default=MAX_STEPS,
+                        help=f"cut an episode after this many steps (default {MAX_STEPS:,})")
     parser.add_argument("--device", choices=["cpu", "gpu", "auto"],
                         help="array backend (default: the run's own; --device cpu evaluates a GPU run anywhere)")
     args = parser.parse_args(argv)
@@ -76,13 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     seed = agent.experiment.seed + 1_000_000 if args.seed is None else args.seed
     if args.render:
-        returns = render_episodes(agent, args.episodes, seed)
+        returns = render_episodes(agent, args.episodes, seed, args.max_steps)
         print(f"mean return {np.mean(returns):.1f} over {len(returns)} episodes")
         return 0
-    result = evaluate(agent, episodes=args.episodes, seed=seed)
+    result = evaluate(agent, episodes=args.episodes, seed=seed, max_steps=args.max_steps)
+    cut = f", {result['unfinished']} cut at {args.max_steps} steps" if result["unfinished"] else ""
     print(f"{args.run_dir} ({args.checkpoint}, {result['env_steps']} training steps): mean return "
           f"{result['mean_return']:.1f} +- {result['std_return']:.1f} (min {result['min_return']:.1f}, "
-          f"max {result['max_return']:.1f}) over {result['episodes']} episodes")
+          f"max {result['max_return']:.1f}) over {result['episodes']} episodes{cut}")
     return 0
 
 
