@@ -32,7 +32,6 @@ the target network each run once per batch, and the target sync copies arrays in
 from __future__ import annotations
 
 import json
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +42,7 @@ from agents.base import Agent as BaseAgent
 from agents.base import ExperimentConfig, Hooks, make_vec_env
 from agents.networks import conv_q_network, mlp
 from agents.replay import ReplayBuffer
+from agents.runner import Stopwatch
 from rl import backend, losses
 from rl import functional as F
 from rl import random as rl_random
@@ -84,7 +84,7 @@ class Config:
     eval_epsilon: float = 0.0  # epsilon of act(deterministic=False)
     # --- collection and logging
     num_envs: int = 1  # worlds stepped together by the vector env
-    log_every_steps: int = 1_000  # frames between loss/epsilon/sps records
+    log_every_steps: int = 1_000  # frames between loss/epsilon/sps/time_s records
 
     def __post_init__(self) -> None:
         if self.network not in ("cnn", "mlp"):
@@ -273,7 +273,7 @@ class Agent(BaseAgent):
         obs = self._obs
         loss = None
         next_log = (self.env_steps // cfg.log_every_steps + 1) * cfg.log_every_steps
-        t0, steps0 = time.perf_counter(), self.env_steps
+        watch = Stopwatch(self.env_steps)
 
         while self.env_steps < total_steps and not hooks.stop_requested:
             # 1. collect one step of every world
@@ -309,8 +309,8 @@ class Agent(BaseAgent):
                 self.sync_target()
 
             if self.env_steps >= next_log:
-                sps = (self.env_steps - steps0) / max(time.perf_counter() - t0, 1e-9)
-                record = {"env_steps": self.env_steps, "epsilon": self.epsilon, "updates": self.updates, "sps": sps}
+                record = {"env_steps": self.env_steps, "epsilon": self.epsilon, "updates": self.updates,
+                          "sps": watch.lap(self.env_steps), "time_s": watch.elapsed()}
                 if loss is not None:
                     record["loss"] = float(loss.item())
                 hooks.log(record)

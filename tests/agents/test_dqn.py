@@ -146,6 +146,17 @@ def test_collection_skips_autoreset_steps_and_counts_frames():
     assert np.all((np.abs(final[:, 0]) > 2.4) | (np.abs(final[:, 2]) > 12 * 2 * math.pi / 360))
 
 
+def test_progress_records_carry_the_wall_clock_keys_of_every_agent():
+    # PPO, REINFORCE and DDPG log sps and time_s (runner.WALL_CLOCK_KEYS); DQN logged sps only.
+    agent = cartpole_agent(learning_starts=10_000, log_every_steps=100)
+    hooks = FakeHooks()
+    agent.learn(400, hooks)
+    progress = [r for r in hooks.records if "updates" in r]
+    assert [r["env_steps"] for r in progress] == [100, 200, 300, 400]
+    assert all(r["sps"] > 0 and r["time_s"] > 0 for r in progress)
+    assert [r["time_s"] for r in progress] == sorted(r["time_s"] for r in progress)
+
+
 def test_target_sync_copies_online_weights_in_place():
     agent = cartpole_agent(learning_starts=100, train_freq=50, gradient_steps=5, target_update_interval=10_000)
     target_arrays = list(agent.target_net.state_dict().values())
