@@ -39,6 +39,8 @@ def parse_seeds(text: str) -> list[int]:
                 seeds.append(int(part))
     except ValueError:
         raise SystemExit(f"--seeds: expected e.g. 0-4 or 0,1,2, got {text!r}") from None
+    if not seeds:  # "4-0" or "," would run nothing and report success
+        raise SystemExit(f"--seeds {text!r} names no seed; a range goes low-high, e.g. 0-4")
     return seeds
 
 

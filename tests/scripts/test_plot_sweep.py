@@ -1,11 +1,22 @@
-"""scripts/plot.py draws a PNG; scripts/sweep.py runs seeds in parallel and summarizes them."""
+"""scripts/plot.py draws a PNG; scripts/sweep.py runs seeds in parallel and summarizes them; scripts/main_job.py
+plots the run it trained."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(f"_script_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_config(tmp_path):
@@ -50,3 +61,44 @@ def test_plot_refuses_a_directory_that_is_not_a_run(tmp_path):
     proc = subprocess.run([sys.executable, "scripts/plot.py", str(tmp_path)], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
     assert proc.returncode == 1 and "not a run directory" in proc.stderr
+
+
+def test_plot_window_must_be_positive(tmp_path, capsys):
+    # --window 0 used to end in a traceback from np.convolve ("v cannot be empty").
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.toml").write_text('[experiment]\nname = "x"\n')
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"env_steps": 10 * i, "episode_return": float(i)}) + "\n"
+                                               for i in range(1, 4)))
+    plot = _script("plot")
+    with pytest.raises(SystemExit) as exc:
+        plot.main([str(run), "--window", "0", "--out", str(tmp_path / "c.png")])
+    assert exc.value.code == 2 and "--window: must be at least 1" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="window must be at least 1"):
+        plot.plot([str(run)], tmp_path / "c.png", window=0)
+    steps, smooth = plot.episode_curve(plot.RunDir(run), window=2)
+    assert steps.tolist() == [10, 20, 30] and smooth.tolist() == [1.0, 1.5, 2.5]
+
+
+@pytest.mark.parametrize("text", ["4-0", ",", ""])
+def test_sweep_refuses_seeds_that_name_no_seed(text):
+    # "4-0" used to start zero jobs and report success.
+    with pytest.raises(SystemExit, match="names no seed"):
+        _script("sweep").parse_seeds(text)
+    assert _script("sweep").parse_seeds("0-2,5") == [0, 1, 2, 5]
+
+
+def test_main_job_plots_the_run_it_trained(tmp_path, monkeypatch, capsys):
+    # The run used to be found by the config's file name: with another experiment.name it picked an older run
+    # (here one without a config, so plotting it failed) or none at all.
+    main_job = _script("main_job")
+    config = tiny_config(tmp_path)
+    monkeypatch.setattr(main_job, "CONFIG", config)
+    monkeypatch.setattr(main_job, "ROOT", tmp_path)
+    runs = tmp_path / "runs"
+    stale = runs / f"{config.stem}-s0-20000101-000000"
+    stale.mkdir(parents=True)
+    assert main_job.main(["--runs-dir", str(runs), "--set", 'experiment.name="renamed"']) == 0
+    (new,) = [p for p in runs.iterdir() if p != stale]
+    assert new.name.startswith("renamed-s0-") and (new / "curve.png").stat().st_size > 5000
+    assert f"--agent {new}" in capsys.readouterr().out
