@@ -36,6 +36,7 @@ def palette_rect(pg, index: int, map_w: int):
 
 
 def draw(pg, screen, editor: LevelEditor, selected: str, status: str, font) -> None:
+    """One frame: the map with its cars, the palette (``selected`` framed) and the status line."""
     from envs.metacar.core import place_on_tile
     from envs.metacar.level import quantised_orientation
     from envs.metacar.render import AGENT_COLOUR, BOT_COLOUR, draw_background, draw_car, draw_tile
@@ -71,6 +72,7 @@ def draw(pg, screen, editor: LevelEditor, selected: str, status: str, font) -> N
 
 
 def screen_size(editor: LevelEditor) -> tuple[int, int]:
+    """Window size in px ``(width, height)``: the map, the palette beside it, the status line below."""
     palette_h = 8 + ((len(PALETTE) + PALETTE_COLS - 1) // PALETTE_COLS) * (TILE_PX + 8)
     return editor.cols * TILE_PX + PALETTE_W, max(editor.rows * TILE_PX, palette_h) + STATUS_H
 
@@ -108,7 +110,7 @@ def run(editor: LevelEditor, path: Path, headless_frames: int | None = None) -> 
                 elif event.key == pg.K_s:
                     try:
                         status = f"saved {editor.save(path)}"
-                    except LevelError as exc:
+                    except (LevelError, OSError) as exc:  # e.g. a missing folder: keep editing, say why
                         status = f"not saved: {exc}"
             elif event.type == pg.MOUSEBUTTONDOWN:
                 mx, my = event.pos[0] // TILE_PX, event.pos[1] // TILE_PX
@@ -129,6 +131,15 @@ def run(editor: LevelEditor, path: Path, headless_frames: int | None = None) -> 
     return frames
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``"10x5"`` -> ``(10, 5)`` (columns, rows); anything else is a ``ValueError`` quoting ``--size``."""
+    try:
+        cols, rows = (int(v) for v in text.lower().split("x"))
+    except ValueError:  # "10", "10x5x2", "tenx5": int() and unpacking both raise ValueError
+        raise ValueError(f"--size must look like COLSxROWS, e.g. 10x5, got {text!r}") from None
+    return cols, rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("file", nargs="?", default="mylevel.json", help="level JSON to edit and save (S key)")
@@ -145,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif path.is_file():
             editor = LevelEditor.from_level(path)
         else:
-            cols, rows = (int(v) for v in args.size.lower().split("x"))
+            cols, rows = parse_size(args.size)
             editor = LevelEditor.new(cols, rows)
     except (LevelError, ValueError) as exc:
         print(f"edit_level: {exc}", file=sys.stderr)

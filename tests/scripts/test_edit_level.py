@@ -97,3 +97,40 @@ def test_edit_level_script_headless_and_play(tmp_path):
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "edit_level.py"), str(bad),
                           "--headless-frames", "1"], capture_output=True, text=True, env=ENV, timeout=60, cwd=ROOT)
     assert res.returncode == 2 and "row 0, column 1" in res.stderr and np.isscalar(res.returncode)
+
+
+def _edit_level_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_script_edit_level", ROOT / "scripts" / "edit_level.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_saving_where_it_cannot_write_keeps_the_editor_open(tmp_path, monkeypatch):
+    # S with a path in a missing folder used to end the editor with an OSError traceback, losing the edits.
+    pg = pytest.importorskip("pygame")
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    script = _edit_level_script()
+    keys = [[pg.event.Event(pg.KEYDOWN, key=pg.K_s)]]
+    monkeypatch.setattr(pg.event, "get", lambda: keys.pop() if keys else [])
+    statuses = []
+    draw = script.draw
+
+    def draw_and_record(pg_, screen, editor, selected, status, font):
+        statuses.append(status)
+        draw(pg_, screen, editor, selected, status, font)
+
+    monkeypatch.setattr(script, "draw", draw_and_record)
+    editor = LevelEditor.from_level("level1")
+    assert script.run(editor, tmp_path / "missing" / "x.json", headless_frames=2) == 2
+    assert statuses[0].startswith("not saved:") and "missing" in statuses[0]
+
+
+def test_size_must_be_cols_x_rows(capsys):
+    script = _edit_level_script()
+    assert script.parse_size("12X6") == (12, 6)
+    for bad in ("10", "10x5x2", "tenx5"):
+        assert script.main([f"--size={bad}", "--headless-frames", "1", "new.json"]) == 2
+        assert "--size must look like COLSxROWS" in capsys.readouterr().err
