@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -369,7 +370,10 @@ def collect_camera(camera: CameraFrames, cache: EmbeddingCache) -> tuple[np.ndar
 
 
 def run(cfg: dict, frames: int, headless: bool, screenshot: str | None = None, verbose: bool = True) -> dict:
-    """Collect, train, play; returns the play statistics plus ``train_loss``."""
+    """Collect, train, play ``frames`` steps (0: until the window closes); returns the play statistics plus
+    ``train_loss``. A headless run needs ``frames`` > 0: it has no window to close."""
+    if frames < 0 or (headless and frames == 0):
+        raise ValueError(f"frames must be {'> 0 in a headless run' if headless else '>= 0'}, got {frames}")
     g, seed = cfg["gesture"], cfg["experiment"].seed
     backbone = mobilenet_v2(weights=None if g.weights == "random" else g.weights, cut_at="embedding",
                             input_shape=(g.image_size, g.image_size, 3))
@@ -425,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.source:
         overrides.append(f'gesture.source="{args.source}"')
     if args.folder:
-        overrides.append(f"gesture.folder='{Path(args.folder)}'")
+        # a TOML string: JSON escapes quotes and backslashes the way TOML reads them
+        overrides.append(f"gesture.folder={json.dumps(str(Path(args.folder)), ensure_ascii=False)}")
     try:
         cfg = load_config(args.config, overrides)
         frames = cfg["play"].frames if args.frames is None else args.frames

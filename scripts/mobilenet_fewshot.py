@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,8 @@ METHODS = ("mobilenet+head", "pixels+head", "cnn-scratch")
 
 @dataclasses.dataclass
 class DataConfig:
+    """The ``[data]`` table: which images, how they are split and sized."""
+
     image_folder: str = ""  # empty: sklearn digits 5-9
     test_fraction: float = 0.3
     max_pool: int = 200  # training images kept (stratified) — "all" means these
@@ -50,6 +53,8 @@ class DataConfig:
 
 @dataclasses.dataclass
 class FewShotConfig:
+    """The ``[fewshot]`` table: the k values, the draws per k and the three learners' training."""
+
     shots: list[int] = dataclasses.field(default_factory=lambda: [1, 5, 10, 0])  # 0 = all
     repeats: int = 3  # random draws of the k images per class, averaged
     head_epochs: int = 100
@@ -59,9 +64,17 @@ class FewShotConfig:
     batch_size: int = 32
     weights: str = "imagenet"  # or a .pth path, or "random" (untrained backbone, for smoke tests)
 
+    def __post_init__(self) -> None:
+        if any(k < 0 for k in self.shots):  # a negative k sliced "all but |k|" images per class
+            raise ValueError(f"shots must be >= 0 (0 = all), got {self.shots}")
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be at least 1, got {self.repeats}")
+
 
 @dataclasses.dataclass
 class ExperimentConfig:
+    """The ``[experiment]`` table: the seed of the split, the draws and the weights."""
+
     seed: int = 0
 
 
@@ -79,8 +92,8 @@ def load_task(data: DataConfig, seed: int):
     """Images, labels and the split.
 
     Returns ``((row_of, big), small, labels, classes, train_idx, test_idx)``: ``big`` holds the
-    224x224x3 ImageNet-normalized images that are used (``row_of[i]`` is image ``i``'s row), ``small``
-    every image as ``(N, s, s, 1)`` grey in [0, 1], ``labels (N,)``.
+    ``(image_size, image_size, 3)`` ImageNet-normalized images that are used (``row_of[i]`` is image
+    ``i``'s row), ``small`` every image as ``(N, small_size, small_size, 1)`` grey in [0, 1], ``labels (N,)``.
     """
     if data.image_folder:
         big_set = load_image_folder(data.image_folder, image_size=data.image_size, preprocess=True)
@@ -210,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = list(args.overrides)
     if args.image_folder:
-        overrides.append(f"data.image_folder={args.image_folder!r}")
+        # a TOML string: JSON escapes quotes and backslashes the way TOML reads them
+        overrides.append(f"data.image_folder={json.dumps(args.image_folder, ensure_ascii=False)}")
     try:
         cfg = load_config(args.config, overrides)
         run(cfg, Path(args.out))

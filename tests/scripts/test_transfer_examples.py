@@ -158,3 +158,46 @@ def test_classify_prints_the_top5(real_weights, tmp_path, capsys):
     assert len(lines) == 5
     assert any(cat in lines[0] for cat in ("tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat"))
     assert mod.main([str(tmp_path / "missing.png"), "--weights", str(real_weights)]) == 2
+
+
+def test_gesture_headless_run_needs_a_positive_frame_count(monkeypatch, capsys):
+    # A headless run with --frames 0 ("until the window closes") or a negative count used to play forever.
+    mod = _script("gesture_control")
+    played = []
+    monkeypatch.setattr(mod, "play", lambda cfg, cache, head, it, synth, frames, *rest: played.append(frames) or {})
+    for frames in ("0", "-3"):
+        assert mod.main(["--headless", "--frames", frames, "--set", "gesture.weights='random'",
+                         "--set", "gesture.image_size=32", "--set", "gesture.samples_per_class=2"]) == 2
+        assert "frames must be > 0 in a headless run" in capsys.readouterr().err
+    assert played == []
+
+
+def test_folder_paths_with_quotes_and_backslashes_reach_the_loaders(tmp_path, capsys, monkeypatch):
+    # The folder went into a TOML override as '...' (gesture) or a Python repr (few-shot): a quote or a
+    # backslash in the path made it a TOML syntax error or another path.
+    folder = tmp_path / "it's \"my\" \\ folder"
+    (folder / "up").mkdir(parents=True)
+    gesture = _script("gesture_control")
+    assert gesture.main(["--headless", "--source", "folder", "--folder", str(folder), "--frames", "2",
+                         "--set", "gesture.weights='random'", "--set", "gesture.image_size=32"]) == 2
+    assert f"class folder {folder / 'up'} has no image files" in capsys.readouterr().err  # the right folder
+    fewshot = _script("mobilenet_fewshot")
+    seen = []
+    original = fewshot.load_config
+
+    def load_config(path, overrides):
+        cfg = original(path, overrides)
+        seen.append(cfg["data"].image_folder)
+        raise fewshot.ConfigError("stop here")
+
+    monkeypatch.setattr(fewshot, "load_config", load_config)
+    assert fewshot.main(["--image-folder", str(folder)]) == 2
+    assert seen == [str(folder)]
+
+
+def test_fewshot_refuses_negative_shots_and_no_repeats(tmp_path, capsys):
+    mod = _script("mobilenet_fewshot")
+    assert mod.main(["--out", str(tmp_path), "--set", "fewshot.shots=[1, -2]"]) == 2
+    assert "shots must be >= 0" in capsys.readouterr().err
+    assert mod.main(["--out", str(tmp_path), "--set", "fewshot.repeats=0"]) == 2
+    assert "repeats must be at least 1" in capsys.readouterr().err
