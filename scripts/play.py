@@ -30,7 +30,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-# name: (env id, controls module); MetaCar is imported only when asked for.
+# name: (env id, controls module); a game's controls are imported only when it is played.
 GAMES = {
     "cartpole": ("envs/CartPole-v1", "envs.cartpole.controls"),
     "snake": ("envs/Snake-v0", "envs.snake.controls"),
@@ -74,10 +74,7 @@ def make_env(game: str, render_mode: str = "human", **env_kwargs: Any) -> tuple[
 
     import envs  # noqa: F401, PLC0415 - registers the ids
 
-    try:
-        human_action = importlib.import_module(controls).human_action
-    except ModuleNotFoundError as exc:
-        raise SystemExit(f"{game} is not available yet ({exc}); try cartpole or snake") from exc
+    human_action = importlib.import_module(controls).human_action
     return gym.make(env_id, render_mode=render_mode, **env_kwargs), human_action
 
 
@@ -194,6 +191,7 @@ def load_agent_policy(run_dir: str, tag: str) -> tuple[Any, dict[str, Any], str]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; ``env_kwargs`` holds the options of the chosen game (another game's option is an error)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("game", choices=sorted(GAMES))
     p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
@@ -202,7 +200,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fps", type=float, default=None, help="frames per second (default: the env's render_fps)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--agent", metavar="RUN_DIR", default=None, help="let this run's trained agent play")
-    p.add_argument("--tag", default="best", help="which checkpoint of --agent: best (default) or latest")
+    p.add_argument("--tag", default="best", choices=["best", "latest"],
+                   help="which checkpoint of --agent: best (default) or latest")
     cp = p.add_argument_group("cartpole")
     cp.add_argument("--variant", default=None, help="gym (default) or book")
     sn = p.add_argument_group("snake")
@@ -244,6 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if env_id != GAMES[args.game][0]:
             print(f"play.py: {args.agent} trained on {env_id!r}, not {args.game}", file=sys.stderr)
             return 2
+        # The run's [env] table was written for its vector env: `device` (where a batch of worlds runs) has
+        # no single-env counterpart, and the window plays one world on the host.
+        run_env_kwargs.pop("device", None)
         env_kwargs = {**run_env_kwargs, **env_kwargs}
 
         def policy(obs: Any) -> Any:

@@ -61,3 +61,23 @@ def test_overlay_draws_bars_and_highlights_the_action():
     blank = pygame.Surface((400, 300))
     play.draw_overlay(blank, {"other": 1}, 0)
     assert not pygame.surfarray.array3d(blank).any()
+
+
+def test_tag_must_name_a_checkpoint(cartpole_run):
+    out = subprocess.run([sys.executable, str(PLAY), "cartpole", "--agent", str(cartpole_run), "--tag", "bset"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "invalid choice: 'bset'" in out.stderr
+
+
+def test_a_run_whose_env_table_names_the_vector_device_plays(cartpole_run, tmp_path):
+    # [env] device = "cpu" (a vector-env option) used to be passed to the single env: "cannot make cartpole".
+    import shutil
+
+    run = tmp_path / cartpole_run.name
+    shutil.copytree(cartpole_run, run)
+    config = (run / "config.toml").read_text()
+    assert "[env]\n" in config
+    (run / "config.toml").write_text(config.replace("[env]\n", '[env]\ndevice = "cpu"\n', 1))
+    out = subprocess.run([sys.executable, str(PLAY), "cartpole", "--agent", str(run), "--headless", "--frames", "30"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
