@@ -289,8 +289,8 @@ class DDPG(BaseAgent):
 
     # ------------------------------------------------------------------------------ learning
     def learn(self, total_steps: int, hooks: Hooks) -> None:
+        """Collect, adapt the noise and update until ``env_steps >= total_steps`` or ``hooks.stop_requested``."""
         c = self.config
-        xp = backend.current().xp
         if self._obs is None:
             # A fresh run starts at the experiment seed; a resume without env state at a new, fixed one.
             self._obs, _ = self.envs.reset(seed=self.experiment.seed + self.env_steps)
@@ -299,7 +299,7 @@ class DDPG(BaseAgent):
         while self.env_steps < total_steps and not hooks.stop_requested:
             # 1. collect: one step of every world with its behaviour policy.
             obs = self._obs
-            actions = self._behaviour_actions(xp.asarray(obs))
+            actions = self._behaviour_actions(backend.to_device(obs))
             next_obs, reward, terminated, truncated, info = self.envs.step(self._to_env(actions))
             reward, terminated, truncated = (np.asarray(backend.to_numpy(v)) for v in (reward, terminated, truncated))
             real = ~self._prev_done  # the step after an episode end is the env's reset, not a transition
@@ -388,6 +388,7 @@ class DDPG(BaseAgent):
 
     # ------------------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
+        """Networks, optimizer moments, replay memory, noise state, the RNG stream, counters and the envs' state."""
         state: dict[str, Any] = {
             "actor": dict(self.actor.state_dict()), "critic": dict(self.critic.state_dict()),
             "actor_target": dict(self.actor_target.state_dict()),
@@ -410,6 +411,8 @@ class DDPG(BaseAgent):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; a missing part is a ``KeyError``, perturbed actors of another shape a
+        ``ValueError`` (the runner names the checkpoint for both)."""
         for name in ("actor", "critic", "actor_target", "critic_target"):
             getattr(self, name).load_state_dict(state[name])
         self.actor_opt.load_state_dict(state["actor_opt"])

@@ -40,6 +40,8 @@ N_FEATURE_LAYERS = 7  # conv, relu, conv, relu, max-pool, dropout, flatten (inde
 
 @dataclasses.dataclass
 class BaseConfig:
+    """The ``[base]`` table: the CNN and its training on the digits 0-4."""
+
     epochs: int = 5  # the Keras script's default
     batch_size: int = 128
     lr: float = 1e-3  # Keras Adam's default (the script passes optimizer='adam')
@@ -50,6 +52,8 @@ class BaseConfig:
 
 @dataclasses.dataclass
 class RetrainConfig:
+    """The ``[retrain]`` table: training on the digits 5-9, and which of the three modes to run."""
+
     epochs: int = 10  # the demo's default in the epochs field
     batch_size: int = 128
     lr: float = 0.01  # tf.train.adam(0.01) in index.js
@@ -58,13 +62,17 @@ class RetrainConfig:
 
 @dataclasses.dataclass
 class DataConfig:
+    """The ``[data]`` table: image side, held-out fraction and training-set cap."""
+
     image_size: int = 28
     test_fraction: float = 0.3  # of each digit, held out for validation
-    max_train: int = 0  # 0 = all; the demo keeps 1024 of the 5-9 set (sklearn has ~630 after the split)
+    max_train: int = 0  # 0 = all; else keep this many of each training set (0-4 and 5-9; the demo keeps 1024)
 
 
 @dataclasses.dataclass
 class ExperimentConfig:
+    """The ``[experiment]`` table: the seed of the splits, the weights and the batches."""
+
     seed: int = 0
 
 
@@ -102,7 +110,8 @@ def build_cnn(cfg: BaseConfig, image_size: int, num_classes: int = 5) -> rl.Sequ
 
 
 def split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, max_train: int = 0):
-    """Stratified train/test split; ``max_train`` > 0 keeps that many training samples."""
+    """Stratified train/test split of ``x (N, ...)``, ``y (N,)``; ``max_train`` > 0 keeps that many training
+    samples (the first in dataset order)."""
     tr, te = split_indices(y, fraction, seed)
     if max_train:
         tr = tr[:max_train]

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 import rl
+from rl import backend
 from rl.experiment import ConfigError, apply_overrides, dataclass_from_dict, load_toml
 from rl.layers import Dense
 from transfer.api import EmbeddingCache
@@ -54,6 +55,8 @@ CONTROLS = ("up", "down", "left", "right")  # the book's ui.js CONTROLS, labels 
 
 @dataclasses.dataclass
 class GestureConfig:
+    """The ``[gesture]`` table: where the labelled frames come from and the backbone that embeds them."""
+
     source: str = "synthetic"  # camera | folder | synthetic
     folder: str = ""  # for source = "folder": subfolders up/ down/ left/ right/
     samples_per_class: int = 20  # frames collected per direction (synthetic)
@@ -63,6 +66,8 @@ class GestureConfig:
 
 @dataclasses.dataclass
 class HeadConfig:
+    """The ``[head]`` table: the classifier trained on the embeddings (the book's defaults)."""
+
     hidden_units: int = 100  # the book's default
     lr: float = 1e-3  # the book offers 1e-5 .. 3e-2 (default 1e-4, with 12,544 inputs)
     batch_fraction: float = 0.4  # the book's default: batch = floor(N * fraction)
@@ -71,6 +76,8 @@ class HeadConfig:
 
 @dataclasses.dataclass
 class PlayConfig:
+    """The ``[play]`` table: how long and how fast Snake is played, and its board side in tiles."""
+
     frames: int = 300  # game steps before stopping (0 = until the window closes)
     fps: float = 5.0  # game steps per second in a window (unlimited when headless)
     board: int = 9
@@ -78,6 +85,8 @@ class PlayConfig:
 
 @dataclasses.dataclass
 class ExperimentConfig:
+    """The ``[experiment]`` table: the seed of the frames, the head and the game."""
+
     seed: int = 0
 
 
@@ -117,6 +126,7 @@ class SyntheticFrames:
         self._grid = (yy.astype(np.float32), xx.astype(np.float32))
 
     def frame(self, label: int) -> np.ndarray:
+        """One uint8 ``(size, size, 3)`` frame gesturing ``CONTROLS[label]``."""
         s, rng = self.size, self.rng
         base = rng.uniform(40, 90, 3)
         img = base + rng.normal(0, 12, (s, s, 3))
@@ -129,6 +139,7 @@ class SyntheticFrames:
         return np.clip(img, 0, 255).astype(np.uint8)
 
     def collect(self, per_class: int) -> tuple[np.ndarray, np.ndarray]:
+        """``per_class`` frames per direction: uint8 ``(4 * per_class, size, size, 3)``, labels ``(4 * per_class,)``."""
         labels = np.repeat(np.arange(len(CONTROLS)), per_class)
         return np.stack([self.frame(int(c)) for c in labels]), labels
 
@@ -149,9 +160,11 @@ class FolderFrames:
         self.rng = np.random.default_rng(seed)
 
     def collect(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every image, uint8 ``(N, size, size, 3)``, and its label ``(N,)`` (0-3 in ``CONTROLS`` order)."""
         return self.images, self.labels
 
     def play_frames(self) -> Iterator[tuple[np.ndarray, int]]:
+        """Endless ``(frame, label)`` pairs: the images in a new seeded order each pass."""
         while True:
             for i in self.rng.permutation(len(self.images)):
                 yield self.images[i], int(self.labels[i])
@@ -173,6 +186,7 @@ class CameraFrames:
         self.size = size
 
     def grab(self) -> np.ndarray:
+        """The current camera frame, center-cropped to a square and resized: uint8 ``(size, size, 3)``."""
         import pygame
 
         surf = self.cam.get_image()
@@ -185,6 +199,7 @@ class CameraFrames:
         return np.asarray(Image.fromarray(arr).resize((self.size, self.size), Image.BILINEAR), dtype=np.uint8)
 
     def close(self) -> None:
+        """Stop the camera."""
         self.cam.stop()
 
 
@@ -219,7 +234,7 @@ def wanted_direction_towards_fruit(env: Any) -> int:
 
     core = env.unwrapped.core
     hy, hx = int(core.head_y[0]), int(core.head_x[0])
-    fruit = np.flatnonzero(backend_np(core.fruit[0]))
+    fruit = np.flatnonzero(backend.to_numpy(core.fruit[0]))
     fy, fx = (int(fruit[0] // core.width), int(fruit[0] % core.width)) if len(fruit) else (hy, hx)
     label_dir = (UP, DOWN, LEFT, RIGHT)
     step = {UP: (-1, 0), DOWN: (1, 0), LEFT: (0, -1), RIGHT: (0, 1)}
@@ -232,12 +247,6 @@ def wanted_direction_towards_fruit(env: Any) -> int:
         return (int(blocked), abs(fy - ny) + abs(fx - nx))
 
     return min(range(len(CONTROLS)), key=score)
-
-
-def backend_np(a: Any) -> np.ndarray:
-    from rl import backend
-
-    return backend.to_numpy(a)
 
 
 def label_to_action(env: Any, label: int) -> int:
@@ -283,6 +292,7 @@ class GameWindow:
         return True
 
     def screenshot(self, path: str) -> None:
+        """Save the window's current picture (PNG by the file name)."""
         self.pygame.image.save(self.screen, path)
 
 
@@ -296,7 +306,7 @@ def play(cfg: dict, cache: EmbeddingCache, head: rl.Sequential, frames_iter: Any
     pc = cfg["play"]
     env = gym.make("envs/Snake-v0", height=pc.board, width=pc.board, render_mode="rgb_array")
     env.reset(seed=cfg["experiment"].seed)
-    window = GameWindow(cfg["gesture"].image_size if cfg["gesture"].image_size <= 320 else 320, env.render())
+    window = GameWindow(min(cfg["gesture"].image_size, 320), env.render())
     stats = {"steps": 0, "episodes": 1, "fruits": 0, "correct": 0, "known": 0}
     t_net = 0.0
     step = 0
