@@ -50,6 +50,7 @@ __all__ = [
     "atomic_write_text",
     "dataclass_from_dict",
     "dump_toml",
+    "load_tables",
     "load_toml",
     "parse_override",
     "versions",
@@ -262,6 +263,27 @@ def dataclass_from_dict(cls: type, data: Mapping[str, Any], where: str = "config
 
 
 # --------------------------------------------------------------------------------------- runs
+
+def load_tables(path: str | os.PathLike | None, overrides: list[str], tables: Mapping[str, type]) -> dict[str, Any]:
+    """A script's TOML config as one dataclass per table: read ``path`` (if any), apply ``--set`` overrides,
+    refuse tables not in ``tables`` and validate each with :func:`dataclass_from_dict`.
+
+    Args:
+        path: the TOML file, or None for all defaults.
+        overrides: ``table.key=value`` strings (values parsed as TOML).
+        tables: table name -> dataclass, e.g. ``{"experiment": ExperimentConfig, "data": DataConfig}``.
+    Returns:
+        ``{name: dataclass instance}`` for every name in ``tables`` (a missing table takes its defaults).
+    Raises:
+        ConfigError: naming the file and the unknown table, or the table and key (see ``dataclass_from_dict``).
+    """
+    where = str(path) if path else "config"
+    raw = apply_overrides(load_toml(path) if path else {}, overrides)
+    unknown = sorted(set(raw) - set(tables))
+    if unknown:
+        raise ConfigError(f"{where}: unknown table(s) {unknown}; valid: {sorted(tables)}")
+    return {name: dataclass_from_dict(cls, raw.get(name, {}), f"{where} [{name}]") for name, cls in tables.items()}
+
 def versions() -> dict[str, str]:
     """Versions of Python and the libraries a run depends on, for ``info.json``."""
     out = {"python": platform.python_version(), "platform": platform.platform()}

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import rl
-from rl.experiment import ConfigError, apply_overrides, dataclass_from_dict, load_toml
+from rl.experiment import ConfigError, load_tables
 from rl.layers import Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from transfer.data import load_digits, split_indices
 
@@ -78,13 +78,8 @@ class ExperimentConfig:
 
 def load_config(path: str | None, overrides: list[str]) -> dict:
     """Read the TOML (if any), apply ``--set`` overrides and validate each table; errors name the key."""
-    raw = load_toml(path) if path else {}
-    raw = apply_overrides(raw, overrides)
     tables = {"experiment": ExperimentConfig, "data": DataConfig, "base": BaseConfig, "retrain": RetrainConfig}
-    unknown = sorted(set(raw) - set(tables))
-    if unknown:
-        raise ConfigError(f"{path or 'config'}: unknown table(s) {unknown}; valid: {sorted(tables)}")
-    cfg = {k: dataclass_from_dict(cls, raw.get(k, {}), f"{path or 'config'} [{k}]") for k, cls in tables.items()}
+    cfg = load_tables(path, overrides, tables)
     bad = [m for m in cfg["retrain"].modes if m not in MODES]
     if bad:
         raise ConfigError(f"{path or 'config'} [retrain] modes: unknown {bad}; valid: {list(MODES)}")

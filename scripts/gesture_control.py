@@ -42,7 +42,7 @@ import numpy as np
 
 import rl
 from rl import backend
-from rl.experiment import ConfigError, apply_overrides, dataclass_from_dict, load_toml
+from rl.experiment import ConfigError, load_tables
 from rl.layers import Dense
 from transfer.api import EmbeddingCache
 from transfer.data import DataError, load_image_folder
@@ -92,12 +92,8 @@ class ExperimentConfig:
 
 def load_config(path: str | None, overrides: list[str]) -> dict:
     """Read the TOML (if any), apply overrides, validate each table (errors name the key)."""
-    raw = apply_overrides(load_toml(path) if path else {}, overrides)
     tables = {"experiment": ExperimentConfig, "gesture": GestureConfig, "head": HeadConfig, "play": PlayConfig}
-    unknown = sorted(set(raw) - set(tables))
-    if unknown:
-        raise ConfigError(f"{path or 'config'}: unknown table(s) {unknown}; valid: {sorted(tables)}")
-    cfg = {k: dataclass_from_dict(cls, raw.get(k, {}), f"{path or 'config'} [{k}]") for k, cls in tables.items()}
+    cfg = load_tables(path, overrides, tables)
     if cfg["gesture"].source not in ("camera", "folder", "synthetic"):
         raise ConfigError(f"[gesture] source {cfg['gesture'].source!r}; valid: 'camera', 'folder', 'synthetic'")
     if cfg["gesture"].source == "folder" and not cfg["gesture"].folder:

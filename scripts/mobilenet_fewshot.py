@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import rl
-from rl.experiment import ConfigError, apply_overrides, dataclass_from_dict, load_toml
+from rl.experiment import ConfigError, load_tables
 from rl.layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
 from transfer.api import EmbeddingCache
 from transfer.data import DataError, digits_to_imagenet, load_digits, load_image_folder, split_indices
@@ -80,12 +80,8 @@ class ExperimentConfig:
 
 def load_config(path: str | None, overrides: list[str]) -> dict:
     """Read the TOML (if any), apply overrides, validate each table (errors name the key)."""
-    raw = apply_overrides(load_toml(path) if path else {}, overrides)
     tables = {"experiment": ExperimentConfig, "data": DataConfig, "fewshot": FewShotConfig}
-    unknown = sorted(set(raw) - set(tables))
-    if unknown:
-        raise ConfigError(f"{path or 'config'}: unknown table(s) {unknown}; valid: {sorted(tables)}")
-    return {k: dataclass_from_dict(cls, raw.get(k, {}), f"{path or 'config'} [{k}]") for k, cls in tables.items()}
+    return load_tables(path, overrides, tables)
 
 
 def load_task(data: DataConfig, seed: int):

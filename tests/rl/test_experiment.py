@@ -139,3 +139,26 @@ def test_unreadable_config_files_name_the_path(tmp_path):
     binary.write_bytes(b"\x80\x81 not text")
     with pytest.raises(ConfigError, match="weights.toml: not UTF-8 text"):
         load_toml(binary)
+
+
+def test_load_tables_validates_every_table_and_refuses_unknown_ones(tmp_path):
+    from rl.experiment import load_tables
+
+    @dataclasses.dataclass
+    class Data:
+        size: int = 28
+
+    @dataclasses.dataclass
+    class Head:
+        units: int = 64
+        dropout: float = 0.0
+
+    path = tmp_path / "t.toml"
+    path.write_text("[data]\nsize = 32\n")
+    cfg = load_tables(path, ["head.units=8"], {"data": Data, "head": Head})
+    assert cfg == {"data": Data(size=32), "head": Head(units=8)}
+    assert load_tables(None, [], {"data": Data}) == {"data": Data()}  # no file: every default
+    with pytest.raises(ConfigError, match=r"t.toml: unknown table\(s\) \['heads'\]; valid: \['data', 'head'\]"):
+        load_tables(path, ["heads.units=8"], {"data": Data, "head": Head})
+    with pytest.raises(ConfigError, match=r"t.toml \[head\]: unknown key 'unit'"):
+        load_tables(path, ["head.unit=8"], {"data": Data, "head": Head})
