@@ -40,7 +40,7 @@ class MetaCarVectorEnv(SnapshotMixin, VectorEnv):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 60, "autoreset_mode": AutoresetMode.NEXT_STEP}
-    _SNAPSHOT_ATTRS = ("steps", "_needs_reset", "_keyed")  # autoreset bookkeeping, saved beside the core
+    _SNAPSHOT_ATTRS = ("steps", "_needs_reset", "_keyed", "_reset_called")  # bookkeeping saved beside the core
 
     def __init__(self, num_envs: int = 1, level: str | Level = "level1", motion: str = "basic",
                  lidar: dict | None = None, observation: str = "linear", terminate_on_crash: bool = True,
@@ -68,6 +68,7 @@ class MetaCarVectorEnv(SnapshotMixin, VectorEnv):
         self.steps = xp.zeros(self.num_envs, dtype=xp.int64)
         self._needs_reset = xp.zeros(self.num_envs, dtype=bool)
         self._keyed = False
+        self._reset_called = False
         self._renderer = None
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
@@ -91,11 +92,14 @@ class MetaCarVectorEnv(SnapshotMixin, VectorEnv):
         self.core.reset(None, shuffle=shuffle)
         self.steps[:] = 0
         self._needs_reset[:] = False
+        self._reset_called = True
         return self.core.observation(self.observation_kind), self._infos()
 
     def step(self, actions: Any):
         """Advance every world one step: ``(obs, reward, terminated, truncated, infos)``, autoresetting
         the worlds that ended on the previous step."""
+        if not self._reset_called:  # the worlds have no keys or starts yet: every car would "crash" at once
+            raise RuntimeError("call reset() before step()")
         xp = self.xp
         core = self.core
         actions = self._check_actions(actions)

@@ -398,3 +398,15 @@ def test_human_action_mapping():
     assert human_action(keys(), env) == 4 and human_action(keys(pg.K_DOWN), env) == 3
     env = MetaCarEnv("level1", motion="control")
     np.testing.assert_allclose(human_action(keys(pg.K_UP, pg.K_LEFT), env), [1.0, -0.7])
+
+
+def test_every_env_refuses_a_step_before_reset():
+    # Before reset the worlds have no random keys or start poses: MetaCar's vector env used to "step" them
+    # and report a crash (-1) in every world. All three vector envs now say what is missing.
+    for env_id in ("envs/MetaCar-v0", "envs/CartPole-v1", "envs/Snake-v0"):
+        env = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point")
+        with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
+            env.step(np.zeros(2, dtype=np.int64))
+        env.reset(seed=0)
+        env.step(np.zeros(2, dtype=np.int64))  # fine once reset
+        env.close()
