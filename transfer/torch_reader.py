@@ -20,6 +20,13 @@ made, and tensors are copied out of their storages, so a corrupt or hostile file
 :class:`CheckpointFormatError` naming the file and the short storage or tensor, never an
 out-of-bounds read.
 
+A pickle can also ask for work rather than code: ``(t, t)`` nested 40 deep is a few hundred
+bytes, but hashing or printing it visits 2**40 nodes. So the unpickler is CPython's pure-Python
+one (``pickle._Unpickler``; its opcode table is the only place a hashing opcode can be checked),
+dict keys must be small tuples of plain values, error messages print pickled values through a
+bounded :func:`_brief`, ints are int64, and zip records must be stored uncompressed (as torch
+writes them), so no claimed size is larger than the file.
+
 Typical use::
 
     from transfer.torch_reader import load_state_dict
@@ -55,6 +62,12 @@ _ZIP_MAGIC = b"PK\x03\x04"
 # Largest tensor built from a smaller storage through zero strides (saved expand()ed tensors).
 _MAX_BROADCAST_BYTES = 1 << 32
 _PICKLE_PROTO2 = b"\x80\x02"
+# torch sizes, strides and offsets are int64; anything wider is corrupt (and too long to print).
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+# NumPy 1.x's limit (2.x allows 64); no real checkpoint comes near it.
+_MAX_NDIM = 32
+# Parts (counted with repeats) a tuple dict key may have: hashing visits each one.
+_MAX_KEY_PARTS = 64
 
 
 class CheckpointError(ValueError):
@@ -165,9 +178,37 @@ class _Callable(_Sealed):
         return self._fn(*args)
 
 
+def _brief(value: Any, depth: int = 3) -> str:
+    """A short repr of a pickled value for an error message.
+
+    ``repr`` itself is unsafe here: shared references make it exponential, and ints over 4300
+    digits refuse to print. Containers show their first few items, ``depth`` levels deep.
+    """
+    if type(value) is int and value.bit_length() > 64:
+        return f"<{value.bit_length()}-bit int>"
+    if isinstance(value, str | bytes | int | float | type(None)):
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+    if isinstance(value, tuple | list | dict):
+        if depth == 0:
+            return f"<{type(value).__name__}>"
+        if isinstance(value, dict):
+            items = [f"{_brief(k, depth - 1)}: {_brief(v, depth - 1)}" for k, v in list(dict.items(value))[:4]]
+        else:
+            items = [_brief(v, depth - 1) for v in value[:4]]
+        shown = ", ".join(items) + (", ..." if len(value) > 4 else "")
+        opening, closing = {tuple: "()", list: "[]"}.get(type(value), "{}")
+        return f"{opening}{shown}{closing}"
+    if isinstance(value, _StorageType):
+        return repr(value)
+    return f"<{type(value).__name__}>"
+
+
 def _as_int(value: Any, what: str) -> int:
     if type(value) is not int:  # bool is an int subclass; neither it nor floats belong here
         raise CheckpointFormatError(f"{what} should be an int, got {type(value).__name__}")
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise CheckpointFormatError(f"{what} is {_brief(value)}, outside int64")
     return value
 
 
@@ -186,7 +227,9 @@ def _rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any) -
     size_t = _as_int_tuple(size, "tensor size")
     stride_t = _as_int_tuple(stride, "tensor stride")
     if len(size_t) != len(stride_t):
-        raise CheckpointFormatError(f"tensor size {size_t} and stride {stride_t} differ in length")
+        raise CheckpointFormatError(f"tensor size {_brief(size_t)} and stride {_brief(stride_t)} differ in length")
+    if len(size_t) > _MAX_NDIM:
+        raise CheckpointFormatError(f"a tensor has {len(size_t)} dimensions; at most {_MAX_NDIM} are read")
     return _TensorRef(storage, _as_int(storage_offset, "tensor storage offset"), size_t, stride_t)
 
 
@@ -209,12 +252,41 @@ def _codecs_encode(text: Any, encoding: Any = "utf-8") -> bytes:
     """Stand-in for ``_codecs.encode``: protocol 2 pickles ``bytes`` as ``encode(str, 'latin1')``."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
         raise CheckpointFormatError(
-            f"_codecs.encode is only allowed as encode(str, 'latin1'), got {encoding!r}"
+            f"_codecs.encode is only allowed as encode(str, 'latin1'), got {_brief(encoding)}"
         )
     return text.encode("latin1")
 
 
+def _ordered_dict(items: Any = ()) -> collections.OrderedDict:
+    """Stand-in for ``collections.OrderedDict``: torch pickles it empty and fills it by SETITEMS;
+    Python 2 pickles passed a list of ``[key, value]`` pairs, whose keys are checked first."""
+    if not isinstance(items, list | tuple) or not all(isinstance(p, list | tuple) and len(p) == 2 for p in items):
+        raise CheckpointFormatError(f"OrderedDict should be built from (key, value) pairs, got {_brief(items)}")
+    for key, _ in items:
+        _check_key(key)
+    return collections.OrderedDict(items)
+
+
+def _check_key(key: Any) -> None:
+    """Refuse a dict or set key that is not a str, bytes, number, None, or a small tuple of those.
+
+    Hashing a tuple visits every part, shared ones again each time; bounding the parts counted
+    that way bounds the hash, whatever sharing the pickle set up.
+    """
+    todo, parts = [key], 0
+    while todo:
+        part = todo.pop()
+        parts += 1
+        if parts > _MAX_KEY_PARTS:
+            raise CheckpointFormatError(f"a dict key is a tuple of more than {_MAX_KEY_PARTS} parts")
+        if type(part) is tuple:
+            todo.extend(part)
+        elif type(part) not in (str, bytes, int, float, bool, type(None)):
+            raise CheckpointFormatError(f"a dict key is a {type(part).__name__}, not a str, number or tuple")
+
+
 _ALLOWED_FUNCTIONS: dict[tuple[str, str], Any] = {
+    ("collections", "OrderedDict"): _ordered_dict,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
@@ -229,23 +301,68 @@ _ALLOWED_FUNCTIONS: dict[tuple[str, str], Any] = {
 # ---------------------------------------------------------------------------------------------
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+def _checking_keys(opcode: bytes, keys: Any) -> Any:
+    """The base unpickler's handler for ``opcode``, run after ``_check_key`` on ``keys(stack)``."""
+    base = pickle._Unpickler.dispatch[opcode[0]]
+
+    def load(self: pickle._Unpickler) -> None:
+        for key in keys(self.stack):
+            _check_key(key)
+        base(self)
+
+    return load
+
+
+def _load_build(self: pickle._Unpickler) -> None:
+    """BUILD (set an object's state): the stand-ins refuse it in ``__setstate__``; on a dict it may
+    only add plain attributes (torch sets ``_metadata`` on a state dict), never shadow a method
+    such as ``items`` that the reader later calls."""
+    inst, state = self.stack[-2], self.stack[-1]
+    if isinstance(inst, dict) and not (
+        isinstance(state, dict) and all(type(k) is str and not hasattr(type(inst), k) for k in state)
+    ):
+        raise CheckpointFormatError(
+            f"pickle tried to set {_brief(state)} on a {type(inst).__name__} (only new attributes may be set)"
+        )
+    pickle._Unpickler.dispatch[pickle.BUILD[0]](self)
+
+
+class _RestrictedUnpickler(pickle._Unpickler):
     """Unpickler that resolves only allow-listed globals and records storages instead of loading them.
 
-    ``storage_check(ref)`` is called for every persistent id, so the caller can check the claimed
-    size against the bytes present before any data is touched.
+    ``storage_check(key, storage_type, numel)`` is called for every new persistent id, so the
+    caller can check the claimed size against the bytes present before any data is touched.
+
+    It is the pure-Python unpickler so that the opcodes which hash keys can check them first
+    (a state dict's pickle is a few kilobytes; the tensor bytes never pass through here).
     """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+    # After a MARK the pure-Python unpickler's `stack` holds just the marked items.
+    dispatch[pickle.SETITEM[0]] = _checking_keys(pickle.SETITEM, lambda stack: stack[-2:-1])
+    dispatch[pickle.SETITEMS[0]] = _checking_keys(pickle.SETITEMS, lambda stack: stack[0::2])
+    dispatch[pickle.DICT[0]] = _checking_keys(pickle.DICT, lambda stack: stack[0::2])
+    dispatch[pickle.ADDITEMS[0]] = _checking_keys(pickle.ADDITEMS, lambda stack: stack)
+    dispatch[pickle.FROZENSET[0]] = _checking_keys(pickle.FROZENSET, lambda stack: stack)
+    dispatch[pickle.BUILD[0]] = _load_build
 
     def __init__(self, file: BinaryIO, source: str, zip_format: bool, storage_check: Any = None) -> None:
         super().__init__(file, encoding="utf-8")
+
+        def whole_line() -> bytes:
+            # GLOBAL and the text opcodes read up to a newline; one cut off by the file's end is truncation.
+            line = file.readline()
+            if not line.endswith(b"\n"):
+                raise EOFError("pickle data was truncated")
+            return line
+
+        self._file_readline = whole_line
         self._source = source
         self._zip_format = zip_format
         self._storage_check = storage_check
         self.storages: dict[str, _StorageRef] = {}
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) == ("collections", "OrderedDict"):
-            return collections.OrderedDict
         if module == "torch" and name in _STORAGE_TYPES:
             return _STORAGE_TYPES[name]
         fn = _ALLOWED_FUNCTIONS.get((module, name))
@@ -263,7 +380,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if not isinstance(pid, tuple) or not pid or pid[0] != "storage" or type(pid[0]) is not str:
             kind = pid[0] if isinstance(pid, tuple) and pid else pid
             raise CheckpointFormatError(
-                f"{src}: unsupported persistent id {kind!r} (only 'storage' is allowed; "
+                f"{src}: unsupported persistent id {_brief(kind)} (only 'storage' is allowed; "
                 "whole-module saves are not supported)"
             )
         expected = 5 if self._zip_format else 6
@@ -274,10 +391,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
         storage_type, key, location, numel = pid[1:5]
         view_metadata = pid[5] if len(pid) == 6 else None
         if not isinstance(storage_type, _StorageType):
-            raise CheckpointFormatError(f"{src}: unknown storage type {storage_type!r} for storage {key!r}")
+            raise CheckpointFormatError(
+                f"{src}: unknown storage type {_brief(storage_type)} for storage {_brief(key)}"
+            )
         if not isinstance(key, str) or not isinstance(location, str):
             raise CheckpointFormatError(
-                f"{src}: storage key and location should be strings, got {pid[2:4]!r}"
+                f"{src}: storage key and location should be strings, got {_brief(pid[2:4])}"
             )
         numel = _as_int(numel, f"{src}: element count of storage {key!r}")
         if numel < 0:
@@ -297,7 +416,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if view_metadata is not None:  # pre-1.0 legacy files: (view_key, offset, view_size)
             if not isinstance(view_metadata, tuple) or len(view_metadata) != 3:
                 raise CheckpointFormatError(
-                    f"{src}: malformed view metadata {view_metadata!r} on storage {key!r}"
+                    f"{src}: malformed view metadata {_brief(view_metadata)} on storage {key!r}"
                 )
             view_offset = _as_int(view_metadata[1], f"{src}: view offset")
             view_numel = _as_int(view_metadata[2], f"{src}: view size")
@@ -318,8 +437,11 @@ def _unpickle(buf: BinaryIO, source: str, what: str, zip_format: bool = False, s
     unpickler = _RestrictedUnpickler(buf, source, zip_format, storage_check)
     try:
         obj = unpickler.load()
-    except CheckpointError:
-        raise
+    except CheckpointError as exc:
+        if source in str(exc):
+            raise
+        # The stand-ins and key checks do not know the file; name it here.
+        raise type(exc)(f"{source}: {exc}") from None
     except Exception as exc:  # truncated or corrupt pickles fail in many ways (EOFError, ValueError, ...)
         raise CheckpointFormatError(
             f"{source}: could not read the {what} (file truncated or corrupt): {type(exc).__name__}: {exc}"
@@ -337,16 +459,16 @@ def _read_legacy(data: bytes, source: str) -> tuple[Any, dict[str, np.ndarray]]:
     buf = io.BytesIO(data)
     magic, _ = _unpickle(buf, source, "magic number")
     if magic != MAGIC_NUMBER:
-        raise CheckpointFormatError(f"{source}: invalid magic number {magic!r}; not a PyTorch checkpoint")
+        raise CheckpointFormatError(f"{source}: invalid magic number {_brief(magic)}; not a PyTorch checkpoint")
     protocol, _ = _unpickle(buf, source, "protocol version")
     if protocol != PROTOCOL_VERSION:
         raise CheckpointFormatError(
-            f"{source}: unsupported protocol version {protocol!r}, expected {PROTOCOL_VERSION}"
+            f"{source}: unsupported protocol version {_brief(protocol)}, expected {PROTOCOL_VERSION}"
         )
     sys_info, _ = _unpickle(buf, source, "sys_info header")
     if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
         raise CheckpointFormatError(
-            f"{source}: sys_info {sys_info!r} does not say little_endian=True; "
+            f"{source}: sys_info {_brief(sys_info)} does not say little_endian=True; "
             "only little-endian files are read"
         )
 
@@ -405,7 +527,7 @@ def _read_zip(data: bytes, source: str) -> tuple[Any, dict[str, np.ndarray]]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = {info.filename: info for info in archive.infolist()}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except Exception as exc:  # zipfile fails on bad bytes in many ways (NotImplementedError, OverflowError, ...)
         raise CheckpointFormatError(f"{source}: corrupt or truncated zip container: {exc}") from exc
     if not infos:
         raise CheckpointFormatError(f"{source}: empty zip container")
@@ -419,9 +541,16 @@ def _read_zip(data: bytes, source: str) -> tuple[Any, dict[str, np.ndarray]]:
         raise CheckpointFormatError(f"{source}: no {prefix}data.pkl in the zip container")
 
     def read_record(name: str) -> bytes:
+        info = infos[name]
+        # torch stores records uncompressed; a compressed one could inflate ~1000x past the file.
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+            raise CheckpointFormatError(
+                f"{source}: zip record {name!r} is compressed or encrypted; torch writes them stored "
+                "(re-save it with torch.save)"
+            )
         try:
-            return archive.read(name)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, zipfile.LargeZipFile) as exc:
+            return archive.read(info)
+        except Exception as exc:  # as for ZipFile() above
             raise CheckpointFormatError(
                 f"{source}: cannot read zip record {name!r} (corrupt): {exc}"
             ) from exc
@@ -474,6 +603,8 @@ def _materialise(
     if ref.offset < 0 or any(s < 0 for s in ref.size) or any(st < 0 for st in ref.stride):
         raise CheckpointFormatError(f"{where} has a negative offset, size or stride")
     if 0 in ref.size:
+        if int(np.prod([s for s in ref.size if s], dtype=object)) * elements.itemsize > _INT64_MAX:
+            raise CheckpointFormatError(f"{where} is empty, but NumPy refuses a shape this large")
         out = np.empty(ref.size, dtype=elements.dtype)
     else:
         last = ref.offset + sum((s - 1) * st for s, st in zip(ref.size, ref.stride))
@@ -492,11 +623,12 @@ def _materialise(
             raise CheckpointFormatError(
                 f"{where} needs {out_bytes} bytes, beyond what this file's storages can justify; refusing"
             )
-        # Bounds were checked just above, so this view stays inside `elements`.
+        # Bounds were checked just above, so this view stays inside `elements`. A length-1
+        # dimension's stride is never stepped and may be any int64: zero it so NumPy can take it.
         window = np.lib.stride_tricks.as_strided(
             elements[ref.offset :],
             shape=ref.size,
-            strides=tuple(st * elements.itemsize for st in ref.stride),
+            strides=tuple(0 if s == 1 else st * elements.itemsize for s, st in zip(ref.size, ref.stride)),
             writeable=False,
         )
         out = window.copy(order="C")

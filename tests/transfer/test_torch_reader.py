@@ -177,7 +177,7 @@ def test_build_cannot_tamper_with_stand_ins(tmp_path):
     # BUILD on the rebuild function's stand-in would overwrite module-level state if it were allowed.
     tampered = _global("torch._utils", "_rebuild_tensor_v2") + b"}" + _str("x") + _int(1) + b"sb"
     obj = _object_pickle({"w": tampered})
-    with pytest.raises(CheckpointFormatError, match="set the state"):
+    with pytest.raises(CheckpointFormatError, match=r"build\.pth: pickle tried to set the state"):
         load_state_dict(_write(tmp_path, "build.pth", _legacy(obj, {})))
 
 
@@ -243,6 +243,76 @@ def test_shared_references_are_converted_once(tmp_path):
         assert out[0] is out[1]
         out = out[0]
     np.testing.assert_array_equal(out, [1.0, 2.0])
+
+
+def _long(value: int) -> bytes:
+    """LONG4 of any width, for ints beyond int64."""
+    raw = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
+    return b"\x8b" + len(raw).to_bytes(4, "little") + raw
+
+
+def _shared_tuple(depth: int) -> bytes:
+    """Pickle ops leaving one tuple on the stack: t = (t', t') nested ``depth`` deep, all shared."""
+    ops = _str("x") + b"q\x00"
+    for level in range(1, depth + 1):
+        get = b"h" + bytes([level - 1])  # BINGET the previous level
+        ops += get + get + b"\x86q" + bytes([level]) + b"0"  # TUPLE2, BINPUT, POP
+    return ops + b"0h" + bytes([depth])  # POP the first "x", GET the last tuple
+
+
+def test_shared_tuple_key_refused_before_hashing_it():
+    # A few hundred bytes whose dict key takes 2**40 steps to hash: refused, not hashed (which hangs).
+    for build in (b"}" + _shared_tuple(40) + _int(1) + b"s",  # SETITEM
+                  b"(" + _shared_tuple(40) + _int(1) + b"d",  # DICT
+                  _global("collections", "OrderedDict") + b"((" + _shared_tuple(40) + _int(1) + b"tl\x85R"):
+        with pytest.raises(CheckpointFormatError, match=r"<stream>: a dict key is a tuple of more than 64 parts"):
+            load_checkpoint(io.BytesIO(_legacy(b"\x80\x02" + build + b".", {})))
+    small = load_checkpoint(io.BytesIO(_legacy(b"\x80\x02}" + _shared_tuple(2) + _int(1) + b"s.", {})))
+    assert small == {(("x", "x"), ("x", "x")): 1}
+
+
+def test_error_messages_print_pickled_values_briefly():
+    # repr() of the shared tuple would be 2**40 items long; the message shows a few levels.
+    header = b"".join(pickle.dumps(v, protocol=2) for v in (0x1950A86A20F9469CFC6C, 1001))
+    with pytest.raises(CheckpointFormatError, match=r"sys_info \(\(\(<tuple>, <tuple>\)") as err:
+        load_checkpoint(io.BytesIO(header + b"\x80\x02" + _shared_tuple(40) + b"."))
+    assert len(str(err.value)) < 300
+    with pytest.raises(CheckpointFormatError, match=r"invalid magic number <16391-bit int>"):
+        load_checkpoint(io.BytesIO(b"\x80\x02" + _long(1 << 16390) + b"."))  # repr() refuses > 4300 digits
+
+
+def test_build_cannot_shadow_ordered_dict_methods(tmp_path):
+    # BUILD on the state dict may add _metadata (torch does) but not replace .items, which the reader calls.
+    shadow = _global("collections", "OrderedDict") + b")R}" + _str("items") + _global("_codecs", "encode") + b"sb"
+    body = b"\x80\x02" + shadow + b"(" + _str("w") + _tensor("k0", 6, 0, (6,), (1,)) + b"u."
+    with pytest.raises(CheckpointFormatError, match=r"shadow\.pth: pickle tried to set \{'items': <_Callable>\}"):
+        load_state_dict(_write(tmp_path, "shadow.pth", _legacy(body, {"k0": np.zeros(6, np.float32)})))
+    metadata = _global("collections", "OrderedDict") + b")R}" + _str("_metadata") + _int(1) + b"sb"
+    body = b"\x80\x02" + metadata + b"(" + _str("w") + _tensor("k0", 6, 0, (6,), (1,)) + b"u."
+    assert list(load_state_dict(io.BytesIO(_legacy(body, {"k0": np.zeros(6, np.float32)})))) == ["w"]
+
+
+@pytest.mark.parametrize(
+    ("size", "stride", "match"),
+    [
+        ((1, 6), (1 << 70, 1), r"tensor stride is <71-bit int>, outside int64"),
+        ((0, 1 << 70), (1, 1), r"tensor size is <71-bit int>, outside int64"),
+        ((0, 1 << 40, 1 << 40), (1, 1, 1), r"is empty, but NumPy refuses a shape this large"),
+        ((1,) * 70, (1,) * 70, r"a tensor has 70 dimensions; at most 32 are read"),
+    ],
+)
+def test_shapes_numpy_cannot_take_refused(size, stride, match):
+    obj = _object_pickle({"w": _global("torch._utils", "_rebuild_tensor") + _tuple(
+        _tuple(_str("storage"), _global("torch", "FloatStorage"), _str("k0"), _str("cpu"), _int(6), b"N") + b"Q",
+        _int(0), _tuple(*map(_long, size)), _tuple(*map(_long, stride))) + b"R"})
+    with pytest.raises(CheckpointFormatError, match=match):
+        load_state_dict(io.BytesIO(_legacy(obj, {"k0": np.arange(6, dtype=np.float32)})))
+
+
+def test_length_one_dimension_may_have_any_stride():
+    # torch never steps a length-1 dimension, so its stride can be anything up to int64.
+    state = load_state_dict(io.BytesIO(_crafted(size=(1, 6), stride=(2**62, 1))))
+    np.testing.assert_array_equal(state["w"], [np.arange(6)])
 
 
 def test_size_stride_length_mismatch_refused(tmp_path):
@@ -338,6 +408,35 @@ def test_zip_truncated_and_short_record(tmp_path):
             dst.writestr(info.filename, payload)
     with pytest.raises(CheckpointFormatError, match=r"storage '0' claims .* but its record holds"):
         load_state_dict(_write(tmp_path, "zshort.pth", buf.getvalue()))
+
+
+def _rezipped(compression: int = zipfile.ZIP_STORED) -> bytearray:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(DATA / "tensors_zip.pth") as src, zipfile.ZipFile(buf, "w", compression) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    return bytearray(buf.getvalue())
+
+
+def test_zip_records_must_be_stored_uncompressed():
+    # A deflated record can claim ~1000x the file's size; torch never writes one.
+    with pytest.raises(CheckpointFormatError, match=r"zip record 'tensors_zip/.*' is compressed or encrypted"):
+        load_state_dict(io.BytesIO(bytes(_rezipped(zipfile.ZIP_DEFLATED))))
+    encrypted = _rezipped()
+    start = encrypted.find(b"PK\x01\x02")  # the first central directory entry
+    encrypted[start + 8] |= 0x1  # its "encrypted" flag bit
+    with pytest.raises(CheckpointFormatError, match="is compressed or encrypted"):
+        load_state_dict(io.BytesIO(bytes(encrypted)))
+
+
+def test_corrupt_zip_header_fields_fail_cleanly():
+    # zipfile raises NotImplementedError for an unknown "version needed" (and OverflowError for
+    # some sizes); both mean a corrupt file.
+    blob = _rezipped()
+    start = blob.find(b"PK\x01\x02")
+    blob[start + 6] = 99  # version needed to extract: 9.9
+    with pytest.raises(CheckpointFormatError, match="corrupt"):
+        load_state_dict(io.BytesIO(bytes(blob)))
 
 
 def test_missing_file_names_path(tmp_path):
