@@ -26,7 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from transfer.preprocessing import IMAGENET_MEAN, IMAGENET_STD, ImageInputError, load_image
+from transfer.preprocessing import preprocess as imagenet_preprocess
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -96,17 +99,17 @@ def split_indices(labels: np.ndarray, validation_fraction: float, seed: int = 0)
     return np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(val, dtype=np.int64))
 
 
-def _read_rgb(path: Path, size: int | None) -> np.ndarray | None:
+def _read_image(path: Path, image_size: int, preprocess: bool) -> np.ndarray | None:
+    """One image as ``load_image_folder`` stores it, or None (with a warning) if it cannot be read."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            rgb = img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        rgb = load_image(path)
+    except ImageInputError as exc:
         warnings.warn(f"skipping unreadable image {path}: {exc}", stacklevel=3)
         return None
-    if size is not None:
-        rgb = rgb.resize((size, size), Image.BILINEAR)
-    return np.asarray(rgb, dtype=np.uint8)
+    if preprocess:
+        # Here rather than on the whole list: a folder of photos would otherwise sit in memory at full size.
+        return imagenet_preprocess(rgb, resize_size=round(image_size * 256 / 224), crop_size=image_size)[0]
+    return np.asarray(rgb.resize((image_size, image_size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 def load_image_folder(
@@ -143,7 +146,7 @@ def load_image_folder(
         if max_per_class is not None:
             files = files[:max_per_class]
         for path in files:
-            arr = _read_rgb(path, None if preprocess else image_size)
+            arr = _read_image(path, image_size, preprocess)
             if arr is None:
                 skipped.append(path)
                 continue
@@ -152,14 +155,8 @@ def load_image_folder(
             paths.append(path)
     if not images:
         raise DataError(f"no readable image under {root} ({len(skipped)} file(s) failed to open)")
-    if preprocess:
-        from transfer.preprocessing import preprocess as imagenet_preprocess
-
-        batch = imagenet_preprocess(images, resize_size=round(image_size * 256 / 224), crop_size=image_size)
-    else:
-        batch = np.stack(images)
-    return ImageFolder(batch, np.asarray(labels, dtype=np.int64), [d.name for d in class_dirs], paths, skipped,
-                       preprocess)
+    return ImageFolder(np.stack(images), np.asarray(labels, dtype=np.int64), [d.name for d in class_dirs], paths,
+                       skipped, preprocess)
 
 
 # ============================================================================ digits
@@ -167,7 +164,8 @@ def _resize_stack(images: np.ndarray, size: int) -> np.ndarray:
     """Bilinear resize of ``images (N, h, w)`` float32 to ``(N, size, size)`` with Pillow's float mode."""
     out = np.empty((len(images), size, size), dtype=np.float32)
     for i, img in enumerate(images):
-        out[i] = np.asarray(Image.fromarray(img.astype(np.float32), mode="F").resize((size, size), Image.BILINEAR))
+        grey = Image.fromarray(img.astype(np.float32), mode="F")
+        out[i] = np.asarray(grey.resize((size, size), Image.Resampling.BILINEAR))
     return out
 
 
@@ -199,8 +197,6 @@ def digits_to_imagenet(images: np.ndarray, image_size: int = 224) -> np.ndarray:
     Upscaled bilinearly, replicated to RGB, then normalized with the ImageNet mean and std, as a
     photo through :func:`transfer.preprocessing.preprocess` would be.
     """
-    from transfer.preprocessing import IMAGENET_MEAN, IMAGENET_STD
-
     x = np.asarray(images, dtype=np.float32)
     if x.ndim == 4 and x.shape[-1] == 1:
         x = x[..., 0]

@@ -65,7 +65,7 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise ImageInputError(f"cannot read image {path}: no such file") from None
     except UnidentifiedImageError:
         raise ImageInputError(f"cannot read image {path}: not an image format Pillow recognises") from None
-    except (OSError, ValueError, SyntaxError) as exc:  # Pillow reports corrupt data with these
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # Pillow's corrupt-data errors
         raise ImageInputError(f"cannot read image {path}: {exc}") from exc
 
 
@@ -109,7 +109,7 @@ def _to_pil(image: ImageLike, index: int) -> Image.Image:
     if isinstance(image, str | os.PathLike):
         return load_image(image)
     if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[-1] != 3:
+        if image.ndim != 3 or image.shape[-1] != 3 or image.size == 0:
             raise ImageInputError(
                 f"image {index}: expected an RGB array of shape (H, W, 3) (channels last), got shape {image.shape}"
             )

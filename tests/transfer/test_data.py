@@ -48,6 +48,14 @@ def test_unreadable_image_is_skipped_with_a_warning_naming_it(folder):
     assert bad in data.skipped and len(data) == 7
 
 
+def test_decompression_bomb_is_skipped_like_any_unreadable_image(folder, monkeypatch):
+    _write(folder / "cats" / "huge.png", (1, 2, 3), size=(64, 64))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64x64 > 2 * 1000 pixels: a "bomb"
+    with pytest.warns(UserWarning, match="huge.png"):
+        data = load_image_folder(folder, image_size=8, preprocess=False)
+    assert [p.name for p in data.skipped] == ["huge.png"] and len(data) == 7
+
+
 def test_errors_name_the_folder(tmp_path, folder):
     with pytest.raises(DataError, match="does not exist"):
         load_image_folder(tmp_path / "nope")

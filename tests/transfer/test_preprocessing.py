@@ -83,6 +83,7 @@ def test_batch_inputs_of_mixed_kinds(tmp_path):
         (np.zeros((256, 256), np.uint8), r"expected an image array \(H, W, 3\).*\(256, 256\)"),
         (np.zeros((256, 256, 3), np.float32), "expected uint8 pixels"),
         (np.zeros((2, 256, 256, 1), np.uint8), r"image 0: expected an RGB array"),
+        (np.zeros((0, 256, 3), np.uint8), r"image 0: expected an RGB array.*\(0, 256, 3\)"),  # was ZeroDivisionError
     ],
 )
 def test_bad_arrays_say_what_was_expected(array, match):
@@ -111,6 +112,15 @@ def test_load_image_errors_name_the_file(tmp_path):
         load_image(truncated)
     with pytest.raises(ImageInputError, match=r"junk\.png"):
         preprocess([good, junk])
+
+
+def test_decompression_bomb_is_an_image_input_error(tmp_path, monkeypatch):
+    # Pillow raises DecompressionBombError (not an OSError) past twice MAX_IMAGE_PIXELS.
+    path = tmp_path / "big.png"
+    Image.new("RGB", (64, 64)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ImageInputError, match=r"big\.png.*decompression bomb"):
+        load_image(path)
 
 
 def test_load_image_converts_to_rgb(tmp_path):
