@@ -34,7 +34,9 @@ set. A missing or short shard names the file and the weight.
 
 from __future__ import annotations
 
+import inspect
 import json
+import math
 import re
 import warnings
 from collections.abc import Sequence
@@ -43,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from rl import backend
+from rl import backend, initializers
 from rl import layers as L
 from rl.experiment import atomic_write_bytes, atomic_write_text
 from rl.models import Model, Sequential, model_from_config
@@ -70,7 +72,8 @@ SUPPORTED_LAYERS = (
 # TF.js' "gelu" is the exact erf form, and TF.js has no "leaky_relu" activation string, so both stay out.
 SUPPORTED_ACTIVATIONS = ("linear", "relu", "relu6", "elu", "tanh", "sigmoid", "softplus", "softmax")
 _SHARD_RE = re.compile(r"^group\d+-shard\d+of\d+\.bin$")
-# Bytes per element of TF.js' weight dtypes (tfjs-core io/types.ts DTYPE_VALUE_SIZE_MAP).
+# How each TF.js weight dtype is stored: the NumPy dtype to read it with (sizes as in tfjs-core io/types.ts
+# DTYPE_VALUE_SIZE_MAP).
 _DTYPES = {"float32": "<f4", "int32": "<i4", "float16": "<f2", "bool": "|b1", "uint8": "|u1", "uint16": "<u2"}
 _TRAINING_ONLY_KEYS = (
     "kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint",
@@ -90,8 +93,6 @@ def _none(keys: Sequence[str]) -> dict[str, None]:
 
 def _initializer(init: Any) -> Any:
     """Our serialized initializer in a form TF.js accepts (it only matters for training from scratch)."""
-    from rl import initializers  # noqa: PLC0415
-
     cfg = initializers.serialize(init)
     if not isinstance(cfg, dict):
         return {"class_name": "Zeros", "config": {}}  # a plain function: TF.js could not rebuild it anyway
@@ -334,7 +335,7 @@ def save_tfjs(
             specs.append({"name": full, "shape": list(arr.shape), "dtype": "float32"})
             chunks.append(arr.tobytes())
     data = b"".join(chunks)
-    n_shards = max(1, -(-len(data) // shard_size_bytes)) if data else 0
+    n_shards = -(-len(data) // shard_size_bytes)  # ceil; a model without weights has no shard at all
     paths = [f"group1-shard{i + 1}of{n_shards}.bin" for i in range(n_shards)]
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -361,7 +362,7 @@ def save_tfjs(
 
 
 def _version() -> str:
-    from importlib import metadata  # noqa: PLC0415
+    from importlib import metadata  # here, not at the top: save_tfjs has a parameter named `metadata`
 
     try:
         return metadata.version("playgrad")
@@ -416,10 +417,14 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
     files: list[str] = []
     specs: list[dict[str, Any]] = []
     for g, group in enumerate(doc["weightsManifest"]):
-        if not isinstance(group, dict) or not isinstance(group.get("paths", []), list):
-            raise TfjsFormatError(f"{json_path}: weightsManifest[{g}] must be {{'paths': [...], 'weights': [...]}}")
-        specs.extend(group.get("weights") or [])
-        files.extend(group.get("paths", []))
+        group_paths = group.get("paths", []) if isinstance(group, dict) else None
+        group_specs = (group.get("weights") or []) if isinstance(group, dict) else None
+        if not (isinstance(group_paths, list) and all(isinstance(f, str) for f in group_paths)
+                and isinstance(group_specs, list)):
+            raise TfjsFormatError(f"{json_path}: weightsManifest[{g}] must be {{'paths': [file names], "
+                                  "'weights': [specs]}}")
+        specs.extend(group_specs)
+        files.extend(group_paths)
     # Byte range of each spec in the concatenation.
     ranges: list[tuple[int, int]] = []
     offset = 0
@@ -457,20 +462,27 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def _spec_nbytes(json_path: Path, i: int, spec: Any) -> int:
-    if not isinstance(spec, dict) or not {"name", "shape", "dtype"} <= set(spec):
-        raise TfjsFormatError(f"{json_path}: weight spec #{i} needs 'name', 'shape' and 'dtype', got {spec!r}")
+    """Bytes ``spec`` occupies in the shards, after checking every field ``_decode`` will use."""
+    if not isinstance(spec, dict) or not {"name", "shape", "dtype"} <= set(spec) or not isinstance(spec["name"], str):
+        raise TfjsFormatError(f"{json_path}: weight spec #{i} needs a 'name' string, 'shape' and 'dtype', got {spec!r}")
     if spec["dtype"] not in ("float32", "int32", "bool"):
         raise TfjsFormatError(f"{json_path}: weight '{spec['name']}' has dtype {spec['dtype']!r}; supported: "
                               "float32, int32, bool (quantized float32 too)")
     q = spec.get("quantization")
     dtype = q.get("dtype") if isinstance(q, dict) else spec["dtype"]
-    if dtype not in _DTYPES:
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
         raise TfjsFormatError(f"{json_path}: weight '{spec['name']}' is stored as {dtype!r}; supported: "
                               f"{', '.join(_DTYPES)}")
+    if isinstance(q, dict) and dtype in ("uint8", "uint16") and not all(
+        type(q.get(k)) in (int, float) for k in ("scale", "min")
+    ):
+        raise TfjsFormatError(f"{json_path}: weight '{spec['name']}' is quantized to {dtype} but its 'scale' and "
+                              f"'min' are not both numbers: {q!r}")
     shape = spec["shape"]
-    if not isinstance(shape, list) or any(not isinstance(d, int) or d < 0 for d in shape):
+    if not isinstance(shape, list) or any(type(d) is not int or d < 0 for d in shape):
         raise TfjsFormatError(f"{json_path}: weight '{spec['name']}' has a bad shape {shape!r}")
-    return int(np.prod(shape, dtype=np.int64)) * np.dtype(_DTYPES[dtype]).itemsize
+    # Python ints: np.prod would wrap around silently for a (corrupt) huge shape.
+    return math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize
 
 
 def _decode(spec: dict[str, Any], raw: bytes) -> np.ndarray:
@@ -490,9 +502,14 @@ def _decode(spec: dict[str, Any], raw: bytes) -> np.ndarray:
 _LAYER_ALIASES = {"Functional": "Model"}
 
 
-def _class_keys(cls: type) -> set[str]:
-    import inspect  # noqa: PLC0415
+def _class_name(entry: dict[str, Any]) -> Any:
+    """``entry["class_name"]`` with Keras' aliases resolved (a non-string is left for the caller to report)."""
+    name = entry.get("class_name")
+    return _LAYER_ALIASES.get(name, name) if isinstance(name, str) else name
 
+
+def _class_keys(cls: type) -> set[str]:
+    """The keyword arguments the constructors of ``cls`` and its bases take (what a config may carry)."""
     keys: set[str] = set()
     for klass in cls.__mro__:
         if klass is object:
@@ -509,15 +526,19 @@ def _dtype_name(value: Any) -> Any:
     return value
 
 
-def _clean_layer(entry: dict[str, Any], where: str, problems: list[str], dropped: list[str]) -> dict[str, Any]:
+def _clean_layer(entry: Any, where: str, problems: list[str], dropped: list[str]) -> Any:
     """One layer entry of a TF.js/Keras config rewritten into what ``rl.layers`` constructors take."""
-    class_name = _LAYER_ALIASES.get(entry.get("class_name"), entry.get("class_name"))
+    if not isinstance(entry, dict) or not isinstance(entry.get("config", {}), dict | list | None):
+        problems.append(f"{where}: a layer entry must be {{'class_name': ..., 'config': {{...}}}}, got {entry!r}")
+        return entry
+    class_name = _class_name(entry)
     config = entry.get("config")
     if class_name in ("Sequential", "Model"):
         return {**entry, "class_name": class_name, "config": _clean_model_config(class_name, config, where, problems,
                                                                                  dropped)}
-    if class_name not in SUPPORTED_LAYERS:
-        problems.append(f"{where}: layer class {class_name!r}")
+    if class_name not in SUPPORTED_LAYERS or isinstance(config, list):
+        problems.append(f"{where}: layer class {class_name!r}" if class_name not in SUPPORTED_LAYERS
+                        else f"{where}: layer config must be an object, got a list")
         return entry
     config = dict(config or {})
     name = config.get("name") or entry.get("name") or class_name
@@ -559,9 +580,7 @@ def _clean_layer(entry: dict[str, Any], where: str, problems: list[str], dropped
 
 
 def _import_initializer(cfg: Any) -> Any:
-    """A TF.js/Keras initializer config ours understands, else the default: weights are loaded anyway."""
-    from rl import initializers  # noqa: PLC0415
-
+    """A TF.js/Keras initializer config ours understands, else zeros: the file's weights replace it anyway."""
     if isinstance(cfg, dict) and isinstance(cfg.get("config"), dict):
         inner = dict(cfg["config"])
         for key in ("mode", "distribution"):  # TF.js writes fan_in / truncated_normal; old files may say fanIn
@@ -579,7 +598,7 @@ def _import_initializer(cfg: Any) -> Any:
 def _clean_model_config(class_name: str, config: Any, where: str, problems: list[str],
                         dropped: list[str]) -> Any:
     if class_name == "Sequential":
-        layers = config if isinstance(config, list) else (config or {}).get("layers")
+        layers = config if isinstance(config, list) else config.get("layers") if isinstance(config, dict) else None
         if not isinstance(layers, list):
             problems.append(f"{where}: Sequential config needs a 'layers' list")
             return config
@@ -593,12 +612,13 @@ def _clean_model_config(class_name: str, config: Any, where: str, problems: list
         return config
     layers = []
     for i, entry in enumerate(config["layers"]):
-        nodes = entry.get("inbound_nodes") or []
-        if any(isinstance(n, dict) for n in nodes):
+        nodes = (entry.get("inbound_nodes") or []) if isinstance(entry, dict) else []
+        if isinstance(nodes, list) and any(isinstance(n, dict) for n in nodes):
             problems.append(f"{where}: layer #{i} uses the Keras 3 inbound_nodes form (dicts), not the Keras 2 / "
                             "TF.js lists")
         entry = _clean_layer(entry, f"{where} layer #{i}", problems, dropped)
-        entry["name"] = entry.get("name") or (entry.get("config") or {}).get("name")
+        if isinstance(entry, dict) and isinstance(entry.get("config") or {}, dict):
+            entry["name"] = entry.get("name") or (entry.get("config") or {}).get("name")
         layers.append(entry)
     return {**config, "layers": layers}
 
@@ -628,7 +648,7 @@ def load_tfjs(path: str | Path, strict: bool = True) -> Model:
     json_path = _model_json_path(path)
     doc = read_model_json(json_path)
     topo = _topology(doc, str(json_path))
-    class_name = _LAYER_ALIASES.get(topo["class_name"], topo["class_name"])
+    class_name = _class_name(topo)
     if class_name not in ("Sequential", "Model"):
         raise TfjsFormatError(f"{json_path}: modelTopology class_name must be Sequential, Model or Functional, got "
                               f"{topo['class_name']!r}")
@@ -644,8 +664,10 @@ def load_tfjs(path: str | Path, strict: bool = True) -> Model:
         warnings.warn(f"{json_path}: ignored training-only settings: {', '.join(dropped)}", stacklevel=2)
     try:
         model = model_from_config({"class_name": class_name, "config": config})
-    except (ValueError, TypeError, KeyError) as exc:
-        raise TfjsFormatError(f"{json_path}: the architecture cannot be rebuilt: {exc}") from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        # Past the checks above, the file's values go straight into layer constructors and the graph
+        # builder; whatever they reject is still the file's fault.
+        raise TfjsFormatError(f"{json_path}: the architecture cannot be rebuilt: {type(exc).__name__}: {exc}") from None
     if not model.built:
         raise TfjsFormatError(f"{json_path}: the model has no input shape (no InputLayer and no batch_input_shape on "
                               "its first layer)")

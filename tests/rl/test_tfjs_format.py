@@ -288,3 +288,46 @@ def test_not_a_layers_model(tmp_path):
         tfjs.load_tfjs(tmp_path)
     with pytest.raises(FileNotFoundError):
         tfjs.load_tfjs(tmp_path / "nowhere")
+
+
+def _edit_manifest_or_topology(path, edit):
+    doc = json.loads((path / "model.json").read_text())
+    edit(doc)
+    (path / "model.json").write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        # np.prod of [2**32, 2**32] wraps to 0 in int64, so the weight took 0 bytes and reshape failed
+        (lambda d: d["weightsManifest"][0]["weights"][0].update(shape=[2**32, 2**32]), "needs bytes 0..73786976"),
+        (lambda d: d["weightsManifest"][0]["weights"][0].update(shape=[2**70]), "needs bytes 0..47223664828696"),
+        (lambda d: d["weightsManifest"][0]["weights"][0].update(shape=[3, True]), "bad shape"),
+        (lambda d: d["weightsManifest"][0]["weights"][0].update(name=7), "weight spec #0 needs a 'name' string"),
+        (lambda d: d["weightsManifest"][0]["weights"][0].update(quantization={"dtype": "uint8"}),
+         "quantized to uint8 but its 'scale' and 'min' are not both numbers"),
+        (lambda d: d["weightsManifest"][0]["paths"].append(None), r"weightsManifest\[0\] must be"),
+        (lambda d: d["weightsManifest"][0].update(weights=1.5), r"weightsManifest\[0\] must be"),
+        (lambda d: d["modelTopology"]["config"]["layers"].insert(1, "dense"), "a layer entry must be"),
+        (lambda d: d["modelTopology"]["config"]["layers"][0].update(config=[1, 2]), "must be an object, got a list"),
+        (lambda d: d["modelTopology"]["config"]["layers"][0].update(class_name={"x": 1}), "layer class"),
+        (lambda d: d["modelTopology"].update(class_name=["Sequential"]), "class_name must be"),
+        (lambda d: d["modelTopology"].update(config=3), "Sequential config needs a 'layers' list"),
+        (lambda d: d["modelTopology"]["config"]["layers"][0]["config"]["kernel_initializer"]["config"].update(
+            seed="x"), "the architecture cannot be rebuilt"),
+    ],
+)
+def test_malformed_model_json_is_a_format_error(tmp_path, edit, match):
+    # Each of these was a bare TypeError/AttributeError/ValueError/OverflowError from deep inside.
+    _tiny_saved(tmp_path)
+    _edit_manifest_or_topology(tmp_path, edit)
+    with pytest.raises(tfjs.TfjsFormatError, match=match):
+        tfjs.load_tfjs(tmp_path)
+
+
+def test_functional_graph_the_builder_rejects_is_a_format_error(tmp_path):
+    a = Input((4,), name="a")
+    tfjs.save_tfjs(Model(a, L.Dense(2)(a)), tmp_path)
+    _edit_manifest_or_topology(tmp_path, lambda d: d["modelTopology"]["config"]["input_layers"][0].__setitem__(2, 5))
+    with pytest.raises(tfjs.TfjsFormatError, match="the architecture cannot be rebuilt: IndexError"):
+        tfjs.load_tfjs(tmp_path)
