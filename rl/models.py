@@ -64,6 +64,7 @@ class Model(Layer):
         inputs: a :class:`~rl.layers.KerasTensor` from :func:`Input`, or a list of them.
         outputs: the KerasTensor(s) computed from ``inputs`` by calling layers.
         name: the model's name (``"model"`` by default).
+        trainable: ``False`` freezes every layer inside.
 
     Calling the model on a tensor (or NumPy array; a list/dict for several inputs) runs the
     layers in topological order and returns a tensor (a list for several outputs). Calling it on
@@ -213,12 +214,12 @@ class Model(Layer):
         input_ids = {id(t) for t in self._inputs}
         order: list[Node] = []
         done: set[int] = set()
+        # Iterative depth-first post-order (no recursion limit on deep graphs). No cycle check: a node
+        # can only read tensors that existed before it was called.
         stack: list[tuple[Node, bool]] = [(t.node, False) for t in reversed(self._outputs)]  # type: ignore[misc]
-        on_path: set[int] = set()
         while stack:
             node, expanded = stack.pop()
             if expanded:
-                on_path.discard(id(node))
                 if id(node) not in done:
                     done.add(id(node))
                     order.append(node)
@@ -230,7 +231,6 @@ class Model(Layer):
                     f"graph disconnected: it needs input layer '{node.layer.name}', which is not in the model's "
                     "inputs"
                 )
-            on_path.add(id(node))
             stack.append((node, True))
             for t in reversed(node.inputs):
                 if t.node is None:
@@ -271,11 +271,13 @@ class Model(Layer):
 
     @property
     def input_shape(self) -> Any:
+        """Shape of the symbolic input, batch axis ``None`` first (a list for several inputs)."""
         inp = self.input
         return [t.shape for t in inp] if isinstance(inp, list) else inp.shape
 
     @property
     def output_shape(self) -> Any:
+        """Shape of the symbolic output, batch axis ``None`` first (a list for several outputs)."""
         out = self.output
         return [t.shape for t in out] if isinstance(out, list) else out.shape
 
@@ -341,6 +343,7 @@ class Model(Layer):
             self.call(probe)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
+        """Output shape(s) for ``input_shape`` (batch axis included), propagated through the recorded graph."""
         if not self._is_graph:
             return super().compute_output_shape(input_shape)
         shapes: list[Any] = [None] * self._n_slots
@@ -385,13 +388,14 @@ class Model(Layer):
         rows = self._summary_rows()
         show_connections = self._is_graph and type(self) is not Sequential
         headers = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if show_connections else [])
+        # Keras' minimum column widths, widened to fit; a subclassed model may have no rows at all.
         widths = [
-            max(29, *(len(r[0]) + 3 for r in rows)),
-            max(26, *(len(r[1]) + 2 for r in rows)),
-            max(10, *(len(r[2]) + 2 for r in rows)),
+            max([29, *(len(r[0]) + 3 for r in rows)]),
+            max([26, *(len(r[1]) + 2 for r in rows)]),
+            max([10, *(len(r[2]) + 2 for r in rows)]),
         ]
         if show_connections:
-            widths.append(max(14, *(len(c) + 1 for r in rows for c in r[3])))
+            widths.append(max([14, *(len(c) + 1 for r in rows for c in r[3])]))
         total_width = line_length or sum(widths)
 
         def line(cells: Sequence[str]) -> str:
@@ -656,6 +660,7 @@ class Sequential(Model):
         return layer
 
     def __call__(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
+        """Forward pass on a tensor/array ``(N, ...)``, building the stack on the first call if needed."""
         if training is not None:
             with using_config("train", bool(training)):
                 return self.__call__(inputs, **kwargs)
@@ -670,11 +675,13 @@ class Sequential(Model):
         return inputs
 
     def call(self, inputs: Any, **kwargs: Any) -> Any:
+        """Run the layers in order on ``inputs`` (no building, no conversion: see ``__call__``)."""
         for layer in self._layers:
             inputs = layer(inputs)
         return inputs
 
     def compute_output_shape(self, input_shape: Any) -> Any:
+        """Output shape for ``input_shape`` (batch axis included), layer after layer."""
         shape = tuple(input_shape)
         for layer in self._layers:
             shape = tuple(layer.compute_output_shape(shape))

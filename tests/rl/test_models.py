@@ -115,6 +115,19 @@ def test_summary_of_unbuilt_model_says_so():
         Sequential([L.Dense(2)]).summary()
 
 
+def test_summary_of_a_built_model_without_layers():
+    # A subclassed model whose call() uses no layer has no rows; the column widths used to be max(29, *[]).
+    class Double(Model):
+        def call(self, x):
+            return x * 2
+
+    model = Double()
+    model(np.ones((2, 3), np.float32))
+    lines: list[str] = []
+    model.summary(print_fn=lines.append)
+    assert lines[0] == 'Model: "double"' and "Total params: 0" in lines
+
+
 # ----------------------------------------------------------------------------------------- functional graphs
 def _branchy(dtype="float32"):
     inp = Input((5, 5, 2), dtype=dtype)
