@@ -42,10 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default="imagenet", help="a torchvision-format .pth file (default: the cache)")
     parser.add_argument("--top", type=int, default=5, help="how many classes to print per image")
     args = parser.parse_args(argv)
+    if args.top < 1:
+        parser.error(f"--top must be at least 1, got {args.top}")
     try:
         t0 = time.perf_counter()
+        batch = preprocess(args.images)  # first: a mistyped file name should not wait for (or fetch) the weights
         model = mobilenet_v2(weights=args.weights)
-        batch = preprocess(args.images)
     except (WeightsError, ImageInputError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

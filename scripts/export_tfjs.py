@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         path = export(args.source, args.out_dir, args.tag, args.random_init, args.shard_size)
-    except (ExportError, FileNotFoundError, ValueError) as exc:
+    except (ExportError, OSError, ValueError) as exc:  # OSError: OUT_DIR is a file, or not writable
         print(f"export_tfjs: {exc}", file=sys.stderr)
         return 2
     shards = sorted(p.name for p in path.parent.glob("group*-shard*.bin"))

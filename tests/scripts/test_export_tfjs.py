@@ -102,3 +102,15 @@ def test_errors_name_the_problem(tmp_path, capsys, monkeypatch):
     (run / "config.toml").write_text('[experiment]\nagent = "future"\nenv_id = "envs/MetaCar-v0"\n')
     assert export_tfjs.main([str(run), str(tmp_path / "out")]) == 2
     assert "'future' is not available yet (future.py is missing)" in capsys.readouterr().err
+
+
+def test_out_dir_that_is_a_file_is_one_error_line(tmp_path, capsys):
+    from rl import layers as L
+    from rl.models import Sequential
+
+    saved = tmp_path / "model.safetensors"
+    Sequential([L.Dense(2, input_shape=(3,))]).save(str(saved))
+    not_a_dir = tmp_path / "taken.txt"
+    not_a_dir.write_text("")
+    assert export_tfjs.main([str(saved), str(not_a_dir)]) == 2  # was a FileExistsError traceback
+    assert "export_tfjs:" in capsys.readouterr().err and not_a_dir.read_text() == ""
