@@ -13,7 +13,7 @@
 (function () {
   'use strict';
 
-  const {SnakeGame, ACTION_NAMES} = window.PlaygradSnake;
+  const {SnakeGame, parseSeed, ACTION_NAMES} = window.PlaygradSnake;
   const CANVAS_PX = 400;
   const STEP_MS = 100;  // the book's demo plays one move every 100 ms
   let model = null;
@@ -106,8 +106,14 @@
 
   function newGame() {
     stop();
-    const seedText = $('seed').value.trim();
-    game = new SnakeGame({...envConfig, seed: seedText === '' ? null : Number(seedText)});
+    let seed;
+    try {
+      seed = parseSeed($('seed').value);
+    } catch (err) {
+      setStatus(err.message);  // the board stays as it was
+      return;
+    }
+    game = new SnakeGame({...envConfig, seed});
     draw(qValuesOf(game));
   }
 

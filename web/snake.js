@@ -65,6 +65,16 @@
     }
   }
 
+  // The seed typed into the page: '' is null (a random game); otherwise a whole number in
+  // [0, 2^64), as envs/_common.seed_to_key takes it. A BigInt, because Number() rounds seeds above
+  // 2^53 to a different seed (so a different game than Python's). Anything else throws, with why.
+  function parseSeed(text) {
+    const t = String(text).trim();
+    if (t === '') return null;
+    if (!/^\d+$/.test(t) || BigInt(t) > MASK64) throw new Error(`seed must be a whole number in [0, 2^64), got '${t}'`);
+    return BigInt(t);
+  }
+
   // turn(direction, action): left is one step counter-clockwise, right one step clockwise.
   function turn(direction, action) {
     if (action === 1) return (direction + 3) % 4;
@@ -172,6 +182,6 @@
     }
   }
 
-  return {SnakeGame, WorldRNG, seedToKey, turn, ACTION_NAMES, DIRECTION_NAMES,
+  return {SnakeGame, WorldRNG, seedToKey, parseSeed, turn, ACTION_NAMES, DIRECTION_NAMES,
           FRUIT_REWARD, DEATH_REWARD, NO_FRUIT_REWARD};
 }));

@@ -113,6 +113,31 @@ def test_js_snake_port_plays_the_same_games_as_envs_snake(tmp_path):
         np.testing.assert_array_equal(js_obs, np.stack(game["observations"]), err_msg=f"seed {game['seed']}")
 
 
+@pytest.mark.node
+def test_typed_seed_above_2_53_gives_pythons_game():
+    # The page read the seed box with Number(), which rounds 2**53 + 1 to 2**53: another game than Python's.
+    node = _node_or_skip()
+    seed = 2**53 + 1
+    script = """
+    const {SnakeGame, parseSeed} = require(process.argv[1]);
+    const g = new SnakeGame({seed: parseSeed(process.argv[2])});
+    const errors = ['abc', '1.5', '-1', String(2n ** 64n)].map((t) => {
+      try { parseSeed(t); return null; } catch (err) { return err.message; }
+    });
+    console.log(JSON.stringify({snake: g.snake, fruits: g.fruits, random: parseSeed('  '), errors}));
+    """
+    proc = subprocess.run([node, "-e", script, str(SNAKE_JS), f" {seed} "], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    js = json.loads(proc.stdout)
+    env = gym.make("envs/Snake-v0")
+    env.reset(seed=seed)
+    core = env.unwrapped.core
+    assert js["snake"] == _snake_cells(core)
+    assert js["fruits"] == [[int(c // core.width), int(c % core.width)] for c in np.flatnonzero(core.fruit[0])]
+    assert js["random"] is None
+    assert all(e and e.startswith("seed must be a whole number in [0, 2^64)") for e in js["errors"])
+
+
 # ------------------------------------------------------------------------------ the page in Chromium
 def _chromium_or_skip() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
