@@ -50,7 +50,7 @@ def test_unreadable_image_is_skipped_with_a_warning_naming_it(folder):
 
 def test_decompression_bomb_is_skipped_like_any_unreadable_image(folder, monkeypatch):
     _write(folder / "cats" / "huge.png", (1, 2, 3), size=(64, 64))
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64x64 > 2 * 1000 pixels: a "bomb"
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # 64x64 > 2 * 2000: a "bomb"; 40x30 is not even warned of
     with pytest.warns(UserWarning, match="huge.png"):
         data = load_image_folder(folder, image_size=8, preprocess=False)
     assert [p.name for p in data.skipped] == ["huge.png"] and len(data) == 7
