@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shlex
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +33,24 @@ def machine_description() -> str:
     except (OSError, ValueError, IndexError):
         pass
     return f"{cpu}, {os.cpu_count()} logical cores{mem}, Python {platform.python_version()}"
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command that produced a section, as typed: ``python scripts/NAME.py`` plus the arguments it got.
+
+    Written into each section so that a reader re-measures with the same options (repeats, seeds) instead of
+    a default that differs from what was run. ``argv`` defaults to ``sys.argv``.
+    """
+    argv = sys.argv if argv is None else argv
+    script = Path(argv[0])
+    name = f"scripts/{script.name}" if script.suffix == ".py" else script.name
+    return shlex.join(["python", name, *argv[1:]])
+
+
+def verdict(value: float, target: float, higher_is_better: bool = False, unit: str = "") -> str:
+    """"met (<= 1.5x)" or "missed (>= 10x)": the target judged from the measured ``value``, never asserted."""
+    ok = value >= target if higher_is_better else value <= target
+    return f"{'met' if ok else 'missed'} ({'>=' if higher_is_better else '<='} {target:g}{unit})"
 
 
 def median_time(fn: Callable[[], object], repeats: int = 7, inner: int = 1, warmup: int = 2) -> float:
