@@ -231,7 +231,8 @@ def test_snake_cnn_smoke():
                      learning_starts=100, batch_size=16, num_envs=4)
     agent = dqn.Agent(cfg, exp)
     agent.learn(200, FakeHooks())
-    assert agent.updates > 0
+    # train_freq 1, gradient_steps 1: one update per frame after the first learning_starts - 1 frames
+    assert agent.env_steps >= 200 and agent.updates == agent.env_steps - (cfg.learning_starts - 1)
     obs = agent._obs
     assert obs.shape == (4, 9, 9, 2)
     assert agent.explain(obs[0])["q_values"].shape == (3,)

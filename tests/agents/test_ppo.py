@@ -77,12 +77,32 @@ def test_autoreset_steps_are_not_trained_on_and_episodes_are_logged():
     assert updates[0]["lr"] == pytest.approx(1e-3) and updates[1]["lr"] == pytest.approx(5e-4)  # annealed
 
 
-def test_value_clipping_and_target_kl_switches_run():
-    agent = ppo_agent(512, clip_value_loss=True, target_kl=0.001, ent_coef=0.01)
+def _two_iterations(**agent):
+    """A 512-step PPO run (2 iterations of one 256-row minibatch, up to 20 epochs): (agent, its update records)."""
+    agent = ppo_agent(512, **agent)
     hooks = FakeHooks()
     agent.learn(512, hooks)
-    last = [r for r in hooks.records if "iteration" in r][-1]
-    assert np.isfinite(last["value_loss"]) and last["entropy"] > 0
+    return agent, [r for r in hooks.records if "iteration" in r]
+
+
+def test_target_kl_stops_the_epochs_early():
+    plain, _ = _two_iterations()
+    assert plain.optimizer.iterations == 2 * 20  # 2 iterations x 20 epochs x 1 minibatch
+    agent, updates = _two_iterations(target_kl=0.001, ent_coef=0.01)
+    # Epoch 1's KL is measured before any step moved the policy (0), so each iteration takes >= 2 epochs;
+    # the early stop then cuts at least one iteration short.
+    assert 2 * 2 <= agent.optimizer.iterations < 2 * 20
+    assert all(0 < u["approx_kl"] <= 0.001 for u in updates)  # seed 0; without target_kl the first is ~0.005
+    assert all(0.6 < u["entropy"] <= np.log(2) for u in updates)  # two actions, near uniform at first
+
+
+def test_value_clipping_changes_the_value_loss():
+    _, plain = _two_iterations()
+    _, clipped = _two_iterations(clip_value_loss=True)
+    assert [u["iteration"] for u in clipped] == [1, 2]
+    # Same seed and batches; the clipped loss max(unclipped, clipped) differs once v moves beyond clip_coef.
+    assert all(np.isfinite(u["value_loss"]) for u in clipped)
+    assert clipped[0]["value_loss"] != pytest.approx(plain[0]["value_loss"], rel=1e-3)
 
 
 @pytest.mark.slow
