@@ -63,7 +63,14 @@ def test_agent_trains_checkpoints_reloads_and_evaluates_on_the_gpu(name, tmp_pat
     if name not in ("metacar_level0_qtable", "cartpole_reinforce", "cartpole_ppo_fast", "metacar_level1_ppo"):
         assert any("loss" in key for record in records for key in record), "no loss record was logged"
     agent = load_agent(run, tag="latest")  # the checkpoint written from device arrays loads back
-    assert getattr(agent, "updates", 1) > 0  # the short run reached the gradient steps
+    # the short run reached the learning steps, and the checkpoint kept how far it got
+    if name == "metacar_level0_qtable":
+        assert np.count_nonzero(agent.q_table) > 0  # the table starts at zero; no episode ends in 400 steps
+    else:
+        on_policy = name in ("cartpole_reinforce", "cartpole_ppo_fast", "metacar_level1_ppo")
+        progress = "iteration" if on_policy else "updates"
+        assert getattr(agent, progress) > 0, progress
+    assert agent.env_steps >= max((r["env_steps"] for r in records), default=1)  # the latest is the last
     assert math.isfinite(evaluate(agent, episodes=1, seed=0)["mean_return"])
 
 
