@@ -49,7 +49,8 @@ def test_ddpg_configs_build_the_demos_agents_and_learn_a_little(name, obs_dim, b
     hooks = FakeHooks()
     agent.learn(400, hooks)
     losses = [r for r in hooks.records if "critic_loss" in r]
-    assert losses and np.isfinite(losses[-1]["critic_loss"]) and agent.updates >= 4
+    assert losses and np.isfinite(losses[-1]["critic_loss"])
+    assert agent.updates == 3 * 2  # rounds of 2 steps at 200, 300 and 400 transitions
 
 
 @pytest.mark.slow
