@@ -32,7 +32,7 @@ for p in (str(_ROOT), str(_ROOT / "scripts")):
         sys.path.insert(0, p)
 
 import gymnasium as gym  # noqa: E402
-from _benchlib import machine_description, write_section  # noqa: E402
+from _benchlib import command_line, machine_description, write_section  # noqa: E402
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv as GymCartPoleVectorEnv  # noqa: E402
 
 import envs  # noqa: E402, F401  (registers the ids)
@@ -169,9 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         f"Median of {r} runs (ours and the peer timed in alternation); random actions drawn before timing; "
         f"episode resets included. 1-minute load average at the start: {load:.1f} (other work shares "
         "the cores, so absolute figures move; the ratios are timed side by side). "
-        "Steps/s counts world-steps (a batch of 1024 stepping once is 1024 steps).",
+        "Steps/s counts world-steps (a batch of 1024 stepping once is 1024 steps). "
+        f"Command: `{command_line()}`.",
         "",
-        "| env | ours (steps/s) | peer, same run (steps/s) | ours / peer |",
+        "| env | ours (steps/s) | peer, same run (steps/s) | ours / peer steps/s (above 1: ours faster) |",
         "| --- | --- | --- | --- |",
         *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows],
     ]
