@@ -50,7 +50,12 @@ def test_digits_transfer_freezes_the_seven_feature_layers():
     model = mod.build_cnn(mod.BaseConfig(), 28)
     assert len(model.layers) == 12
     assert sum(w.size for w in model.trainable_weights) == 600_165  # the Keras script's count
-    assert [type(layer).__name__ for layer in model.layers[: mod.N_FEATURE_LAYERS]][-1] == "Flatten"
+    assert [type(layer).__name__ for layer in model.layers[: mod.N_FEATURE_LAYERS]] == [
+        "Conv2D", "Activation", "Conv2D", "Activation", "MaxPooling2D", "Dropout", "Flatten"]
+    for layer in model.layers[: mod.N_FEATURE_LAYERS]:  # what run() does for freeze-feature-layers
+        layer.trainable = False
+    # the two convs (3*3*1*32 + 32, 3*3*32*32 + 32) frozen; the dense head 12*12*32*128 + 128 + 128*5 + 5 left
+    assert sum(w.size for w in model.trainable_weights) == 600_165 - 320 - 9_248 == 590_597
 
 
 def test_digits_transfer_config_errors_name_the_key(tmp_path, capsys):
