@@ -3,6 +3,7 @@
 import json
 import os
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -64,9 +65,11 @@ def test_raw_round_trip_keeps_metadata_and_dtypes(tmp_path):
     path = tmp_path / "x.safetensors"
     write_safetensors(path, arrays, {"note": "hi"})
     back, meta = read_safetensors(path)
-    assert meta["note"] == "hi" and set(json.loads(meta["crc32"])) == {"a", "b"}
+    # the CRC-32 of each tensor's little-endian C-order bytes, as the format describes
+    assert meta["note"] == "hi" and json.loads(meta["crc32"]) == {k: zlib.crc32(a.tobytes()) for k, a in arrays.items()}
     np.testing.assert_array_equal(back["a"], arrays["a"])
-    assert back["a"].dtype == np.int64 and back["b"].shape == ()
+    assert back["a"].dtype == np.int64 and back["b"].shape == () and back["b"].dtype == np.float64
+    assert back["b"] == 1.0
 
 
 def _data_start(raw: bytes) -> int:
