@@ -17,7 +17,8 @@ from agents.runner import (
     single_blas_thread,
     strip_wall_clock,
 )
-from rl.experiment import ConfigError, RunDir
+from rl import backend
+from rl.experiment import ConfigError, RunDir, load_toml
 from scripts.train import train
 
 
@@ -191,6 +192,13 @@ def test_load_agent_plays_with_the_saved_weights(tmp_path):
     run = train(reinforce_config(tmp_path, iterations=2), [], runs_dir=str(tmp_path), progress=False)
     agent = load_agent(run, tag="latest")
     assert agent.iteration == 2
+    saved = load_checkpoint(run / "checkpoints" / "latest.safetensors")["agent"]["policy"]
+    loaded = agent.policy.state_dict()
+    assert set(loaded) == set(saved)
+    for name, value in loaded.items():
+        np.testing.assert_array_equal(backend.to_numpy(value), saved[name], err_msg=name)
+    fresh = make_agent(load_toml(run / "config.toml"), where="fresh").policy.state_dict()  # the seed's initial weights
+    assert not all(np.array_equal(backend.to_numpy(fresh[k]), saved[k]) for k in saved)  # so training changed them
     obs = np.zeros((3, 4), dtype=np.float32)
     assert agent.act(obs).shape == (3,)
     with pytest.raises(CheckpointError, match="not a run directory"):
