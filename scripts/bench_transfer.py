@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _benchlib import machine_description, median_time, write_section  # noqa: E402
+from _benchlib import command_line, machine_description, median_time, verdict, write_section  # noqa: E402
 
 import rl  # noqa: E402
 from rl.layers import Dense  # noqa: E402
@@ -42,12 +42,13 @@ TORCH_REFERENCE = ROOT / "tests" / "data" / "mobilenet_torch_reference.py"
 BATCHES = (1, 16)
 
 
-def torch_images_per_s(python: str, weights: Path, repeats: int) -> dict | None:
-    """Run the torch reference benchmark in ``python``; ``{"images_per_s": {"1": .., "16": ..}, ...}`` or None."""
+def torch_images_per_s(python: str, weights: Path, repeats: int, threads: int) -> dict | None:
+    """Run the torch reference benchmark in ``python`` on ``threads`` threads (ours' count, so both use the same
+    cores); ``{"images_per_s": {"1": .., "16": ..}, ...}`` or None."""
     if not Path(python).exists():
         return None
     cmd = [python, str(TORCH_REFERENCE), "bench", str(weights), "--batches", *map(str, BATCHES),
-           "--repeats", str(repeats)]
+           "--repeats", str(repeats), "--threads", str(threads)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         print(f"torch benchmark failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     torch: dict[int, list[float]] = {b: [] for b in BATCHES}
     torch_meta = None
     for r in range(args.rounds):
-        result = torch_images_per_s(args.torch_python, weights, args.repeats)
+        result = torch_images_per_s(args.torch_python, weights, args.repeats, net.threads)
         if result is not None:
             torch_meta = result
             for b in BATCHES:
@@ -148,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
 
     graph_b1 = 1 / median_time(graph_forward, repeats=args.repeats, warmup=1)
 
-    lines = [f"Machine: {machine_description()}. Command: `python scripts/bench_transfer.py`. "
-             f"Medians of {args.repeats} calls per round, {args.rounds} alternating rounds (median over rounds).", "",
+    lines = [f"Machine: {machine_description()}. Command: `{command_line()}`. Inference: medians of "
+             f"{args.repeats} calls per round (after warm-up), {args.rounds} alternating rounds (median over rounds); "
+             "PyTorch gets as many threads as our folded path. Ratios are playgrad / PyTorch images/s (above 1: "
+             "ours faster).", "",
              "| MobileNetV2 224x224 inference | batch 1 (images/s) | batch 16 (images/s) |",
              "| --- | ---: | ---: |"]
     med = {b: statistics.median(ours[b]) for b in BATCHES}
@@ -160,13 +163,16 @@ def main(argv: list[str] | None = None) -> int:
         tmed = {b: statistics.median(torch[b]) for b in BATCHES}
         lines.append(f"| PyTorch {torch_meta['torch']} CPU eager, {torch_meta['threads']} threads, same weights | "
                      f"{tmed[1]:.1f} | {tmed[16]:.1f} |")
-        lines.append(f"| ratio playgrad / PyTorch (target >= 0.5) | {med[1] / tmed[1]:.2f} | "
-                     f"{med[16] / tmed[16]:.2f} |")
+        r1, r16 = med[1] / tmed[1], med[16] / tmed[16]
+        lines.append(f"| ratio playgrad / PyTorch images/s | {r1:.2f}, {verdict(r1, 0.5, higher_is_better=True)} | "
+                     f"{r16:.2f}, {verdict(r16, 0.5, higher_is_better=True)} |")
     else:
         lines.append(f"| PyTorch | not measured: no torch python at {args.torch_python} | |")
 
     ct = cache_timing(model, args.cache_images, args.epochs)
-    lines += ["", f"Embedding cache, {args.cache_images} images, head Dense(100, relu) + Dense(4), batch 16:", "",
+    lines += ["", f"Embedding cache, {args.cache_images} images, head Dense(100, relu) + Dense(4), batch 16 "
+              "(one timed run each, not medians; the cached run's backbone pass is its first, so it includes "
+              "warm-up):", "",
               "| what | seconds |", "| --- | ---: |",
               f"| one backbone pass (embed {args.cache_images} images) | {ct['backbone_pass']:.2f} |",
               f"| cached: backbone once + {args.epochs} epochs of head training | {ct['cached_total']:.2f} |",
