@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Machine: {_benchlib.machine_description()}; CPU only, one BLAS thread. 1-minute load average at the "
         f"end: {load:.1f} (other work shares the cores, so wall times move; scores do not: they are fixed by "
-        "config and seed).",
+        f"config and seed). Command: `{_benchlib.command_line()}`.",
         "",
         f"Each agent is trained by `scripts/train.py` with the config's budget and seed (stopping early at the "
         "config's `target_return` where it has one); its final weights, and its \"best\" checkpoint where that is "

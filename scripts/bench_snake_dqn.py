@@ -57,7 +57,9 @@ def frame_costs(device: str, repeats: int) -> dict[str, float]:
         agent._epsilon_greedy(obs, 0.0)  # greedy: the online net on one board, back on the host
 
     def env_step() -> None:
-        agent.envs.step(np.zeros(agent.config.num_envs, dtype=np.int64))
+        next_obs = agent.envs.step(np.zeros(agent.config.num_envs, dtype=np.int64))[0]
+        # One element back to the host waits for a device env's kernels, so its time is counted (no-op on NumPy).
+        backend.to_numpy(next_obs.reshape(-1)[:1])
 
     return {name: _benchlib.median_time(fn, repeats=repeats, inner=5, warmup=3)
             for name, fn in (("update", update), ("act", act), ("env_step", env_step))}
@@ -88,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "## The book's snake DQN, per frame (`scripts/bench_snake_dqn.py`)",
         "",
         f"Machine: {_benchlib.machine_description()}. Load average at the end: {os.getloadavg()[0]:.1f}. "
+        f"Command: `{_benchlib.command_line()}`. "
         f"Medians of {args.repeats} rounds of 5 calls. `configs/snake_dqn.toml` (1.12 M weights, batch 64, one "
         "gradient step per frame) timed part by part on the config's own agent; the projection multiplies one "
         f"frame by the book's {FRAME_BUDGET:,}-frame budget (the stopping rule, a 100-game mean of 100, may "
