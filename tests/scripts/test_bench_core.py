@@ -17,7 +17,9 @@ PROBE = ("import json, sys; sys.argv = ['bench_core.py']; import bench_core; "
 
 def _modules_in_child(which: str, tmp_path: Path) -> list[str]:
     (tmp_path / "torch.py").write_text("# a stand-in: only whether it gets imported matters here\n")
-    env = dict(os.environ, BENCH_RSS_CHILD=which,
+    # RL_DEVICE=cpu: under `make test-simgpu` the parent's RL_DEVICE=gpu would make the child look for CuPy,
+    # whose stand-in is not on this PYTHONPATH; only the imports matter here.
+    env = dict(os.environ, BENCH_RSS_CHILD=which, RL_DEVICE="cpu",
                PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT / "scripts"), str(ROOT)]))
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True,
                          cwd=tmp_path)
