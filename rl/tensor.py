@@ -700,11 +700,13 @@ class Sigmoid(Function):
 
 class ReLU(Function):
     def forward(self, a):
-        self.mask = a > 0
-        return backend.get_array_module(a).where(self.mask, a, 0)  # not a * mask: -inf * 0 is nan
+        # One pass, and right at -inf (a * (a > 0) would give -inf * 0 = nan); NaN stays NaN. The mask
+        # the backward needs is taken from the output there, so inference never builds it.
+        self.out = backend.get_array_module(a).maximum(a, 0)
+        return self.out
 
     def backward(self, g):
-        return g * self.mask
+        return g * (self.out > 0)
 
 
 class Clip(Function):
