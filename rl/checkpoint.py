@@ -29,7 +29,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import secrets
+import threading
 import zlib
 from pathlib import Path
 from typing import Any
@@ -83,11 +84,11 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` so readers see either the old file or the complete new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique temporary name (not one per process), so two threads saving the same path never share it.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
+    # A name no other writer uses (process, thread, random part: two threads saving one path never share
+    # it), opened with "x" so it is a new file; unlike mkstemp's 0600 it gets the umask's usual permissions.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -194,10 +194,10 @@ def test_crash_before_replace_keeps_the_old_file(weights_file, monkeypatch):
     real_write = os.write
 
     class HalfWriter:
-        """A file object on the temporary file's descriptor whose write stores half the bytes and then dies."""
+        """A file object whose write stores half the bytes and then dies."""
 
-        def __init__(self, fd):
-            self.fd = fd
+        def __init__(self, target):
+            self.fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
 
         def __enter__(self):
             return self
@@ -209,7 +209,7 @@ def test_crash_before_replace_keeps_the_old_file(weights_file, monkeypatch):
             real_write(self.fd, data[: len(data) // 2])
             raise KeyboardInterrupt("killed mid-write")
 
-    monkeypatch.setattr(checkpoint.os, "fdopen", lambda fd, mode: HalfWriter(fd))
+    monkeypatch.setattr(checkpoint, "open", lambda target, mode: HalfWriter(target), raising=False)
     with pytest.raises(KeyboardInterrupt):
         save_weights(_TinyModel(seed=5), path)
     monkeypatch.undo()
@@ -345,3 +345,12 @@ def test_threads_saving_the_same_path_never_share_a_temporary_file(tmp_path):
     assert errors == []
     assert path.read_bytes() in payloads  # one writer's complete file, never a mix
     assert [p.name for p in tmp_path.iterdir()] == ["shared.bin"]  # no temporary files left
+
+
+def test_checkpoints_get_the_usual_file_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        checkpoint.atomic_write_bytes(tmp_path / "c.bin", b"x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "c.bin").stat().st_mode & 0o777 == 0o644  # what open() gives; mkstemp would give 0600
