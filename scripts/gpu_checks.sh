@@ -14,7 +14,8 @@
 # The steps run in the order of what the open issues need, each under its own timeout, so a slow
 # step cannot starve the figures: the GPU benchmark rows first, then the book's snake DQN, then the
 # test suites on CuPy. `make test-simgpu` runs the same GPU code paths here on a NumPy stand-in first;
-# the whole script ran end to end on that stand-in (rc 0, ~4 minutes on 2 cores) before any device did.
+# the whole script ran end to end on that stand-in (rc 0, ~4 minutes on 2 cores, sections written to
+# $OUT/benchmarks.md) before any device did.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -44,16 +45,20 @@ run)
     export PYTHONPATH=$PWD
   fi
   export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PLAYGRAD_CACHE=$PWD/.whl/weights
+  # The benchmarks write their sections into a copy that comes back in $OUT: diff it against docs/benchmarks.md
+  # and keep the device's sections (its CPU rows beside torch there, and the GPU rows) under their own headings.
+  cp docs/benchmarks.md "$OUT/benchmarks.md"
+  export PLAYGRAD_BENCHMARKS_MD=$OUT/benchmarks.md
   {
     set -x
     nvidia-smi -L
     python3 -m rl info
     # 1. Issue 2's GPU row: the mnist-transfer CNN train step at batch 256, GPU vs NumPy (target >= 10x).
-    timeout 100 python3 scripts/bench_core.py --no-write --repeats 5
+    timeout 100 python3 scripts/bench_core.py --repeats 5
     # 2. Issue 5's GPU row: MobileNetV2 inference, GPU vs NumPy (target >= 10x); torch is the device's python3.
-    timeout 100 python3 scripts/bench_transfer.py --no-write --torch-python python3 --repeats 3 --rounds 1
+    timeout 100 python3 scripts/bench_transfer.py --torch-python python3 --repeats 3 --rounds 1
     # 3. Issue 4: what one frame of the book's snake DQN costs on the GPU beside the CPU, and 1e6 frames projected;
-    timeout 60 python3 scripts/bench_snake_dqn.py --no-write --repeats 5
+    timeout 60 python3 scripts/bench_snake_dqn.py --repeats 5
     #    then the book's snake DQN on the GPU for 90 s: frames/s and the curve so far. Ctrl-C (INT)
     #    saves a checkpoint, so the run directory under $OUT can be resumed.
     timeout -s INT 90 python3 scripts/train.py configs/snake_dqn.toml --device gpu --runs-dir "$OUT/runs" --no-progress
