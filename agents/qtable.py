@@ -33,6 +33,7 @@ import numpy as np
 
 from agents.base import Agent as BaseAgent
 from agents.base import ExperimentConfig, Hooks, make_vec_env
+from agents.runner import Stopwatch
 from rl import random as rl_random
 
 __all__ = ["Agent", "Config", "crash_free_rate", "q_update", "state_index"]
@@ -148,6 +149,7 @@ class Agent(BaseAgent):
         obs = self._obs
         state = state_index(obs, self.cells)
         next_log = (self.env_steps // cfg.log_every_steps + 1) * cfg.log_every_steps
+        watch = Stopwatch(self.env_steps)
         while self.env_steps < total_steps and not hooks.stop_requested:
             # 1. act epsilon-greedily on every world
             actions = self._explore(self.q_table[state].argmax(axis=1), self.epsilon)
@@ -175,7 +177,8 @@ class Agent(BaseAgent):
             self._obs = obs
             if self.env_steps >= next_log:
                 hooks.log({"env_steps": self.env_steps, "epsilon": self.epsilon,
-                           "states_visited": int((self.q_table != 0).any(axis=1).sum())})
+                           "states_visited": int((self.q_table != 0).any(axis=1).sum()),
+                           "sps": watch.lap(self.env_steps), "time_s": watch.elapsed()})
                 next_log = (self.env_steps // cfg.log_every_steps + 1) * cfg.log_every_steps
             if hooks.checkpoint_due(self.env_steps):
                 hooks.save(self)
