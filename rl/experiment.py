@@ -53,6 +53,7 @@ __all__ = [
     "load_tables",
     "load_toml",
     "parse_override",
+    "positive_int",
     "versions",
 ]
 
@@ -151,6 +152,16 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     except tomllib.TOMLDecodeError:
         value = raw.strip()
     return keys, value
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type for counts: the int in ``text``, refused (with the value) when below 1."""
+    import argparse  # noqa: PLC0415 - only the command-line scripts need it
+
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

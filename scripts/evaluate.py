@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agents.base import Agent  # noqa: E402
 from agents.runner import CheckpointError, evaluate, load_agent  # noqa: E402
 from rl import backend  # noqa: E402
-from rl.experiment import ConfigError  # noqa: E402
+from rl.experiment import ConfigError, positive_int  # noqa: E402
 
 MAX_STEPS = 100_000  # steps after which an episode is cut (runner.evaluate's default)
 
@@ -59,21 +59,14 @@ def render_episodes(agent: Agent, episodes: int, seed: int, max_steps: int = MAX
     return returns
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a run directory written by scripts/train.py")
-    parser.add_argument("--episodes", type=_positive_int, default=20, help="episodes to play (default 20)")
+    parser.add_argument("--episodes", type=positive_int, default=20, help="episodes to play (default 20)")
     parser.add_argument("--checkpoint", default="best", choices=["best", "latest"], help="which checkpoint")
     parser.add_argument("--seed", type=int, help="env seed (default: the run's seed + 1,000,000)")
     parser.add_argument("--render", action="store_true", help="show the episodes in a window")
-    parser.add_argument("--max-steps", type=_positive_int, default=MAX_STEPS,
+    parser.add_argument("--max-steps", type=positive_int, default=MAX_STEPS,
                         help=f"cut an episode after this many steps (default {MAX_STEPS:,})")
     parser.add_argument("--device", choices=["cpu", "gpu", "auto"],
                         help="array backend (default: the run's own; --device cpu evaluates a GPU run anywhere)")

@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rl.experiment import ConfigError, RunDir  # noqa: E402
+from rl.experiment import ConfigError, RunDir, positive_int  # noqa: E402
 
 
 def episode_curve(run: RunDir, window: int = 20) -> tuple[np.ndarray, np.ndarray]:
@@ -73,18 +73,11 @@ def plot(run_dirs: list[str], out: str | Path, window: int = 20, title: str | No
     return out
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dirs", nargs="+", help="run directories written by scripts/train.py")
     parser.add_argument("--out", help="PNG file (default: RUN_DIR/curve.png for one run, curves.png otherwise)")
-    parser.add_argument("--window", type=_positive_int, default=20, help="moving-average window in episodes")
+    parser.add_argument("--window", type=positive_int, default=20, help="moving-average window in episodes")
     parser.add_argument("--title", help="figure title")
     args = parser.parse_args(argv)
     out = args.out or (Path(args.run_dirs[0]) / "curve.png" if len(args.run_dirs) == 1 else Path("curves.png"))

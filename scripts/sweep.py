@@ -25,6 +25,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT / "scripts" / "train.py"
+sys.path.insert(0, str(ROOT))
+
+from rl.experiment import positive_int  # noqa: E402
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="values to sweep for one key (repeatable: the grid is their product)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a fixed override for every job")
-    parser.add_argument("--workers", type=int, default=2, help="parallel local processes (default 2)")
+    parser.add_argument("--workers", type=positive_int, default=2, help="parallel local processes (default 2)")
     parser.add_argument("--runs-dir", default="runs", help="parent of the sweep directory")
     parser.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
                         help="run the jobs as Ray tasks (ray.init(address=ADDRESS); default: auto)")
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         remote = ray.remote(run_job)
         results = ray.get([remote.remote(*job) for job in jobs])
     else:
-        with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:  # threads wait on subprocesses
+        with ThreadPoolExecutor(max_workers=args.workers) as pool:  # threads wait on subprocesses
             results = list(pool.map(lambda job: run_job(*job), jobs))
     for r in results:
         if r["returncode"] != 0:

@@ -102,3 +102,9 @@ def test_main_job_plots_the_run_it_trained(tmp_path, monkeypatch, capsys):
     (new,) = [p for p in runs.iterdir() if p != stale]
     assert new.name.startswith("renamed-s0-") and (new / "curve.png").stat().st_size > 5000
     assert f"--agent {new}" in capsys.readouterr().out
+
+
+def test_sweep_refuses_zero_workers(capsys):
+    with pytest.raises(SystemExit):
+        _script("sweep").main(["configs/cartpole_ppo.toml", "--seeds", "0", "--workers", "0"])
+    assert "--workers: must be at least 1, got 0" in capsys.readouterr().err
