@@ -1,0 +1,118 @@
+"""scripts/record.py: a trained run's episodes written as an animated GIF/WebP, frame for frame."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from PIL import Image
+
+import envs  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORD = ROOT / "scripts" / "record.py"
+TRAIN = ROOT / "scripts" / "train.py"
+
+_spec = importlib.util.spec_from_file_location("_script_record", RECORD)
+record = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(record)
+
+
+@pytest.fixture(scope="module")
+def cartpole_run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    out = subprocess.run(
+        [sys.executable, str(TRAIN), "configs/cartpole_ppo.toml", "--set", "experiment.total_steps=512",
+         "--set", "experiment.eval_episodes=1", "--runs-dir", str(runs)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    (run,) = runs.iterdir()
+    return run
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, str(RECORD), *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "SDL_VIDEODRIVER": "dummy"})
+
+
+def _episode_lengths(run, seed, episodes, max_steps):
+    """The same episodes replayed here: the agent is deterministic and the env seeded alike."""
+    agent = record.load_agent(run)
+    env = gym.make("envs/CartPole-v1", **agent.experiment.env)
+    lengths = []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        steps, done = 0, False
+        while not done and steps < max_steps:
+            obs, _, terminated, truncated, _ = env.step(agent.act(np.asarray(obs)[None])[0].item())
+            steps += 1
+            done = terminated or truncated
+        lengths.append(steps)
+    env.close()
+    return lengths
+
+
+def test_gif_holds_every_step_of_the_episode(cartpole_run, tmp_path):
+    out_file = tmp_path / "cart.gif"
+    result = _run(cartpole_run, "--out", out_file, "--max-steps", 40, "--every", 1, "--seed", 7)
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {out_file}" in result.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["cart.gif"]  # no temporary file left behind
+
+    steps = _episode_lengths(cartpole_run, seed=7, episodes=1, max_steps=40)[0]
+    env = gym.make("envs/CartPole-v1", render_mode="rgb_array")
+    env.reset(seed=7)
+    first_frame = env.render()
+    env.close()
+
+    gif = Image.open(out_file)
+    assert gif.n_frames == steps + 1  # the reset frame and one per step
+    assert gif.info["duration"] == 20  # CartPole draws at 50 fps: 20 ms a frame, every step kept
+    picture = np.asarray(gif.convert("RGB"))[: first_frame.shape[0]]
+    assert picture.shape == first_frame.shape
+    # One 256-colour palette from the first frame: the picture survives within rounding of its colours.
+    assert np.abs(picture.astype(int) - first_frame.astype(int)).mean() < 2.0
+
+
+def test_webp_with_scale_and_frame_skip(cartpole_run, tmp_path):
+    out_file = tmp_path / "cart.webp"
+    result = _run(cartpole_run, "--out", out_file, "--max-steps", 10, "--every", 4, "--scale", 0.5, "--episodes", 2,
+                  "--seed", 3)
+    assert result.returncode == 0, result.stderr
+    anim = Image.open(out_file)
+    width, height = anim.size
+    env = gym.make("envs/CartPole-v1", render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()
+    env.close()
+    assert (width, height) == (round(frame.shape[1] * 0.5), round(frame.shape[0] * 0.5) + record.CAPTION_PX)
+    # Per episode: the reset frame, every 4th step, and the last step (kept whatever its number).
+    lengths = _episode_lengths(cartpole_run, seed=3, episodes=2, max_steps=10)
+    assert anim.n_frames == sum(1 + len({*range(4, n + 1, 4), n}) for n in lengths)
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--out", "x.mp4"], "must end in one of .gif, .webp"),
+     (["--out", "no/such/folder/x.gif"], "does not exist"),
+     (["--scale", "0"], "positive number"),
+     (["--every", "0"], "must be at least 1")],
+)
+def test_bad_arguments_are_named(cartpole_run, args, message):
+    result = _run(cartpole_run, *args)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_run_is_reported(tmp_path):
+    result = _run(tmp_path)
+    assert result.returncode == 1 and "not a run directory" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_frame_skip_keeps_gif_frames_at_least_20_ms():
+    assert [record.default_every(fps) for fps in (10, 50, 60, 120, 151)] == [1, 1, 2, 3, 4]
