@@ -56,8 +56,12 @@ class Categorical:
         return F.take_along_axis(self.log_probs, idx[:, None].astype("int64"), axis=1).reshape(-1)
 
     def entropy(self) -> Tensor:
-        """``(B,)`` entropy ``-sum_k p_k log p_k`` in nats."""
-        return -(self.log_probs.exp() * self.log_probs).sum(axis=-1)
+        """``(B,)`` entropy ``-sum_k p_k log p_k`` in nats; classes masked with a ``-inf`` logit add 0."""
+        log_probs = self.log_probs
+        # 0 * log 0 = 0: without this a masked class (invalid action) makes the entropy and every
+        # logit's gradient NaN (0 * -inf), where PyTorch's Categorical gives finite values.
+        finite = backend.get_array_module(log_probs.data).isfinite(log_probs.data)
+        return -(log_probs.exp() * F.where(finite, log_probs, 0.0)).sum(axis=-1)
 
     def sample(self, rng: rl_random.Generator | None = None) -> Any:
         """``(B,)`` int64 ``xp`` array of sampled classes (inverse CDF on one uniform per row)."""
