@@ -209,6 +209,9 @@ class _LogSumExp(Function):
     def forward(self, a, axis, keepdims):
         xp = backend.get_array_module(a)
         m = a.max(axis=axis, keepdims=True)
+        # An infinite max cannot be the shift (inf - inf = NaN); unshifted, exp gives 0 or inf and the
+        # log -inf or inf, the right answers for a row of -inf or a row holding +inf.
+        m = xp.where(xp.isinf(m), 0, m).astype(a.dtype, copy=False)
         out = m + xp.log(xp.exp(a - m).sum(axis=axis, keepdims=True))
         self.a, self.out_k, self.axis, self.keepdims = a, out, axis, keepdims
         return out if keepdims else out.squeeze(axis=axis)
@@ -281,8 +284,12 @@ class _Where(Function):
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
     """``a`` where ``condition`` holds, else ``b`` (broadcast); gradients go to the chosen side."""
+    a, b = as_tensor(a), as_tensor(b)
     cond = condition.data if isinstance(condition, Tensor) else condition
-    return _Where.apply(cond, as_tensor(a), as_tensor(b))
+    # A host mask is accepted with device tensors (as take_along_axis takes host indices); CuPy's
+    # where refuses NumPy arrays, so it moves over here.
+    cond = backend.get_array_module(a.data, b.data).asarray(cond)
+    return _Where.apply(cond, a, b)
 
 
 def maximum(a: Any, b: Any) -> Tensor:

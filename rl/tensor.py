@@ -521,8 +521,11 @@ class PowTensor(Function):
 
     def backward(self, g):
         xp = backend.get_array_module(g)
-        ga = g * self.b * self.a ** (self.b - 1)
-        gb = g * self.out * xp.log(xp.where(self.a > 0, self.a, 1))
+        # A constant base (``2.0 ** t``) arrives as a Python number: CuPy's where needs an array, and
+        # one of g's dtype keeps a float32 gradient float32.
+        a = self.a if isinstance(self.a, type(g)) else xp.asarray(self.a, dtype=g.dtype)
+        ga = g * self.b * a ** (self.b - 1)
+        gb = g * self.out * xp.log(xp.where(a > 0, a, 1))
         return ga, gb
 
 

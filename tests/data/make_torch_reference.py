@@ -158,6 +158,16 @@ def softmax_family() -> None:
     put("soft/logsumexp_axis0_keep/g", g_lse0)
     put("soft/logsumexp_axis0_keep/out", out)
     put("soft/logsumexp_axis0_keep/gx", t.grad)
+    # Infinite entries: a row of -inf gives -inf (not NaN), a +inf entry gives +inf. The gradient of
+    # those two rows is NaN in torch too (exp(inf - inf)); the finite rows' gradients must stay clean.
+    inf = np.inf
+    xi = np.array([[0.0, 1.0, -inf], [-inf, -inf, -inf], [1.0, inf, 0.0], [2.0, 3.0, 4.0]])
+    t = leaf(xi)
+    out = torch.logsumexp(t, dim=-1)
+    out.backward(torch.ones(4))
+    put("soft/logsumexp_inf/x", xi)
+    put("soft/logsumexp_inf/out", out)
+    put("soft/logsumexp_inf/gx", t.grad)
 
 
 # ---------------------------------------------------------------------------------- reductions

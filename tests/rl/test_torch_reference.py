@@ -165,6 +165,16 @@ def test_logsumexp(device):
     close(x.grad, ref("soft/logsumexp_axis0_keep/gx"))
 
 
+def test_logsumexp_of_infinities(device):
+    x = leaf("soft/logsumexp_inf/x")  # rows: one -inf entry, all -inf, one +inf entry, finite
+    with np.errstate(divide="ignore", invalid="ignore"):  # log(0) and inf - inf are the point here
+        out = F.logsumexp(x, axis=-1)
+        out.backward(np.ones(4))
+    np.testing.assert_array_equal(host(out)[1:3], [-np.inf, np.inf])
+    close(out, ref("soft/logsumexp_inf/out"))
+    close(x.grad, ref("soft/logsumexp_inf/gx"))  # NaN where torch's is NaN (rows 1 and 2), equal elsewhere
+
+
 # ---------------------------------------------------------------------------------- reductions
 REDUCTIONS = {
     "sum_all": lambda x: x.sum(),
@@ -264,6 +274,14 @@ def test_elementwise(device, name):
             assert not expected.any(), key
         else:
             close(t.grad, expected, key)
+
+
+def test_constant_base_power_keeps_the_gradient_dtype(device):
+    # 2.0 ** t: the Python-number base once made a float32 exponent's gradient float64 (and broke CuPy's where).
+    t = Tensor(np.array([0.5, -1.0], dtype=np.float32), requires_grad=True)
+    (2.0**t).sum().backward()
+    assert t.grad.dtype == np.float32
+    np.testing.assert_allclose(host(t.grad), np.log(2.0) * 2.0 ** np.array([0.5, -1.0]), rtol=1e-6)
 
 
 INDEXING = {
