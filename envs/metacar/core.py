@@ -51,7 +51,9 @@ __all__ = [
     "DEFAULT_LIDAR",
     "MetaCarCore",
     "RewardInputs",
+    "captor_rects",
     "default_reward",
+    "lidar_lateral_shift_px",
     "lidar_points",
     "place_on_tile",
 ]
@@ -88,22 +90,46 @@ _TURN_DIST = np.array([TILE_PX + TILE_PX / 3, TILE_PX - TILE_PX / 3.5, TILE_PX])
 _TURN_ANGLE = np.array([math.pi / 2, -math.pi / 2, -math.pi])
 
 
+def lidar_lateral_shift_px(pts: int, height: float) -> float:
+    """How far (px, car frame, + = the car's right) the original's lidar and captors sit off the car's axis.
+
+    The original sets the lidar container's ``pivot.y`` to half its local bounds height; its children are
+    the area (``[0, aH]``), the points and the four captors (around ``aH/2``). That is ``aH/2``, so no
+    shift, unless the points overflow the area (``aH/pts < 20/3`` px, e.g. ``pts >= 15`` at ``height`` 5)
+    or the captors do (``aH < 9.2`` px); then everything moves towards the car's left (§2.2).
+    """
+    area_h = CAR_WIDTH_PX * height
+    sy = area_h / pts
+    top = min(0.0, area_h / 2 + float(CAPTORS[:, 2].min()))
+    bottom = max(area_h, sy / 4 + (pts - 1) * sy + LIDAR_POINT_PX, area_h / 2 + float(CAPTORS[:, 3].max()))
+    return area_h / 2 - (bottom - top) / 2
+
+
 def lidar_points(pts: int, width: float, height: float, pos: float) -> np.ndarray:
     """Car-frame rectangles of a lidar's points, shape (pts*pts, 4) as ``(X0, X1, Y0, Y1)``.
 
     Row-major: entry ``r*pts + c`` is row r (0 = farthest ahead) and column c (0 = the car's left).
     Each point is a 5x5 px square whose smallest-(X, Y) corner is at
-    ``X = -W/2 + pos*W + sx/4 + (pts-1-r)*sx``, ``Y = -aH/2 + sy/4 + c*sy`` (§2.2).
+    ``X = -W/2 + pos*W + sx/4 + (pts-1-r)*sx``, ``Y = -aH/2 + sy/4 + c*sy`` (§2.2), plus
+    :func:`lidar_lateral_shift_px` on Y (0 for every lidar the original's demos use).
     """
     area_w = CAR_LENGTH_PX * width
     area_h = CAR_WIDTH_PX * height
     sx, sy = area_w / pts, area_h / pts
     rows = np.arange(pts)
     x0 = -CAR_LENGTH_PX / 2 + pos * CAR_LENGTH_PX + sx / 4 + (pts - 1 - rows) * sx  # (pts,) per row
-    y0 = -area_h / 2 + sy / 4 + rows * sy  # (pts,) per column
+    y0 = -area_h / 2 + sy / 4 + rows * sy + lidar_lateral_shift_px(pts, height)  # (pts,) per column
     X0 = np.repeat(x0, pts)
     Y0 = np.tile(y0, pts)
     return np.stack([X0, X0 + LIDAR_POINT_PX, Y0, Y0 + LIDAR_POINT_PX], axis=1)
+
+
+def captor_rects(pts: int, height: float) -> np.ndarray:
+    """Car-frame ``(X0, X1, Y0, Y1)`` of a car's four captors, (4, 4): :data:`CAPTORS` moved across the car by
+    :func:`lidar_lateral_shift_px`, since the original's captors are children of the lidar container."""
+    rects = CAPTORS.copy()
+    rects[:, 2:] += lidar_lateral_shift_px(pts, height)
+    return rects
 
 
 def place_on_tile(xp: ModuleType, tile_mx: Any, tile_my: Any, orientation: Any, line: Any):
@@ -241,7 +267,7 @@ class MetaCarCore:
 
         # --- sensors: agent lidar points, agent captors, bots' lidar points -------------------------
         self.num_lidar = p = self.pts * self.pts
-        rects = [lidar_points(**self.lidar_options), CAPTORS]
+        rects = [lidar_points(**self.lidar_options), self.agent_captors()]
         owner = [0] * (p + 4)
         bot_rects = lidar_points(**BOT_LIDAR)
         for b in range(nb):
@@ -739,6 +765,10 @@ class MetaCarCore:
     def lidar_rects(self) -> np.ndarray:
         """Car-frame rectangles of the agent's lidar points, (P, 4) ``(X0, X1, Y0, Y1)`` (for rendering)."""
         return lidar_points(**self.lidar_options)
+
+    def agent_captors(self) -> np.ndarray:
+        """Car-frame rectangles of the agent's four captors (front, back, left, right), (4, 4)."""
+        return captor_rects(self.pts, self.lidar_options["height"])
 
 
 def _check_lidar(lidar: dict | None) -> dict:

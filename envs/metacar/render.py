@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .core import CAR_LENGTH_PX, CAR_WIDTH_PX, LIDAR_POINT_PX, MetaCarCore
+from .core import CAR_LENGTH_PX, CAR_WIDTH_PX, LIDAR_POINT_PX, MetaCarCore, lidar_lateral_shift_px
 from .level import TILE_PX
 
 __all__ = ["MetaCarRenderer", "draw_background", "draw_car", "draw_decoration", "draw_tile", "import_pygame"]
@@ -151,9 +151,10 @@ class MetaCarRenderer:
         self.clock = None
         self.lidar_rects = core.lidar_rects()
         opts = core.lidar_options
+        shift = lidar_lateral_shift_px(opts["pts"], opts["height"])
         self.lidar_area = (-CAR_LENGTH_PX / 2 + opts["pos"] * CAR_LENGTH_PX,
                            -CAR_LENGTH_PX / 2 + opts["pos"] * CAR_LENGTH_PX + CAR_LENGTH_PX * opts["width"],
-                           -CAR_WIDTH_PX * opts["height"] / 2, CAR_WIDTH_PX * opts["height"] / 2)
+                           -CAR_WIDTH_PX * opts["height"] / 2 + shift, CAR_WIDTH_PX * opts["height"] / 2 + shift)
 
     def render(self, world: int = 0, step: int = 0, reward: float = 0.0) -> np.ndarray | None:
         """Draw world ``world``; return an (H, W, 3) uint8 frame in rgb_array mode, else None."""

@@ -314,3 +314,29 @@ def test_lane_flip_compares_with_the_first_car_on_the_tile_only():
     ys = core.y[0, 1:].tolist()
     assert ys == [150.0 + 15, 150.0 - 15, 150.0 - 15]  # line 0 below the centre line, line 1 above
     np.testing.assert_allclose(core.theta[0, 1:] % (2 * math.pi), [0.0, math.pi, math.pi])
+
+
+# --------------------------------------------------------------------- §2.2 lidar's lateral centring
+def _spec_pivot_y(pts, height):
+    """The original's ``pivot.y``: half the lidar container's local bounds height. Its children, in local
+    coordinates: the area [0, aH], the points [sy/4, sy/4 + (pts-1)*sy + 5] and the captors aH/2 + [-4.6, 4.6]."""
+    ah = H * height
+    sy = ah / pts
+    top = min(0.0, ah / 2 - 4.6)
+    bottom = max(ah, sy / 4 + (pts - 1) * sy + 5, ah / 2 + 4.6)
+    return (bottom - top) / 2
+
+
+@pytest.mark.parametrize("pts, height", [(15, 5.0), (25, 5.0), (1, 0.4), (3, 0.3), (5, 5.0), (7, 7.0)])
+def test_points_and_captors_use_the_original_bounds_centring(pts, height):
+    # When the points overflow the area (aH/pts < 6.67 px) or the captors do (aH < 9.2 px), the container's
+    # bounds are taller than aH and the original's pivot.y = bounds/2 shifts points *and* captors across
+    # the car. For the demos' lidars (last two rows) the shift is 0.
+    core = _core("level2", lidar={"pts": pts, "width": 2.0, "height": height, "pos": 0.0})
+    shift = H * height / 2 - _spec_pivot_y(pts, height)
+    rects = core.lidar_rects()
+    sy = H * height / pts
+    np.testing.assert_allclose(rects[:pts, 2], [sy / 4 + c * sy - _spec_pivot_y(pts, height) for c in range(pts)])
+    np.testing.assert_allclose(core.agent_captors()[:, 2:], np.array(SPEC_CAPTORS)[:, 2:] + shift)
+    if pts in (5, 7):
+        assert shift == 0.0
