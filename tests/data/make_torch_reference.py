@@ -629,6 +629,12 @@ OPTIMIZER_CASES = {
               {"lr": 0.05, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1}, None),
 }
 OPT_STEPS = 5
+# Cases where the output layer (parameters 2 and 3) has no gradient (None) for the first 2 steps: it
+# must be left alone then (no decay, no state change) and start its own bias-correction count later.
+LATE_PARAMS, LATE_STEPS = (2, 3), 2
+for _name in ("adam", "adamw", "sgd_momentum"):
+    _t, _tk, _o, _ok, _c = OPTIMIZER_CASES[_name]
+    OPTIMIZER_CASES[f"{_name}_late_head"] = (_t, _tk, _o, {**_ok}, _c)
 
 
 def mlp_loss(params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -646,14 +652,19 @@ def optimizers() -> None:
     for i, p in enumerate(init):
         put(f"opt/init/{i}", p)
     for name, (torch_cls, torch_kwargs, ours, our_kwargs, clip) in OPTIMIZER_CASES.items():
-        put_json(f"opt/{name}/ours", {"class": ours, "kwargs": our_kwargs})
+        late = name.endswith("_late_head")
+        put_json(f"opt/{name}/ours", {"class": ours, "kwargs": our_kwargs,
+                                      "no_grad": {"params": list(LATE_PARAMS) if late else [], "steps": LATE_STEPS}})
         params = [leaf(p) for p in init]
         opt = getattr(torch.optim, torch_cls)(params, **torch_kwargs)
         trajectory: list[list[np.ndarray]] = [[] for _ in params]
         norms: list[float] = []
-        for _ in range(OPT_STEPS):
+        for step in range(OPT_STEPS):
             opt.zero_grad()
             mlp_loss(params, torch.tensor(x), torch.tensor(y)).backward()
+            if late and step < LATE_STEPS:
+                for i in LATE_PARAMS:
+                    params[i].grad = None
             if clip is not None:
                 norms.append(torch.nn.utils.clip_grad_norm_(params, clip).item())
             opt.step()
