@@ -2,7 +2,8 @@
 
 BasicMotion: UP held = UP (0), DOWN held = DOWN (3), LEFT/RIGHT turn **once per key press** (1/2; holding
 the key does not keep turning, as the original), nothing pressed = WAIT (4). A fresh turn press wins over a
-held UP/DOWN for that frame.
+held UP/DOWN for that frame (one action per step; the original's free-running mode turns and moves in the
+same frame).
 
 ControlMotion: UP/DOWN hold throttle +1/-1, LEFT/RIGHT hold steering -0.7/+0.7 (negative = left).
 """

@@ -4,6 +4,11 @@ Like the original's editor (§7): a palette of the 12 road tiles, the agent car 
 to the 60 px grid; removing takes off the car on a tile first, else the road; at most one agent (placing it
 again moves it); new cars get lane 0; the map is 5 to 15 tiles wide and high; saving writes the original's
 JSON format. Decorations of a loaded level are kept (those outside a shrunk map are dropped).
+
+Deviations from the original's editor: the palette has no decorations (they cannot be placed or removed
+here); a tile takes at most two bots and the second is written with lane 1 (the original writes lane 0 for
+every new car and its load-time lane flip moves the second one to lane 1, the same placement); saving
+needs the agent (the original also saves levels without one, which cannot be driven).
 """
 
 from __future__ import annotations
@@ -88,7 +93,8 @@ class LevelEditor:
     def remove(self, mx: int, my: int) -> bool:
         """Right click: remove the last car placed on the tile, else the agent there, else the road.
 
-        Removing a road also removes the cars on it (they would be off road). Returns whether anything changed.
+        A road goes only once its cars and agent are gone, so no car is ever left on grass. Returns whether
+        anything changed.
         """
         if not self.inside(mx, my):
             return False

@@ -79,7 +79,20 @@ decisions:
   changes a bot's lidar, whose reach is under 40 px); ``fix_bot_quirks=True`` fixes the quirks of §8.17.
 * ``info`` carries ``collided``, ``on_road`` and ``speed``; the original exposes them only through the reward.
 * ``observation="grid"`` (the lidar picture without the speed) is ours; the original's ``getState().lidar``.
-* ControlMotion actions out of [-1, 1] are clipped like the original, but a wrong shape or NaN raises.
+* ControlMotion actions out of [-1, 1] are clipped like the original, but a wrong shape or NaN raises. The
+  space is ``Box(-1, 1)`` for both: the original's ``actionSpace()`` claims throttle in [0, 1] but uses [-1, 1].
+* ControlMotion at ``v == -0.001`` exactly with steering on has ``omega == 0``: the original divides by zero
+  (the pose becomes NaN); we move straight.
+* BasicMotion: always the five actions (the original's custom ``actions`` list option is not offered); an
+  index outside 0..4 raises (the original ignores it).
+* ``shuffle_on_reset`` puts the bots back at their start before shuffling the agent. The original's REINFORCE
+  demo (level1) calls ``shuffle({cars: false})`` between episodes without ``reset()``, so its bots keep
+  driving from wherever the last episode left them (its DDPG-traffic demo resets, then shuffles, as we do).
+* Cars per tile are derived from the cars' positions; the original's per-tile id lists have a latent
+  ``splice(indexOf(id), 1)`` bug (a missing id removes the list's last car), not reproduced. They matter
+  only for the load-time lane flip and the shuffles' "empty tile".
+* Level files: a car or agent outside the map or on grass, or a ``line`` other than 0, 1 or absent, is a
+  ``LevelError`` (the original leaves such a car at the tile's top-left corner heading East).
 * Levels: the grids, cars and agents are the spec's (MetaCar HEAD); level2's decorations are our own
   placements with the original's counts (visual only). Sprites are drawn by our code, not the textures.
 """
