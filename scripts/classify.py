@@ -37,9 +37,11 @@ def top_k(probs: np.ndarray, k: int = 5) -> list[list[tuple[int, str, float]]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Top-5 ImageNet classes of images with MobileNetV2.")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="+", help="image files (anything Pillow reads)")
-    parser.add_argument("--weights", default="imagenet", help="a torchvision-format .pth file (default: the cache)")
+    parser.add_argument("--weights", default="imagenet",
+                        help="a torchvision-format .pth file (default: torchvision's ImageNet weights, fetched once "
+                             "into the cache; see scripts/fetch_weights.py)")
     parser.add_argument("--top", type=int, default=5, help="how many classes to print per image")
     args = parser.parse_args(argv)
     if args.top < 1:

@@ -195,9 +195,10 @@ def plot(curves: dict[str, list[float]], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="mnist-transfer-cnn on sklearn digits, three retraining modes.")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", default=None, help="TOML config (default: built-in defaults)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="TABLE.KEY=VALUE")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="TABLE.KEY=VALUE",
+                        help="override one config value, e.g. --set retrain.epochs=5 (repeatable)")
     parser.add_argument("--out", default="runs/digits_transfer", help="output folder for the table and plot")
     args = parser.parse_args(argv)
     try:

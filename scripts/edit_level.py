@@ -141,7 +141,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", nargs="?", default="mylevel.json", help="level JSON to edit and save (S key)")
     p.add_argument("--from", dest="source", default=None,
                    help="start from this level (bundled name or path) instead of FILE")

@@ -60,10 +60,11 @@ def render_episodes(agent: Agent, episodes: int, seed: int, max_steps: int = MAX
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", help="a run directory written by scripts/train.py")
     parser.add_argument("--episodes", type=positive_int, default=20, help="episodes to play (default 20)")
-    parser.add_argument("--checkpoint", default="best", choices=["best", "latest"], help="which checkpoint")
+    parser.add_argument("--checkpoint", default="best", choices=["best", "latest"],
+                        help="which checkpoint: best (default; the highest mean training return) or latest")
     parser.add_argument("--seed", type=int, help="env seed (default: the run's seed + 1,000,000)")
     parser.add_argument("--render", action="store_true", help="show the episodes in a window")
     parser.add_argument("--max-steps", type=positive_int, default=MAX_STEPS,
@@ -71,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=["cpu", "gpu", "auto"],
                         help="array backend (default: the run's own; --device cpu evaluates a GPU run anywhere)")
     args = parser.parse_args(argv)
+    # Checked here: load_agent opens the run with RunDir, which creates a missing directory, so a mistyped
+    # path used to leave an empty "run" behind.
+    if not Path(args.run_dir, "config.toml").is_file():
+        what = "is not a run directory (no config.toml)" if Path(args.run_dir).is_dir() else "does not exist"
+        print(f"error: {args.run_dir} {what}; train.py prints each run's directory (under runs/)", file=sys.stderr)
+        return 1
     try:
         agent = load_agent(args.run_dir, tag=args.checkpoint, device=args.device)
     except backend.BackendError as exc:

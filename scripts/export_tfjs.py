@@ -133,12 +133,14 @@ def export(source: str, out_dir: str | Path, tag: str = "best", random_init: boo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="run directory, Model.save file (.safetensors), or 'mobilenet_v2'")
     parser.add_argument("out_dir", help="directory for model.json and the weight shards")
-    parser.add_argument("--tag", default="best", help="checkpoint of a run directory: best (default) or latest")
+    parser.add_argument("--tag", default="best", choices=["best", "latest"],
+                        help="checkpoint of a run directory: best (default) or latest")
     parser.add_argument("--random-init", action="store_true", help="mobilenet_v2 without pretrained weights")
-    parser.add_argument("--shard-size", type=int, default=tfjs.SHARD_SIZE_BYTES, help="max bytes per shard")
+    parser.add_argument("--shard-size", type=int, default=tfjs.SHARD_SIZE_BYTES,
+                        help=f"max bytes per shard (default {tfjs.SHARD_SIZE_BYTES:,}, as the TF.js converter)")
     args = parser.parse_args(argv)
     try:
         path = export(args.source, args.out_dir, args.tag, args.random_init, args.shard_size)

@@ -20,7 +20,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="+", choices=sorted(weights.REGISTRY), help="weights to fetch")
     parser.add_argument("--cache-dir", type=Path, default=None, help=f"default: {weights.cache_dir()}")
     parser.add_argument("--force", action="store_true", help="fetch again even if a verified copy is cached")

@@ -170,6 +170,7 @@ class CameraFrames:
     """A webcam through ``pygame.camera`` (frames center-cropped and resized to ``size``)."""
 
     def __init__(self, size: int):
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame's banner is not this script's output
         import pygame
         import pygame.camera
 
@@ -419,14 +420,16 @@ def run(cfg: dict, frames: int, headless: bool, screenshot: str | None = None, v
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Gesture-controlled Snake on MobileNetV2 embeddings.")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", default=None, help="TOML config (default: built-in defaults)")
-    parser.add_argument("--source", choices=["camera", "folder", "synthetic"], default=None)
+    parser.add_argument("--source", choices=["camera", "folder", "synthetic"], default=None,
+                        help="where the labelled frames come from (default: the config's [gesture] source)")
     parser.add_argument("--folder", default=None, help="image folder with up/ down/ left/ right/")
     parser.add_argument("--frames", type=int, default=None, help="game steps to play (0: until the window closes)")
     parser.add_argument("--headless", action="store_true", help="no real window (SDL dummy driver), no frame delay")
     parser.add_argument("--screenshot", default=None, help="save the last window frame as this PNG")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="TABLE.KEY=VALUE")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="TABLE.KEY=VALUE",
+                        help="override one config value, e.g. --set head.epochs=5 (repeatable)")
     args = parser.parse_args(argv)
     if args.headless:
         os.environ["SDL_VIDEODRIVER"] = "dummy"

@@ -35,10 +35,11 @@ from rl.experiment import ConfigError  # noqa: E402
 CONFIG = ROOT / "configs" / "metacar_level1_ppo.toml"
 GAME = "metacar"  # the play.py game of the config's env
 TITLE = "PPO on MetaCar level1, in traffic"
+TARGET_REWARD_PER_STEP = 0.5  # the config's stated target (an episode return of 400 over 800 steps)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs-dir", default=str(ROOT / "runs"), help="where the run directory goes")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config overrides passed to train.py")
@@ -58,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no learning curve: {exc}")
     eval_path = run_dir / "eval.json"
     if eval_path.exists():
+        # train() has printed the mean return; the config's target is stated per step, so say that figure.
         result = json.loads(eval_path.read_text())
-        print(f"deterministic evaluation: mean return {result['mean_return']:.1f} over {result['episodes']} episodes")
+        max_steps = train_script.RunDir(run_dir).read_config().get("env", {}).get("max_steps")
+        if max_steps:
+            print(f"that is {result['mean_return'] / max_steps:.3f} reward per step over {max_steps}-step episodes "
+                  f"(the experiment's target: {TARGET_REWARD_PER_STEP})")
     print(f"watch it drive:  .venv/bin/python scripts/play.py {GAME} --agent {run_dir}")
     return 0
 

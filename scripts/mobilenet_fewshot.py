@@ -101,6 +101,7 @@ def load_task(data: DataConfig, seed: int):
         labels, classes = digits - 5, [str(d) for d in range(5, 10)]
         big = None
     train_idx, test_idx = split_indices(labels, data.test_fraction, seed)
+    check_split(labels, classes, test_idx, data)
     rng = np.random.default_rng(seed)
     train_idx = _stratified_take(labels, train_idx, data.max_pool, rng)
     test_idx = _stratified_take(labels, test_idx, data.max_test, rng)
@@ -111,6 +112,25 @@ def load_task(data: DataConfig, seed: int):
     else:
         big = {int(i): int(i) for i in range(len(labels))}, big
     return big, small, labels, classes, train_idx, test_idx
+
+
+def check_split(labels: np.ndarray, classes: list[str], test_idx: np.ndarray, data: DataConfig) -> None:
+    """Refuse a task the table cannot be made of: fewer than 2 classes, or a class without a test image.
+
+    ``labels (N,)`` and ``test_idx (T,)`` as :func:`load_task` has them. A small image folder used to end in an
+    IndexError deep in the training loop (an empty test set indexes with a float array).
+    """
+    where = f"image folder {data.image_folder}" if data.image_folder else "the digits"
+    if len(classes) < 2:
+        raise DataError(f"{where}: few-shot classification needs at least 2 classes (one subfolder each), "
+                        f"found {len(classes)}: {classes}")
+    tested = set(labels[test_idx].tolist())
+    for c, name in enumerate(classes):
+        if c not in tested:
+            count = int((labels == c).sum())
+            raise DataError(f"{where}: class {name!r} has {count} image(s) and none left for testing at "
+                            f"test_fraction = {data.test_fraction}; give each class at least 2 images "
+                            f"(and test_fraction > 0)")
 
 
 def _stratified_take(labels: np.ndarray, idx: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
@@ -211,10 +231,11 @@ def format_table(results: dict[int, dict[str, float]], classes: list[str], n_poo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="k-shot: MobileNetV2 embeddings + head vs pixels vs CNN.")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", default=None, help="TOML config (default: built-in defaults)")
     parser.add_argument("--image-folder", default=None, help="a folder with one subfolder per class")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="TABLE.KEY=VALUE")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="TABLE.KEY=VALUE",
+                        help="override one config value, e.g. --set fewshot.repeats=1 (repeatable)")
     parser.add_argument("--out", default="runs/mobilenet_fewshot", help="output folder for the table")
     args = parser.parse_args(argv)
     overrides = list(args.overrides)

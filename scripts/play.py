@@ -185,6 +185,10 @@ def load_agent_policy(run_dir: str, tag: str) -> tuple[Any, dict[str, Any], str]
     from agents.runner import load_agent  # noqa: PLC0415
     from rl.experiment import RunDir  # noqa: PLC0415
 
+    # Checked before RunDir, which creates a missing directory (a mistyped path left an empty run behind).
+    if not Path(run_dir, "config.toml").is_file():
+        what = "not a run directory (no config.toml)" if Path(run_dir).is_dir() else "no such directory"
+        raise FileNotFoundError(f"{what}; train.py prints each run's directory (under runs/)")
     config = RunDir(run_dir).read_config()
     agent = load_agent(run_dir, tag=tag)
     return agent, dict(config.get("env", {})), config.get("experiment", {}).get("env_id", "")
@@ -192,26 +196,30 @@ def load_agent_policy(run_dir: str, tag: str) -> tuple[Any, dict[str, Any], str]
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line; ``env_kwargs`` holds the options of the chosen game (another game's option is an error)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("game", choices=sorted(GAMES))
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("game", choices=sorted(GAMES), help="which environment to play")
     p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--headless", action="store_true",
                    help=f"no window (SDL dummy driver), no frame-rate limit; {HEADLESS_FRAMES} frames unless --frames")
     p.add_argument("--fps", type=float, default=None, help="frames per second (default: the env's render_fps)")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the env's random stream: the same seed, the same starts (default: unseeded)")
     p.add_argument("--agent", metavar="RUN_DIR", default=None, help="let this run's trained agent play")
     p.add_argument("--tag", default="best", choices=["best", "latest"],
                    help="which checkpoint of --agent: best (default) or latest")
     cp = p.add_argument_group("cartpole")
     cp.add_argument("--variant", default=None, help="gym (default) or book")
     sn = p.add_argument_group("snake")
-    sn.add_argument("--height", type=int, default=None)
-    sn.add_argument("--width", type=int, default=None)
-    sn.add_argument("--num-fruits", type=int, default=None)
-    sn.add_argument("--init-len", type=int, default=None)
+    sn.add_argument("--height", type=int, default=None, help="board rows (default 9)")
+    sn.add_argument("--width", type=int, default=None, help="board columns (default 9)")
+    sn.add_argument("--num-fruits", type=int, default=None, help="fruits on the board at once (default 1)")
+    sn.add_argument("--init-len", type=int, default=None, help="starting length of the snake (default 2)")
     mc = p.add_argument_group("metacar")
-    mc.add_argument("--level", default=None, help="level name, e.g. level1")
-    mc.add_argument("--motion", default=None, help="basic or control")
+    mc.add_argument("--level", default=None,
+                    help="bundled level (level0, level1, level2, level3, full_city) or a .json file from\n"
+                         "edit_level.py (default level1)")
+    mc.add_argument("--motion", default=None,
+                    help="basic (default: 5 discrete moves) or control (throttle and steering)")
     args = p.parse_args(argv)
     if args.frames is not None and args.frames < 0:
         p.error("--frames must be >= 0")

@@ -2,14 +2,20 @@
 
     python scripts/plot.py runs/cartpole_ppo-s0-* --out ppo.png
 
-Runs of the same config name (``experiment.name``) are one curve: their returns are interpolated
-on a common step grid and drawn as the mean with a min-max band across seeds. Runs of different
-configs get one curve each. Each run's curve is its episode returns smoothed by a moving average.
+Runs of the same config name (``experiment.name``) and the same ``--set`` overrides are one curve:
+their returns are interpolated on a common step grid and drawn as the mean with a min-max band across
+seeds. Runs of different configs, or of different overrides (a sweep's grid points), get one curve
+each, labelled with the overrides that tell them apart:
+
+    python scripts/plot.py runs/sweep-cartpole_ppo-*/*/* --out sweep.png
+
+Each run's curve is its episode returns smoothed by a moving average (``--window`` episodes).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -36,6 +42,40 @@ def episode_curve(run: RunDir, window: int = 20) -> tuple[np.ndarray, np.ndarray
     return steps, smooth
 
 
+def run_overrides(run: RunDir) -> tuple[str, ...]:
+    """The ``--set`` overrides a run was started with (from its ``info.json``), less the seed.
+
+    Runs of one config with different overrides (a sweep's grid points) are different curves; the
+    seeds of one grid point are one curve with a band.
+    """
+    try:
+        overrides = json.loads((run.path / "info.json").read_text()).get("overrides", [])
+    except (OSError, ValueError):  # an older or hand-made run without info.json: the config alone
+        return ()
+    return tuple(sorted(o for o in overrides if not o.replace(" ", "").startswith("experiment.seed=")))
+
+
+def curve_groups(run_dirs: list[str], window: int = 20) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """The curves to draw: label -> each run's ``(steps (E,), smoothed returns (E,))`` in that group.
+
+    A group is one config name with one set of overrides; its label adds the overrides that tell it
+    from the other groups of the same config (a sweep's ``agent.lr=...``), not those they all share.
+    """
+    groups: dict[tuple[str, tuple[str, ...]], list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+    for d in run_dirs:
+        if not Path(d, "config.toml").is_file():  # before RunDir, which would create a missing directory
+            what = "is not a run directory (no config.toml)" if Path(d).is_dir() else "does not exist"
+            raise ConfigError(f"{d} {what}")
+        run = RunDir(d)
+        name = run.read_config().get("experiment", {}).get("name", Path(d).name)
+        groups[name, run_overrides(run)].append(episode_curve(run, window))
+    labelled = {}
+    for (name, overrides), curves in groups.items():
+        shared = set.intersection(*(set(o) for (n, o) in groups if n == name))
+        labelled[" ".join([name, *(o for o in overrides if o not in shared)])] = curves
+    return labelled
+
+
 def plot(run_dirs: list[str], out: str | Path, window: int = 20, title: str | None = None) -> Path:
     """Write the learning-curve figure of ``run_dirs`` to ``out`` (PNG); returns its path."""
     import matplotlib  # noqa: PLC0415
@@ -43,15 +83,8 @@ def plot(run_dirs: list[str], out: str | Path, window: int = 20, title: str | No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
-    for d in run_dirs:
-        run = RunDir(d)
-        if not run.config_path.exists():
-            raise ConfigError(f"{d} is not a run directory (no config.toml)")
-        name = run.read_config().get("experiment", {}).get("name", Path(d).name)
-        groups[name].append(episode_curve(run, window))
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for name, curves in groups.items():
+    for name, curves in curve_groups(run_dirs, window).items():
         if len(curves) == 1:
             ax.plot(*curves[0], label=name)
             continue
@@ -74,7 +107,7 @@ def plot(run_dirs: list[str], out: str | Path, window: int = 20, title: str | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dirs", nargs="+", help="run directories written by scripts/train.py")
     parser.add_argument("--out", help="PNG file (default: RUN_DIR/curve.png for one run, curves.png otherwise)")
     parser.add_argument("--window", type=positive_int, default=20, help="moving-average window in episodes")

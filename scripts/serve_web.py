@@ -19,8 +19,10 @@ TF.js is never fetched from a CDN, so the page works offline.
 from __future__ import annotations
 
 import argparse
+import errno
 import http.server
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -109,11 +111,20 @@ def make_server(source: str | Path, host: str = "127.0.0.1", port: int = 8000, t
 
     Returns ``(server, temporary directory to delete after shutdown, or None)``.
     """
-    bundle = find_tfjs_bundle()
+    # The source first: a wrong run directory is the user's mistake to hear about, whether or not TF.js is
+    # installed yet (the TF.js check used to hide it).
     model_dir, tmp = prepare_model(source, tag)
     try:
+        bundle = find_tfjs_bundle()
         server = http.server.ThreadingHTTPServer((host, port), _handler(model_dir, bundle, quiet))
-    except OSError:
+    except OSError as exc:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeError(f"port {port} on {host} is in use (another serve_web.py?); pick another with --port, "
+                             "or --port 0 for any free one") from None
+        raise
+    except ServeError:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -136,11 +147,16 @@ def serve_in_thread(source: str | Path, tag: str = "best") -> tuple[http.server.
     return server, f"http://{host}:{port}/", stop
 
 
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="a Snake DQN run directory, or a directory holding an exported model.json")
     parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free port)")
-    parser.add_argument("--tag", default="best", help="checkpoint of a run directory: best (default) or latest")
+    parser.add_argument("--tag", default="best", choices=["best", "latest"],
+                        help="checkpoint of a run directory: best (default) or latest")
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     args = parser.parse_args(argv)
     try:
@@ -149,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"serve_web: {exc}", file=sys.stderr)
         return 2
     host, port = server.server_address[:2]
-    print(f"serving the Snake page at http://{host}:{port}/ (Ctrl-C to stop)")
+    print(f"serving the Snake page at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
+    # `kill` (or a job runner's timeout) stops the server as Ctrl-C does, so the exported model's temporary
+    # directory is removed either way instead of piling up in /tmp.
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -96,7 +96,7 @@ def summarize(results: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="experiment TOML file")
     parser.add_argument("--seeds", default="0-4", help="e.g. 0-4 or 0,2,5 (default 0-4)")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     print(summarize(results))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
+    # Where it all went, and the one command that draws it: the run directories sit two levels down.
+    print(f"runs and summary.json in {sweep_dir}; learning curves (one per grid point, a band over seeds):\n"
+          f"  python scripts/plot.py {sweep_dir}/*/* --out {sweep_dir}/curves.png")
     return 0 if all(r["returncode"] == 0 for r in results) else 1
 
 

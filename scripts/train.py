@@ -45,9 +45,18 @@ def train(config_path: str | None, overrides: list[str], seed: int | None = None
     if resume is not None:
         if overrides or seed is not None or config_path is not None:
             raise ConfigError("--resume continues a run with its saved config; drop CONFIG, --set and --seed")
+        # Checked before RunDir, which creates a missing directory: a mistyped path left an empty run behind.
+        if not Path(resume, "config.toml").is_file():
+            what = "is not a run directory (no config.toml)" if Path(resume).is_dir() else "does not exist"
+            raise ConfigError(f"{resume} {what}; train.py prints each run's directory, under --runs-dir (runs/)")
         run = RunDir(resume)
-        if not run.config_path.exists():
-            raise ConfigError(f"{resume} is not a run directory (no config.toml)")
+        if (run.path / "eval.json").exists():
+            # eval.json is written only after the budget is spent (never on Ctrl-C): resuming used to print the
+            # same evaluation again as if it had trained. The budget comes from the saved config, so say how to
+            # train longer instead.
+            print(f"{run.path} already finished; its evaluation is in {run.path / 'eval.json'}. Nothing to "
+                  f"resume: to train longer, start a new run with --set experiment.total_steps=...")
+            return run.path
         config = run.read_config()
         if device is not None:
             config["experiment"]["device"] = device
@@ -102,7 +111,7 @@ def train(config_path: str | None, overrides: list[str], seed: int | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", help="experiment TOML file (configs/*.toml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set agent.lr=3e-4 (repeatable)")
@@ -113,12 +122,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
-        train(args.config, args.overrides, seed=args.seed, device=args.device, resume=args.resume,
-              runs_dir=args.runs_dir, progress=not args.no_progress, argv=["scripts/train.py", *(argv or sys.argv[1:])])
+        run_dir = train(args.config, args.overrides, seed=args.seed, device=args.device, resume=args.resume,
+                        runs_dir=args.runs_dir, progress=not args.no_progress,
+                        argv=["scripts/train.py", *(argv or sys.argv[1:])])
     except (ConfigError, CheckpointError, NonFiniteLossError, backend.BackendError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
+    if (run_dir / "eval.json").exists():  # finished (an interrupted run has printed how to continue)
+        print(next_steps(run_dir))
     return 0
+
+
+# play.py's game name of each env id, for the "watch it" hint.
+PLAY_GAMES = {"envs/CartPole-v1": "cartpole", "envs/Snake-v0": "snake", "envs/MetaCar-v0": "metacar"}
+
+
+def next_steps(run_dir: Path) -> str:
+    """The commands a newcomer runs on a finished run: evaluate it, watch it play, plot its curve."""
+    env_id = RunDir(run_dir).read_config().get("experiment", {}).get("env_id", "")
+    lines = ["next:", f"  python scripts/evaluate.py {run_dir}   # more evaluation episodes"]
+    if env_id in PLAY_GAMES:
+        lines.append(f"  python scripts/play.py {PLAY_GAMES[env_id]} --agent {run_dir}   # watch it play, in a window")
+    lines.append(f"  python scripts/plot.py {run_dir}   # its learning curve, as RUN_DIR/curve.png")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
