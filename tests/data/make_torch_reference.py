@@ -27,7 +27,13 @@ here. Where the frameworks' conventions differ the mapping is written next to th
 * Leaky ReLU's slope is passed explicitly (ours defaults to Keras' 0.3, torch's to 0.01).
 * Optimizers: parameters after each of 5 steps on a tiny tanh MLP with an MSE loss, torch configured
   to our documented maths (RMSprop's eps outside the root is torch's placement; ``alpha`` is our
-  ``rho``; AdamW's decay ``p *= 1 - lr * wd`` is torch's).
+  ``rho``; AdamW's decay ``p *= 1 - lr * wd`` is torch's); ``*_late_head`` cases give the output layer
+  no gradient for 2 steps; ``sgd_clipnorm`` also stores ``clip_grad_norm_``'s pre-clip norms.
+* Edge values on purpose: a +1000 softmax row, +500 cross-entropy logits, +-60 BCE logits, softplus at
+  +-800, logsumexp rows of -inf / holding +inf, Categorical logits masked with -inf, tied maxima.
+
+Our-side keyword arguments of the conv and optimizer cases are stored as JSON strings
+(``conv/NAME/kwargs``, ``opt/NAME/ours``), so the test reads each case's spec from the archive.
 """
 
 from __future__ import annotations
