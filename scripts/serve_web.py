@@ -165,11 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"serve_web: {exc}", file=sys.stderr)
         return 2
     host, port = server.server_address[:2]
-    print(f"serving the Snake page at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
     # `kill` (or a job runner's timeout) stops the server as Ctrl-C does, so the exported model's temporary
-    # directory is removed either way instead of piling up in /tmp.
+    # directory is removed either way instead of piling up in /tmp. Installed, and the try entered, before the
+    # server is announced, so a kill that follows the announcement always ends in the cleanup.
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
+        print(f"serving the Snake page at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         pass
