@@ -362,12 +362,12 @@ def load_agent(run_dir: str | Path, tag: str = "best", device: str | None = None
     """The agent of a run directory with the weights of checkpoint ``tag`` ("best" falls back to "latest").
 
     ``device`` ("cpu", "gpu", "auto") replaces the run's own ``experiment.device``, so a run trained on a
-    GPU loads on a machine without one. Raises :class:`CheckpointError`, ``ConfigError``, or
-    ``rl.backend.BackendError`` when the run's device cannot be used here.
+    GPU loads on a machine without one. Raises :class:`CheckpointError` (a checkpoint missing or not
+    fitting), ``rl.experiment.RunNotFoundError`` (a ``ConfigError``: ``run_dir`` missing or without
+    ``config.toml``; nothing is created), ``ConfigError``, or ``rl.backend.BackendError`` when the run's
+    device cannot be used here.
     """
-    run = RunDir(run_dir)
-    if not run.config_path.exists():
-        raise CheckpointError(f"{run_dir} is not a run directory (no config.toml)")
+    run = RunDir.open(run_dir)
     config = run.read_config()
     if device is not None:
         config.setdefault("experiment", {})["device"] = device

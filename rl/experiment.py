@@ -45,6 +45,7 @@ __all__ = [
     "ConfigError",
     "MetricsLogger",
     "RunDir",
+    "RunNotFoundError",
     "apply_overrides",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -60,6 +61,10 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A config file or override is wrong; the message names the file, the place and the fix."""
+
+
+class RunNotFoundError(ConfigError):
+    """A path given as an existing run directory is missing or holds no ``config.toml``."""
 
 
 # --------------------------------------------------------------------------------------- files
@@ -347,8 +352,11 @@ class MetricsLogger:
 class RunDir:
     """A run's directory: resolved config, command line, versions, metrics, checkpoints, evaluation.
 
+    ``RunDir(path)`` is for writing a run and creates the directory; code that reads or continues a run
+    opens it with :meth:`RunDir.open`, which creates nothing, so a mistyped path cannot leave an empty run.
+
     Args:
-        path: the directory; created if missing.
+        path: the directory; created (with ``checkpoints/``) if missing.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -356,6 +364,29 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         self.checkpoints = self.path / "checkpoints"
         self.checkpoints.mkdir(exist_ok=True)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> RunDir:
+        """An existing run directory (one holding ``config.toml``); nothing is created.
+
+        Raises:
+            RunNotFoundError: naming ``path`` and saying whether it is missing, a file, or a directory
+                without ``config.toml``.
+        """
+        path = Path(path)
+        if not (path / "config.toml").is_file():
+            if not path.exists():
+                what = "does not exist"
+            elif not path.is_dir():
+                what = "is a file, not a run directory"
+            else:
+                what = "is not a run directory (no config.toml)"
+            raise RunNotFoundError(f"{path} {what}; train.py prints each run's directory (under runs/ unless "
+                                   f"--runs-dir says otherwise)")
+        run = cls.__new__(cls)  # not __init__: opening must not create checkpoints/ either
+        run.path = path
+        run.checkpoints = path / "checkpoints"
+        return run
 
     @classmethod
     def create(cls, root: str | os.PathLike, name: str, seed: int) -> RunDir:

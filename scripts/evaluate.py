@@ -72,12 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=["cpu", "gpu", "auto"],
                         help="array backend (default: the run's own; --device cpu evaluates a GPU run anywhere)")
     args = parser.parse_args(argv)
-    # Checked here: load_agent opens the run with RunDir, which creates a missing directory, so a mistyped
-    # path used to leave an empty "run" behind.
-    if not Path(args.run_dir, "config.toml").is_file():
-        what = "is not a run directory (no config.toml)" if Path(args.run_dir).is_dir() else "does not exist"
-        print(f"error: {args.run_dir} {what}; train.py prints each run's directory (under runs/)", file=sys.stderr)
-        return 1
     try:
         agent = load_agent(args.run_dir, tag=args.checkpoint, device=args.device)
     except backend.BackendError as exc:

@@ -185,11 +185,7 @@ def load_agent_policy(run_dir: str, tag: str) -> tuple[Any, dict[str, Any], str]
     from agents.runner import load_agent  # noqa: PLC0415
     from rl.experiment import RunDir  # noqa: PLC0415
 
-    # Checked before RunDir, which creates a missing directory (a mistyped path left an empty run behind).
-    if not Path(run_dir, "config.toml").is_file():
-        what = "not a run directory (no config.toml)" if Path(run_dir).is_dir() else "no such directory"
-        raise FileNotFoundError(f"{what}; train.py prints each run's directory (under runs/)")
-    config = RunDir(run_dir).read_config()
+    config = RunDir.open(run_dir).read_config()  # a mistyped path raises RunNotFoundError and creates nothing
     agent = load_agent(run_dir, tag=tag)
     return agent, dict(config.get("env", {})), config.get("experiment", {}).get("env_id", "")
 
@@ -243,9 +239,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     policy = overlay = None
     env_kwargs = args.env_kwargs
     if args.agent is not None:
+        from rl.experiment import RunNotFoundError  # noqa: PLC0415
+
         try:
             agent, run_env_kwargs, env_id = load_agent_policy(args.agent, args.tag)
-        except Exception as exc:  # not a run dir, a missing or corrupt checkpoint: say which
+        except RunNotFoundError as exc:  # its message starts with the path already
+            print(f"play.py: cannot load agent: {exc}", file=sys.stderr)
+            return 2
+        except Exception as exc:  # a missing or corrupt checkpoint, a run the env refuses: say which
             print(f"play.py: cannot load agent from {args.agent}: {exc}", file=sys.stderr)
             return 2
         if env_id != GAMES[args.game][0]:

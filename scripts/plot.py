@@ -63,10 +63,7 @@ def curve_groups(run_dirs: list[str], window: int = 20) -> dict[str, list[tuple[
     """
     groups: dict[tuple[str, tuple[str, ...]], list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
     for d in run_dirs:
-        if not Path(d, "config.toml").is_file():  # before RunDir, which would create a missing directory
-            what = "is not a run directory (no config.toml)" if Path(d).is_dir() else "does not exist"
-            raise ConfigError(f"{d} {what}")
-        run = RunDir(d)
+        run = RunDir.open(d)  # a mistyped path raises RunNotFoundError (a ConfigError) and creates nothing
         name = run.read_config().get("experiment", {}).get("name", Path(d).name)
         groups[name, run_overrides(run)].append(episode_curve(run, window))
     labelled = {}

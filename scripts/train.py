@@ -45,11 +45,7 @@ def train(config_path: str | None, overrides: list[str], seed: int | None = None
     if resume is not None:
         if overrides or seed is not None or config_path is not None:
             raise ConfigError("--resume continues a run with its saved config; drop CONFIG, --set and --seed")
-        # Checked before RunDir, which creates a missing directory: a mistyped path left an empty run behind.
-        if not Path(resume, "config.toml").is_file():
-            what = "is not a run directory (no config.toml)" if Path(resume).is_dir() else "does not exist"
-            raise ConfigError(f"{resume} {what}; train.py prints each run's directory, under --runs-dir (runs/)")
-        run = RunDir(resume)
+        run = RunDir.open(resume)  # a mistyped path raises RunNotFoundError (a ConfigError) and creates nothing
         if (run.path / "eval.json").exists():
             # eval.json is written only after the budget is spent (never on Ctrl-C): resuming used to print the
             # same evaluation again as if it had trained. The budget comes from the saved config, so say how to
@@ -139,7 +135,7 @@ PLAY_GAMES = {"envs/CartPole-v1": "cartpole", "envs/Snake-v0": "snake", "envs/Me
 
 def next_steps(run_dir: Path) -> str:
     """The commands a newcomer runs on a finished run: evaluate it, watch it play, plot its curve."""
-    env_id = RunDir(run_dir).read_config().get("experiment", {}).get("env_id", "")
+    env_id = RunDir.open(run_dir).read_config().get("experiment", {}).get("env_id", "")
     lines = ["next:", f"  python scripts/evaluate.py {run_dir}   # more evaluation episodes"]
     if env_id in PLAY_GAMES:
         lines.append(f"  python scripts/play.py {PLAY_GAMES[env_id]} --agent {run_dir}   # watch it play, in a window")

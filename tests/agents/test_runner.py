@@ -18,7 +18,7 @@ from agents.runner import (
     strip_wall_clock,
 )
 from rl import backend
-from rl.experiment import ConfigError, RunDir, load_toml
+from rl.experiment import ConfigError, RunDir, RunNotFoundError, load_toml
 from scripts.train import train
 
 
@@ -201,5 +201,8 @@ def test_load_agent_plays_with_the_saved_weights(tmp_path):
     assert not all(np.array_equal(backend.to_numpy(fresh[k]), saved[k]) for k in saved)  # so training changed them
     obs = np.zeros((3, 4), dtype=np.float32)
     assert agent.act(obs).shape == (3,)
-    with pytest.raises(CheckpointError, match="not a run directory"):
+    with pytest.raises(RunNotFoundError, match="not a run directory"):
         load_agent(tmp_path)
+    with pytest.raises(RunNotFoundError, match="does not exist"):  # and the typo is not created as a run
+        load_agent(tmp_path / "typo")
+    assert not (tmp_path / "typo").exists()

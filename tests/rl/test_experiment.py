@@ -9,6 +9,7 @@ from rl.experiment import (
     ConfigError,
     MetricsLogger,
     RunDir,
+    RunNotFoundError,
     apply_overrides,
     atomic_write_text,
     dataclass_from_dict,
@@ -105,6 +106,25 @@ def test_metrics_logger_resume_truncates(tmp_path):
     run.metrics_path.write_text('{"a": 1}\n{oops\n')
     with pytest.raises(ConfigError, match="metrics.jsonl:2"):
         run.read_metrics()
+
+
+def test_opening_a_run_creates_nothing_and_names_what_is_wrong(tmp_path):
+    # RunDir(path) creates the directory: code that opened an existing run made an empty one from a typo.
+    with pytest.raises(RunNotFoundError, match=r"typo does not exist; train.py prints"):
+        RunDir.open(tmp_path / "typo")
+    assert not (tmp_path / "typo").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunNotFoundError, match=r"empty is not a run directory \(no config.toml\)"):
+        RunDir.open(tmp_path / "empty")
+    assert list((tmp_path / "empty").iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunNotFoundError, match="file is a file, not a run directory"):
+        RunDir.open(tmp_path / "file")
+    assert issubclass(RunNotFoundError, ConfigError)  # scripts that report ConfigError report this too
+    written = RunDir.create(tmp_path, "exp", seed=0)
+    written.write_start({"experiment": {"seed": 0}}, ["train.py"], {})
+    opened = RunDir.open(written.path)
+    assert opened.read_config() == {"experiment": {"seed": 0}} and opened.checkpoints == written.checkpoints
 
 
 def test_run_dir_records_start(tmp_path):

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rl.experiment import RunNotFoundError
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -51,8 +53,11 @@ def test_a_mistyped_run_directory_is_reported_and_not_created(tmp_path, capsys):
     missing = tmp_path / "runs" / "cartpole_ppo-s0-typo"
     assert _script("evaluate").main([str(missing)]) == 1
     assert "does not exist" in capsys.readouterr().err
-    with pytest.raises(FileNotFoundError, match="no such directory"):
-        _script("play").load_agent_policy(str(missing), "best")
+    play = _script("play")
+    with pytest.raises(RunNotFoundError, match="does not exist"):
+        play.load_agent_policy(str(missing), "best")
+    assert play.main(["cartpole", "--headless", "--agent", str(missing)]) == 2
+    assert f"cannot load agent: {missing} does not exist" in capsys.readouterr().err
     train = _script("train")
     with pytest.raises(train.ConfigError, match="does not exist"):
         train.train(None, [], resume=str(missing), progress=False)
