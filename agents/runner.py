@@ -203,7 +203,9 @@ class Runner:
         run_dir: where ``metrics.jsonl`` and ``checkpoints/`` go.
         experiment: the ``[experiment]`` table (budget, checkpoint period, target return).
         resume: the ``"runner"`` part of a checkpoint to continue from, or None for a fresh run.
-        progress: show a tqdm bar (total = ``experiment.total_steps``) with the live mean return.
+        progress: show a tqdm bar with the live mean return. Its total is ``experiment.total_steps`` until the
+            count passes it (an agent's unit is a rollout or an episode, so its last one may overshoot the
+            budget), then it follows the count: the bar never shows more steps than its total.
         mean_window: how many recent episodes the live mean return averages.
     """
 
@@ -227,8 +229,8 @@ class Runner:
         if progress:
             from tqdm import tqdm  # noqa: PLC0415
 
-            self._bar = tqdm(total=experiment.total_steps, initial=self.env_steps, unit="step", dynamic_ncols=True,
-                             desc=experiment.name)
+            self._bar = tqdm(total=max(experiment.total_steps, self.env_steps), initial=self.env_steps, unit="step",
+                             dynamic_ncols=True, desc=experiment.name)
 
     # ---- Hooks
     def log(self, record: Mapping[str, Any]) -> None:
@@ -253,6 +255,8 @@ class Runner:
                     and self.mean_return >= target:
                 self._stop = True
         if self._bar is not None:
+            if steps > self._bar.total:
+                self._bar.total = steps  # the last rollout went past the budget: 1001472 of 1000000 read as a bug
             self._bar.update(max(0, steps - self.env_steps))
             if self.recent_returns:
                 self._bar.set_postfix(mean_return=f"{self.mean_return:.1f}", episodes=self.episodes, refresh=False)

@@ -119,6 +119,26 @@ def test_checkpoint_round_trip_keeps_nested_arrays_and_scalars(tmp_path):
         load_checkpoint(path)
 
 
+def test_progress_bar_ends_at_the_steps_taken_not_past_its_total(tmp_path):
+    # PPO's unit is a rollout (4 x 64 steps here), so a 1000-step budget takes 1024 steps; the bar showed
+    # "1024/1000" (on metacar level1, 1001472 of 1000000 steps).
+    config = load_toml(ppo_config(tmp_path))
+    config["experiment"]["total_steps"] = 1000
+    agent = make_agent(config, where="t")
+    runner = Runner(RunDir(tmp_path / "run"), agent.experiment, progress=True)
+    agent.learn(agent.experiment.total_steps, runner)
+    runner.close()
+    assert agent.env_steps == 1024
+    assert (runner._bar.n, runner._bar.total) == (1024, 1024)
+    # A budget the agent meets exactly keeps its total.
+    config["experiment"]["total_steps"] = 512
+    agent = make_agent(config, where="t")
+    runner = Runner(RunDir(tmp_path / "run2"), agent.experiment, progress=True)
+    agent.learn(agent.experiment.total_steps, runner)
+    runner.close()
+    assert (runner._bar.n, runner._bar.total) == (512, 512)
+
+
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
     agent = make_agent({"experiment": {"agent": "reinforce", "device": "cpu"}, "env": {"variant": "book"},
                         "agent": {"games_per_iteration": 2}}, where="t")
