@@ -51,6 +51,7 @@ __all__ = [
     "NonFiniteLossError",
     "Runner",
     "WALL_CLOCK_KEYS",
+    "check_config",
     "evaluate",
     "load_agent",
     "load_checkpoint",
@@ -72,12 +73,13 @@ class CheckpointError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------- configs
-def make_agent(config: Mapping[str, Any], where: str = "config") -> Agent:
-    """Build the agent a config describes (tables ``[experiment]``, ``[env]``, ``[agent]``).
+def check_config(config: Mapping[str, Any], where: str = "config") -> tuple[ExperimentConfig, Any]:
+    """Validate a config's tables (``[experiment]``, ``[env]``, ``[agent]``) without building anything.
 
-    Every table is validated before anything is built: unknown tables, unknown keys and unknown env
-    keyword arguments raise :class:`~rl.experiment.ConfigError` naming ``where``, the table and the
-    valid keys.
+    No device is chosen and no env or network is made, so a sweep can check every job's config on a
+    machine that will not run them. Returns ``(experiment, the agent's Config)``. Unknown tables, unknown
+    keys and unknown env keyword arguments raise :class:`~rl.experiment.ConfigError` naming ``where``, the
+    table and the valid keys.
     """
     unknown = sorted(set(config) - set(_TABLES))
     if unknown:
@@ -89,6 +91,17 @@ def make_agent(config: Mapping[str, Any], where: str = "config") -> Agent:
     check_env_kwargs(experiment.env_id, env_kwargs, where=f"{where} [env]")
     module = get_agent_module(experiment.agent)
     agent_config = dataclass_from_dict(module.Config, config.get("agent", {}), where=f"{where} [agent]")
+    return experiment, agent_config
+
+
+def make_agent(config: Mapping[str, Any], where: str = "config") -> Agent:
+    """Build the agent a config describes (tables ``[experiment]``, ``[env]``, ``[agent]``).
+
+    Every table is validated (:func:`check_config`) before anything is built, then the config's device
+    is chosen. A value the env or network refuses raises :class:`~rl.experiment.ConfigError` too.
+    """
+    experiment, agent_config = check_config(config, where)
+    module = get_agent_module(experiment.agent)
     backend.use_device(experiment.device)
     try:
         return module.Agent(agent_config, experiment)

@@ -58,6 +58,33 @@ def grid_points(grid: list[str]) -> list[list[str]]:
     return [list(p) for p in itertools.product(*axes)] if axes else [[]]
 
 
+def config_errors(config: str, overrides: list[str], points: list[list[str]]) -> list[str]:
+    """The config errors of the sweep's jobs, each once: ``config`` with ``overrides`` and each grid point,
+    checked as train.py will (unknown tables and keys, wrong types, env options), before any job starts.
+
+    A typo in a ``--grid`` or ``--set`` key used to run every job and print the same error for each. An error
+    that only some grid points have names them. The seed is left out: ``--seeds`` are always valid ints.
+    """
+    from agents.runner import check_config  # noqa: PLC0415 - numpy and the agents only once a sweep runs
+    from rl.experiment import ConfigError, apply_overrides, load_toml  # noqa: PLC0415
+
+    try:
+        base = load_toml(config)
+    except ConfigError as exc:
+        return [f"error: {exc}"]
+    failing: dict[str, list[str]] = {}
+    for point in points:
+        try:
+            check_config(apply_overrides(base, [*overrides, *point]), where=config)
+        except ConfigError as exc:
+            failing.setdefault(str(exc), []).append(" ".join(point))
+    lines = []
+    for message, where in failing.items():
+        only = f" (grid point{'s' if len(where) > 1 else ''} {'; '.join(where)})" if len(where) < len(points) else ""
+        lines.append(f"error: {message}{only}")
+    return lines
+
+
 def run_job(config: str, seed: int, overrides: list[str], runs_dir: str,
             python: str = sys.executable) -> dict[str, Any]:
     """Train one (grid point, seed) in a subprocess; returns its eval summary, wall time and log tail."""
@@ -111,20 +138,27 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.config).exists():
         print(f"error: config file not found: {args.config}", file=sys.stderr)
         return 2
-    seeds = parse_seeds(args.seeds)
-    sweep_dir = Path(args.runs_dir) / f"sweep-{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    jobs = []
-    for i, point in enumerate(grid_points(args.grid)):
-        point_dir = sweep_dir / (f"p{i}-" + "-".join(o.split(".")[-1] for o in point) if point else "config")
-        for seed in seeds:
-            jobs.append((str(Path(args.config).resolve()), seed, [*args.overrides, *point], str(point_dir.resolve())))
-    print(f"{len(jobs)} jobs -> {sweep_dir}")
-    if args.ray:
+    if args.ray:  # before anything is announced: "N jobs -> dir" then "no Ray" read as a sweep that started
         try:
             import ray  # noqa: PLC0415
         except ImportError:
             print("error: --ray needs Ray: pip install 'playgrad[ray]' (or pip install ray)", file=sys.stderr)
             return 2
+    seeds = parse_seeds(args.seeds)
+    points = grid_points(args.grid)
+    problems = config_errors(args.config, args.overrides, points)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        print("no job was started", file=sys.stderr)
+        return 2
+    sweep_dir = Path(args.runs_dir) / f"sweep-{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    jobs = []
+    for i, point in enumerate(points):
+        point_dir = sweep_dir / (f"p{i}-" + "-".join(o.split(".")[-1] for o in point) if point else "config")
+        for seed in seeds:
+            jobs.append((str(Path(args.config).resolve()), seed, [*args.overrides, *point], str(point_dir.resolve())))
+    print(f"{len(jobs)} jobs -> {sweep_dir}")
+    if args.ray:
         ray.init(address=args.ray)
         remote = ray.remote(run_job)
         results = ray.get([remote.remote(*job) for job in jobs])

@@ -108,3 +108,31 @@ def test_sweep_refuses_zero_workers(capsys):
     with pytest.raises(SystemExit):
         _script("sweep").main(["configs/cartpole_ppo.toml", "--seeds", "0", "--workers", "0"])
     assert "--workers: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_sweep_checks_every_jobs_config_once_before_starting_any(tmp_path, capsys, monkeypatch):
+    # A typo in a --grid (or --set) key ran every job and printed the same error for each.
+    sweep = _script("sweep")
+    started = []
+    monkeypatch.setattr(sweep, "run_job", lambda *job: started.append(job))
+    runs = tmp_path / "runs"
+    argv = [str(tiny_config(tmp_path)), "--seeds", "0-2", "--runs-dir", str(runs), "--workers", "1"]
+    assert sweep.main([*argv, "--grid", "agent.gamess_per_iteration=2,3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("unknown key 'gamess_per_iteration' (did you mean 'games_per_iteration'?)") == 1
+    assert "[agent]" in err and "no job was started" in err and "grid point" not in err  # every point has it
+    assert sweep.main([*argv, "--set", "envv.variant=gym"]) == 2
+    assert capsys.readouterr().err.count("unknown table(s) ['envv']") == 1
+    # An error only some grid points have names them.
+    assert sweep.main([*argv, "--grid", "agent.games_per_iteration=2,\"x\""]) == 2
+    err = capsys.readouterr().err
+    assert err.count("expects int") == 1 and "(grid point agent.games_per_iteration=\"x\")" in err
+    assert started == [] and not runs.exists()
+
+
+def test_sweep_without_ray_says_so_before_announcing_jobs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, installed or not
+    sweep = _script("sweep")
+    assert sweep.main([str(tiny_config(tmp_path)), "--seeds", "0-1", "--runs-dir", str(tmp_path / "r"), "--ray"]) == 2
+    out, err = capsys.readouterr()
+    assert "--ray needs Ray" in err and "jobs ->" not in out
