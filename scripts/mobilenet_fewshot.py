@@ -186,7 +186,14 @@ def run(cfg: dict, out_dir: Path, verbose: bool = True) -> dict[int, dict[str, f
     yt = labels[test_idx]
     flat = small.reshape(len(small), -1)
     results: dict[int, dict[str, float]] = {}
+    short: dict[int, dict[str, int]] = {}  # k -> {class: its training images} for classes with fewer than k
+    available = np.bincount(labels[train_idx], minlength=n_classes)
     for k in fs.shots:
+        short[k] = {classes[c]: int(n) for c, n in enumerate(available) if k and n < k}
+        for name, n in short[k].items():
+            # The draw below takes what there is; a silent k=10 row that trained on 3 images misleads.
+            print(f"warning: k={k}: class {name!r} has only {n} training image(s) (after the test split and "
+                  f"max_pool), so it trains on {n}, not {k}", file=sys.stderr)
         accs: dict[str, list[float]] = {m: [] for m in METHODS}
         for r in range(fs.repeats if k else 1):
             rng = np.random.default_rng(seed + 100 * r + k)
@@ -209,7 +216,7 @@ def run(cfg: dict, out_dir: Path, verbose: bool = True) -> dict[int, dict[str, f
         results[k] = {m: float(np.mean(v)) for m, v in accs.items()}
         if verbose:
             print(f"k={k or 'all'}: " + ", ".join(f"{m} {a:.3f}" for m, a in results[k].items()))
-    table = format_table(results, classes, len(train_idx), len(test_idx), fs.repeats, t_embed, len(big))
+    table = format_table(results, classes, len(train_idx), len(test_idx), fs.repeats, t_embed, len(big), short)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "mobilenet_fewshot.md").write_text(table)
     if verbose:
@@ -219,14 +226,23 @@ def run(cfg: dict, out_dir: Path, verbose: bool = True) -> dict[int, dict[str, f
 
 
 def format_table(results: dict[int, dict[str, float]], classes: list[str], n_pool: int, n_test: int, repeats: int,
-                 t_embed: float, n_embedded: int) -> str:
-    """Markdown: one row per k, one column per method (test accuracy)."""
+                 t_embed: float, n_embedded: int, short: dict[int, dict[str, int]] | None = None) -> str:
+    """Markdown: one row per k, one column per method (test accuracy).
+
+    ``short[k]`` names the classes that had fewer than ``k`` training images and how many they had: the row's
+    label says so (``10 (cat: 3)``) and a note under the table explains it.
+    """
+    short = short or {}
     lines = [f"Few-shot accuracy on {len(classes)} classes ({', '.join(classes)}); {n_test} test images, "
              f"training images drawn from {n_pool} (mean of {repeats} draws for k < all). "
              f"MobileNetV2 embedded {n_embedded} images once in {t_embed:.1f} s.", "",
              "| k per class | " + " | ".join(METHODS) + " |", "| ---: | " + " | ".join("---:" for _ in METHODS) + " |"]
     for k, accs in results.items():
-        lines.append(f"| {k or 'all'} | " + " | ".join(f"{accs[m]:.3f}" for m in METHODS) + " |")
+        fewer = ", ".join(f"{name}: {n}" for name, n in short.get(k, {}).items())
+        label = f"{k} ({fewer})" if fewer else str(k or "all")
+        lines.append(f"| {label} | " + " | ".join(f"{accs[m]:.3f}" for m in METHODS) + " |")
+    if any(short.values()):
+        lines += ["", "`k (class: n)`: that class had only n training images, and each draw used all n of them."]
     return "\n".join(lines) + "\n"
 
 

@@ -174,6 +174,23 @@ def test_a_too_small_image_folder_is_one_clear_line(tmp_path, capsys, counts, me
     assert code == 2 and message in capsys.readouterr().err
 
 
+def test_a_class_with_fewer_than_k_images_is_named_and_its_row_says_so(tmp_path, capsys):
+    # k=3 on a class left with 2 training images quietly drew 2: the "3" row was not what it said.
+    folder = _image_folder(tmp_path / "images", {"few": 4, "many": 8})  # test_fraction 0.5: 2 and 4 to train on
+    code = _script("mobilenet_fewshot").main([
+        "--image-folder", str(folder), "--out", str(tmp_path / "out"), "--set", 'fewshot.weights="random"',
+        "--set", "data.image_size=32", "--set", "data.test_fraction=0.5", "--set", "fewshot.shots=[1, 3]",
+        "--set", "fewshot.repeats=1", "--set", "fewshot.head_epochs=1", "--set", "fewshot.cnn_epochs=1"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "warning: k=3: class 'few' has only 2 training image(s)" in err and "trains on 2, not 3" in err
+    assert "k=1" not in err and "'many'" not in err
+    table = (tmp_path / "out" / "mobilenet_fewshot.md").read_text()
+    rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows == ["k per class", "1", "3 (few: 2)"]
+    assert "had only n training images" in table
+
+
 # ----------------------------------------------------------------------------- gesture_control.py
 def test_the_camera_source_does_not_print_pygames_banner():
     code = ("import sys; sys.path.insert(0, 'scripts'); import gesture_control as g\n"
