@@ -78,6 +78,30 @@ def make_env(game: str, render_mode: str = "human", **env_kwargs: Any) -> tuple[
     return gym.make(env_id, render_mode=render_mode, **env_kwargs), human_action
 
 
+class Played(list):
+    """The finished episodes' returns (a list of floats), plus what ran: ``frames`` drawn, env ``steps`` taken,
+    and the ``unfinished_return`` and ``unfinished_steps`` of the episode still running at the end (None and 0
+    when none was). A short headless run on MetaCar finishes no episode; "0 episodes finished" alone read as
+    if nothing had run."""
+
+    frames: int = 0
+    steps: int = 0
+    unfinished_return: float | None = None
+    unfinished_steps: int = 0
+
+    def summary(self, game: str) -> str:
+        """One line: what ran, the finished episodes' mean return, the episode left running."""
+        ran = f"{game}: {self.frames} frames, {self.steps} steps"
+        if self:
+            finished = f"{len(self)} episode{'s' if len(self) != 1 else ''} finished, mean return " \
+                       f"{sum(self) / len(self):g}"
+        else:
+            finished = "no episode finished yet"
+        running = "" if self.unfinished_return is None else \
+            f"; the one running had return {self.unfinished_return:g} after {self.unfinished_steps} steps"
+        return f"{ran}; {finished}{running}"
+
+
 def run_play(
     env: Any,
     policy: Callable[[Any], Any] | None = None,
@@ -94,7 +118,8 @@ def run_play(
     (no keys pressed in a headless run). R restarts the episode; a finished one stays on screen
     for ``end_pause_s`` before the next starts. ``overlay(obs)`` (an agent's ``explain``) returns
     values drawn in a panel over the env's picture. Returns the finished episodes' returns (an
-    episode cut short by R or quitting is not counted).
+    episode cut short by R or quitting is not counted) as a :class:`Played`, which also counts the frames
+    and steps and keeps the return of the episode left running.
     """
     import pygame  # noqa: PLC0415
 
@@ -103,25 +128,30 @@ def run_play(
     fps = float(env.unwrapped.metadata.get("render_fps", 30)) or 30.0
     pause_frames = round(end_pause_s * fps)
     obs, _ = env.reset(seed=seed)
-    returns: list[float] = []
-    episode_return, ended_frames, tapped = 0.0, None, set()
-    frame = 0
-    while frames is None or frame < frames:
-        frame += 1
+    returns = Played()
+    episode_return, episode_steps, ended_frames, tapped = 0.0, 0, None, set()
+
+    def done() -> Played:
+        if ended_frames is None and episode_steps:  # an episode was running (not one on its end screen)
+            returns.unfinished_return, returns.unfinished_steps = episode_return, episode_steps
+        return returns
+
+    while frames is None or returns.frames < frames:
+        returns.frames += 1
         restart = False
         for event in pygame.event.get():
             if event.type == pygame.QUIT:
-                return returns
+                return done()
             if event.type == pygame.KEYDOWN:
                 if event.key == pygame.K_ESCAPE:
-                    return returns
+                    return done()
                 if event.key == pygame.K_r:
                     restart = True
                 else:
                     tapped.add(event.key)
         if restart or (ended_frames is not None and ended_frames >= pause_frames):
             obs, _ = env.reset()
-            episode_return, ended_frames = 0.0, None
+            episode_return, episode_steps, ended_frames = 0.0, 0, None
             tapped.clear()
             continue
         if ended_frames is not None:  # keep the final frame ("Game Over") on screen for a moment
@@ -136,6 +166,8 @@ def run_play(
         tapped.clear()
         obs, reward, terminated, truncated, _ = env.step(action)
         episode_return += float(reward)
+        episode_steps += 1
+        returns.steps += 1
         if pygame.display.get_init() and pygame.display.get_surface() is not None:
             pygame.display.set_caption(f"return {episode_return:g}   episodes {len(returns)}")
             if explanation:
@@ -144,7 +176,7 @@ def run_play(
         if terminated or truncated:
             returns.append(episode_return)
             ended_frames = 0
-    return returns
+    return done()
 
 
 def draw_overlay(surface: Any, explanation: dict[str, Any], action: Any, names: Sequence[str] = ()) -> None:
@@ -279,16 +311,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         names = ACTION_NAMES.get(args.game, ()) if env_kwargs.get("motion", "basic") == "basic" else ()
-        returns = run_play(env, policy=policy, human_action=human_action, frames=frames, seed=args.seed,
-                           end_pause_s=0.0 if args.headless else END_PAUSE_S, overlay=overlay,
-                           action_names=names)
+        played = run_play(env, policy=policy, human_action=human_action, frames=frames, seed=args.seed,
+                          end_pause_s=0.0 if args.headless else END_PAUSE_S, overlay=overlay,
+                          action_names=names)
     except (KeyboardInterrupt, pygame.error) as exc:  # Ctrl-C, or the display went away under us
         print(f"play.py: stopped ({type(exc).__name__}: {exc})".rstrip(": )") + ")", file=sys.stderr)
-        returns = []
+        return 0
     finally:
         env.close()
-    mean = f", mean return {sum(returns) / len(returns):g}" if returns else ""
-    print(f"{args.game}: {len(returns)} episodes finished{mean}")
+    print(played.summary(args.game))
     return 0
 
 

@@ -51,6 +51,26 @@ def test_policy_plays_and_returns_episode_returns():
     assert len(returns) >= 5 and all(-12 < r <= -10 for r in returns)
 
 
+def test_a_headless_run_says_what_ran_when_no_episode_finished(capsys):
+    # MetaCar's episodes outlast the default 200 frames: the run printed "0 episodes finished", as if nothing ran.
+    assert play.main(["metacar", "--headless", "--frames", "30", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "metacar: 30 frames, 30 steps; no episode finished yet; the one running had return" in out
+    assert "after 30 steps" in out and "0 episodes" not in out
+
+
+def test_run_play_counts_frames_steps_and_the_unfinished_episode():
+    env = _fast(gym.make("envs/Snake-v0", render_mode="human"))
+    played = play.run_play(env, policy=lambda obs: 0, frames=60, seed=0, end_pause_s=0)
+    env.close()
+    # Each finished episode costs one frame that resets instead of stepping: 9 episodes, then 6 steps of a tenth
+    # (-0.2 per step going straight).
+    assert (played.frames, played.steps, len(played)) == (60, 51, 9)
+    assert played.unfinished_steps == 6 and played.unfinished_return == pytest.approx(-1.2)
+    assert played.summary("snake") == ("snake: 60 frames, 51 steps; 9 episodes finished, mean return "
+                                       f"{sum(played) / 9:g}; the one running had return -1.2 after 6 steps")
+
+
 def test_window_close_and_escape_quit_before_any_step():
     for event in (pygame.event.Event(pygame.QUIT), pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE)):
         env = _fast(gym.make("envs/CartPole-v1", render_mode="human"))
