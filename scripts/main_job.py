@@ -6,8 +6,9 @@ Trains ``configs/metacar_level1_ppo.toml``: PPO on 16 batched MetaCar worlds of 
 cars moving through the town) for 1M env steps with an annealed learning rate, about half a minute on
 two CPU cores. The car then averages over the experiment's target of 0.5 reward per step over
 800-step episodes from random starts (0.855-0.995 for the final weights of seeds 0-2 in
-docs/benchmarks.md). Then it writes ``RUN_DIR/curve.png`` and prints the command that opens a window
-with the trained car driving.
+docs/benchmarks.md). Then it writes ``RUN_DIR/curve.png`` (the learning curve) and ``RUN_DIR/episode.gif``
+(one deterministic episode of the best checkpoint, as ``scripts/record.py`` draws it) and prints the command
+that opens a window with the trained car driving.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import plot as plot_script  # noqa: E402
+import record as record_script  # noqa: E402
 import train as train_script  # noqa: E402
 
-from agents.runner import CheckpointError, NonFiniteLossError  # noqa: E402
+from agents.runner import CheckpointError, NonFiniteLossError, load_agent  # noqa: E402
 from rl import backend  # noqa: E402
 from rl.experiment import ConfigError  # noqa: E402
 
@@ -65,6 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         if max_steps:
             print(f"that is {result['mean_return'] / max_steps:.3f} reward per step over {max_steps}-step episodes "
                   f"(the experiment's target: {TARGET_REWARD_PER_STEP})")
+    try:
+        # A recording shows the result where no window can open (a server, CI); play.py is the live view.
+        gif = run_dir / "episode.gif"
+        agent = load_agent(run_dir)
+        record_script.record(agent, gif, seed=agent.experiment.seed + 1_000_000, max_steps=800, scale=0.5)
+        print(f"one episode of it, recorded: {gif}")
+    except (CheckpointError, OSError, ValueError) as exc:  # the run is saved; only the recording is missing
+        print(f"no recording: {exc}")
     print(f"watch it drive:  .venv/bin/python scripts/play.py {GAME} --agent {run_dir}")
     return 0
 

@@ -116,6 +116,22 @@ def default_every(render_fps: float) -> int:
     return max(1, math.ceil(MIN_FRAME_MS * render_fps / 1000))
 
 
+def record(
+    agent: Agent, out: Path, episodes: int = 1, seed: int = 0, max_steps: int = MAX_STEPS,
+    every: int | None = None, scale: float = 1.0,
+) -> tuple[int, int, int]:
+    """Write ``episodes`` deterministic episodes of ``agent`` to ``out``; returns (frames, ms per frame, every).
+
+    ``every=None`` keeps as many steps as a GIF can show at the env's own speed (:func:`default_every`).
+    """
+    render_fps = _render_fps(agent)
+    every = every or default_every(render_fps)
+    frame_ms = max(MIN_FRAME_MS, round(1000 * every / render_fps))
+    frames = frames_of_episodes(agent, episodes, seed, max_steps, every)
+    count = write_animation((to_image(frame, caption, scale) for frame, caption in frames), out, frame_ms)
+    return count, frame_ms, every
+
+
 def positive_float(text: str) -> float:
     """argparse type: a float greater than 0."""
     try:
@@ -156,13 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
-    render_fps = _render_fps(agent)
-    every = args.every or default_every(render_fps)
-    frame_ms = max(MIN_FRAME_MS, round(1000 * every / render_fps))
     seed = agent.experiment.seed + 1_000_000 if args.seed is None else args.seed
-    frames = frames_of_episodes(agent, args.episodes, seed, args.max_steps, every)
-    images = (to_image(frame, caption, args.scale) for frame, caption in frames)
-    count = write_animation(images, out, frame_ms)
+    count, frame_ms, every = record(agent, out, args.episodes, seed, args.max_steps, args.every, args.scale)
     print(f"wrote {out} ({count} frames, {frame_ms} ms each, every {every} step(s); "
           f"{out.stat().st_size / 1024:.0f} KiB)")
     return 0

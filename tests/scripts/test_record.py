@@ -116,3 +116,22 @@ def test_missing_run_is_reported(tmp_path):
 
 def test_frame_skip_keeps_gif_frames_at_least_20_ms():
     assert [record.default_every(fps) for fps in (10, 50, 60, 120, 151)] == [1, 1, 2, 3, 4]
+
+
+def test_main_job_records_an_episode_of_its_run(tmp_path, monkeypatch, capsys):
+    spec = importlib.util.spec_from_file_location("_script_main_job", ROOT / "scripts" / "main_job.py")
+    main_job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(main_job)
+    config = tmp_path / "tiny.toml"
+    text = (ROOT / "configs" / "cartpole_ppo.toml").read_text()
+    text = text.replace("total_steps = 100_000", "total_steps = 512").replace("eval_episodes = 20", "eval_episodes = 1")
+    config.write_text(text)
+    assert "total_steps = 512" in config.read_text()
+    monkeypatch.setattr(main_job, "CONFIG", config)
+    monkeypatch.setattr(main_job, "ROOT", tmp_path)
+    assert main_job.main(["--runs-dir", str(tmp_path / "runs")]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    gif = Image.open(run / "episode.gif")
+    steps = _episode_lengths(run, seed=1_000_000, episodes=1, max_steps=800)[0]
+    assert gif.n_frames == steps + 1  # CartPole's 50 fps keeps every step
+    assert f"one episode of it, recorded: {run / 'episode.gif'}" in capsys.readouterr().out
