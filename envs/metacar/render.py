@@ -3,7 +3,8 @@
 Everything is drawn by our own code (no textures are shipped or downloaded), in the original's order
 (§7 "Rendering order"): grass, light-grey sidewalks 90x90 px under each road tile, road tiles with their
 markings, decorations, bots, the agent's lidar (grey translucent area, white points that turn opaque when
-they see a car), the agent, then a HUD line (step, reward, speed).
+they see a car), the agent, then a HUD line (step, reward, and under ControlMotion the speed; BasicMotion zeroes
+the speed after every step, so "speed 0.00" there read as a stopped car and is left out).
 
 ``MetaCarRenderer(core, mode="human" | "rgb_array")``; ``render(world, step, reward)`` draws world ``world``
 and shows it (human) or returns an (H, W, 3) uint8 array (rgb_array). Works with ``SDL_VIDEODRIVER=dummy``.
@@ -156,6 +157,19 @@ class MetaCarRenderer:
                            -CAR_LENGTH_PX / 2 + opts["pos"] * CAR_LENGTH_PX + CAR_LENGTH_PX * opts["width"],
                            -CAR_WIDTH_PX * opts["height"] / 2 + shift, CAR_WIDTH_PX * opts["height"] / 2 + shift)
 
+    def hud_text(self, world: int = 0, step: int = 0, reward: float = 0.0) -> str:
+        """The HUD line under the map: step and reward, plus the speed under ControlMotion.
+
+        BasicMotion moves the car by its action alone and zeroes ``core.speed`` after each step (the original's
+        behaviour, kept in the observation), so its speed would always read 0.00 while the car moves.
+        """
+        from rl import backend
+
+        hud = f"step {step}   reward {reward:+.2f}"
+        if not self.core.discrete:
+            hud += f"   speed {float(backend.to_numpy(self.core.speed[world])):.2f} px/step"
+        return hud
+
     def render(self, world: int = 0, step: int = 0, reward: float = 0.0) -> np.ndarray | None:
         """Draw world ``world``; return an (H, W, 3) uint8 frame in rgb_array mode, else None."""
         from rl import backend
@@ -166,7 +180,6 @@ class MetaCarRenderer:
         ys = backend.to_numpy(core.y[world])
         ths = backend.to_numpy(core.theta[world])
         lidar = backend.to_numpy(core.agent_lidar[world])
-        speed = float(backend.to_numpy(core.speed[world]))
         canvas = self.canvas
         canvas.fill((0x20, 0x20, 0x20))
         canvas.blit(self.background, (0, 0))
@@ -183,7 +196,7 @@ class MetaCarRenderer:
             pg.draw.polygon(ov, colour, pts)
         canvas.blit(ov, (0, 0))
         draw_car(pg, canvas, x, y, th, AGENT_COLOUR)
-        hud = f"step {step}   reward {reward:+.2f}   speed {speed:.2f} px/step"
+        hud = self.hud_text(world, step, reward)
         canvas.blit(self.font.render(hud, True, (0xEE, 0xEE, 0xEE)), (6, self.size[1] - HUD_HEIGHT_PX + 3))
         if self.mode == "rgb_array":
             return np.ascontiguousarray(pg.surfarray.array3d(canvas).transpose(1, 0, 2))
