@@ -46,9 +46,21 @@ def relu(x: Tensor) -> Tensor:
     return ReLU.apply(x)
 
 
+class _ReLU6(Function):
+    def forward(self, a):
+        # The same values as clip(a, 0, 6); the backward's mask comes from the output, as ReLU's does.
+        self.out = backend.get_array_module(a).clip(a, 0.0, 6.0)
+        return self.out
+
+    def backward(self, g):
+        # Strictly inside (0, 6): 0 at both kinks, as TF and torch, and as our relu at 0. A clip to [0, 6]
+        # would let the gradient through at x == 0 and x == 6. NaN and +-inf inputs get 0 too.
+        return g * ((self.out > 0) & (self.out < 6))
+
+
 def relu6(x: Tensor) -> Tensor:
-    """min(max(x, 0), 6), elementwise (MobileNet's activation)."""
-    return Clip.apply(x, low=0.0, high=6.0)
+    """min(max(x, 0), 6), elementwise (MobileNet's activation); the gradient is 0 at x == 0 and x == 6."""
+    return _ReLU6.apply(x)
 
 
 def tanh(x: Tensor) -> Tensor:

@@ -8,8 +8,6 @@ and compares output and input/parameter gradients with torch's, to ~1e-10.
 Conventions that differ on purpose are asserted as such, not hidden:
 
 * GELU is the tanh approximation (torch's ``approximate="tanh"``); it differs from the erf form by < 1e-3.
-* ``relu6`` (like ``clip``) lets the gradient through at the range's ends (x == 0 and x == 6); torch's
-  hardtanh-based ``relu6`` gives 0 there. Everywhere else the two agree.
 * ``max``/``min`` over an axis share a tied gradient equally (torch's ``amax``/``amin``), not all to one
   index as torch's ``max(dim)``. Elementwise ``maximum``/``minimum`` give a tie's gradient to ``a``;
   torch splits it in half.
@@ -122,11 +120,14 @@ def test_subgradients_at_kinks(device):
         x = leaf("kink/x")
         fn(x).backward(np.ones(4))
         grads[name] = host(x.grad)
-    for name in ("relu", "leaky_relu0.3", "elu"):
+    for name in ("relu", "relu6", "leaky_relu0.3", "elu"):
         close(grads[name], ref(f"kink/{name}/gx"), name)
-    # relu6 is a clip to [0, 6], whose gradient includes the ends; torch's hardtanh excludes them.
-    np.testing.assert_array_equal(grads["relu6"], [0.0, 1.0, 1.0, 1.0])
-    np.testing.assert_array_equal(ref("kink/relu6/gx"), [0.0, 0.0, 0.0, 1.0])
+    # relu6 gives 0 at both ends, as torch and TF (it used to be a clip to [0, 6], which lets them through).
+    np.testing.assert_array_equal(grads["relu6"], [0.0, 0.0, 0.0, 1.0])
+    # clip keeps its ends: the gradient flows wherever the input is inside [low, high], ends included.
+    x = leaf("kink/x")
+    F.clip(x, 0.0, 6.0).backward(np.ones(4))
+    np.testing.assert_array_equal(host(x.grad), [0.0, 1.0, 1.0, 1.0])
 
 
 def test_softplus_extremes(device):
