@@ -17,9 +17,24 @@ The algorithm, top to bottom as :meth:`DDPG.learn` runs it:
    transitions: ``delta <- max(delta_final, decay * delta)``, then ``gradient_steps`` times, on a
    uniform batch:
 
-   * critic: ``y = r + gamma * (1 - terminated) * Q'(s', mu'(s'))``, minimise ``mean((y - Q(s, a))^2)``,
-     then soft-update ``Q' <- tau * Q + (1 - tau) * Q'`` (:func:`soft_update`);
-   * actor: minimise ``-mean Q(s, mu(s))``, then soft-update ``mu'``.
+   * critic: ``y = r + gamma * (1 - terminated) * Q'(s', mu'(s'))``, minimise ``mean((y - Q(s, a))^2)``;
+   * actor: minimise ``-mean Q(s, mu(s))``;
+   * soft-update every target network, ``Q' <- tau * Q + (1 - tau) * Q'`` and ``mu'`` alike
+     (:func:`soft_update`).
+
+TD3's remedies (Fujimoto et al. 2018, "Addressing Function Approximation Error in Actor-Critic Methods"),
+each a Config option, off by default (plain DDPG, the demo's). DDPG's critic overestimates (the actor seeks
+out the critic's errors and the target bootstraps on them), which can make a policy that was driving well
+collapse late in training; each option attacks one cause:
+
+* ``twin_critics`` (clipped double-Q): two critics, each with its target, trained on the same target
+  ``y = r + gamma * (1 - terminated) * min(Q1'(s', a'), Q2'(s', a'))``, so an error one critic makes is
+  only bootstrapped on if the other makes it too. The actor follows critic 1.
+* ``target_noise``, ``target_noise_clip`` (target policy smoothing): ``a' = clip(mu'(s') + clip(eps, -c, c),
+  -1, 1)`` with ``eps ~ N(0, target_noise)`` in the actor's [-1, 1] units (:func:`smooth_target_actions`),
+  so the target values a small neighbourhood of actions and the actor cannot exploit a narrow Q peak.
+* ``policy_delay`` d: the actor step and the soft updates of *all* targets come every d-th critic step,
+  so the actor climbs a critic whose errors had time to shrink.
 
 Transitions are counted as the demo counts steps: real ones, summed over worlds. Our vector envs
 autoreset on the step *after* an episode ends (Gymnasium's ``NEXT_STEP``); that step is not a
@@ -58,7 +73,7 @@ from rl import random as rl_random
 from rl.optimizers import Adam
 from rl.tensor import Tensor, no_grad
 
-__all__ = ["Agent", "Config", "DDPG", "adapt_param_noise", "soft_update"]
+__all__ = ["Agent", "Config", "DDPG", "adapt_param_noise", "smooth_target_actions", "soft_update"]
 
 
 @dataclass
@@ -96,6 +111,11 @@ class Config:
     param_noise_adoption_coefficient: float = 1.01  # alpha: sigma's multiplicative step (demo 1.01)
     param_noise_distance_states: int = 64  # replayed states the distance d is measured on (demo 64)
     action_noise_std: float = 0.1  # "gaussian" exploration (and act(deterministic=False)): N(0, this) per action
+    # --- TD3's remedies against overestimation (Fujimoto et al. 2018); the defaults are plain DDPG
+    twin_critics: bool = False  # clipped double-Q: two critics, the target takes the smaller target critic
+    target_noise: float = 0.0  # target policy smoothing: sigma of the noise on mu'(s'), actor units (paper 0.2)
+    target_noise_clip: float = 0.5  # that noise is clipped to [-this, this] (paper 0.5)
+    policy_delay: int = 1  # actor step and all target soft-updates every d-th critic step (paper 2)
     # --- logging
     log_every_steps: int = 5_000  # transitions between loss / noise / sps records
 
@@ -106,6 +126,12 @@ class Config:
                      "param_noise_distance_states", "critic_obs_units", "critic_action_units"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.policy_delay < 1:
+            raise ValueError(f"policy_delay must be >= 1 (1: the actor steps with every critic step), got "
+                             f"{self.policy_delay}")
+        if self.target_noise < 0 or self.target_noise_clip < 0:
+            raise ValueError(f"target_noise and target_noise_clip must be >= 0, got {self.target_noise} and "
+                             f"{self.target_noise_clip}")
         if self.gradient_steps < 0 or self.learning_starts < 0:
             raise ValueError("gradient_steps and learning_starts must be >= 0")
         if not 0.0 < self.tau <= 1.0:
@@ -124,6 +150,20 @@ def soft_update(target: Sequence[Any], source: Sequence[Any], tau: float) -> Non
     for t, s in zip(target, source, strict=True):
         t *= 1.0 - tau
         t += tau * s
+
+
+def smooth_target_actions(actions: Any, noise: Any, noise_clip: float) -> Any:
+    """TD3's target policy smoothing: ``clip(actions + clip(noise, -noise_clip, noise_clip), -1, 1)``.
+
+    Args:
+        actions: the target actor's actions ``(B, act_dim)`` in [-1, 1].
+        noise: Gaussian noise of the same shape, already scaled by its sigma.
+        noise_clip: the largest change the noise may make to one action value.
+    Returns:
+        ``(B, act_dim)`` actions, still inside the actor's [-1, 1] bounds.
+    """
+    xp = backend.get_array_module(actions)
+    return xp.clip(actions + xp.clip(noise, -noise_clip, noise_clip), -1.0, 1.0)
 
 
 def _polyak_pairs(target: Any, source: Any) -> tuple[list[Any], list[Any]]:
@@ -193,11 +233,22 @@ class DDPG(BaseAgent):
         self.critic_opt = Adam(self.critic.parameters(), lr=c.critic_lr, clipnorm=c.max_grad_norm)
         # Live weight arrays (optimizers keep views into them; the soft update writes the targets in place).
         self._pairs = [_polyak_pairs(self.actor_target, self.actor), _polyak_pairs(self.critic_target, self.critic)]
+        # Clipped double-Q's second critic, drawn after the others so plain DDPG's weights stay what they were.
+        self.critic2 = self.critic2_target = self.critic2_opt = None
+        if c.twin_critics:
+            self.critic2 = ddpg_critic(self.obs_dim, self.act_dim, name="critic2", **critic_kw)
+            self.critic2_target = ddpg_critic(self.obs_dim, self.act_dim, name="critic2_target", **critic_kw)
+            self.critic2_target.load_state_dict(self.critic2.state_dict())
+            self.critic2_opt = Adam(self.critic2.parameters(), lr=c.critic_lr, clipnorm=c.max_grad_norm)
+            self._pairs.append(_polyak_pairs(self.critic2_target, self.critic2))
 
-        streams = rl_random.Generator(experiment.seed).spawn(2)
+        # The third stream exists for every run (a spawned child depends only on its index), drawn from only
+        # with target policy smoothing, so the smoothing noise never shifts the exploration noise.
+        streams = rl_random.Generator(experiment.seed).spawn(3)
         self.rng = streams[0]  # exploration noise (weights or actions)
         self.replay = ReplayBuffer(c.buffer_size, (self.obs_dim,), np.float32, rng=streams[1],
                                    action_shape=(self.act_dim,), action_dtype=np.float32)
+        self.target_noise_rng = streams[2]  # target policy smoothing
 
         # Parameter noise: sigma of the weight noise, delta (the action distance sigma is tuned to), and
         # per world the perturbed actor's weights as (N, *shape) arrays, one (kernel, bias) pair per layer.
@@ -211,7 +262,7 @@ class DDPG(BaseAgent):
             self._perturb(np.arange(c.num_envs))
 
         # Collection state carried between learn() calls (and across a resume).
-        self.updates = 0  # gradient steps taken (critic and actor together)
+        self.updates = 0  # critic gradient steps taken (the actor takes one every policy_delay of them)
         self.episodes = 0
         self._obs: np.ndarray | None = None
         self._prev_done = np.zeros(c.num_envs, dtype=bool)
@@ -355,36 +406,65 @@ class DDPG(BaseAgent):
             self.noise_stddev = adapt_param_noise(self.noise_stddev, self.noise_distance, self.desired_stddev,
                                                   c.param_noise_adoption_coefficient)
 
-    def _update_round(self) -> dict[str, float]:
-        """``gradient_steps`` critic and actor steps, each followed by its soft target update; mean losses."""
+    def _critics(self) -> list[tuple[Any, Any]]:
+        """``(critic, its optimizer)`` for critic 1 and, with ``twin_critics``, critic 2."""
+        pairs = [(self.critic, self.critic_opt)]
+        if self.critic2 is not None:
+            pairs.append((self.critic2, self.critic2_opt))
+        return pairs
+
+    def _target_values(self, batch: Any) -> Any:
+        """The critics' regression target ``y (B,)`` for a replayed batch, from the target networks:
+        ``r + gamma * (1 - terminated) * Q'(s', a')``, ``a' = mu'(s')`` (smoothed with ``target_noise``),
+        ``Q'`` the smaller of the two target critics with ``twin_critics``."""
         c = self.config
-        (actor_t, actor_p), (critic_t, critic_p) = self._pairs
-        critic_sum = actor_sum = 0.0
+        with no_grad():
+            next_s = Tensor(batch.next_obs)
+            next_a = self.actor_target(next_s).data
+            if c.target_noise > 0:
+                noise = self.target_noise_rng.normal(next_a.shape, dtype=np.float32) * np.float32(c.target_noise)
+                next_a = smooth_target_actions(next_a, noise, c.target_noise_clip)
+            next_q = self.critic_target([next_s, Tensor(next_a)]).data[:, 0]
+            if self.critic2_target is not None:
+                xp = backend.get_array_module(next_q)
+                next_q = xp.minimum(next_q, self.critic2_target([next_s, Tensor(next_a)]).data[:, 0])
+            return batch.reward + c.gamma * (1.0 - batch.terminated) * next_q
+
+    def _update_round(self) -> dict[str, float]:
+        """``gradient_steps`` critic steps, an actor step and the soft target updates after every
+        ``policy_delay``-th of them; the mean losses."""
+        c = self.config
+        critics = self._critics()
+        critic_sums = [0.0] * len(critics)
+        actor_sum, actor_steps = 0.0, 0
         for _ in range(c.gradient_steps):
             batch = self.replay.sample(c.batch_size)
             s, a = Tensor(batch.obs), Tensor(batch.action)
-            # Critic: regress Q(s, a) onto the one-step target of the slowly moving target networks.
-            with no_grad():
-                next_s = Tensor(batch.next_obs)
-                next_q = self.critic_target([next_s, self.actor_target(next_s)]).data[:, 0]
-                y = batch.reward + c.gamma * (1.0 - batch.terminated) * next_q
-            q = self.critic([s, a]).reshape(-1)
-            critic_loss = ((q - Tensor(y)) ** 2).mean()
-            self.critic_opt.zero_grad()
-            critic_loss.backward()
-            self.critic_opt.step()
-            soft_update(critic_t, [p.data for p in critic_p], c.tau)
-            # Actor: climb the critic's value of the actor's own actions (the deterministic policy gradient).
+            # Critics: regress Q(s, a) onto the one-step target of the slowly moving target networks.
+            y = Tensor(self._target_values(batch))
+            for i, (critic, opt) in enumerate(critics):
+                critic_loss = ((critic([s, a]).reshape(-1) - y) ** 2).mean()
+                opt.zero_grad()
+                critic_loss.backward()
+                opt.step()
+                critic_sums[i] += critic_loss.data
+            self.updates += 1
+            if self.updates % c.policy_delay:
+                continue  # TD3's delayed policy update: the critics get ahead first
+            # Actor: climb critic 1's value of the actor's own actions (the deterministic policy gradient).
             actor_loss = -self.critic([s, self.actor(s)]).mean()
             self.actor_opt.zero_grad()
             actor_loss.backward()
             self.actor_opt.step()  # the critic's gradients from this pass are cleared before its next step
-            soft_update(actor_t, [p.data for p in actor_p], c.tau)
-            critic_sum += critic_loss.data
+            for target, source in self._pairs:
+                soft_update(target, [p.data for p in source], c.tau)
             actor_sum += actor_loss.data
-            self.updates += 1
+            actor_steps += 1
         n = max(c.gradient_steps, 1)
-        return {"critic_loss": float(critic_sum) / n, "actor_loss": float(actor_sum) / n}
+        losses = {"critic_loss": float(critic_sums[0]) / n, "actor_loss": float(actor_sum) / max(actor_steps, 1)}
+        if len(critics) > 1:
+            losses["critic2_loss"] = float(critic_sums[1]) / n
+        return losses
 
     # ------------------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -395,6 +475,7 @@ class DDPG(BaseAgent):
             "critic_target": dict(self.critic_target.state_dict()),
             "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
             "replay": self.replay.state_dict(),
+            "target_noise_rng": self.target_noise_rng.get_state(),
             "noise": {"stddev": self.noise_stddev, "desired_stddev": self.desired_stddev,
                       "distance": self.noise_distance,
                       "perturbed": {str(i): w for i, w in enumerate(self.perturbed)}},
@@ -408,6 +489,10 @@ class DDPG(BaseAgent):
         if self._obs is not None and hasattr(self.envs, "get_state"):
             state["obs"] = np.asarray(self._obs)
             state["env"] = self.envs.get_state()
+        if self.critic2 is not None:
+            state.update(critic2=dict(self.critic2.state_dict()),
+                         critic2_target=dict(self.critic2_target.state_dict()),
+                         critic2_opt=self.critic2_opt.state_dict())
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -417,7 +502,13 @@ class DDPG(BaseAgent):
             getattr(self, name).load_state_dict(state[name])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
+        if self.critic2 is not None:  # twin_critics: a checkpoint of plain DDPG lacks these (a KeyError)
+            self.critic2.load_state_dict(state["critic2"])
+            self.critic2_target.load_state_dict(state["critic2_target"])
+            self.critic2_opt.load_state_dict(state["critic2_opt"])
         self.replay.load_state_dict(state["replay"])
+        # Checkpoints from before target policy smoothing existed lack this stream; it then starts afresh.
+        self.target_noise_rng.set_state(state.get("target_noise_rng", {}))
         noise = state["noise"]
         self.noise_stddev = float(noise["stddev"])
         self.desired_stddev = float(noise["desired_stddev"])
