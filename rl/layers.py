@@ -717,6 +717,8 @@ class ReLU(Layer):
             return y if self.max_value is None else F.minimum(y, self.max_value)
         if self.max_value is None:
             return F.relu(inputs)
+        if self.max_value == 6.0:  # MobileNet's: the gradient is 0 at both kinks, as in TF and F.relu6
+            return F.relu6(inputs)
         return F.clip(inputs, 0.0, self.max_value)
 
     def compute_output_shape(self, input_shape):

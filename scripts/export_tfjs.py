@@ -73,7 +73,7 @@ def load_run_network(run_dir: str | Path, tag: str = "best") -> tuple[Any, dict[
     from agents.runner import CheckpointError, load_agent  # noqa: PLC0415
     from rl.experiment import RunDir  # noqa: PLC0415
 
-    run = RunDir(run_dir)
+    run = RunDir.open(run_dir)
     config = run.read_config()
     experiment = config.get("experiment", {})
     agent_name = experiment.get("agent", "ppo")

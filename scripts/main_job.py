@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if eval_path.exists():
         # train() has printed the mean return; the config's target is stated per step, so say that figure.
         result = json.loads(eval_path.read_text())
-        max_steps = train_script.RunDir(run_dir).read_config().get("env", {}).get("max_steps")
+        max_steps = train_script.RunDir.open(run_dir).read_config().get("env", {}).get("max_steps")
         if max_steps:
             print(f"that is {result['mean_return'] / max_steps:.3f} reward per step over {max_steps}-step episodes "
                   f"(the experiment's target: {TARGET_REWARD_PER_STEP})")

@@ -67,7 +67,7 @@ def prepare_model(source: str | Path, tag: str = "best") -> tuple[Path, Path | N
     from rl.experiment import RunDir  # noqa: PLC0415
     from scripts.export_tfjs import load_run_network  # noqa: PLC0415
 
-    experiment = RunDir(source).read_config().get("experiment", {})
+    experiment = RunDir.open(source).read_config().get("experiment", {})
     if experiment.get("agent") != "dqn" or experiment.get("env_id") != SNAKE_ENV_ID:
         raise ServeError(f"{source}: the page plays {SNAKE_ENV_ID} with a DQN's Q-values; this run is agent "
                          f"{experiment.get('agent')!r} on {experiment.get('env_id')!r}")

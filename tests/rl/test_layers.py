@@ -160,6 +160,13 @@ def test_activation_and_relu_layers(device):
     check_grad(lambda t: L.ReLU(max_value=2.0, dtype=F64)(t), device.asarray(_rand(3, 4) * 2 + 0.01))
 
 
+def test_relu6_layer_gradient_is_zero_at_both_kinks(device):
+    # MobileNet's ReLU(6.0): like F.relu6, TF and torch, no gradient at exactly 0 and 6 (it used to pass there).
+    x = Tensor(device.asarray(np.array([-1.0, 0.0, 3.0, 6.0, 7.0])), requires_grad=True)
+    L.ReLU(max_value=6.0, dtype=F64)(x).sum().backward()
+    np.testing.assert_array_equal(_np(x.grad), [0.0, 0.0, 1.0, 0.0, 0.0])
+
+
 def test_merge_layers(device):
     a, b = _rand(2, 3, seed=1), _rand(2, 5, seed=2)
     at, bt = Tensor(device.asarray(a)), Tensor(device.asarray(b))
