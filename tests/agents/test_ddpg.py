@@ -291,13 +291,15 @@ def test_ddpg_learns_to_drive_on_level2_seed_0():
 
 @pytest.mark.slow
 def test_ddpg_with_td3_options_learns_to_drive_on_level2_seed_0():
-    # The same budget as plain DDPG above, with all three of TD3's remedies on (the paper's settings).
+    # Plain DDPG's settings above with all three of TD3's remedies on (the paper's values). With half as
+    # many actor steps (policy_delay 2) and a pessimistic target it drives later: after 24k transitions this
+    # seed still averages ~12, so the budget is doubled (~68 at 48k).
     agent = ddpg_agent(seed=0, num_envs=8, learning_starts=2_000, train_every_steps=800, gradient_steps=110,
                        batch_size=128, **TD3)
     with threadpool_limits(1):
         before = evaluate(agent, episodes=4)
-        agent.learn(24_000, FakeHooks())
+        agent.learn(48_000, FakeHooks())
         after = evaluate(agent, episodes=4)
-    assert agent.updates == 28 * 110  # rounds at 2,000, 2,800, ..., 23,600 transitions
+    assert agent.updates == 58 * 110  # critic steps: rounds at 2,000, 2,800, ..., 47,600 transitions
     assert before["mean_return"] < 5.0, before
     assert after["mean_return"] > 30.0, after
