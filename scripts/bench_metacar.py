@@ -2,6 +2,7 @@
 
     python scripts/bench_metacar.py            # every config below that exists (~10 minutes on 2 cores)
     python scripts/bench_metacar.py --only metacar_level1_ppo --no-write
+    python scripts/bench_metacar.py --only metacar_level3_ddpg   # re-measures one row group, keeps the others
 
 Each config is trained with ``scripts/train.py``'s machinery at fixed seeds and its step budget (early stop
 at ``target_return`` where the config sets one); the final weights, and the "best" checkpoint where it is
@@ -10,7 +11,8 @@ are then played deterministically for ``--episodes`` episodes on fresh worlds (s
 the starts differ from training). Per experiment it reports
 reward per step (episode return / the 800-step budget, so a crash forfeits the remaining steps), the
 fraction of episodes that ran the full 800 steps without a crash, the mean speed (px/step), the transitions
-trained on and the wall time of training.
+trained on and the wall time of training. With ``--only``, the rows of the experiments not run are kept as
+the section had them (and the section says so), so one config can be re-measured without the others.
 
 There is no peer library to compare with: the original MetaCar is a browser demo (TensorFlow.js 0.11)
 that publishes no scores or curves, only pretrained weights (spec §6), so the figures stand alone.
@@ -23,6 +25,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # tiny networks: BLAS threads only add overhead
 
 import argparse  # noqa: E402
+import re  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -58,6 +61,22 @@ EXPERIMENTS = [
     Experiment("metacar_level2_ddpg", (0,), "800 steps on the road at >= 1 px/step"),
     Experiment("metacar_level3_ddpg", (0,), "800 steps without a crash"),
 ]
+
+
+SECTION = "bench_metacar"
+
+
+def previous_rows(path: Path) -> dict[str, list[str]]:
+    """The table rows of this script's section now in ``path``, by experiment name (empty if none)."""
+    if not path.exists():
+        return {}
+    match = re.search(rf"<!-- {SECTION}:start -->(.*?)<!-- {SECTION}:end -->", path.read_text(), re.S)
+    rows: dict[str, list[str]] = {}
+    for line in (match.group(1) if match else "").splitlines():
+        cells = line.split("|")
+        if len(cells) > 2 and cells[1].strip() in {exp.config for exp in EXPERIMENTS}:
+            rows.setdefault(cells[1].strip(), []).append(line)
+    return rows
 
 
 def evaluate_metacar(agent, episodes: int, seed: int, **env_overrides) -> dict[str, float]:
@@ -131,14 +150,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per trained agent")
     parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
+    names = [exp.config for exp in EXPERIMENTS]
+    unknown = [name for name in args.only or [] if name not in names]
+    if unknown:
+        parser.error(f"--only: unknown experiment {', '.join(unknown)}; valid: {', '.join(names)}")
+    kept = previous_rows(_benchlib.BENCHMARKS_MD) if args.only else {}
 
     rows = ["| experiment | seed | weights | target | reward/step | crash-free | mean speed (px/step) "
             "| 800 steps at >= 1 px/step | from the level's start: reward/step, crash-free, speed "
             "| transitions trained (at the weights) | train wall time (s) | target met (random starts) |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    kept_names = []
     with tempfile.TemporaryDirectory() as runs_dir:
         for exp in EXPERIMENTS:
             if args.only and exp.config not in args.only:
+                rows.extend(kept.get(exp.config, []))  # not re-measured: the section's rows stay as they were
+                kept_names += [exp.config] if exp.config in kept else []
                 continue
             if not (ROOT / "configs" / f"{exp.config}.toml").exists():
                 print(f"{exp.config}: no config file, skipped")
@@ -149,12 +176,15 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(table_row(exp, r))
                     print(rows[-1], flush=True)
     load = os.getloadavg()[0]
+    kept_note = (f"Rows of {', '.join(f'`{n}`' for n in kept_names)} are kept from an earlier run of this script "
+                 "(this one re-measured only the others, with `--only`); their wall times are from that run's load."
+                 if kept_names else "")
     text = "\n".join([
         "## MetaCar experiments (`scripts/bench_metacar.py`)",
         "",
         f"Machine: {_benchlib.machine_description()}; CPU only, one BLAS thread. 1-minute load average at the "
         f"end: {load:.1f} (other work shares the cores, so wall times move; scores do not: they are fixed by "
-        f"config and seed). Command: `{_benchlib.command_line()}`.",
+        f"config and seed). Command: `{_benchlib.command_line(None if argv is None else [__file__, *argv])}`.",
         "",
         f"Each agent is trained by `scripts/train.py` with the config's budget and seed (stopping early at the "
         "config's `target_return` where it has one); its final weights, and its \"best\" checkpoint where that is "
@@ -171,11 +201,12 @@ def main(argv: list[str] | None = None) -> int:
         "No peer: the original MetaCar is a TensorFlow.js browser demo that publishes no scores or learning "
         "curves (only pretrained weights), so there is nothing measured to compare with.",
         "",
+        *([kept_note, ""] if kept_note else []),
         *rows,
     ])
     print(text)
     if not args.no_write:
-        _benchlib.write_section("bench_metacar", text)
+        _benchlib.write_section(SECTION, text, path=_benchlib.BENCHMARKS_MD)
     return 0
 
 
