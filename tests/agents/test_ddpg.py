@@ -166,6 +166,25 @@ def test_interrupted_and_resumed_td3_run_ends_with_the_same_metrics(tmp_path, mo
         (full.path / "eval.json").read_text())["returns"]
 
 
+@pytest.mark.skipif(not backend.gpu_status()[0], reason="no usable CuPy (make test-simgpu simulates one)")
+def test_td3_options_train_checkpoint_and_reload_on_the_gpu(tmp_path):
+    overrides = ["experiment.total_steps=480", "experiment.eval_episodes=1", "experiment.checkpoint_every_steps=200",
+                 "agent.learning_starts=160", "agent.train_every_steps=80", "agent.gradient_steps=3",
+                 "agent.batch_size=32", "agent.log_every_steps=160", "env.max_steps=40",
+                 *(f"agent.{k}={str(v).lower()}" for k, v in TD3.items())]
+    config = str(Path(__file__).resolve().parents[2] / "configs" / "metacar_level2_ddpg.toml")
+    previous = backend.current().device
+    try:
+        run = train(config, overrides, device="gpu", runs_dir=str(tmp_path), progress=False)
+        records = RunDir(run).read_metrics()
+        assert [r for r in records if "critic2_loss" in r] and all(
+            np.isfinite(r["critic2_loss"]) for r in records if "critic2_loss" in r)
+        agent = runner_module.load_agent(run, tag="latest")
+        assert agent.updates > 0 and backend.get_array_module(agent.critic2.parameters()[0].data) is not np
+    finally:
+        backend.use_device(previous)
+
+
 def test_a_plain_checkpoint_lacks_the_twin_critic(tmp_path):
     plain = ddpg_agent(seed=3)
     twin = ddpg_agent(seed=3, twin_critics=True)
