@@ -8,11 +8,11 @@ The algorithm, top to bottom as :meth:`DDPG.learn` runs it:
    ``exploration = "param"``: the actor with Gaussian noise added to every weight (one perturbed copy
    per world, drawn when its episode starts, so an episode explores *consistently*); or
    ``"gaussian"``: the clean actor plus N(0, ``action_noise_std``) on each action.
-2. **adapt the noise** (``"param"``), after each finished episode, in the demo's order:
-   ``d`` = RMS distance between the perturbed and the clean actor's actions on a batch of replayed
-   states; the world's perturbed actor is re-drawn with the current sigma; then
-   ``sigma <- sigma / alpha`` if ``d > delta`` else ``sigma * alpha`` (:func:`adapt_param_noise`), so
-   the weight noise is whatever moves the *actions* by about ``delta``.
+2. **adapt the noise** (``"param"``), after each finished episode: the world's perturbed actor is
+   re-drawn from the *current* actor with the current sigma; ``d`` = RMS distance between that copy's
+   and the clean actor's actions on a batch of replayed states; then ``sigma <- sigma / alpha`` if
+   ``d > delta`` else ``sigma * alpha`` (:func:`adapt_param_noise`), so the weight noise is whatever
+   moves the *actions* by about ``delta``. The next episode drives the copy drawn before the adaptation.
 3. **update**: once ``learning_starts`` transitions were stored, every ``train_every_steps``
    transitions: ``delta <- max(delta_final, decay * delta)``, then ``gradient_steps`` times, on a
    uniform batch:
@@ -47,6 +47,18 @@ Deviations from the demo (``ddpg/*.js``), each deliberate:
   TD error) is replaced by uniform replay (:class:`agents.replay.ReplayBuffer` with float actions).
 * The demo redraws its weight noise with ``tf.randomNormal(..., seed=0)``, i.e. the same pattern every
   time (spec §6.3); here each draw is fresh from the run's seeded stream.
+* The demo measures ``d`` on the copy that drove the finished episode, *then* re-draws it (spec §6.3);
+  here the re-draw comes first and ``d`` is measured on the new copy. With vector envs the order matters:
+  the actor is updated every ``train_every_steps`` transitions, i.e. in the middle of the worlds' episodes,
+  so a copy drawn at an episode's start differs from the actor at its end by the noise *plus* the actor's
+  drift since then. Measured that way, ``d`` stays above ``delta`` once the actor learns, sigma shrinks at
+  every episode end and exploration silently stops (level3: sigma ~1e-14 after 1.8 M transitions). In
+  the demo's setting (one world, updates only between 10-episode epochs) the two orders agree: the same
+  copy (current actor, current sigma) drives each next episode, and ``d`` is measured on a perturbation
+  of the same actor, its sigma one adaptation step (a factor alpha = 1.01) apart, and with the demo's
+  fixed-seed noise the same pattern. Only after an epoch's update round does the demo's ``d`` include the
+  drift of its 110 gradient steps, as ours no longer does. Measuring the current sigma on the current
+  actor is Plappert et al.'s rule itself.
 * Its schedule is in episodes (110 gradient steps after every 10 episodes, from the 6th epoch on); ours is
   in transitions so that a vector of worlds fits it (``train_every_steps``, ``gradient_steps``).
 * Its actor and critic output kernels are the *constant* 0.003 (``out_init = "constant"`` reproduces
@@ -384,7 +396,7 @@ class DDPG(BaseAgent):
                 hooks.save(self)
 
     def _end_episode(self, world: int, crashed: bool, hooks: Hooks) -> None:
-        """Log world ``world``'s finished episode; with parameter noise, 2. adapt sigma and redraw its actor."""
+        """Log world ``world``'s finished episode; with parameter noise, 2. redraw its actor and adapt sigma."""
         length = int(self._ep_length[world])
         hooks.log({"env_steps": self.env_steps, "episode_return": float(self._ep_return[world]),
                    "episode_length": length, "episode_crashed": crashed,
@@ -394,15 +406,15 @@ class DDPG(BaseAgent):
         c = self.config
         if c.exploration != "param":
             return
-        # The demo's order: measure the perturbation that drove this episode, redraw it with the current
-        # sigma, then adapt sigma (used by the next redraw). No adaptation until the memory holds a batch.
-        adapt = len(self.replay) >= c.batch_size
-        if adapt:
+        # Redraw first, then measure: the copy that drove this episode was drawn from an actor that has been
+        # updated since (mid-episode, with vector envs), so its distance would measure that drift, not sigma
+        # (module docstring). The new copy drives the next episode; the adapted sigma serves the next redraw.
+        # No adaptation until the memory holds a batch.
+        self._perturb([world])
+        if len(self.replay) >= c.batch_size:
             states = self.replay.sample(c.param_noise_distance_states).obs
             diff = self._perturbed_actions(states, world) - self._actor_actions(states)
             self.noise_distance = float(backend.get_array_module(diff).sqrt((diff * diff).mean()))
-        self._perturb([world])
-        if adapt:
             self.noise_stddev = adapt_param_noise(self.noise_stddev, self.noise_distance, self.desired_stddev,
                                                   c.param_noise_adoption_coefficient)
 
