@@ -59,6 +59,17 @@ def render_episodes(agent: Agent, episodes: int, seed: int, max_steps: int = MAX
     return returns
 
 
+def load_agent_or_report(run_dir: str, tag: str = "best", device: str | None = None) -> Agent | None:
+    """The run's agent (:func:`agents.runner.load_agent`), or ``None`` after printing why it cannot load."""
+    try:
+        return load_agent(run_dir, tag=tag, device=device)
+    except backend.BackendError as exc:
+        print(f"error: {exc} (the run's config asks for it; pass --device cpu)", file=sys.stderr)
+    except (ConfigError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", help="a run directory written by scripts/train.py")
@@ -72,13 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=["cpu", "gpu", "auto"],
                         help="array backend (default: the run's own; --device cpu evaluates a GPU run anywhere)")
     args = parser.parse_args(argv)
-    try:
-        agent = load_agent(args.run_dir, tag=args.checkpoint, device=args.device)
-    except backend.BackendError as exc:
-        print(f"error: {exc} (the run's config asks for it; pass --device cpu)", file=sys.stderr)
-        return 1
-    except (ConfigError, CheckpointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    agent = load_agent_or_report(args.run_dir, args.checkpoint, args.device)
+    if agent is None:
         return 1
     seed = agent.experiment.seed + 1_000_000 if args.seed is None else args.seed
     if args.render:

@@ -27,11 +27,12 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from evaluate import load_agent_or_report  # noqa: E402
 
 from agents.base import Agent  # noqa: E402
-from agents.runner import CheckpointError, load_agent  # noqa: E402
-from rl import backend  # noqa: E402
-from rl.experiment import ConfigError, positive_int  # noqa: E402
+from rl.experiment import positive_int  # noqa: E402
 
 MAX_STEPS = 2_000  # steps after which a recorded episode is cut: a GIF of an endless episode is no use
 MIN_FRAME_MS = 20  # the shortest frame duration browsers honour in a GIF
@@ -163,13 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--out must end in one of {', '.join(FORMATS)}, got {out.name!r}")
     if not out.parent.is_dir():
         parser.error(f"--out: folder {str(out.parent)!r} does not exist")
-    try:
-        agent = load_agent(args.run_dir, tag=args.checkpoint, device=args.device)
-    except backend.BackendError as exc:
-        print(f"error: {exc} (the run's config asks for it; pass --device cpu)", file=sys.stderr)
-        return 1
-    except (ConfigError, CheckpointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    agent = load_agent_or_report(args.run_dir, args.checkpoint, args.device)
+    if agent is None:
         return 1
 
     seed = agent.experiment.seed + 1_000_000 if args.seed is None else args.seed

@@ -6,24 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pygame
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAY = ROOT / "scripts" / "play.py"
 TRAIN = ROOT / "scripts" / "train.py"
-
-
-@pytest.fixture(scope="module")
-def cartpole_run(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    out = subprocess.run(
-        [sys.executable, str(TRAIN), "configs/cartpole_ppo.toml", "--set", "experiment.total_steps=512",
-         "--set", "experiment.eval_episodes=1", "--runs-dir", str(runs)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    (run,) = runs.iterdir()
-    return run
 
 
 def test_agent_plays_headless(cartpole_run):

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 import envs  # noqa: F401
+from agents.runner import load_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD = ROOT / "scripts" / "record.py"
@@ -24,19 +25,6 @@ record = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(record)
 
 
-@pytest.fixture(scope="module")
-def cartpole_run(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    out = subprocess.run(
-        [sys.executable, str(TRAIN), "configs/cartpole_ppo.toml", "--set", "experiment.total_steps=512",
-         "--set", "experiment.eval_episodes=1", "--runs-dir", str(runs)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    (run,) = runs.iterdir()
-    return run
-
-
 def _run(*args):
     return subprocess.run([sys.executable, str(RECORD), *map(str, args)], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env={**os.environ, "SDL_VIDEODRIVER": "dummy"})
@@ -44,7 +32,7 @@ def _run(*args):
 
 def _episode_lengths(run, seed, episodes, max_steps):
     """The same episodes replayed here: the agent is deterministic and the env seeded alike."""
-    agent = record.load_agent(run)
+    agent = load_agent(run)
     env = gym.make("envs/CartPole-v1", **agent.experiment.env)
     lengths = []
     for k in range(episodes):
