@@ -84,8 +84,8 @@ def test_each_world_drives_its_own_perturbed_actor_and_an_episode_end_adapts_sig
         expected = _reference_actor(obs[i:i + 1], [w[i] for w in agent.perturbed])[0]
         np.testing.assert_allclose(acts[i], expected, rtol=1e-4, atol=1e-6)
 
-    # Episode end in world 2 with a full enough memory: d is measured on world 2's *old* actor, that
-    # actor is redrawn, then sigma moves by the rule.
+    # Episode end in world 2 with a full enough memory: world 2's actor is redrawn with the sigma of the
+    # episode end, d is measured on that *new* actor, then sigma moves by the rule.
     states = obs[np.arange(200) % n]
     agent.replay.add(states, np.zeros((200, 2)), np.zeros(200), states, np.zeros(200, bool))
     old = [w[2].copy() for w in agent.perturbed]
@@ -93,12 +93,35 @@ def test_each_world_drives_its_own_perturbed_actor_and_an_episode_end_adapts_sig
     rng_state = agent.replay.rng.numpy.bit_generator.state
     sample = agent.replay.sample(agent.config.param_noise_distance_states).obs
     agent.replay.rng.numpy.bit_generator.state = rng_state  # the agent draws the same states again
-    d = np.sqrt(np.mean((_reference_actor(sample, old) - _reference_actor(sample, clean)) ** 2))
     agent._end_episode(2, crashed=True, hooks=FakeHooks())
+    new = [w[2] for w in agent.perturbed]
+    assert not np.allclose(new[0], old[0])  # redrawn...
+    assert np.std(new[0] - clean[0]) > 0.2  # ...with the sigma of the episode end (0.3)
+    d = np.sqrt(np.mean((_reference_actor(sample, new) - _reference_actor(sample, clean)) ** 2))
     assert agent.noise_distance == pytest.approx(d, rel=1e-4)
     assert agent.noise_stddev == pytest.approx(adapt_param_noise(sigma, d, 0.1, 1.01))
-    assert not np.allclose(agent.perturbed[0][2], old[0])  # redrawn...
-    assert np.std(agent.perturbed[0][2] - clean[0]) > 0.2  # ...with the sigma of the episode end (0.3)
+
+
+def test_the_noise_distance_measures_sigma_not_the_actors_drift_since_the_episode_started():
+    # With vector envs the actor is updated in the middle of the worlds' episodes. A world's copy drawn at its
+    # episode's start then differs from the actor at the episode's end by far more than the noise; d must
+    # still measure only the noise, or sigma shrinks at every episode end and exploration stops.
+    agent = ddpg_agent()
+    n = agent.config.num_envs
+    states = np.random.default_rng(0).uniform(-1, 1, (200, agent.obs_dim)).astype(np.float32)
+    agent.replay.add(states, np.zeros((200, 2)), np.zeros(200), states, np.zeros(200, bool))
+    agent.noise_stddev = 1e-6
+    agent._perturb(np.arange(n))  # the episode starts: copies within ~1e-6 of the actor
+    for p in agent.actor.parameters():  # mid-episode updates move every weight
+        p.data += 0.05
+    drift = agent._perturbed_actions(states, 1) - agent._actor_actions(states)
+    assert np.sqrt(np.mean(drift**2)) > 0.01  # the drawn copy is now far from the actor (what d measured)
+    agent._end_episode(1, crashed=False, hooks=FakeHooks())
+    assert agent.noise_distance < 1e-4  # a tiny sigma moves the actions a tiny bit
+    assert agent.noise_stddev == pytest.approx(1e-6 * 1.01)  # below delta (0.1): sigma grows
+    moved = [p.data for p in agent.actor.parameters()]
+    for store, w in zip(agent.perturbed, moved):  # the next episode's copy: the moved actor plus the noise
+        np.testing.assert_allclose(store[1], w, atol=1e-4)
 
 
 @pytest.mark.parametrize("td3", [{}, TD3], ids=["ddpg", "td3"])
