@@ -319,13 +319,15 @@ def test_config_errors_name_the_problem():
 
 @pytest.mark.slow
 def test_ddpg_learns_to_drive_on_level2_seed_0():
-    # At first the actor's throttle is ~0: the car stands still and earns 0 per step. After 24k transitions
-    # with parameter noise it drives: a fixed-seed budget, judged by deterministic episodes.
+    # At first the actor's throttle is ~0: the car stands still and earns 0 per step. After 48k transitions
+    # with parameter noise it drives: a fixed-seed budget, judged by deterministic episodes. Since the noise
+    # distance is measured on a fresh copy of the current actor (sigma no longer shrinks at every episode end)
+    # this seed averages ~25 at 24k and 32k transitions and ~304 at 40k and 48k (it was ~184 at 24k before).
     agent = ddpg_agent(seed=0, num_envs=8, learning_starts=2_000, train_every_steps=800, gradient_steps=110,
                        batch_size=128)
     with threadpool_limits(1):  # one BLAS thread, as scripts/train.py sets: tiny matrices
         before = evaluate(agent, episodes=4)
-        agent.learn(24_000, FakeHooks())
+        agent.learn(48_000, FakeHooks())
         after = evaluate(agent, episodes=4)
     assert before["mean_return"] < 5.0, before
     assert after["mean_return"] > 30.0, after
