@@ -129,16 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-# play.py's game name of each env id, for the "watch it" hint.
-PLAY_GAMES = {"envs/CartPole-v1": "cartpole", "envs/Snake-v0": "snake", "envs/MetaCar-v0": "metacar"}
-
-
 def next_steps(run_dir: Path) -> str:
     """The commands a newcomer runs on a finished run: evaluate it, watch it play, plot its curve."""
+    from scripts.play import GAMES  # noqa: PLC0415  (play.py's table of games: name -> (env id, controls))
+
     env_id = RunDir.open(run_dir).read_config().get("experiment", {}).get("env_id", "")
+    game = next((name for name, (game_env_id, _) in GAMES.items() if game_env_id == env_id), None)
     lines = ["next:", f"  python scripts/evaluate.py {run_dir}   # more evaluation episodes"]
-    if env_id in PLAY_GAMES:
-        lines.append(f"  python scripts/play.py {PLAY_GAMES[env_id]} --agent {run_dir}   # watch it play, in a window")
+    if game is not None:
+        lines.append(f"  python scripts/play.py {game} --agent {run_dir}   # watch it play, in a window")
     lines.append(f"  python scripts/plot.py {run_dir}   # its learning curve, as RUN_DIR/curve.png")
     return "\n".join(lines)
 
