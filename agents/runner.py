@@ -44,6 +44,7 @@ import numpy as np
 from agents.base import Agent, ExperimentConfig, get_agent_module, make_vec_env
 from rl import backend
 from rl import random as rl_random
+from rl.errors import CheckpointError, NonFiniteLossError
 from rl.experiment import ConfigError, MetricsLogger, RunDir, atomic_write_bytes, atomic_write_text, dataclass_from_dict
 
 __all__ = [
@@ -62,14 +63,6 @@ __all__ = [
 # Metrics keys that depend on the machine's speed; everything else is a function of config and seed.
 WALL_CLOCK_KEYS = ("sps", "time_s")
 _TABLES = ("experiment", "env", "agent")
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or infinite; the last good checkpoint was kept."""
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, truncated or does not fit the agent."""
 
 
 # ------------------------------------------------------------------------------------- configs

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from rl.errors import BackendError
+
 __all__ = [
     "Backend",
     "BackendError",
@@ -34,10 +36,6 @@ __all__ = [
     "to_numpy",
     "use_device",
 ]
-
-
-class BackendError(RuntimeError):
-    """Raised when a requested device cannot be used; the message says why."""
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from rl import backend
+from rl.errors import CheckpointError
 
 __all__ = [
     "CheckpointError",
@@ -60,10 +61,6 @@ _DTYPE_BYTES = {
     "I64": 8, "U64": 8, "F64": 8,
 }  # fmt: skip
 _MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file cannot be used; the message names the file and, where known, the tensor."""
 
 
 # ============================================================================ raw safetensors I/O

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from rl.checkpoint import atomic_write_bytes  # the one atomic writer: temp file, fsync, rename
+from rl.errors import ConfigError
 
 __all__ = [
     "ConfigError",
@@ -57,10 +58,6 @@ __all__ = [
     "positive_int",
     "versions",
 ]
-
-
-class ConfigError(ValueError):
-    """A config file or override is wrong; the message names the file, the place and the fix."""
 
 
 class RunNotFoundError(ConfigError):

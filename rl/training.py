@@ -34,6 +34,7 @@ import numpy as np
 
 from rl import backend
 from rl.callbacks import Callback, CallbackList, History
+from rl.errors import NonFiniteLossError
 from rl.optimizers import Optimizer, get_optimizer
 from rl.tensor import Tensor, no_grad, using_config
 
@@ -46,10 +47,6 @@ __all__ = [
     "predict",
     "train_on_batch",
 ]
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the message says where and what was kept."""
 
 
 # ============================================================================ metrics

@@ -47,6 +47,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from rl.errors import CheckpointError
+
 __all__ = [
     "CheckpointError",
     "CheckpointFormatError",
@@ -68,10 +70,6 @@ _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _MAX_NDIM = 32
 # Parts (counted with repeats) a tuple dict key may have: hashing visits each one.
 _MAX_KEY_PARTS = 64
-
-
-class CheckpointError(ValueError):
-    """Base class of everything this reader raises about a checkpoint's content."""
 
 
 class CheckpointFormatError(CheckpointError):
