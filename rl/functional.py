@@ -87,8 +87,12 @@ class _LeakyReLU(Function):
         return g * self.scale
 
 
-def leaky_relu(x: Tensor, negative_slope: float = 0.3) -> Tensor:
-    """x for x > 0, ``negative_slope * x`` otherwise (Keras' default slope 0.3)."""
+def leaky_relu(x: Tensor, negative_slope: float = 0.2) -> Tensor:
+    """x for x > 0, ``negative_slope * x`` otherwise.
+
+    The default slope 0.2 is that of Keras' ``leaky_relu`` activation function, which the
+    ``"leaky_relu"`` activation string names; Keras' ``LeakyReLU`` *layer* defaults to 0.3.
+    """
     return _LeakyReLU.apply(x, slope=negative_slope)
 
 
@@ -294,9 +298,14 @@ class _Where(Function):
         return None, xp.where(self.cond, g, zero), xp.where(self.cond, zero, g)
 
 
+def _operands(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    """Both operands as tensors; a Python number takes the other operand's dtype (see ``as_tensor``)."""
+    return as_tensor(a, like=b), as_tensor(b, like=a)
+
+
 def where(condition: Any, a: Any, b: Any) -> Tensor:
     """``a`` where ``condition`` holds, else ``b`` (broadcast); gradients go to the chosen side."""
-    a, b = as_tensor(a), as_tensor(b)
+    a, b = _operands(a, b)
     cond = condition.data if isinstance(condition, Tensor) else condition
     # A host mask is accepted with device tensors (as take_along_axis takes host indices); CuPy's
     # where refuses NumPy arrays, so it moves over here.
@@ -306,13 +315,13 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
 
 def maximum(a: Any, b: Any) -> Tensor:
     """Elementwise max; the gradient goes to the larger input (to ``a`` on ties)."""
-    a, b = as_tensor(a), as_tensor(b)
+    a, b = _operands(a, b)
     return where(a.data >= b.data, a, b)
 
 
 def minimum(a: Any, b: Any) -> Tensor:
     """Elementwise min; the gradient goes to the smaller input (to ``a`` on ties)."""
-    a, b = as_tensor(a), as_tensor(b)
+    a, b = _operands(a, b)
     return where(a.data <= b.data, a, b)
 
 

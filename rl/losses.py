@@ -104,6 +104,22 @@ def huber(pred: Tensor, target: Any, delta: float = 1.0, reduction: str = "mean"
 
 
 # ---------------------------------------------------------------------------------- classification
+def _check_class_indices(labels: Any, pred_shape: tuple[int, ...], name: str) -> None:
+    """Raise unless ``labels`` are integer class indices of shape ``pred_shape[:-1]``, each in ``[0, K)``.
+
+    An index out of range would otherwise pick no class at all (an all-zero one-hot row gives a
+    finite, meaningless loss) or, in the fused path, another row's entry.
+    """
+    k = pred_shape[-1]
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"{name}: class-index labels must be integers, got dtype {labels.dtype}")
+    if tuple(labels.shape) != tuple(pred_shape[:-1]):
+        raise ValueError(f"{name}: labels shape {tuple(labels.shape)} does not match predictions {tuple(pred_shape)} "
+                         f"(expected {tuple(pred_shape[:-1])})")
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= k):
+        raise ValueError(f"{name}: labels must lie in [0, {k}), got [{int(labels.min())}, {int(labels.max())}]")
+
+
 class _SoftmaxCrossEntropy(Function):
     """Per-sample ``-sum_k p_k log softmax(z)_k``; labels are class indices or target distributions."""
 
@@ -146,18 +162,10 @@ def softmax_cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean") 
         the reduced loss; ``reduction="none"`` gives ``(B,)``.
     """
     lab = _raw(labels, logits.data)
-    k = logits.shape[-1]
     if isinstance(labels, Tensor) and labels.requires_grad and lab.shape == logits.shape:
         return _reduce(_SoftmaxCrossEntropy.apply(logits, labels), reduction)
     if lab.ndim == logits.ndim - 1:
-        if lab.dtype.kind not in "iu":
-            raise ValueError(f"softmax_cross_entropy: class-index labels must be integers, got dtype {lab.dtype}")
-        if lab.shape != logits.shape[:-1]:
-            raise ValueError(f"softmax_cross_entropy: labels shape {lab.shape} does not match logits {logits.shape}")
-        if lab.size and (int(lab.min()) < 0 or int(lab.max()) >= k):
-            raise ValueError(
-                f"softmax_cross_entropy: labels must lie in [0, {k}), got [{int(lab.min())}, {int(lab.max())}]"
-            )
+        _check_class_indices(lab, logits.shape, "softmax_cross_entropy")
     elif lab.shape == logits.shape:
         lab = lab.astype(logits.dtype, copy=False)
     else:
@@ -246,11 +254,7 @@ def sparse_categorical_crossentropy(
     if from_logits:
         return softmax_cross_entropy(probs, labels, reduction)
     lab = _raw(labels, probs.data)
-    if lab.shape != probs.shape[:-1] or lab.dtype.kind not in "iu":
-        raise ValueError(
-            f"sparse_categorical_crossentropy: labels must be integers of shape {probs.shape[:-1]}, "
-            f"got {lab.dtype} {lab.shape}"
-        )
+    _check_class_indices(lab, probs.shape, "sparse_categorical_crossentropy")
     xp = backend.get_array_module(probs.data)
     onehot = (lab[..., None] == xp.arange(probs.shape[-1])).astype(probs.dtype)
     return categorical_crossentropy(probs, onehot, reduction=reduction, eps=eps)

@@ -339,9 +339,21 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def as_tensor(x: Any) -> Tensor:
-    """Return ``x`` if it is a Tensor, else wrap it (no gradient)."""
-    return x if isinstance(x, Tensor) else Tensor(x)
+def as_tensor(x: Any, like: Any = None) -> Tensor:
+    """Return ``x`` if it is a Tensor, else wrap it (no gradient).
+
+    A Python number next to an operand ``like`` (a Tensor or array) takes the dtype NumPy's own
+    arithmetic would give it there, so ``minimum(float64_tensor, 2.328)`` compares against the
+    float64 2.328, not its float32 rounding (float stays float, int next to int stays int). Without
+    ``like``, numbers become float32 as in :class:`Tensor`.
+    """
+    if isinstance(x, Tensor):
+        return x
+    if like is not None and type(x) in (bool, int, float):
+        other = like.data if isinstance(like, Tensor) else like
+        if hasattr(other, "dtype"):
+            return Tensor(x, dtype=np.result_type(other.dtype, x))
+    return Tensor(x)
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:

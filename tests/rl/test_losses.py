@@ -109,3 +109,14 @@ def test_get_loss_names_and_errors():
         losses.softmax_cross_entropy(z, np.array([2]))
     with pytest.raises(ValueError, match="shape"):
         losses.mse(Tensor(np.zeros(2)), np.zeros(3))
+
+
+@pytest.mark.parametrize("bad", [4, -1])
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_sparse_categorical_crossentropy_rejects_labels_out_of_range(device, bad, from_logits):
+    # On probabilities an out-of-range label used to make an all-zero one-hot row: a finite, meaningless loss.
+    probs = Tensor(device.asarray(np.full((2, 4), 0.25)))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+        losses.sparse_categorical_crossentropy(probs, np.array([0, bad]), from_logits=from_logits)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+        losses.get_loss("sparse_categorical_crossentropy")(probs, np.array([bad, 1]))
