@@ -110,6 +110,36 @@ def _activation(layer: L.Layer, problems: list[str]) -> str:
     return name
 
 
+def _conv_problems(where: str, class_name: str, strides: Any, dilation_rate: Any) -> list[str]:
+    """What TF.js cannot run in a convolution's strides and dilation (checked on export and on import alike).
+
+    TF.js refuses a convolution whose strides and dilations are both above 1 ("Either strides or
+    dilations must be 1"), and its DepthwiseConv2D layer ignores ``dilationRate`` altogether, so a
+    dilated depthwise file would compute different numbers there than here.
+    """
+    pair = _pair_or_none(strides), _pair_or_none(dilation_rate)
+    if None in pair:
+        return []  # malformed: the layer constructor reports it
+    (strides, dilation) = pair
+    problems = []
+    if class_name == "DepthwiseConv2D" and max(dilation) > 1:
+        problems.append(f"{where} (DepthwiseConv2D): dilation_rate={list(dilation)} (TF.js' DepthwiseConv2D ignores "
+                        "dilationRate and would compute an undilated conv)")
+    elif max(strides) > 1 and max(dilation) > 1:
+        problems.append(f"{where} ({class_name}): strides={list(strides)} with dilation_rate={list(dilation)} (TF.js "
+                        "runs a conv with strides > 1 or dilation > 1, not both)")
+    return problems
+
+
+def _pair_or_none(value: Any) -> tuple[int, int] | None:
+    """A Keras int-or-pair setting as a pair of ints, or None when it is neither."""
+    if type(value) is int:
+        return value, value
+    if isinstance(value, list | tuple) and len(value) == 2 and all(type(v) is int for v in value):
+        return value[0], value[1]
+    return None
+
+
 def _conv_padding(layer: Any) -> str:
     return layer.padding if isinstance(layer.padding, str) else "valid"
 
@@ -130,6 +160,8 @@ def _layer_config(layer: L.Layer, problems: list[str]) -> tuple[str, dict[str, A
                      "bias_initializer": _initializer(layer.bias_initializer),
                      **_none(["kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
                               "bias_constraint"])}
+    if isinstance(layer, L.Conv2D | L.DepthwiseConv2D):
+        problems.extend(_conv_problems(f"layer '{layer.name}'", cls, layer.strides, layer.dilation_rate))
     if isinstance(layer, L.Conv2D):
         if layer.groups != 1:
             problems.append(f"layer '{layer.name}' (Conv2D): groups={layer.groups} (TF.js has no grouped conv)")
@@ -560,6 +592,12 @@ def _clean_layer(entry: Any, where: str, problems: list[str], dropped: list[str]
         for key in ("renorm", "synchronized"):
             if config.get(key):
                 problems.append(f"{where}: layer '{name}' (BatchNormalization) {key}=true")
+    if class_name in ("Conv2D", "DepthwiseConv2D"):
+        problems.extend(_conv_problems(f"{where}: layer '{name}'", class_name, config.get("strides", 1),
+                                       config.get("dilation_rate", 1)))
+    if class_name == "Reshape" and isinstance(config.get("target_shape"), list):
+        # TF.js writes the inferred axis of Reshape([-1, c]) as null (target_shape [null, c]); ours is -1.
+        config["target_shape"] = [-1 if d is None else d for d in config["target_shape"]]
     if class_name == "ReLU" and config.get("threshold") not in (None, 0, 0.0):
         problems.append(f"{where}: layer '{name}' (ReLU) threshold={config['threshold']}")
     for key in _TRAINING_ONLY_KEYS:
@@ -620,7 +658,58 @@ def _clean_model_config(class_name: str, config: Any, where: str, problems: list
         if isinstance(entry, dict) and isinstance(entry.get("config") or {}, dict):
             entry["name"] = entry.get("name") or (entry.get("config") or {}).get("name")
         layers.append(entry)
-    return {**config, "layers": layers}
+    return _renumber_nested_model_nodes({**config, "layers": layers}, where, problems)
+
+
+def _has_construction_node(entry: Any) -> bool:
+    """Whether a nested model entry counts its own construction as node 0 (Keras' ``_should_skip_first_node``).
+
+    A functional model always does (its inputs are InputLayers); a Sequential only when it knows its
+    input shape (an InputLayer or ``batch_input_shape`` on its first layer). TF.js writes the same.
+    """
+    if not isinstance(entry, dict) or entry.get("class_name") not in ("Sequential", "Model"):
+        return False
+    if entry["class_name"] == "Model":
+        return True
+    layers = (entry.get("config") or {}).get("layers") if isinstance(entry.get("config"), dict) else None
+    first = layers[0] if isinstance(layers, list) and layers else None
+    first_config = first.get("config") if isinstance(first, dict) else None
+    return isinstance(first_config, dict) and (
+        first.get("class_name") == "InputLayer" or first_config.get("batch_input_shape") is not None)
+
+
+def _renumber_nested_model_nodes(config: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
+    """Rewrite references to a nested model's calls from Keras/TF.js numbering to ours.
+
+    Keras and TF.js number a nested model's nodes counting its own construction as node 0, so its
+    first call inside the outer model is node 1 (while its ``inbound_nodes`` list only that call);
+    :meth:`rl.models.Model.from_config` numbers the calls inside the outer model from 0.
+    """
+    shifted = {e["name"] for e in config["layers"] if _has_construction_node(e) and isinstance(e.get("name"), str)}
+    if not shifted:
+        return config
+
+    def fix(ref: Any, what: str) -> Any:
+        if not (isinstance(ref, list) and len(ref) >= 3 and ref[0] in shifted and type(ref[1]) is int):
+            return ref  # not a reference to a nested model (or malformed: the graph builder reports it)
+        if ref[1] < 1:
+            problems.append(f"{where}: {what} refers to node {ref[1]} of nested model '{ref[0]}', its own "
+                            "construction; its calls are numbered from 1")
+            return ref
+        return [ref[0], ref[1] - 1, *ref[2:]]
+
+    layers = []
+    for entry in config["layers"]:
+        nodes = entry.get("inbound_nodes") if isinstance(entry, dict) else None
+        if isinstance(nodes, list) and all(isinstance(n, list) for n in nodes):
+            what = f"layer '{entry.get('name')}'"
+            entry = {**entry, "inbound_nodes": [[fix(r, what) for r in n] for n in nodes]}
+        layers.append(entry)
+    out = {**config, "layers": layers}
+    for key in ("input_layers", "output_layers"):
+        if isinstance(config.get(key), list):
+            out[key] = [fix(r, key) for r in config[key]]
+    return out
 
 
 def _topology(doc: dict[str, Any], where: str) -> dict[str, Any]:

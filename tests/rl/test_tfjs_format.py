@@ -331,3 +331,85 @@ def test_functional_graph_the_builder_rejects_is_a_format_error(tmp_path):
     _edit_manifest_or_topology(tmp_path, lambda d: d["modelTopology"]["config"]["input_layers"][0].__setitem__(2, 5))
     with pytest.raises(tfjs.TfjsFormatError, match="the architecture cannot be rebuilt: IndexError"):
         tfjs.load_tfjs(tmp_path)
+
+
+# ------------------------------------------------------------------------------ what TF.js writes and runs
+def _tfjs_nested_reshape_doc(tmp_path, rng):
+    """The file TF.js 4.22 writes for input(6) -> Sequential[Dense(8, tanh), Reshape([-1, 4])] -> Dense(3)."""
+    k1, b1 = rng.normal(size=(6, 8)).astype(np.float32), rng.normal(size=8).astype(np.float32)
+    k2, b2 = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32)
+    inner = {"name": "inner", "layers": [
+        {"class_name": "Dense", "config": {"units": 8, "activation": "tanh", "use_bias": True, "name": "dense_Dense1",
+                                           "trainable": True, "batch_input_shape": [None, 6], "dtype": "float32"}},
+        {"class_name": "Reshape", "config": {"target_shape": [None, 4], "name": "reshape_Reshape1",
+                                             "trainable": True}}]}
+    layers = [
+        {"name": "input1", "class_name": "InputLayer", "inbound_nodes": [],
+         "config": {"batch_input_shape": [None, 6], "dtype": "float32", "sparse": False, "name": "input1"}},
+        {"name": "inner", "class_name": "Sequential", "config": inner, "inbound_nodes": [[["input1", 0, 0, {}]]]},
+        {"name": "dense_Dense2", "class_name": "Dense", "inbound_nodes": [[["inner", 1, 0, {}]]],
+         "config": {"units": 3, "activation": "linear", "use_bias": True, "name": "dense_Dense2", "trainable": True}},
+    ]
+    (tmp_path / "weights.bin").write_bytes(b"".join(np.ascontiguousarray(a, "<f4").tobytes() for a in (k1, b1, k2, b2)))
+    doc = {"format": "layers-model", "generatedBy": "TensorFlow.js tfjs-layers v4.22.0", "convertedBy": None,
+           "modelTopology": {"class_name": "Model", "config": {"name": "model1", "layers": layers,
+                                                              "input_layers": [["input1", 0, 0]],
+                                                              "output_layers": [["dense_Dense2", 0, 0]]},
+                             "keras_version": "tfjs-layers 4.22.0", "backend": "tensor_flow.js"},
+           "weightsManifest": [{"paths": ["weights.bin"], "weights": [
+               {"name": "dense_Dense1/kernel", "shape": [6, 8], "dtype": "float32"},
+               {"name": "dense_Dense1/bias", "shape": [8], "dtype": "float32"},
+               {"name": "dense_Dense2/kernel", "shape": [4, 3], "dtype": "float32"},
+               {"name": "dense_Dense2/bias", "shape": [3], "dtype": "float32"}]}]}
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    return k1, b1, k2, b2
+
+
+def test_nested_sequential_node_1_and_reshape_null_are_imported(tmp_path):
+    # Both used to be refused: node index 1 ("inbound layers are never computed") and target_shape [null, 4].
+    rng = np.random.default_rng(5)
+    k1, b1, k2, b2 = _tfjs_nested_reshape_doc(tmp_path, rng)
+    model = tfjs.load_tfjs(tmp_path)
+    x = rng.normal(size=(5, 6)).astype(np.float32)
+    want = np.tanh(x @ k1 + b1).reshape(5, 2, 4) @ k2 + b2
+    np.testing.assert_allclose(np.asarray(model.predict(x)), want, atol=1e-5)
+
+
+def test_nested_model_node_0_is_its_construction_and_is_refused(tmp_path):
+    _tfjs_nested_reshape_doc(tmp_path, np.random.default_rng(6))
+    _edit_manifest_or_topology(tmp_path, lambda d: d["modelTopology"]["config"]["layers"][2]["inbound_nodes"][0][0]
+                               .__setitem__(1, 0))
+    with pytest.raises(tfjs.TfjsFormatError, match="node 0 of nested model 'inner', its own construction"):
+        tfjs.load_tfjs(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("layer", "match"),
+    [
+        (L.Conv2D(2, 3, strides=2, dilation_rate=2), r"strides=\[2, 2\] with dilation_rate=\[2, 2\]"),
+        (L.Conv2D(2, 3, strides=(1, 2), dilation_rate=(2, 1)), r"strides=\[1, 2\] with dilation_rate=\[2, 1\]"),
+        (L.DepthwiseConv2D(3, dilation_rate=2), r"DepthwiseConv2D\): dilation_rate=\[2, 2\] \(TF.js' "
+                                                r"DepthwiseConv2D ignores dilationRate"),
+    ],
+)
+def test_convolutions_tfjs_cannot_run_are_refused_both_ways(tmp_path, layer, match):
+    model = Sequential([L.InputLayer((9, 9, 2)), layer])
+    with pytest.raises(tfjs.TfjsFormatError, match=match):
+        tfjs.save_tfjs(model, tmp_path)
+    assert not (tmp_path / "model.json").exists()
+    # The same settings in a file (as Keras would write them) are refused on import.
+    ok = Sequential([L.InputLayer((9, 9, 2)), type(layer)(**{**layer.get_config(), "strides": 1, "dilation_rate": 1})])
+    tfjs.save_tfjs(ok, tmp_path)
+    cfg = layer.get_config()
+    _edit_manifest_or_topology(tmp_path, lambda d: d["modelTopology"]["config"]["layers"][0]["config"].update(
+        strides=list(cfg["strides"]), dilation_rate=list(cfg["dilation_rate"])))
+    with pytest.raises(tfjs.TfjsFormatError, match=match):
+        tfjs.load_tfjs(tmp_path)
+
+
+def test_strided_or_dilated_convs_alone_still_export(tmp_path):
+    model = Sequential([L.InputLayer((13, 13, 2)), L.Conv2D(2, 3, strides=2), L.Conv2D(2, 3, dilation_rate=(1, 2)),
+                        L.DepthwiseConv2D(2, strides=2)])
+    tfjs.save_tfjs(model, tmp_path)
+    x = np.random.default_rng(7).normal(size=(2, 13, 13, 2)).astype(np.float32)
+    _assert_same_predictions(model, tfjs.load_tfjs(tmp_path), x)

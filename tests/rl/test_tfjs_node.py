@@ -189,7 +189,7 @@ def test_models_saved_by_tfjs_predict_the_same_in_rl(tmp_path):
                           timeout=300, cwd=HARNESS)
     assert proc.returncode == 0, proc.stderr[-3000:]
     names = json.loads(proc.stdout)
-    assert set(names) == {"mlp", "cnn", "functional", "snake_dqn"}
+    assert set(names) == {"mlp", "cnn", "functional", "snake_dqn", "nested_reshape"}
     for name in names:
         doc = json.loads((tmp_path / name / "model.json").read_text())
         assert doc["convertedBy"] is None and "model_config" not in doc["modelTopology"]  # TF.js' own layout

@@ -92,10 +92,21 @@ function snakeDqn() {
   return {model: m, inputShape: [4, 9, 9, 2]};
 }
 
+function nestedReshape() {
+  // A Sequential nested in a functional model: TF.js refers to its first call as node 1 (node 0 is the
+  // nested model's own construction), and saves Reshape([-1, 4]) as target_shape [null, 4].
+  const inner = tf.sequential({name: 'inner'});
+  inner.add(tf.layers.dense({units: 8, activation: 'tanh', inputShape: [6]}));
+  inner.add(tf.layers.reshape({targetShape: [-1, 4]}));
+  const inp = tf.input({shape: [6]});
+  const out = tf.layers.dense({units: 3}).apply(inner.apply(inp));
+  return {model: tf.model({inputs: inp, outputs: out}), inputShape: [5, 6]};
+}
+
 async function main() {
   await tf.setBackend('cpu');
   const outDir = process.argv[2];
-  const builders = {mlp, cnn, functional, snake_dqn: snakeDqn};
+  const builders = {mlp, cnn, functional, snake_dqn: snakeDqn, nested_reshape: nestedReshape};
   for (const [name, build] of Object.entries(builders)) {
     const {model, inputShape} = build();
     randomizeBatchNorm(model);
