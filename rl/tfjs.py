@@ -38,9 +38,10 @@ import inspect
 import json
 import math
 import re
+import stat
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,17 @@ SUPPORTED_LAYERS = (
 # TF.js' "gelu" is the exact erf form, and TF.js has no "leaky_relu" activation string, so both stay out.
 SUPPORTED_ACTIVATIONS = ("linear", "relu", "relu6", "elu", "tanh", "sigmoid", "softplus", "softmax")
 _SHARD_RE = re.compile(r"^group\d+-shard\d+of\d+\.bin$")
+# Reader budgets: a model.json and its shards come from outside, so every size is checked before anything
+# is allocated. Real files are far inside them (MobileNetV2: 60 KB of JSON 12 levels deep, 262 weights in
+# 4 shards); the shard bytes read are bounded by the manifest and by the files' own sizes.
+MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024
+MAX_JSON_DEPTH = 100  # nesting of objects and lists in model.json
+MAX_WEIGHT_SPECS = 100_000
+MAX_WEIGHT_FILES = 10_000
+MAX_WEIGHT_RANK = 8
+# Values the rebuilt layers may hold beyond the ones the shards provide (fresh weights of a strict=False
+# import); with it a topology cannot make the importer allocate more than about 4x the shards' size + 16 MiB.
+_UNLISTED_WEIGHT_VALUES = 1 << 22
 # How each TF.js weight dtype is stored: the NumPy dtype to read it with (sizes as in tfjs-core io/types.ts
 # DTYPE_VALUE_SIZE_MAP).
 _DTYPES = {"float32": "<f4", "int32": "<i4", "float16": "<f2", "bool": "|b1", "uint8": "|u1", "uint16": "<u2"}
@@ -409,16 +421,53 @@ def _model_json_path(path: str | Path) -> Path:
         path = path / "model.json"
     if not path.exists():
         raise FileNotFoundError(f"no TF.js model at {path}")
+    _check_regular_file(path, path, "model.json", MAX_MODEL_JSON_BYTES)
     return path
 
 
+def _check_regular_file(json_path: Path, file: Path, what: str, max_bytes: int | None = None) -> int:
+    """The size of ``file``, after checking it is a regular file (not a directory, device or FIFO) within budget."""
+    try:
+        st = file.stat()
+    except OSError as exc:
+        raise TfjsFormatError(f"{json_path}: {what} {file} cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise TfjsFormatError(f"{json_path}: {what} {file} is a directory, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise TfjsFormatError(f"{json_path}: {what} {file} is not a regular file (a device, pipe or socket)")
+    if max_bytes is not None and st.st_size > max_bytes:
+        raise TfjsFormatError(f"{json_path}: {what} is {st.st_size} bytes, over the {max_bytes}-byte limit")
+    return st.st_size
+
+
+def _json_depth_over(doc: Any, limit: int) -> bool:
+    """Whether objects/lists in ``doc`` nest deeper than ``limit`` (iterative: no recursion limit)."""
+    stack = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
 def read_model_json(path: str | Path) -> dict[str, Any]:
-    """The parsed ``model.json`` (``path`` is the file or its directory), checked for the required keys."""
+    """The parsed ``model.json`` (``path`` is the file or its directory), checked for the required keys.
+
+    Raises:
+        TfjsFormatError: not a regular file, over ``MAX_MODEL_JSON_BYTES``, not JSON, nested deeper than
+            ``MAX_JSON_DEPTH``, or missing the layers-model keys.
+    """
     path = _model_json_path(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TfjsFormatError(f"{path} is not valid JSON ({exc})") from None
+    except RecursionError:
+        doc = None  # nested beyond the parser's own limit: reported below with the budget
+    if doc is None or _json_depth_over(doc, MAX_JSON_DEPTH):
+        raise TfjsFormatError(f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(doc, dict):
         raise TfjsFormatError(f"{path}: expected a JSON object, got {type(doc).__name__}")
     missing = [k for k in ("modelTopology", "weightsManifest") if k not in doc]
@@ -445,7 +494,11 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
             spec is malformed.
     """
     json_path = _model_json_path(path)
-    doc = read_model_json(json_path)
+    return _read_weights(json_path, read_model_json(json_path))
+
+
+def _read_weights(json_path: Path, doc: dict[str, Any]) -> dict[str, np.ndarray]:
+    """:func:`read_weights` on the parsed ``doc``: every size checked against the manifest and the files first."""
     files: list[str] = []
     specs: list[dict[str, Any]] = []
     for g, group in enumerate(doc["weightsManifest"]):
@@ -457,6 +510,9 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
                                   "'weights': [specs]}}")
         specs.extend(group_specs)
         files.extend(group_paths)
+        if len(specs) > MAX_WEIGHT_SPECS or len(files) > MAX_WEIGHT_FILES:
+            raise TfjsFormatError(f"{json_path}: the weights manifest lists more than {MAX_WEIGHT_SPECS} weights or "
+                                  f"{MAX_WEIGHT_FILES} files")
     # Byte range of each spec in the concatenation.
     ranges: list[tuple[int, int]] = []
     offset = 0
@@ -464,33 +520,59 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
         nbytes = _spec_nbytes(json_path, i, spec)
         ranges.append((offset, offset + nbytes))
         offset += nbytes
-    blobs = []
-    start = 0
-    for name in files:
-        file = json_path.parent / name
+    # Every file checked and sized before a byte is read: the shards are read only as far as the specs need.
+    sizes = []
+    for k, name in enumerate(files):
+        file = _shard_path(json_path, name)
         if not file.exists():
+            start = sum(sizes)
             needed = [s.get("name") for s, (a, b) in zip(specs, ranges) if b > start]
             raise TfjsFormatError(
                 f"{json_path}: weights shard '{name}' is missing (expected at {file}); it holds data of weight "
                 f"'{needed[0] if needed else '?'}'" + (" and later ones" if len(needed) > 1 else "")
             )
-        blob = file.read_bytes()
-        blobs.append((name, start, blob))
-        start += len(blob)
-    data = b"".join(b for _, _, b in blobs)
-    out: dict[str, np.ndarray] = {}
+        sizes.append(_check_regular_file(json_path, file, f"weights file #{k} '{name}'"))
+    total = sum(sizes)
     for spec, (a, b) in zip(specs, ranges):
-        if b > len(data):
-            short = next((n for n, s, blob in blobs if s <= a < s + len(blob)), blobs[-1][0] if blobs else None)
+        if b > total:
+            starts = [sum(sizes[:k]) for k in range(len(files))]
+            short = next((n for n, s, z in zip(files, starts, sizes) if s <= a < s + z), files[-1] if files else None)
             raise TfjsFormatError(
                 f"{json_path}: weight '{spec.get('name')}' (shape {spec.get('shape')}, {spec.get('dtype')}) needs "
-                f"bytes {a}..{b} of the shards, but they hold only {len(data)} bytes: shard "
+                f"bytes {a}..{b} of the shards, but they hold only {total} bytes: shard "
                 f"'{short}' is short or a shard is missing from the manifest"
             )
+    data = bytearray(offset)  # exactly the bytes the specs use (<= the files' total, checked above)
+    view, filled = memoryview(data), 0
+    for name, size in zip(files, sizes):
+        if filled == offset:
+            break
+        with _shard_path(json_path, name).open("rb") as fh:
+            want = min(size, offset - filled)
+            got = fh.readinto(view[filled:filled + want])
+        if got != want:  # the file shrank since it was sized
+            raise TfjsFormatError(f"{json_path}: weights file '{name}' changed while being read")
+        filled += got
+    out: dict[str, np.ndarray] = {}
+    for spec, (a, b) in zip(specs, ranges):
         if spec.get("group") == "optimizer":
             continue
-        out[spec["name"]] = _decode(spec, data[a:b])
+        out[spec["name"]] = _decode(spec, bytes(view[a:b]))
     return out
+
+
+def _shard_path(json_path: Path, name: str) -> Path:
+    """The file a manifest path names, which must lie inside the model's folder (no absolute path, no ``..``)."""
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if (not name or "\x00" in name or PurePosixPath(name).is_absolute() or PureWindowsPath(name).drive
+            or PureWindowsPath(name).is_absolute() or ".." in parts):
+        raise TfjsFormatError(f"{json_path}: weights path {name!r} must be a relative path inside the model's folder")
+    folder = json_path.parent.resolve()
+    file = json_path.parent / name
+    if not file.resolve().is_relative_to(folder):  # a symlink pointing out of the folder
+        raise TfjsFormatError(f"{json_path}: weights path {name!r} leads outside the model's folder "
+                              f"(to {file.resolve()})")
+    return file
 
 
 def _spec_nbytes(json_path: Path, i: int, spec: Any) -> int:
@@ -511,8 +593,9 @@ def _spec_nbytes(json_path: Path, i: int, spec: Any) -> int:
         raise TfjsFormatError(f"{json_path}: weight '{spec['name']}' is quantized to {dtype} but its 'scale' and "
                               f"'min' are not both numbers: {q!r}")
     shape = spec["shape"]
-    if not isinstance(shape, list) or any(type(d) is not int or d < 0 for d in shape):
-        raise TfjsFormatError(f"{json_path}: weight '{spec['name']}' has a bad shape {shape!r}")
+    if not isinstance(shape, list) or len(shape) > MAX_WEIGHT_RANK or any(type(d) is not int or d < 0 for d in shape):
+        raise TfjsFormatError(f"{json_path}: weight '{spec['name']}' has a bad shape {shape!r} (a list of at most "
+                              f"{MAX_WEIGHT_RANK} non-negative ints)")
     # Python ints: np.prod would wrap around silently for a (corrupt) huge shape.
     return math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize
 
@@ -751,18 +834,86 @@ def load_tfjs(path: str | Path, strict: bool = True) -> Model:
         )
     if dropped:
         warnings.warn(f"{json_path}: ignored training-only settings: {', '.join(dropped)}", stacklevel=2)
+    # The weights first: the topology may only create as many values as the shards hold (a Dense
+    # 60000x60000 in a tiny file would otherwise allocate 13 GiB of fresh weights before any check).
+    weights = _read_weights(json_path, doc)
+    budget = _ValueBudget(json_path, sum(w.size for w in weights.values()) + _UNLISTED_WEIGHT_VALUES)
+    config = _budget_initializers(config, budget)
     try:
         model = model_from_config({"class_name": class_name, "config": config})
+    except TfjsFormatError:
+        raise
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         # Past the checks above, the file's values go straight into layer constructors and the graph
         # builder; whatever they reject is still the file's fault.
         raise TfjsFormatError(f"{json_path}: the architecture cannot be rebuilt: {type(exc).__name__}: {exc}") from None
+    _unwrap_initializers(model)
     if not model.built:
         raise TfjsFormatError(f"{json_path}: the model has no input shape (no InputLayer and no batch_input_shape on "
                               "its first layer)")
-    weights = read_weights(json_path)
     model.load_state_dict(_match_weights(json_path, model, weights, strict), strict=strict)
     return model
+
+
+_INITIALIZER_KEYS = ("kernel_initializer", "bias_initializer", "depthwise_initializer", "beta_initializer",
+                     "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer")
+
+
+class _ValueBudget:
+    """How many weight values the layers being rebuilt may still create."""
+
+    def __init__(self, json_path: Path, values: int) -> None:
+        self.json_path, self.total, self.left = json_path, values, values
+
+    def take(self, shape: tuple[int, ...]) -> None:
+        n = math.prod(shape)
+        if n > self.left:
+            raise TfjsFormatError(
+                f"{self.json_path}: the topology's weights need more values than the weight shards hold (a weight of "
+                f"shape {list(shape)} with only {self.left} of {self.total} values left): the topology and the "
+                "weights manifest disagree"
+            )
+        self.left -= n
+
+
+class _BudgetedInitializer:
+    """An initializer that first takes its weight's size from a :class:`_ValueBudget` (import only)."""
+
+    def __init__(self, inner: Any, budget: _ValueBudget) -> None:
+        self.inner, self.budget = inner, budget
+
+    def __call__(self, shape: tuple[int, ...], dtype: Any, rng: Any = None) -> Any:
+        self.budget.take(shape)
+        return self.inner(shape, dtype, rng)
+
+
+def _budget_initializers(config: Any, budget: _ValueBudget) -> Any:
+    """``config`` (cleaned, nested models included) with every layer's initializers drawing on ``budget``."""
+    if isinstance(config, list):
+        return [_budget_initializers(c, budget) for c in config]
+    if not isinstance(config, dict):
+        return config
+    out = {}
+    for key, value in config.items():
+        if key in _INITIALIZER_KEYS:
+            out[key] = _BudgetedInitializer(initializers.get(value), budget)
+        elif key in ("layers", "config") or (isinstance(value, dict) and "class_name" in value):
+            out[key] = _budget_initializers(value, budget)
+        else:
+            out[key] = value
+    return out
+
+
+def _unwrap_initializers(model: Model) -> None:
+    """Put the file's own initializers back (so the model serializes as usual) once the layers are built."""
+    stack: list[Any] = [model]
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", []) if isinstance(layer, Model) else [])
+        for key in _INITIALIZER_KEYS:
+            value = getattr(layer, key, None)
+            if isinstance(value, _BudgetedInitializer):
+                setattr(layer, key, value.inner)
 
 
 def _match_weights(json_path: Path, model: Model, weights: dict[str, np.ndarray], strict: bool) -> dict[str, Any]:

@@ -413,3 +413,131 @@ def test_strided_or_dilated_convs_alone_still_export(tmp_path):
     tfjs.save_tfjs(model, tmp_path)
     x = np.random.default_rng(7).normal(size=(2, 13, 13, 2)).astype(np.float32)
     _assert_same_predictions(model, tfjs.load_tfjs(tmp_path), x)
+
+
+# ------------------------------------------------------------------------------ hostile files (issue 11 #12)
+def _set_first_path(doc, path):
+    doc["weightsManifest"][0]["paths"][0] = path
+
+
+@pytest.mark.parametrize(
+    ("path", "match"),
+    [
+        ("../secret.bin", "must be a relative path inside the model's folder"),
+        ("sub/../../secret.bin", "must be a relative path inside the model's folder"),
+        ("..\\secret.bin", "must be a relative path inside the model's folder"),
+        ("/dev/zero", "must be a relative path inside the model's folder"),
+        ("C:/secret.bin", "must be a relative path inside the model's folder"),
+        ("", "must be a relative path inside the model's folder"),
+        ("to_zero.bin", "leads outside the model's folder"),
+        ("to_secret.bin", "leads outside the model's folder"),
+        ("a_directory", "is a directory, not a file"),
+    ],
+)
+def test_weight_paths_stay_inside_the_model_folder(tmp_path, path, match):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (tmp_path / "secret.bin").write_bytes(b"\0" * 4096)
+    (model_dir / "to_zero.bin").symlink_to("/dev/zero")
+    (model_dir / "to_secret.bin").symlink_to(tmp_path / "secret.bin")
+    (model_dir / "a_directory").mkdir()
+    _tiny_saved(model_dir)
+    _edit_manifest_or_topology(model_dir, lambda d: _set_first_path(d, path))
+    for read in (tfjs.load_tfjs, tfjs.read_weights):
+        with pytest.raises(tfjs.TfjsFormatError, match=match) as err:
+            read(model_dir)
+        assert str(model_dir / "model.json") in str(err.value)
+
+
+def test_absolute_path_to_a_real_file_is_refused(tmp_path):
+    (tmp_path / "model").mkdir()
+    _tiny_saved(tmp_path / "model")
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"\0" * 4096)
+    _edit_manifest_or_topology(tmp_path / "model", lambda d: _set_first_path(d, str(outside)))
+    with pytest.raises(tfjs.TfjsFormatError, match="relative path inside"):
+        tfjs.load_tfjs(tmp_path / "model")
+
+
+def test_model_json_that_is_a_directory_or_a_device(tmp_path):
+    (tmp_path / "model.json").mkdir()
+    with pytest.raises(tfjs.TfjsFormatError, match="is a directory"):
+        tfjs.load_tfjs(tmp_path)
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "model.json").symlink_to("/dev/zero")
+    with pytest.raises(tfjs.TfjsFormatError, match="not a regular file"):
+        tfjs.read_model_json(tmp_path / "dev")
+
+
+@pytest.mark.parametrize("depth", [150, 100_000])
+def test_deep_json_nesting_is_a_format_error(tmp_path, depth):
+    # 100000 levels was a RecursionError from the JSON parser; 150 parses but is over the budget, which keeps
+    # every later recursive walk of the config (nested models) far from the recursion limit.
+    _tiny_saved(tmp_path)
+    text = (tmp_path / "model.json").read_text()
+    (tmp_path / "model.json").write_text(text[:-1] + ', "extra": ' + "[" * depth + "]" * depth + "}")
+    with pytest.raises(tfjs.TfjsFormatError, match=f"nested deeper than {tfjs.MAX_JSON_DEPTH} levels"):
+        tfjs.load_tfjs(tmp_path)
+
+
+def test_huge_topology_is_refused_before_allocating(tmp_path):
+    import tracemalloc
+
+    # A Dense 60000x60000 (13.4 GiB of float32 weights at init) next to a 104-byte shard.
+    _tiny_saved(tmp_path)
+    _edit_manifest_or_topology(tmp_path, lambda d: d["modelTopology"]["config"]["layers"][0]["config"].update(
+        units=60000, batch_input_shape=[None, 60000]))
+    tracemalloc.start()
+    try:
+        with pytest.raises(tfjs.TfjsFormatError, match="the topology's weights need more values than the weight "
+                                                       r"shards hold \(a weight of shape \[60000, 60000\]"):
+            tfjs.load_tfjs(tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20, peak
+
+
+def test_manifest_sizes_are_checked_against_the_files_before_reading(tmp_path):
+    import tracemalloc
+
+    _tiny_saved(tmp_path, shard_bytes=1 << 20)
+    _edit_manifest_or_topology(tmp_path, lambda d: d["weightsManifest"][0]["weights"][0].update(shape=[3, 10**9]))
+    tracemalloc.start()
+    try:
+        with pytest.raises(tfjs.TfjsFormatError, match=r"needs bytes 0\.\.12000000000 of the shards, but they hold "
+                                                       "only 104 bytes"):
+            tfjs.read_weights(tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 2**20, peak
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda d: d["weightsManifest"][0]["weights"].extend(
+            [{"name": f"w{i}", "shape": [], "dtype": "float32"} for i in range(tfjs.MAX_WEIGHT_SPECS)]),
+         f"more than {tfjs.MAX_WEIGHT_SPECS} weights"),
+        (lambda d: d["weightsManifest"][0]["weights"][0].update(shape=[1] * (tfjs.MAX_WEIGHT_RANK + 1)),
+         "bad shape"),
+    ],
+)
+def test_manifest_count_and_rank_budgets(tmp_path, edit, match):
+    _tiny_saved(tmp_path)
+    _edit_manifest_or_topology(tmp_path, edit)
+    with pytest.raises(tfjs.TfjsFormatError, match=match):
+        tfjs.load_tfjs(tmp_path)
+
+
+def test_imported_model_keeps_the_files_initializers(tmp_path):
+    # The import builds layers with budgeted initializers; the model must hold the file's ones afterwards.
+    from rl import initializers
+
+    _converter_style(tmp_path, np.random.default_rng(8))
+    model = tfjs.load_tfjs(tmp_path)
+    conv = model.get_layer("conv2d")
+    assert isinstance(conv.kernel_initializer, initializers.GlorotUniform)
+    assert initializers.serialize(conv.bias_initializer)["class_name"] == "Zeros"
+    model.to_json()  # serializable as any model
