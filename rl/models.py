@@ -529,7 +529,7 @@ class Model(Layer):
         return _compile(self, optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     def fit(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
-        """Train on ``x``, ``y`` (see :func:`rl.training.fit`); returns its History."""
+        """Train on ``x``, ``y`` or a batched :class:`rl.data.Dataset` (see :func:`rl.training.fit`); returns History"""
         from rl.training import fit  # noqa: PLC0415
 
         return fit(self, x, y, **kwargs)

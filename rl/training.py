@@ -34,6 +34,7 @@ import numpy as np
 
 from rl import backend
 from rl.callbacks import Callback, CallbackList, History
+from rl.data import Dataset
 from rl.errors import NonFiniteLossError
 from rl.optimizers import Optimizer, get_optimizer
 from rl.tensor import Tensor, no_grad, using_config
@@ -194,6 +195,41 @@ def _take(a: Any, idx: Any) -> Any:
     return backend.to_device(a[idx])
 
 
+def _array_batches(x: Any, y: Any, order: np.ndarray, batch_size: int) -> Any:
+    """``(x_batch, y_batch)`` device arrays of ``x``, ``y`` rows in ``order``, ``batch_size`` at a time."""
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        yield _take(x, idx), (None if y is None else _take(y, idx))
+
+
+def _dataset_batches(ds: Dataset, epoch: int, what: str) -> Any:
+    """``(x_batch, y_batch)`` device arrays of epoch ``epoch`` of a batched :class:`rl.data.Dataset`.
+
+    Its elements are ``(x, y)`` batches; for ``predict`` a bare ``x`` batch also does (y is None then).
+    """
+    it = ds.iterate(epoch=epoch)
+    try:
+        for element in it:
+            if isinstance(element, tuple) and len(element) == 2:
+                xb, yb = element
+            elif what == "predict" and not isinstance(element, tuple | dict):
+                xb, yb = element, None
+            else:
+                raise ValueError(f"{what}: a Dataset must yield (x_batch, y_batch) tuples (add .batch(n) after "
+                                 f"the source), got {type(element).__name__}"
+                                 + (f" of {len(element)}" if isinstance(element, tuple) else ""))
+            yield backend.to_device(xb), (None if yb is None else backend.to_device(yb))
+    finally:
+        it.close()
+
+
+def _dataset_steps(ds: Dataset) -> int | None:
+    try:
+        return len(ds)
+    except TypeError:
+        return None  # a generator or filter: the step count shows up as the epoch runs
+
+
 def _float_input(a: Any) -> Any:
     # Integer images (uint8 pixels) are fed as float32, as Keras does; float64 stays float64.
     return a.astype(np.float32) if a.dtype.kind in "biu" else a
@@ -296,10 +332,21 @@ def fit(
         terminate_on_nan: raise :class:`NonFiniteLossError` on a NaN/inf loss, before the step
             (False: skip that update and go on).
 
+    ``x`` may instead be a batched :class:`rl.data.Dataset` of ``(x_batch, y_batch)`` (``y`` None):
+    epoch ``e`` iterates ``x.iterate(epoch=e)``, so the dataset's seeded shuffles reshuffle every
+    epoch and a resumed run sees the same batches; ``batch_size``, ``shuffle``, ``seed`` and
+    ``validation_split`` are the dataset's business then. ``validation_data`` may be a Dataset too.
+
     Returns the :class:`~rl.callbacks.History` (``history.history["loss"]`` per epoch, ...), also
     stored as ``model.history``.
     """
     _require_compiled(model, "fit")
+    if isinstance(x, Dataset):
+        if y is not None or validation_split:
+            raise ValueError("fit: with a Dataset, y and validation_split are not used (the dataset yields "
+                             "(x, y) batches; pass validation_data=another Dataset)")
+        return _fit_loop(model, x, None, _dataset_steps(x), batch_size, epochs, validation_data, shuffle,
+                         callbacks, verbose, seed, initial_epoch, terminate_on_nan)
     x, y = _check_xy(x, y, "fit", batch_size)
     if validation_data is None and validation_split:
         if not 0.0 < validation_split < 1.0:
@@ -313,8 +360,14 @@ def fit(
     n = len(x)
     if n == 0:
         raise ValueError("fit got no training samples")
-    steps_per_epoch = math.ceil(n / batch_size)
+    return _fit_loop(model, x, y, math.ceil(n / batch_size), batch_size, epochs, validation_data, shuffle,
+                     callbacks, verbose, seed, initial_epoch, terminate_on_nan)
 
+
+def _fit_loop(model: Any, x: Any, y: Any, steps_per_epoch: int | None, batch_size: int, epochs: int,
+              validation_data: Any, shuffle: bool, callbacks: Sequence[Callback] | None, verbose: int,
+              seed: int | None, initial_epoch: int, terminate_on_nan: bool) -> History:
+    """The epochs of :func:`fit` over checked arrays or a Dataset (``steps_per_epoch`` None: unknown)."""
     history = History()
     cbs = CallbackList([*(callbacks or []), history], model)
     cbs.set_params({"epochs": epochs, "steps": steps_per_epoch, "batch_size": batch_size, "verbose": verbose})
@@ -324,24 +377,25 @@ def fit(
     try:
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch, {})
-            order = _epoch_order(n, shuffle, seed, epoch)
+            if isinstance(x, Dataset):
+                batches = _dataset_batches(x, epoch, "fit")
+            else:
+                batches = _array_batches(x, y, _epoch_order(len(x), shuffle, seed, epoch), batch_size)
             run = _Running(model.metric_names)
             bar = _progress(verbose, steps_per_epoch, epoch, epochs)
             with using_config("train", True):
-                for step in range(steps_per_epoch):
-                    idx = order[step * batch_size : (step + 1) * batch_size]
-                    xb, yb = _take(x, idx), _take(y, idx)
+                for step, (xb, yb) in enumerate(batches):
                     value, _, pred = _train_step(model, xb, yb)
                     if not math.isfinite(value) and terminate_on_nan:
                         raise NonFiniteLossError(
-                            f"loss became {value} at epoch {epoch + 1}, batch {step + 1}/{steps_per_epoch}; "
+                            f"loss became {value} at epoch {epoch + 1}, batch {step + 1}/{steps_per_epoch or '?'}; "
                             "training stopped before this batch's update, so the weights (and the last "
                             "checkpoint any ModelCheckpoint wrote) are from the last finite step. Lower the "
                             "learning rate, clip gradients (clipnorm=) or check the data for NaNs."
                         )
                     if math.isfinite(value):  # a skipped non-finite batch must not poison the epoch's mean
                         run.add(value, yb, pred)
-                    batch_logs = {"batch": step, "size": len(idx), "loss": value}
+                    batch_logs = {"batch": step, "size": len(xb), "loss": value}
                     cbs.on_batch_end(step, batch_logs)
                     if bar is not None:
                         bar.set_postfix(run.means(), refresh=False)
@@ -350,7 +404,8 @@ def fit(
                         break
             logs = run.means()
             if validation_data is not None:
-                val = evaluate(model, *validation_data, batch_size=batch_size, verbose=0, return_dict=True)
+                val_xy = (validation_data,) if isinstance(validation_data, Dataset) else validation_data
+                val = evaluate(model, *val_xy, batch_size=batch_size, verbose=0, return_dict=True)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             if bar is not None:
                 bar.set_postfix(logs, refresh=True)
@@ -372,24 +427,27 @@ def _progress(verbose: int, total: int, epoch: int, epochs: int) -> Any:
 
 
 def evaluate(
-    model: Any, x: Any, y: Any, batch_size: int = 32, verbose: int = 0, return_dict: bool = False
+    model: Any, x: Any, y: Any = None, batch_size: int = 32, verbose: int = 0, return_dict: bool = False
 ) -> float | dict[str, float]:
     """Mean loss (and metrics) of ``model`` on ``x (N, ...)``, ``y (N, ...)`` in inference mode.
+
+    ``x`` may instead be a batched :class:`rl.data.Dataset` of ``(x_batch, y_batch)`` (epoch 0 of it).
 
     Returns the loss as a float when the model has no metrics and ``return_dict`` is False, else a
     dict ``{"loss": ..., "<metric>": ...}``.
     """
     if getattr(model, "loss_fn", None) is None:
         raise RuntimeError("evaluate needs a compiled model: call model.compile(loss=...) first")
-    x, y = _check_xy(x, y, "evaluate", batch_size)
+    if isinstance(x, Dataset):
+        batches, steps = _dataset_batches(x, 0, "evaluate"), _dataset_steps(x)
+    else:
+        x, y = _check_xy(x, y, "evaluate", batch_size)
+        batches, steps = _array_batches(x, y, np.arange(len(x)), batch_size), math.ceil(len(x) / batch_size)
     run = _Running(getattr(model, "metric_names", []))
-    steps = math.ceil(len(x) / batch_size)
     bar = _progress(verbose, steps, 0, 1)
     with no_grad(), using_config("train", False):
-        for start in range(0, len(x), batch_size):
-            idx = np.arange(start, min(start + batch_size, len(x)))
-            yb = _take(y, idx)
-            pred = model(Tensor(_float_input(_take(x, idx))))
+        for xb, yb in batches:
+            pred = model(Tensor(_float_input(xb)))
             run.add(float(model.loss_fn(Tensor(yb), pred).data), yb, pred.data)
             if bar is not None:
                 bar.update(1)
@@ -400,11 +458,19 @@ def evaluate(
 
 
 def predict(model: Any, x: Any, batch_size: int = 32) -> np.ndarray:
-    """Outputs of ``model`` on ``x (N, ...)`` in inference mode, as one host NumPy array ``(N, ...)``."""
-    x, _ = _check_xy(x, None, "predict", batch_size)
+    """Outputs of ``model`` on ``x (N, ...)`` in inference mode, as one host NumPy array ``(N, ...)``.
+
+    ``x`` may instead be a batched :class:`rl.data.Dataset` of ``x`` batches or ``(x, y)`` batches.
+    """
+    if isinstance(x, Dataset):
+        batches = _dataset_batches(x, 0, "predict")
+    else:
+        x, _ = _check_xy(x, None, "predict", batch_size)
+        batches = _array_batches(x, None, np.arange(len(x)), batch_size)
     outs = []
     with no_grad(), using_config("train", False):
-        for start in range(0, len(x), batch_size):
-            idx = np.arange(start, min(start + batch_size, len(x)))
-            outs.append(backend.to_numpy(model(Tensor(_float_input(_take(x, idx)))).data))
+        for xb, _ in batches:
+            outs.append(backend.to_numpy(model(Tensor(_float_input(xb))).data))
+    if not outs:
+        raise ValueError("predict got no samples")
     return np.concatenate(outs, axis=0)

@@ -301,3 +301,53 @@ def test_prefetch_to_the_active_device(device):
     if backend.current().device != "gpu":
         with pytest.raises(DataError, match="needs the GPU backend"):
             data.from_arrays(x).prefetch(2, device="gpu")
+
+
+# ============================================================================ Model.fit / evaluate / predict
+def _model(seed=0):
+    import rl
+    from rl.layers import Dense
+
+    rl.seed(seed)
+    model = rl.Sequential([Dense(16, activation="relu", input_shape=(2,)), Dense(2)])
+    model.compile("adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  loss_options={"from_logits": True}, lr=1e-2)
+    return model
+
+
+def _blobs(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = (rng.normal(size=(n, 2)) + 2.5 * y[:, None] - 1.2).astype(np.float32)
+    return x, y
+
+
+def test_fit_on_a_dataset_matches_fit_on_arrays(device):
+    x, y = _blobs()
+    a, b = _model(), _model()
+    hist_arrays = a.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
+    hist_ds = b.fit(data.from_arrays(x, y).batch(16).prefetch(2, device="active"), epochs=3, verbose=0)
+    np.testing.assert_allclose(hist_arrays.history["loss"], hist_ds.history["loss"], rtol=1e-5)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        np.testing.assert_allclose(backend.to_numpy(p.data), backend.to_numpy(q.data), rtol=1e-5, atol=1e-6)
+    ds_eval = b.evaluate(data.from_arrays(x, y).batch(10), return_dict=True)
+    assert ds_eval == pytest.approx(b.evaluate(x, y, batch_size=10, return_dict=True), rel=1e-5)
+    np.testing.assert_allclose(b.predict(data.from_arrays(x).batch(7)), b.predict(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b.predict(data.from_arrays(x, y).batch(7)), b.predict(x), rtol=1e-5, atol=1e-6)
+
+
+def test_fit_streams_a_shuffled_generator_and_learns():
+    x, y = _blobs(256, seed=1)
+    xv, yv = _blobs(128, seed=2)
+
+    def stream():  # unknown length: a generator
+        yield from zip(x, y, strict=True)
+
+    model = _model()
+    ds = data.from_generator(stream).shuffle(64, seed=0).batch(16)
+    hist = model.fit(ds, epochs=5, verbose=0, validation_data=data.from_arrays(xv, yv).batch(64))
+    assert hist.history["val_accuracy"][-1] > 0.9, hist.history
+    with pytest.raises(ValueError, match=r"must yield \(x_batch, y_batch\) tuples"):
+        model.fit(data.from_arrays(x), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="y and validation_split are not used"):
+        model.fit(data.from_arrays(x, y).batch(4), y, verbose=0)
