@@ -1,18 +1,24 @@
-"""Play an environment with the keyboard (or watch a policy play it).
+"""Play an environment with the keyboard (or watch a trained agent play it).
 
     python scripts/play.py cartpole [--variant book]
-    python scripts/play.py snake [--height 9 --width 9 --num-fruits 1 --init-len 2]
+    python scripts/play.py snake [--height 9 --width 9 --num-fruits 1 --init-len 2] [--fps 6]
     python scripts/play.py metacar --level level1 [--motion control]
     python scripts/play.py snake --headless --frames 300     # no window, no waiting: for tests
     python scripts/play.py cartpole --agent runs/cartpole_ppo-s0-...   # watch a trained agent
 
-Keys: the arrow keys steer (each env's ``controls.human_action`` maps them), R restarts the
-episode, Esc or closing the window quits. The env draws its own score line; the window title
-repeats the return and the episode count.
+Keys (the strip under the picture repeats them):
+  cartpole   Left/Right push the cart
+  snake      the arrows turn the snake (it cannot reverse)
+  metacar    Up drives, Down backs up, Left/Right turn (--motion control: Up/Down throttle, Left/Right steer)
+  every game R restarts the episode, P pauses, Esc or closing the window quits
+A keyboard game waits for its first key (and again after each episode). Snake runs at 6 steps/s when
+you play it (10 when an agent does); --fps sets the speed. The window title shows the return and the
+number of finished episodes.
 
-With ``--agent RUN_DIR`` the run's trained agent plays (its best checkpoint, ``--tag latest`` for
-the last one) in the env its config names, and a panel shows what it sees in each state: its
-Q-values or action probabilities (as the book's snake page does), the chosen action highlighted.
+With ``--agent RUN_DIR`` the run's trained agent plays (its best checkpoint, ``--tag latest`` for the
+last one) in the env its config names, and a panel beside the picture shows what it sees in the state
+on screen: its Q-values or action probabilities, the action it takes next marked with an arrow, or, for
+continuous actions (DDPG), the action as signed bars and the critic's Q-value for it.
 """
 
 from __future__ import annotations
@@ -25,10 +31,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 # ``python scripts/play.py`` puts scripts/ on the path, not the repository root with ``envs``.
 _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
+
+from rl.console import format_number  # noqa: E402
 
 # name: (env id, controls module); a game's controls are imported only when it is played.
 GAMES = {
@@ -36,21 +46,36 @@ GAMES = {
     "snake": ("envs/Snake-v0", "envs.snake.controls"),
     "metacar": ("envs/MetaCar-v0", "envs.metacar.controls"),
 }
-# Action labels for the overlay panel, by game (and MetaCar motion).
+# Action labels for the agent panel, by game (MetaCar's depend on its motion).
 ACTION_NAMES = {
     "cartpole": ("left", "right"),
     "snake": ("straight", "left", "right"),
     "metacar": ("up", "left", "right", "down", "wait"),
 }
+CONTROL_ACTION_NAMES = ("throttle", "steering")  # MetaCar's motion="control"
+# Steps per second when a person plays: the env's own 10 for Snake (the book's demo speed, fine for
+# watching an agent) left newcomers 27 steps per game.
+HUMAN_FPS = {"snake": 6.0}
 END_PAUSE_S = 1.5  # how long a finished episode stays on screen before the next one starts
 HEADLESS_FRAMES = 200
 HEADLESS_FPS = 1e6  # "as fast as possible" (Gymnasium's checker rejects a render_fps of 0)
+
+PANEL_WIDTH_PX = 300
+PANEL_BACKGROUND = (28, 30, 38)
+HELP_BACKGROUND = (232, 232, 236)
+_PANEL_TEXT = (225, 225, 230)
+_PANEL_DIM = (150, 152, 165)
+_CHOSEN = (255, 205, 70)
+_BAR = (90, 180, 235)
+_BAR_NEG = (225, 105, 95)
+_BAR_TRACK = (52, 55, 68)
+_MONO_FONTS = "dejavusansmono,liberationmono,notosansmono,couriernew,monospace"
 
 
 class _KeyState:
     """pygame key state that also reports keys tapped since the last frame, indexable by ``pygame.K_*``.
 
-    A tap shorter than one frame (snake runs at 10 frames/s) would otherwise be missed.
+    A tap shorter than one frame (snake runs at a few frames/s) would otherwise be missed.
     """
 
     def __init__(self, held: Sequence[bool], tapped: set[int]):
@@ -65,8 +90,12 @@ class _KeyState:
             return False
 
 
-def make_env(game: str, render_mode: str = "human", **env_kwargs: Any) -> tuple[Any, Callable[[Any, Any], Any]]:
-    """Build ``game``'s env and return it with its ``human_action(pressed_keys, env)`` function."""
+def make_env(game: str, render_mode: str = "rgb_array", **env_kwargs: Any) -> tuple[Any, Callable[[Any, Any], Any]]:
+    """Build ``game``'s env and return it with its ``human_action(pressed_keys, env)`` function.
+
+    The play window draws the env's ``"rgb_array"`` frames itself (with the panel and the key help), so
+    that is the default mode here.
+    """
     if game not in GAMES:
         raise ValueError(f"unknown game {game!r}; expected one of {sorted(GAMES)}")
     env_id, controls = GAMES[game]
@@ -76,6 +105,14 @@ def make_env(game: str, render_mode: str = "human", **env_kwargs: Any) -> tuple[
 
     human_action = importlib.import_module(controls).human_action
     return gym.make(env_id, render_mode=render_mode, **env_kwargs), human_action
+
+
+def key_help(game: str, env: Any, agent: bool) -> str:
+    """The key strip under the picture: the game's keys (its ``controls.key_help``) or, for an agent, none."""
+    common = "R restart   P pause   Esc quit"
+    if agent:
+        return f"agent playing   {common}"
+    return f"{importlib.import_module(GAMES[game][1]).key_help(env)}   {common}"
 
 
 class Played(list):
@@ -94,12 +131,201 @@ class Played(list):
         ran = f"{game}: {self.frames} frames, {self.steps} steps"
         if self:
             finished = f"{len(self)} episode{'s' if len(self) != 1 else ''} finished, mean return " \
-                       f"{sum(self) / len(self):g}"
+                       f"{format_number(sum(self) / len(self))}"
         else:
             finished = "no episode finished yet"
         running = "" if self.unfinished_return is None else \
-            f"; the one running had return {self.unfinished_return:g} after {self.unfinished_steps} steps"
+            f"; the one running had return {format_number(self.unfinished_return)} after {self.unfinished_steps} steps"
         return f"{ran}; {finished}{running}"
+
+
+def _font(size_px: int, mono: bool = True) -> Any:
+    """A monospace system font (columns line up), else pygame's bundled one; cached per size."""
+    import pygame  # noqa: PLC0415
+
+    key = (size_px, mono)
+    if key not in _FONTS:
+        pygame.font.init()
+        path = pygame.font.match_font(_MONO_FONTS) if mono else None
+        _FONTS[key] = pygame.font.Font(path, size_px)
+    return _FONTS[key]
+
+
+_FONTS: dict[tuple[int, bool], Any] = {}
+
+
+class PlayWindow:
+    """The play window. Each :meth:`show` composes one whole frame -- the env's picture, the agent panel
+    beside it (when there is an agent) and the key strip under both -- and flips the display once.
+
+    The envs' own ``"human"`` mode flips the display inside ``step()`` and then waits out the frame time;
+    a panel drawn after that was on screen for a moment only, and the next step wiped it.
+    """
+
+    def __init__(self, title: str, help_text: str, panel: bool, action_space: Any = None):
+        import pygame  # noqa: PLC0415
+
+        self._pg = pygame
+        self.title, self.help_text, self.panel = title, help_text, panel
+        self.action_space = action_space
+        pygame.display.init()
+        self._surface = None
+        self._clock = pygame.time.Clock()
+
+    def _layout(self, world_w: int, world_h: int) -> tuple[int, int, int]:
+        help_h = _font(14).get_linesize() + 8
+        width = world_w + (PANEL_WIDTH_PX if self.panel else 0)
+        # The key strip wraps onto more lines when a small world leaves it too little width.
+        lines = _wrap(self.help_text, _font(14), width - 12)
+        return width, max(world_h, 60) + help_h * len(lines), help_h
+
+    def show(self, frame: np.ndarray, fps: float, caption: str = "", banner: str = "",
+             explanation: dict[str, Any] | None = None, action: Any = None, names: Sequence[str] = ()) -> None:
+        """Draw the env's ``frame`` (uint8 (H, W, 3)), the panel of ``explanation`` with ``action`` marked,
+        the key strip and ``banner`` (a line over the picture, e.g. "paused"); flip; wait out 1/``fps`` s."""
+        pg = self._pg
+        frame = np.ascontiguousarray(frame, dtype=np.uint8)
+        world_h, world_w = frame.shape[:2]
+        width, height, help_h = self._layout(world_w, world_h)
+        if self._surface is None or self._surface.get_size() != (width, height):
+            self._surface = pg.display.set_mode((width, height))
+        surf = self._surface
+        surf.fill(PANEL_BACKGROUND)
+        surf.blit(pg.image.frombuffer(frame.tobytes(), (world_w, world_h), "RGB"), (0, 0))
+        if banner:
+            _draw_banner(surf, banner, pg.Rect(0, 0, world_w, world_h))
+        if self.panel:
+            panel_rect = pg.Rect(world_w, 0, PANEL_WIDTH_PX, max(world_h, 60))
+            draw_panel(surf.subsurface(panel_rect), explanation or {}, action, names, self.action_space)
+        help_top = max(world_h, 60)
+        pg.draw.rect(surf, HELP_BACKGROUND, pg.Rect(0, help_top, width, height - help_top))
+        for k, line in enumerate(_wrap(self.help_text, _font(14), width - 12)):
+            surf.blit(_font(14).render(line, True, (40, 40, 48)), (6, help_top + 4 + k * help_h))
+        pg.display.set_caption(f"{self.title}   {caption}" if caption else self.title)
+        pg.event.pump()
+        pg.display.flip()
+        self._clock.tick(fps)
+
+    def close(self) -> None:
+        self._pg.display.quit()
+
+
+def _wrap(text: str, font: Any, width_px: int) -> list[str]:
+    """``text`` broken at runs of 3 spaces (between key groups) into lines at most ``width_px`` wide."""
+    lines: list[str] = []
+    for part in text.split("   "):
+        if lines and font.size(lines[-1] + "   " + part)[0] <= width_px:
+            lines[-1] += "   " + part
+        else:
+            lines.append(part)
+    return lines or [""]
+
+
+def _draw_banner(surface: Any, text: str, area: Any) -> None:
+    import pygame  # noqa: PLC0415
+
+    label = _font(16).render(text, True, (255, 255, 255))
+    box = label.get_rect(center=area.center).inflate(20, 12)
+    shade = pygame.Surface(box.size, pygame.SRCALPHA)
+    shade.fill((0, 0, 0, 170))
+    surface.blit(shade, box.topleft)
+    surface.blit(label, label.get_rect(center=area.center))
+
+
+def draw_panel(surface: Any, explanation: dict[str, Any], action: Any, names: Sequence[str] = (),
+               action_space: Any = None) -> None:
+    """Fill ``surface`` (the panel) with what the agent sees in the state on screen.
+
+    ``explanation`` is an agent's ``explain(obs)``: ``{"q_values": (A,)}`` (bars span the row's min..max, so
+    Q-values of 96.2 / 96.3 / 97.6 do not look alike), ``{"probs": (A,)}`` (bars span 0..1), or, for a
+    continuous ``action`` (act_dim,), ``{"q_value": (1,)}`` with the action drawn as signed bars scaled to
+    ``action_space``'s bounds. The discrete ``action`` the agent takes is marked with an arrow.
+    """
+    import pygame  # noqa: PLC0415
+
+    surface.fill(PANEL_BACKGROUND)
+    font, small = _font(15), _font(12)
+    line_h = font.get_linesize() + 4
+    pad, x, y = 10, 10, 10
+    act = None if action is None else np.asarray(action)
+    continuous = act is not None and np.issubdtype(act.dtype, np.floating) and act.size > 0
+    label_w = max(font.size(n)[0] for n in names) if names else font.size("action 0")[0]
+    value_w = font.size("-0000.00")[0]
+    bar_x = x + 16 + label_w + 8 + value_w + 10
+    bar_w = max(20, surface.get_width() - bar_x - pad)
+
+    def row(label: str, value: float, fill: float, chosen: bool, signed: bool = False, decimals: int = 2) -> None:
+        nonlocal y
+        colour = _CHOSEN if chosen else _PANEL_TEXT
+        if chosen:  # an arrow: every font has the shape, not every font has a "▶" glyph
+            mid = y + line_h // 2 - 2
+            pygame.draw.polygon(surface, _CHOSEN, [(x, mid - 5), (x + 9, mid), (x, mid + 5)])
+        surface.blit(font.render(label, True, colour), (x + 16, y))
+        text = font.render(format_number(value, decimals, signed=signed), True, colour)
+        surface.blit(text, (bar_x - 10 - text.get_width(), y))  # numbers right-aligned in their column
+        track = pygame.Rect(bar_x, y + 3, bar_w, line_h - 10)
+        pygame.draw.rect(surface, _BAR_TRACK, track)
+        if signed:  # from the centre line, right for positive, left for negative
+            half = bar_w // 2
+            length = int(round(half * min(1.0, abs(fill))))
+            bar = pygame.Rect(bar_x + half - (length if fill < 0 else 0), track.top, length, track.height)
+            pygame.draw.rect(surface, _BAR_NEG if fill < 0 else _BAR, bar)
+            pygame.draw.line(surface, _PANEL_TEXT, (bar_x + half, track.top - 2), (bar_x + half, track.bottom + 1))
+        else:
+            length = max(2, int(round(bar_w * min(1.0, max(0.0, fill)))))  # the lowest keeps a visible stub
+            pygame.draw.rect(surface, _CHOSEN if chosen else _BAR, pygame.Rect(bar_x, track.top, length, track.height))
+        y += line_h
+
+    def heading(text: str) -> None:
+        nonlocal y
+        surface.blit(font.render(text, True, _PANEL_TEXT), (x, y))
+        y += line_h + 2
+
+    def note(text: str) -> None:
+        nonlocal y
+        surface.blit(small.render(text, True, _PANEL_DIM), (x, y))
+        y += small.get_linesize() + 2
+
+    def label(i: int) -> str:
+        return names[i] if i < len(names) else f"action {i}"
+
+    if continuous:
+        values = act.reshape(-1).astype(float)
+        high = np.ones_like(values)
+        if action_space is not None and getattr(action_space, "high", None) is not None:
+            high = np.maximum(np.abs(np.asarray(action_space.high, dtype=float).reshape(-1)), 1e-9)
+        heading("action (actor)")
+        for i, v in enumerate(values):
+            row(label(i), v, v / high[i], chosen=False, signed=True)
+        note("bars: the action's -max .. +max")
+        if "q_value" in explanation:
+            y += 6
+            q = float(np.asarray(explanation["q_value"]).reshape(-1)[0])
+            surface.blit(font.render(f"critic Q(s, a)  {format_number(q, 2)}", True, _CHOSEN), (x, y))
+        return
+    chosen = -1 if act is None or act.size != 1 else int(act.reshape(-1)[0])
+    if "q_values" in explanation:
+        values = np.asarray(explanation["q_values"], dtype=float).reshape(-1)
+        low, high = float(values.min()), float(values.max())
+        span = high - low
+        # Enough decimals that the values differ on screen when they differ at all (up to 4).
+        decimals = 2 if span <= 0 else int(min(4, max(2, 1 - np.floor(np.log10(span)))))
+        heading("Q-values")
+        for i, v in enumerate(values):
+            row(label(i), v, (v - low) / span if span > 0 else 1.0, chosen=i == chosen, decimals=decimals)
+        note(f"bars: min {format_number(low, decimals)} .. max {format_number(high, decimals)}")
+    elif "probs" in explanation:
+        values = np.asarray(explanation["probs"], dtype=float).reshape(-1)
+        heading("action probabilities")
+        for i, v in enumerate(values):
+            row(label(i), v, v, chosen=i == chosen)
+        note("bars: 0 .. 1")
+    else:
+        heading("(this agent explains nothing)")
+        if chosen >= 0:
+            note(f"next action: {label(chosen)}")
+        return
+    note("arrow: the action it takes next")
 
 
 def run_play(
@@ -111,105 +337,109 @@ def run_play(
     end_pause_s: float = END_PAUSE_S,
     overlay: Callable[[Any], dict[str, Any]] | None = None,
     action_names: Sequence[str] = (),
-) -> list[float]:
-    """Run ``env`` (made with ``render_mode="human"``) until Esc, window close, or ``frames`` frames.
+    fps: float | None = None,
+    help_text: str = "R restart   P pause   Esc quit",
+    wait_for_key: bool = False,
+    title: str = "",
+) -> Played:
+    """Run ``env`` (made with ``render_mode="rgb_array"``) in a :class:`PlayWindow` until Esc, window close, or
+    ``frames`` frames.
 
-    Each frame steps the env once with ``policy(obs)`` if given, else ``human_action(keys, env)``
-    (no keys pressed in a headless run). R restarts the episode; a finished one stays on screen
-    for ``end_pause_s`` before the next starts. ``overlay(obs)`` (an agent's ``explain``) returns
-    values drawn in a panel over the env's picture. Returns the finished episodes' returns (an
-    episode cut short by R or quitting is not counted) as a :class:`Played`, which also counts the frames
-    and steps and keeps the return of the episode left running.
+    Each frame steps the env once with ``policy(obs)`` if given, else ``human_action(keys, env)`` (no keys
+    pressed in a headless run), then shows the new state: one composed frame, one flip, at most ``fps``
+    (default: the env's ``render_fps``) frames per second. With a policy, the panel shows ``overlay(obs)``
+    (an agent's ``explain``) for the state on screen, the action the policy takes there marked. R restarts
+    the episode, P pauses; ``wait_for_key`` holds each new episode until a key is pressed. A finished
+    episode stays on screen for ``end_pause_s``. Returns the finished episodes' returns (an episode cut short
+    by R or quitting is not counted) as a :class:`Played`, which also counts the frames and steps and keeps
+    the return of the episode left running.
     """
     import pygame  # noqa: PLC0415
 
     if policy is None and human_action is None:
         raise ValueError("run_play needs a policy (obs -> action) or a human_action(keys, env) function")
-    fps = float(env.unwrapped.metadata.get("render_fps", 30)) or 30.0
+    if env.render_mode != "rgb_array":
+        raise ValueError(f"run_play draws the env's frames itself: make the env with render_mode='rgb_array', "
+                         f"not {env.render_mode!r}")
+    fps = float(fps or env.unwrapped.metadata.get("render_fps", 30) or 30.0)
     pause_frames = round(end_pause_s * fps)
-    obs, _ = env.reset(seed=seed)
+    window = PlayWindow(title or env.unwrapped.__class__.__name__.removesuffix("Env"), help_text,
+                        panel=policy is not None, action_space=env.action_space)
     returns = Played()
-    episode_return, episode_steps, ended_frames, tapped = 0.0, 0, None, set()
+    episode_return = 0.0
+    episode_steps = 0
+    ended_frames: int | None = None
+    tapped: set[int] = set()
+    paused = False
+    waiting = wait_for_key
+    planned = explanation = None  # the policy's action in the state on screen, and its explanation
+
+    def new_episode(**reset_kwargs: Any) -> Any:
+        nonlocal episode_return, episode_steps, ended_frames, waiting
+        obs, _ = env.reset(**reset_kwargs)
+        episode_return, episode_steps, ended_frames, waiting = 0.0, 0, None, wait_for_key
+        tapped.clear()
+        return obs
+
+    def look_at(obs: Any) -> None:
+        nonlocal planned, explanation
+        if policy is not None:
+            planned = policy(obs)
+            explanation = overlay(obs) if overlay is not None else {}
 
     def done() -> Played:
         if ended_frames is None and episode_steps:  # an episode was running (not one on its end screen)
             returns.unfinished_return, returns.unfinished_steps = episode_return, episode_steps
         return returns
 
-    while frames is None or returns.frames < frames:
-        returns.frames += 1
-        restart = False
-        for event in pygame.event.get():
-            if event.type == pygame.QUIT:
-                return done()
-            if event.type == pygame.KEYDOWN:
-                if event.key == pygame.K_ESCAPE:
+    obs = new_episode(seed=seed)
+    look_at(obs)
+    try:
+        while frames is None or returns.frames < frames:
+            returns.frames += 1
+            restart = False
+            for event in pygame.event.get():
+                if event.type == pygame.QUIT:
                     return done()
-                if event.key == pygame.K_r:
-                    restart = True
+                if event.type == pygame.KEYDOWN:
+                    if event.key == pygame.K_ESCAPE:
+                        return done()
+                    if event.key == pygame.K_r:
+                        restart = True
+                    elif event.key == pygame.K_p:
+                        paused = not paused
+                    else:
+                        tapped.add(event.key)
+                        waiting = paused = False
+            banner = ""
+            if restart or (ended_frames is not None and ended_frames >= pause_frames):
+                obs = new_episode()
+                look_at(obs)
+            elif ended_frames is not None:  # keep the final frame ("Game Over") on screen for a moment
+                ended_frames += 1
+            elif waiting:
+                banner = "press a key to start"
+            elif paused:
+                banner = "paused: P resumes"
+            else:
+                if policy is not None:
+                    action = planned
                 else:
-                    tapped.add(event.key)
-        if restart or (ended_frames is not None and ended_frames >= pause_frames):
-            obs, _ = env.reset()
-            episode_return, episode_steps, ended_frames = 0.0, 0, None
-            tapped.clear()
-            continue
-        if ended_frames is not None:  # keep the final frame ("Game Over") on screen for a moment
-            ended_frames += 1
-            env.render()
-            continue
-        explanation = overlay(obs) if overlay is not None else None
-        if policy is not None:
-            action = policy(obs)
-        else:
-            action = human_action(_KeyState(pygame.key.get_pressed(), tapped), env)
-        tapped.clear()
-        obs, reward, terminated, truncated, _ = env.step(action)
-        episode_return += float(reward)
-        episode_steps += 1
-        returns.steps += 1
-        if pygame.display.get_init() and pygame.display.get_surface() is not None:
-            pygame.display.set_caption(f"return {episode_return:g}   episodes {len(returns)}")
-            if explanation:
-                draw_overlay(pygame.display.get_surface(), explanation, action, action_names)
-                pygame.display.flip()
-        if terminated or truncated:
-            returns.append(episode_return)
-            ended_frames = 0
+                    action = human_action(_KeyState(pygame.key.get_pressed(), tapped), env)
+                tapped.clear()
+                obs, reward, terminated, truncated, _ = env.step(action)
+                episode_return += float(reward)
+                episode_steps += 1
+                returns.steps += 1
+                if terminated or truncated:
+                    returns.append(episode_return)
+                    ended_frames = 0
+                look_at(obs)
+            caption = f"return {format_number(episode_return)}   episodes {len(returns)}"
+            window.show(env.render(), fps, caption, banner, explanation, planned, action_names)
+    finally:
+        window.close()
     return done()
-
-
-def draw_overlay(surface: Any, explanation: dict[str, Any], action: Any, names: Sequence[str] = ()) -> None:
-    """Draw an agent's per-action values (``{"q_values": (A,)}`` or ``{"probs": (A,)}``) as bars in
-    the top-right corner of ``surface``; the taken ``action`` is highlighted. Other keys are ignored."""
-    import numpy as np  # noqa: PLC0415
-    import pygame  # noqa: PLC0415
-
-    titles = {"q_values": "Q-values", "probs": "action probabilities"}
-    key = next((k for k in titles if k in explanation), None)
-    if key is None:
-        return
-    title, values = titles[key], np.asarray(explanation[key], dtype=float).reshape(-1)
-    font = pygame.font.Font(None, 18)
-    row_h, bar_w, pad = 16, 70, 6
-    width = 150
-    height = pad * 2 + row_h * (len(values) + 1)
-    panel = pygame.Surface((width, height), pygame.SRCALPHA)
-    panel.fill((20, 20, 28, 190))
-    panel.blit(font.render(title, True, (235, 235, 235)), (pad, pad))
-    span = max(float(np.abs(values).max()), 1e-9)
-    chosen = int(np.asarray(action).reshape(-1)[0]) if np.asarray(action).size == 1 else -1
-    for i, v in enumerate(values):
-        y = pad + row_h * (i + 1)
-        label = names[i] if i < len(names) else str(i)
-        colour = (255, 210, 80) if i == chosen else (200, 200, 200)
-        panel.blit(font.render(f"{label[:8]:<8} {v:+.2f}", True, colour), (pad, y))
-        length = int(bar_w * abs(v) / span * 0.5)
-        bar_x = width - pad - bar_w // 2
-        bar_colour = (90, 200, 120) if v >= 0 else (220, 90, 90)
-        rect = (bar_x, y + 3, length, row_h - 6) if v >= 0 else (bar_x - length, y + 3, length, row_h - 6)
-        pygame.draw.rect(panel, bar_colour, rect)
-    surface.blit(panel, (surface.get_width() - width - 4, 4))
 
 
 def load_agent_policy(run_dir: str, tag: str) -> tuple[Any, dict[str, Any], str]:
@@ -222,14 +452,26 @@ def load_agent_policy(run_dir: str, tag: str) -> tuple[Any, dict[str, Any], str]
     return agent, dict(config.get("env", {})), config.get("experiment", {}).get("env_id", "")
 
 
+def _positive_fps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of frames per second, got {text!r}")
+    return value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line; ``env_kwargs`` holds the options of the chosen game (another game's option is an error)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("game", choices=sorted(GAMES), help="which environment to play")
     p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--headless", action="store_true",
-                   help=f"no window (SDL dummy driver), no frame-rate limit; {HEADLESS_FRAMES} frames unless --frames")
-    p.add_argument("--fps", type=float, default=None, help="frames per second (default: the env's render_fps)")
+                   help=f"no window (SDL dummy driver), no frame-rate limit, no waiting for a key;\n"
+                        f"{HEADLESS_FRAMES} frames unless --frames")
+    p.add_argument("--fps", type=_positive_fps, default=None,
+                   help="frames (steps) per second (default: the env's render_fps; 6 for snake played by hand)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the env's random stream: the same seed, the same starts (default: unseeded)")
     p.add_argument("--agent", metavar="RUN_DIR", default=None, help="let this run's trained agent play")
@@ -268,6 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
         os.environ["SDL_AUDIODRIVER"] = "dummy"
         frames = HEADLESS_FRAMES if frames is None else frames
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     policy = overlay = None
     env_kwargs = args.env_kwargs
     if args.agent is not None:
@@ -290,30 +533,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         env_kwargs = {**run_env_kwargs, **env_kwargs}
 
         def policy(obs: Any) -> Any:
-            import numpy as np  # noqa: PLC0415
-
-            return agent.act(np.asarray(obs)[None], deterministic=True)[0]
+            action = agent.act(np.asarray(obs)[None], deterministic=True)[0]
+            return action.item() if np.ndim(action) == 0 else action
 
         def overlay(obs: Any) -> dict[str, Any]:
-            import numpy as np  # noqa: PLC0415
-
             return {k: np.asarray(v).reshape(-1) for k, v in agent.explain(np.asarray(obs)).items()}
+    elif args.game == "snake":
+        # A person needs a step to react: no start facing the wall one cell ahead (the learning env keeps the
+        # book's random starts).
+        env_kwargs = {"safe_start": True, **env_kwargs}
 
     try:
-        env, human_action = make_env(args.game, "human", **env_kwargs)
+        env, human_action = make_env(args.game, "rgb_array", **env_kwargs)
     except (TypeError, ValueError) as exc:  # bad env options: say which, no traceback
         print(f"play.py: cannot make {args.game}: {exc}", file=sys.stderr)
         return 2
-    fps = HEADLESS_FPS if args.headless else args.fps
-    if fps is not None:  # an instance-level copy, so the class's metadata stays as it is
-        env.unwrapped.metadata = {**env.unwrapped.metadata, "render_fps": fps}
+    if args.headless:
+        fps = HEADLESS_FPS
+    elif args.fps is not None:
+        fps = args.fps
+    else:
+        fps = HUMAN_FPS.get(args.game) if policy is None else None  # None: the env's render_fps
     import pygame  # noqa: PLC0415
 
+    if env_kwargs.get("motion", "basic") == "control":
+        names = CONTROL_ACTION_NAMES
+    else:
+        names = ACTION_NAMES.get(args.game, ())
     try:
-        names = ACTION_NAMES.get(args.game, ()) if env_kwargs.get("motion", "basic") == "basic" else ()
         played = run_play(env, policy=policy, human_action=human_action, frames=frames, seed=args.seed,
                           end_pause_s=0.0 if args.headless else END_PAUSE_S, overlay=overlay,
-                          action_names=names)
+                          action_names=names, fps=fps, help_text=key_help(args.game, env, policy is not None),
+                          wait_for_key=policy is None and not args.headless, title=args.game)
     except (KeyboardInterrupt, pygame.error) as exc:  # Ctrl-C, or the display went away under us
         print(f"play.py: stopped ({type(exc).__name__}: {exc})".rstrip(": )") + ")", file=sys.stderr)
         return 0

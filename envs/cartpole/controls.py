@@ -19,3 +19,8 @@ def human_action(pressed_keys: Any, env: Any) -> int:
     if right and not left:
         return 1
     return getattr(env.unwrapped, "steps", 0) % 2
+
+
+def key_help(env: Any) -> str:
+    """The keys, for the strip under the play window."""
+    return "Left/Right push the cart"

@@ -17,7 +17,7 @@ import numpy as np
 
 from .render import import_pygame
 
-__all__ = ["STEERING", "human_action"]
+__all__ = ["STEERING", "human_action", "key_help"]
 
 STEERING = 0.7  # the original's keyboard steering magnitude
 
@@ -49,3 +49,10 @@ def human_action(pressed_keys: Any, env: Any) -> Any:
     if down:
         return 3
     return 4
+
+
+def key_help(env: Any) -> str:
+    """The keys of ``env``'s motion, for the strip under the play window."""
+    if env.unwrapped.core.discrete:
+        return "Up drive   Down back up   Left/Right turn (one press, one turn)   no key: wait"
+    return "Up/Down throttle   Left/Right steer"

@@ -29,3 +29,8 @@ def human_action(pressed_keys: Any, env: Any) -> int:
         if pressed_keys[key] and relative_action(heading, direction) != ACTION_GO_STRAIGHT:
             return relative_action(heading, direction)
     return ACTION_GO_STRAIGHT
+
+
+def key_help(env: Any) -> str:
+    """The keys, for the strip under the play window."""
+    return "arrows turn the snake"

@@ -38,7 +38,8 @@ The direction is not encoded; it follows from head and neck. The observation ret
 
 A straight horizontal snake of ``init_len`` cells heading right: head at row ``U{0..H-1}``,
 column ``U{init_len-1..W-1}``, body extending left; ``num_fruits`` fruits on uniformly random
-empty cells. The head may start next to the right wall (as in the book).
+empty cells. The head may start next to the right wall (as in the book); ``safe_start=True`` (for people
+playing, ``scripts/play.py``) draws the start again until the head has a free cell ahead of it.
 
 ## Episode end
 
@@ -53,7 +54,7 @@ empty cells. The head may start next to the right wall (as in the book).
 ## Arguments
 
 ``gym.make("envs/Snake-v0", height=9, width=9, num_fruits=1, init_len=2, max_steps=None,
-render_mode=None | "human" | "rgb_array")``. ``reset(seed=s)`` seeds this board's own stream;
+safe_start=False, render_mode=None | "human" | "rgb_array")``. ``reset(seed=s)`` seeds this board's own stream;
 the vector env's board ``i`` under ``reset(seed=s)`` equals this env under ``reset(seed=s + i)``.
 ``info`` carries ``fruits_eaten`` (this episode) and ``length`` (snake cells).
 """
@@ -97,11 +98,12 @@ class SnakeEnv(gym.Env):
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 10}
 
     def __init__(self, height: int = 9, width: int = 9, num_fruits: int = 1, init_len: int = 2,
-                 max_steps: int | None = None, render_mode: str | None = None):
+                 max_steps: int | None = None, safe_start: bool = False, render_mode: str | None = None):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.core = SnakeCore(1, height, width, num_fruits, init_len)
         self.max_steps = check_max_steps(max_steps, height, width)
+        self.safe_start = bool(safe_start)
         self.render_mode = render_mode
         self.action_space = spaces.Discrete(NUM_ACTIONS)
         self.observation_space = observation_space(height, width)
@@ -125,6 +127,13 @@ class SnakeEnv(gym.Env):
             self.core.rng.seed(seed, self.np_random)
             self._seeded = True
         self.core.reset_worlds(_WORLD0)
+        # Every start heads right; one next to the right wall would die on the first step unless the player
+        # turns at once. A board with no other column (width == init_len) keeps what it drew.
+        redraws = 0
+        while self.safe_start and int(self.core.head_x[0]) == self.core.width - 1 and redraws < 100 \
+                and self.core.width > self.core.init_len:
+            self.core.reset_worlds(_WORLD0)
+            redraws += 1
         self._started = True
         self.steps = 0
         self.episode_return = 0.0

@@ -44,7 +44,7 @@ def _fast(env):
 
 
 def test_policy_plays_and_returns_episode_returns():
-    env = _fast(gym.make("envs/Snake-v0", render_mode="human"))
+    env = _fast(gym.make("envs/Snake-v0", render_mode="rgb_array"))
     returns = play.run_play(env, policy=lambda obs: 0, frames=60, seed=0, end_pause_s=0)
     env.close()
     # Going straight from the start always ends at the right wall: -0.2 per step, then -10.
@@ -60,7 +60,7 @@ def test_a_headless_run_says_what_ran_when_no_episode_finished(capsys):
 
 
 def test_run_play_counts_frames_steps_and_the_unfinished_episode():
-    env = _fast(gym.make("envs/Snake-v0", render_mode="human"))
+    env = _fast(gym.make("envs/Snake-v0", render_mode="rgb_array"))
     played = play.run_play(env, policy=lambda obs: 0, frames=60, seed=0, end_pause_s=0)
     env.close()
     # Each finished episode costs one frame that resets instead of stepping: 9 episodes, then 6 steps of a tenth
@@ -68,13 +68,13 @@ def test_run_play_counts_frames_steps_and_the_unfinished_episode():
     assert (played.frames, played.steps, len(played)) == (60, 51, 9)
     assert played.unfinished_steps == 6 and played.unfinished_return == pytest.approx(-1.2)
     assert played.summary("snake") == ("snake: 60 frames, 51 steps; 9 episodes finished, mean return "
-                                       f"{sum(played) / 9:g}; the one running had return -1.2 after 6 steps")
+                                       "-10.8; the one running had return -1.2 after 6 steps")
 
 
 def test_window_close_and_escape_quit_before_any_step():
     for event in (pygame.event.Event(pygame.QUIT), pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE)):
-        env = _fast(gym.make("envs/CartPole-v1", render_mode="human"))
-        env.reset(seed=0)  # opens the (dummy) window so the event can be queued
+        env = _fast(gym.make("envs/CartPole-v1", render_mode="rgb_array"))
+        pygame.display.init()  # a (dummy) display, so the event can be queued
         pygame.event.post(event)
         assert play.run_play(env, human_action=cartpole_controls.human_action, frames=50, seed=0) == []
         assert env.unwrapped.steps == 0
@@ -82,8 +82,8 @@ def test_window_close_and_escape_quit_before_any_step():
 
 
 def test_r_restarts_the_episode():
-    env = _fast(gym.make("envs/CartPole-v1", render_mode="human"))
-    env.reset(seed=0)
+    env = _fast(gym.make("envs/CartPole-v1", render_mode="rgb_array"))
+    pygame.display.init()
     steps_seen = []
     original_reset = env.reset
 
@@ -134,3 +134,10 @@ def test_cartpole_arrows_push_and_idle_alternates():
 def test_key_state_survives_unknown_key_codes():
     keys = play._KeyState(np.zeros(10, bool), {5})
     assert keys[5] and not keys[3] and not keys[10**9]
+
+
+def test_a_human_mode_env_is_refused_with_a_clear_message():
+    env = gym.make("envs/CartPole-v1", render_mode="human")
+    with pytest.raises(ValueError, match="render_mode='rgb_array'"):
+        play.run_play(env, policy=lambda obs: 0, frames=1)
+    env.close()

@@ -4,9 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pygame
-
 ROOT = Path(__file__).resolve().parents[2]
 PLAY = ROOT / "scripts" / "play.py"
 TRAIN = ROOT / "scripts" / "train.py"
@@ -16,7 +13,7 @@ def test_agent_plays_headless(cartpole_run):
     out = subprocess.run([sys.executable, str(PLAY), "cartpole", "--agent", str(cartpole_run), "--headless",
                           "--frames", "120"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "episodes finished" in out.stdout
+    assert out.stdout.startswith("cartpole: 120 frames, ")  # how many episodes end depends on the random starts
 
 
 def test_agent_for_another_game_is_refused(cartpole_run):
@@ -29,24 +26,6 @@ def test_missing_run_dir_is_reported(tmp_path):
     out = subprocess.run([sys.executable, str(PLAY), "cartpole", "--agent", str(tmp_path), "--headless"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "cannot load agent" in out.stderr and "Traceback" not in out.stderr
-
-
-def test_overlay_draws_bars_and_highlights_the_action():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("play", PLAY)
-    play = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(play)
-    pygame.init()
-    surface = pygame.Surface((400, 300))
-    surface.fill((0, 0, 0))
-    play.draw_overlay(surface, {"q_values": np.array([1.0, -2.0, 0.5])}, 1, ("straight", "left", "right"))
-    pixels = pygame.surfarray.array3d(surface)
-    assert pixels[250:, :80].any()  # the panel sits in the top-right corner
-    assert not pixels[:200, 150:].any()  # and nowhere else
-    blank = pygame.Surface((400, 300))
-    play.draw_overlay(blank, {"other": 1}, 0)
-    assert not pygame.surfarray.array3d(blank).any()
 
 
 def test_tag_must_name_a_checkpoint(cartpole_run):
