@@ -1,0 +1,382 @@
+"""What the dashboard knows about a folder of runs: which directories are runs, their status, and their
+metrics read incrementally.
+
+A *run* is a directory under the runs folder holding ``config.toml`` (``scripts/train.py``, the transfer
+scripts, :class:`rl.vis.DashboardCallback`) or ``metrics.jsonl``. ``scripts/sweep.py`` nests runs one or
+two levels deeper (``sweep-<config>-<time>/<grid point>/<run>``), so the scan goes up to
+:data:`MAX_DEPTH` levels down. A run's *group* is its parent folder plus its experiment name: the seeds of
+one experiment (or of one sweep grid point) share a group, which the page draws as a mean with a band.
+
+Status, from the files alone (the server may not be the machine that trains):
+
+* ``finished``: ``eval.json`` exists (train.py writes it after the budget is spent), or a fit run's
+  ``metrics.jsonl`` ends with a ``{"event": "train_end"}`` record;
+* ``running``: not finished and ``metrics.jsonl`` (or ``histograms.jsonl``) changed in the last
+  :data:`RUNNING_WINDOW_S` seconds;
+* ``interrupted``: stale, with ``checkpoints/latest.safetensors`` to ``--resume`` from;
+* ``failed``: stale and nothing to resume (stopped before its first checkpoint).
+
+Independently a run may be *damaged*: a file that should parse does not (a broken ``config.toml``, a
+malformed line in the middle of ``metrics.jsonl``, an unreadable ``eval.json``). The reason is shown and
+the rest of the run, and every other run, keeps being served. A half-written *last* line of
+``metrics.jsonl`` is not damage: it is a line being written, read once its newline arrives.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+import tomllib
+from array import array
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MAX_DEPTH", "RUNNING_WINDOW_S", "MetricsFile", "RunIndex", "downsample", "x_of"]
+
+MAX_DEPTH = 4  # runs/sweep-x/p0-lr/run: three levels; one more for a user's own folder of sweeps
+RUNNING_WINDOW_S = 60.0  # a run whose files changed this recently is shown as running
+MEAN_WINDOW = 20  # the "20-episode mean" of the runs table (the runner's own window)
+X_KEYS = ("env_steps", "step", "epoch")  # the x-axis of a record: the first of these it has
+MEDIA_SUFFIXES = (".gif", ".webp", ".mp4", ".webm", ".png", ".jpg", ".jpeg")
+
+
+def x_of(record: dict[str, Any], line: int) -> float:
+    """A record's position on the x-axis: env steps (agents), step (fit batches), epoch, else its line number."""
+    for key in X_KEYS:
+        value = record.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return float(line)
+
+
+def downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> dict[str, list[float]]:
+    """At most ``max_points`` points of the curve ``(x, y)`` (both ``(N,)``), for drawing.
+
+    Short curves come back as they are. Longer ones are cut into ``max_points`` consecutive buckets of
+    equal count; each bucket gives its mean x and mean y plus the min and max y, so a spike survives as the
+    band's edge even though the line is averaged. Returns ``{"x", "y"}`` and, when downsampled, ``"lo"``, ``"hi"``.
+    """
+    n = len(x)
+    if n <= max_points:
+        return {"x": x.tolist(), "y": y.tolist()}
+    edges = np.linspace(0, n, max_points + 1).astype(np.int64)
+    starts = edges[:-1]
+    counts = np.diff(edges)
+    finite = np.where(np.isfinite(y), y, 0.0)
+    return {
+        "x": (np.add.reduceat(x, starts) / counts).tolist(),
+        "y": (np.add.reduceat(finite, starts) / counts).tolist(),
+        "lo": np.minimum.reduceat(y, starts).tolist(),
+        "hi": np.maximum.reduceat(y, starts).tolist(),
+    }
+
+
+class MetricsFile:
+    """``metrics.jsonl`` of one run, parsed once and then only its new bytes.
+
+    Each numeric key becomes a column of ``(x, value)`` pairs (``array('d')``, 16 bytes a point, so a
+    1M-line file is tens of MB, not a list of a million dicts). :meth:`refresh` reads from the last offset to
+    the last complete line; a file that shrank or was replaced (a resumed run cuts its metrics back) is read
+    again from the start. Thread-safe: the server's request threads share one instance per file.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.offset = 0
+        self.lines = 0
+        self.identity: tuple[int, int] | None = None
+        self.columns: dict[str, tuple[array, array]] = {}
+        self.strings: dict[str, str] = {}  # last value of each text key ("event": "train_end")
+        self.errors: list[str] = []  # malformed complete lines, "metrics.jsonl:LINE: reason"
+        self.recent: deque[float] = deque(maxlen=MEAN_WINDOW)
+        self.last_mean: float | None = None
+        self.best_mean: float | None = None
+        self.last: dict[str, Any] = {}  # the last value of every key
+
+    def refresh(self) -> None:
+        """Read whatever complete lines were appended since the last call."""
+        with self._lock:
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                self._reset()
+                return
+            identity = (st.st_ino, st.st_dev)
+            if identity != self.identity or st.st_size < self.offset:
+                self._reset()
+                self.identity = identity
+            if st.st_size == self.offset:
+                return
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read(st.st_size - self.offset)
+            end = chunk.rfind(b"\n")
+            if end < 0:
+                return  # only a half-written line so far
+            self.offset += end + 1
+            for raw in chunk[: end + 1].splitlines():
+                self.lines += 1
+                self._add(raw)
+
+    def _add(self, raw: bytes) -> None:
+        if not raw.strip():
+            return
+        try:
+            record = json.loads(raw)
+            if not isinstance(record, dict):
+                raise ValueError(f"a JSON {type(record).__name__}, not an object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            if len(self.errors) < 20:
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                self.errors.append(f"{self.path.name}:{self.lines}: not a JSON record ({reason})")
+            return
+        x = x_of(record, self.lines)
+        for key, value in record.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                if isinstance(value, str):
+                    self.strings[key] = value
+                continue
+            col = self.columns.get(key)
+            if col is None:
+                col = self.columns[key] = (array("d"), array("d"))
+            col[0].append(x)
+            col[1].append(float(value))
+            self.last[key] = value
+        ret = record.get("episode_return")
+        if isinstance(ret, int | float) and math.isfinite(ret):
+            self.recent.append(float(ret))
+            self.last_mean = sum(self.recent) / len(self.recent)
+            if len(self.recent) == MEAN_WINDOW and (self.best_mean is None or self.last_mean > self.best_mean):
+                self.best_mean = self.last_mean  # as the runner's "best": full windows only
+
+    def series(self, key: str, max_points: int = 2000) -> dict[str, Any]:
+        """The column ``key`` as ``{"x", "y", ["lo", "hi"], "points", "lines"}`` (see :func:`downsample`)."""
+        with self._lock:
+            col = self.columns.get(key)
+            if col is None:
+                return {"x": [], "y": [], "points": 0, "lines": self.lines}
+            x = np.frombuffer(col[0], dtype=np.float64).copy()
+            y = np.frombuffer(col[1], dtype=np.float64).copy()
+            lines = self.lines
+        out = downsample(x, y, max_points)
+        out["y"] = [v if math.isfinite(v) else None for v in out["y"]]
+        out.update(points=len(x), lines=lines)
+        return out
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return sorted(self.columns)
+
+
+@dataclass
+class _Entry:
+    path: Path
+    metrics: MetricsFile
+    histograms: dict[str, Any] = field(default_factory=dict)  # offset, lines parsed
+
+
+def _read_json(path: Path) -> tuple[Any, str | None]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), None
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as exc:
+        return None, f"{path.name}: {getattr(exc, 'msg', None) or exc}"
+
+
+class RunIndex:
+    """Every run under ``root``, with a :class:`MetricsFile` kept per run across requests."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).resolve()
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    # ---- finding runs
+    def scan(self) -> list[Path]:
+        """Run directories under the root (sorted), at most :data:`MAX_DEPTH` levels down."""
+        found: list[Path] = []
+
+        def walk(folder: Path, depth: int) -> None:
+            try:
+                children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+            except OSError:
+                return
+            for child in children:
+                if (child / "config.toml").is_file() or (child / "metrics.jsonl").is_file():
+                    found.append(child)
+                elif depth < MAX_DEPTH and child.name not in ("checkpoints", "tensorboard", "misclassified"):
+                    walk(child, depth + 1)
+
+        if self.root.is_dir():
+            walk(self.root, 1)
+        return found
+
+    def run_id(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def resolve_run(self, run_id: str) -> Path:
+        """The directory of ``run_id`` (a path relative to the root); KeyError unless it is a run under the root."""
+        path = self.resolve_file(run_id)
+        if path is None or not path.is_dir() or not (
+            (path / "config.toml").is_file() or (path / "metrics.jsonl").is_file()
+        ):
+            raise KeyError(run_id)
+        return path
+
+    def resolve_file(self, relative: str) -> Path | None:
+        """``root / relative`` if it stays under the root after resolving ``..`` and links, else None."""
+        if not relative or "\x00" in relative or Path(relative).is_absolute():
+            return None
+        path = (self.root / relative).resolve()
+        return path if path == self.root or path.is_relative_to(self.root) else None
+
+    def entry(self, path: Path) -> _Entry:
+        key = str(path)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entries[key] = _Entry(path, MetricsFile(path / "metrics.jsonl"))
+        return entry
+
+    # ---- what the runs table shows
+    def summary(self, path: Path, now: float | None = None) -> dict[str, Any]:
+        """One run's row: ids, group, status, damage, config highlights, progress and results."""
+        now = time.time() if now is None else now
+        entry = self.entry(path)
+        metrics = entry.metrics
+        metrics.refresh()
+        problems = list(metrics.errors[:3])
+        config: dict[str, Any] = {}
+        if (path / "config.toml").is_file():
+            try:
+                config = tomllib.loads((path / "config.toml").read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                problems.append(f"config.toml: {exc}")
+        experiment = config.get("experiment", {}) if isinstance(config.get("experiment"), dict) else {}
+        info, err = _read_json(path / "info.json")
+        if err:
+            problems.append(err)
+        evaluation, err = _read_json(path / "eval.json")
+        if err:
+            problems.append(err)
+        run_id = self.run_id(path)
+        parent = path.parent.relative_to(self.root).as_posix() if path.parent != self.root else ""
+        name = str(experiment.get("name") or path.name.split("-s")[0])
+        status = self._status(path, evaluation, err is not None, metrics, now)
+        started = (info or {}).get("started") if isinstance(info, dict) else None
+        wall = metrics.last.get("time_s")
+        if wall is None and (path / "config.toml").exists() and (path / "metrics.jsonl").exists():
+            wall = (path / "metrics.jsonl").stat().st_mtime - (path / "config.toml").stat().st_mtime
+        return {
+            "id": run_id,
+            "name": path.name,
+            "group": f"{parent}/{name}" if parent else name,
+            "experiment": name,
+            "sweep": parent,
+            "status": status,
+            "damaged": "; ".join(problems) or None,
+            "agent": experiment.get("agent") or config.get("kind"),
+            "env_id": experiment.get("env_id") or config.get("dataset"),
+            "seed": experiment.get("seed"),
+            "total_steps": experiment.get("total_steps"),
+            "steps": int(metrics.last.get("env_steps", metrics.last.get("step", 0)) or 0),
+            "last_mean": metrics.last_mean,
+            "best_mean": metrics.best_mean,
+            "eval": _eval_summary(evaluation),
+            "wall_s": wall,
+            "sps": metrics.last.get("sps"),
+            "lines": metrics.lines,
+            "keys": metrics.keys(),
+            "started": started or _mtime(path / "config.toml") or _mtime(path),
+            "media": self._media(path),
+            "histograms": (path / "histograms.jsonl").is_file(),
+            "model": (path / "model.json").is_file(),
+            "classification": (path / "classification.json").is_file(),
+        }
+
+    @staticmethod
+    def _status(path: Path, evaluation: Any, eval_broken: bool, metrics: MetricsFile, now: float) -> str:
+        if evaluation is not None or eval_broken or metrics.strings.get("event") == "train_end":
+            return "finished"
+        changed = max(_mtime(path / name) or 0.0 for name in ("metrics.jsonl", "histograms.jsonl", "config.toml"))
+        if now - changed < RUNNING_WINDOW_S:
+            return "running"
+        return "interrupted" if (path / "checkpoints" / "latest.safetensors").is_file() else "failed"
+
+    def _media(self, path: Path) -> list[str]:
+        out = []
+        for folder in (path, path / "media"):
+            if folder.is_dir():
+                out += [self.run_id(p) for p in sorted(folder.iterdir())
+                        if p.suffix.lower() in MEDIA_SUFFIXES and p.is_file() and not p.name.startswith(".")]
+        return out
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run's :meth:`summary`, newest first within the scan order's groups."""
+        now = time.time()
+        return [self.summary(p, now) for p in self.scan()]
+
+    # ---- histograms.jsonl
+    def histograms(self, path: Path) -> dict[str, Any]:
+        """``histograms.jsonl`` as ``{"steps": [...], "tensors": {name: [{"w": summary, "g": summary}, ...]}}``.
+
+        Read incrementally like metrics; a malformed complete line is reported in ``"errors"`` and skipped.
+        """
+        entry = self.entry(path)
+        state = entry.histograms
+        file = path / "histograms.jsonl"
+        try:
+            st = os.stat(file)
+        except FileNotFoundError:
+            return {"steps": [], "tensors": {}, "errors": []}
+        if state.get("identity") != (st.st_ino, st.st_dev) or st.st_size < state.get("offset", 0):
+            state.clear()
+            state.update(identity=(st.st_ino, st.st_dev), offset=0, steps=[], tensors={}, errors=[], lines=0)
+        if st.st_size > state["offset"]:
+            with open(file, "rb") as f:
+                f.seek(state["offset"])
+                chunk = f.read(st.st_size - state["offset"])
+            end = chunk.rfind(b"\n")
+            if end >= 0:
+                state["offset"] += end + 1
+                for raw in chunk[: end + 1].splitlines():
+                    state["lines"] += 1
+                    try:
+                        record = json.loads(raw)
+                        step, tensors = record["step"], record["tensors"]
+                    except (ValueError, KeyError, TypeError) as exc:
+                        state["errors"].append(f"histograms.jsonl:{state['lines']}: {exc}")
+                        continue
+                    index = len(state["steps"])
+                    state["steps"].append(step)
+                    for name, summary in tensors.items():
+                        slot = state["tensors"].setdefault(name, [])
+                        slot.extend([None] * (index - len(slot)))
+                        slot.append(summary)
+        return {"steps": state["steps"], "tensors": state["tensors"], "errors": state["errors"][:5]}
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _eval_summary(evaluation: Any) -> dict[str, Any] | None:
+    if not isinstance(evaluation, dict):
+        return None
+    keys = ("mean_return", "std_return", "min_return", "max_return", "episodes", "accuracy")
+    return {k: evaluation[k] for k in keys if k in evaluation}

@@ -1,0 +1,238 @@
+"""What a run writes for the dashboard and for TensorBoard besides ``metrics.jsonl``: weight and gradient
+histograms, the networks' layer tables, and TensorBoard event files.
+
+Files in the run directory:
+
+* ``histograms.jsonl``: one line per snapshot, ``{"step": env_steps, "tensors": {"<network>/<layer>/<weight>":
+  {"w": summary, "g": summary}}}`` where a summary is :func:`summarize`'s dict (30 equal-width bins between
+  the tensor's min and max plus min, max, mean, std, count, zeros, NaNs: a few hundred bytes per tensor, so
+  a snapshot of a 10k-parameter agent is ~5 KB). Each line is written with one ``write`` and flushed, so a
+  reader sees whole lines or a half line it waits on (the dashboard reads it incrementally).
+* ``model.json``: ``{"networks": [model_table(net), ...]}``, the layer tables (name, type, output shape,
+  parameter count) the dashboard shows.
+* ``tensorboard/events.out.tfevents.*``: every numeric metric as a TensorBoard scalar at ``env_steps`` (or
+  the fit step), and the histograms, through tensorboardX (``pip install playgrad[tensorboard]``).
+
+Gradients: an optimizer's ``zero_grad`` runs *before* each backward pass (rl/optimizers.py), so after an
+update every parameter's ``.grad`` still holds the last minibatch's gradient: that is what "g" shows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rl import backend
+from rl.experiment import ConfigError, atomic_write_text
+
+__all__ = [
+    "HISTOGRAM_BINS",
+    "HistogramWriter",
+    "RunSummaries",
+    "TensorBoardWriter",
+    "agent_networks",
+    "model_table",
+    "named_tensors",
+    "summarize",
+    "write_model_json",
+]
+
+HISTOGRAM_BINS = 30
+
+
+def summarize(values: Any, bins: int = HISTOGRAM_BINS) -> dict[str, Any]:
+    """A compact histogram of ``values`` (any shape): ``{"count", "min", "max", "mean", "std", "zeros", "nans",
+    "lo", "hi", "counts"}``; ``counts`` has ``bins`` entries over ``[lo, hi]`` (the finite min and max).
+
+    NaN and infinities are counted in ``nans`` (and ``infs``) and left out of the bins and moments.
+    """
+    a = np.asarray(backend.to_numpy(values), dtype=np.float64).ravel()
+    finite = a[np.isfinite(a)]
+    out: dict[str, Any] = {"count": int(a.size), "zeros": int(np.count_nonzero(a == 0)),
+                           "nans": int(np.isnan(a).sum()), "infs": int(np.isinf(a).sum())}
+    if finite.size == 0:
+        return {**out, "min": None, "max": None, "mean": None, "std": None, "lo": 0.0, "hi": 0.0, "counts": []}
+    lo, hi = float(finite.min()), float(finite.max())
+    counts, _ = np.histogram(finite, bins=bins, range=(lo, hi) if hi > lo else (lo - 0.5, hi + 0.5))
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    return {**out, "min": float(finite.min()), "max": float(finite.max()), "mean": float(finite.mean()),
+            "std": float(finite.std()), "lo": lo, "hi": hi, "counts": counts.tolist()}
+
+
+def agent_networks(agent: Any) -> dict[str, Any]:
+    """The trainable networks of an agent by name: ``agent.networks()`` where the agent defines it, else its
+    attributes that are :class:`rl.models.Model` objects with trainable weights (target copies, which no
+    optimizer steps, are left out by their ``_target`` suffix)."""
+    if callable(getattr(agent, "networks", None)):
+        return dict(agent.networks())
+    from rl.models import Model  # noqa: PLC0415
+
+    return {name: value for name, value in sorted(vars(agent).items())
+            if isinstance(value, Model) and not name.endswith("_target") and value.trainable_weights}
+
+
+def named_tensors(networks: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
+    """``("<network>/<layer>/<weight>", tensor)`` for every trainable weight of ``networks``."""
+    for net_name, net in networks.items():
+        trainable = {id(t) for t in net.trainable_weights}
+        for name, tensor in net.named_weights():
+            if id(tensor) in trainable:
+                yield f"{net_name}/{name}", tensor
+
+
+def model_table(model: Any, name: str | None = None) -> dict[str, Any]:
+    """A model's layer table: ``{"name", "layers": [{"name", "type", "output_shape", "params"}], "total_params",
+    "trainable_params"}``, the rows of ``Model.summary()`` as data (a model not built yet has no rows)."""
+    layers = []
+    if getattr(model, "built", False) and hasattr(model, "_summary_rows"):
+        for label, shape, params, _ in model._summary_rows():
+            layer_name, _, layer_type = label.rpartition(" (")
+            layers.append({"name": layer_name, "type": layer_type.rstrip(")"), "output_shape": shape,
+                           "params": int(params)})
+    total = sum(int(np.prod(t.shape)) for t in model.weights)
+    trainable = sum(int(np.prod(t.shape)) for t in model.trainable_weights)
+    return {"name": name or model.name, "layers": layers, "total_params": total, "trainable_params": trainable}
+
+
+def write_model_json(run_dir: str | Path, networks: Mapping[str, Any]) -> Path:
+    """Write ``run_dir/model.json``: the layer table of each network (see :func:`model_table`), atomically."""
+    path = Path(run_dir) / "model.json"
+    tables = [model_table(net, name) for name, net in networks.items()]
+    atomic_write_text(path, json.dumps({"networks": tables}, indent=1) + "\n")
+    return path
+
+
+class HistogramWriter:
+    """Appends weight (and gradient) histogram snapshots to ``histograms.jsonl``.
+
+    Args:
+        path: the file (appended to; created if missing).
+        bins: histogram bins per tensor.
+    """
+
+    def __init__(self, path: str | Path, bins: int = HISTOGRAM_BINS):
+        self.path = Path(path)
+        self.bins = bins
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+
+    def snapshot(self, networks: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """``{tensor name: {"w": summary, "g": summary}}`` of every trainable weight ("g" where it holds a gradient)."""
+        out = {}
+        for name, tensor in named_tensors(networks):
+            entry = {"w": summarize(tensor.data, self.bins)}
+            if tensor.grad is not None:
+                entry["g"] = summarize(tensor.grad, self.bins)
+            out[name] = entry
+        return out
+
+    def write(self, step: int, networks: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Append one snapshot at ``step`` as one line; returns it."""
+        tensors = self.snapshot(networks)
+        self._file.write(json.dumps({"step": int(step), "tensors": tensors}, allow_nan=False) + "\n")
+        self._file.flush()
+        return tensors
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class TensorBoardWriter:
+    """TensorBoard event files in ``logdir`` through tensorboardX: scalars and histograms.
+
+    Raises:
+        ConfigError: tensorboardX is not installed (the message says how to install it).
+    """
+
+    def __init__(self, logdir: str | Path):
+        SummaryWriter = self.check_installed()  # noqa: N806 - tensorboardX's class
+        self.logdir = Path(logdir)
+        self._writer = SummaryWriter(logdir=str(self.logdir), flush_secs=10)
+
+    @staticmethod
+    def check_installed() -> Any:
+        """tensorboardX's ``SummaryWriter`` class; :class:`ConfigError` saying how to install it when absent."""
+        try:
+            from tensorboardX import SummaryWriter  # noqa: PLC0415 - optional extra
+        except ImportError:
+            raise ConfigError("TensorBoard logging needs tensorboardX: pip install 'playgrad[tensorboard]' "
+                              "(or pip install tensorboardX)") from None
+        return SummaryWriter
+
+    def scalars(self, record: Mapping[str, Any], step: int) -> None:
+        """Every finite numeric value of ``record`` as a scalar named by its key, at ``step``."""
+        for key, value in record.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                continue
+            self._writer.add_scalar(key, float(value), global_step=int(step))
+
+    def histograms(self, step: int, networks: Mapping[str, Any]) -> None:
+        """Each trainable weight (and its gradient, under ``grad/``) as a TensorBoard histogram at ``step``."""
+        for name, tensor in named_tensors(networks):
+            self._writer.add_histogram(name, np.asarray(backend.to_numpy(tensor.data)), global_step=int(step))
+            if tensor.grad is not None:
+                self._writer.add_histogram(f"grad/{name}", np.asarray(backend.to_numpy(tensor.grad)),
+                                           global_step=int(step))
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class RunSummaries:
+    """The runner's side: histograms every ``histogram_every`` updates and TensorBoard scalars for every record.
+
+    An *update* is a metrics record with a loss in it (each agent logs one per optimisation round); its
+    ``env_steps`` is the snapshot's step. The first update is always captured, then every
+    ``histogram_every``-th.
+
+    Args:
+        run_dir: the run directory.
+        networks: a function returning the networks by name (called at each snapshot, so a network an agent
+            rebuilds is seen as it is now).
+        histogram_every: 0 for no histograms.
+        tensorboard: write TensorBoard event files to ``run_dir/tensorboard``.
+        step_key: the record key that is the x-axis.
+    """
+
+    def __init__(self, run_dir: str | Path, networks: Callable[[], Mapping[str, Any]], histogram_every: int = 0,
+                 tensorboard: bool = False, step_key: str = "env_steps"):
+        self.run_dir = Path(run_dir)
+        self.networks = networks
+        self.histogram_every = histogram_every
+        self.step_key = step_key
+        self.updates = 0
+        self.histograms = HistogramWriter(self.run_dir / "histograms.jsonl") if histogram_every > 0 else None
+        self.tensorboard = TensorBoardWriter(self.run_dir / "tensorboard") if tensorboard else None
+
+    def on_record(self, record: Mapping[str, Any]) -> None:
+        """Called with every metrics record after it was written to ``metrics.jsonl``."""
+        step = int(record.get(self.step_key, 0))
+        if self.tensorboard is not None:
+            self.tensorboard.scalars({k: v for k, v in record.items() if k != self.step_key}, step)
+        if not any("loss" in key for key in record):
+            return
+        self.updates += 1
+        if self.histogram_every > 0 and (self.updates - 1) % self.histogram_every == 0:
+            self.snapshot(step)
+
+    def snapshot(self, step: int) -> None:
+        """Write the histograms of every network now, at ``step``."""
+        networks = self.networks()
+        if self.histograms is not None:
+            self.histograms.write(step, networks)
+        if self.tensorboard is not None:
+            self.tensorboard.histograms(step, networks)
+
+    def close(self) -> None:
+        if self.histograms is not None:
+            self.histograms.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
