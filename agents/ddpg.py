@@ -75,10 +75,11 @@ import numpy as np
 from gymnasium import spaces
 
 from agents.base import Agent as BaseAgent
-from agents.base import ExperimentConfig, Hooks, make_vec_env
+from agents.base import ExperimentConfig, Hooks, StateSpec
+from agents.episodes import FinishedEpisodes
 from agents.networks import ddpg_actor, ddpg_critic
 from agents.replay import ReplayBuffer
-from agents.runner import Stopwatch
+from agents.runner import NonFiniteLossError
 from rl import backend
 from rl import functional as F
 from rl import random as rl_random
@@ -212,11 +213,17 @@ class DDPG(BaseAgent):
     """
 
     Config = Config
+    STATE = StateSpec(networks=("actor", "critic", "critic2"),
+                      targets=("actor_target", "critic_target", "critic2_target"),
+                      optimizers=("actor_opt", "critic_opt", "critic2_opt"), generators=("rng", "target_noise_rng"),
+                      counters=("updates", "noise_stddev", "desired_stddev", "noise_distance", "_next_train",
+                                "_next_log"),
+                      arrays=("perturbed",), parts=("replay",))
 
     def __init__(self, config: Config, experiment: ExperimentConfig):
         super().__init__(config, experiment)
         c = config
-        self.envs = make_vec_env(experiment, c.num_envs)
+        self.make_envs(c.num_envs, sums=("speed",))  # summed speed: the episode's mean speed (MetaCar's info)
         obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
         if not isinstance(act_space, spaces.Box) or len(act_space.shape) != 1:
             raise ValueError(f"DDPG needs a one-dimensional Box action space, got {act_space} for "
@@ -275,12 +282,6 @@ class DDPG(BaseAgent):
 
         # Collection state carried between learn() calls (and across a resume).
         self.updates = 0  # critic gradient steps taken (the actor takes one every policy_delay of them)
-        self.episodes = 0
-        self._obs: np.ndarray | None = None
-        self._prev_done = np.zeros(c.num_envs, dtype=bool)
-        self._ep_return = np.zeros(c.num_envs)
-        self._ep_length = np.zeros(c.num_envs, dtype=np.int64)
-        self._ep_speed = np.zeros(c.num_envs)  # summed speed, for the episode's mean speed (MetaCar's info)
         self._next_train = c.learning_starts
         self._next_log = c.log_every_steps
         self._last_losses: dict[str, float] = {}
@@ -354,55 +355,54 @@ class DDPG(BaseAgent):
     def learn(self, total_steps: int, hooks: Hooks) -> None:
         """Collect, adapt the noise and update until ``env_steps >= total_steps`` or ``hooks.stop_requested``."""
         c = self.config
-        if self._obs is None:
-            # A fresh run starts at the experiment seed; a resume without env state at a new, fixed one.
-            self._obs, _ = self.envs.reset(seed=self.experiment.seed + self.env_steps)
-            self._prev_done[:] = False
-        watch = Stopwatch(self.env_steps)
+        self.start_envs()
         while self.env_steps < total_steps and not hooks.stop_requested:
             # 1. collect: one step of every world with its behaviour policy.
-            obs = self._obs
+            obs = self.obs
             actions = self._behaviour_actions(backend.to_device(obs))
-            next_obs, reward, terminated, truncated, info = self.envs.step(self._to_env(actions))
-            reward, terminated, truncated = (np.asarray(backend.to_numpy(v)) for v in (reward, terminated, truncated))
-            real = ~self._prev_done  # the step after an episode end is the env's reset, not a transition
+            env_actions = self._to_env(actions)
+            if not np.isfinite(env_actions).all():
+                self._diverged("the actions")
+            next_obs, reward, terminated, truncated, info = self.envs.step(env_actions)
+            speed = info["speed"] if "speed" in info else np.zeros(c.num_envs)
+            step = self.tracker.step(reward, terminated, truncated, speed=speed)
+            real = step.transitions  # the step after an episode end is the env's reset, not a transition
             if real.any():
+                reward, terminated = (np.asarray(backend.to_numpy(v)) for v in (reward, terminated))
                 self.replay.add(obs[real], actions[backend.to_device(real)], reward[real].astype(np.float32),
                                 next_obs[real], terminated[real])
-            n_real = int(real.sum())
-            self.env_steps += n_real
-            self._ep_return += np.where(real, reward, 0.0)
-            self._ep_length += real
-            if "speed" in info:
-                self._ep_speed += np.where(real, np.asarray(backend.to_numpy(info["speed"])), 0.0)
-            done = (terminated | truncated) & real
-            for i in np.flatnonzero(done):
-                self._end_episode(int(i), bool(terminated[i]), hooks)
-            self._prev_done = done
-            self._obs = next_obs
+            for episode in step.finished:
+                self._end_episode(episode, hooks)
+            self.obs = next_obs
 
             # 3. update: a round of gradient steps every train_every_steps transitions, after learning_starts.
             if self.env_steps >= self._next_train and len(self.replay) >= c.batch_size:
                 self._next_train = self.env_steps + c.train_every_steps
                 self.desired_stddev = max(c.param_noise_desired_final, c.param_noise_decay * self.desired_stddev)
                 self._last_losses = self._update_round()
+                bad = [name for name, value in self._last_losses.items() if not np.isfinite(value)]
+                if bad:  # checked here, not at the next log: diverged networks must not drive the env
+                    self._diverged(f"{bad[0]} ({self._last_losses[bad[0]]})")
             if self.env_steps >= self._next_log:
                 self._next_log = self.env_steps + c.log_every_steps
                 hooks.log({"env_steps": self.env_steps, "updates": self.updates, **self._last_losses,
                            "param_noise_stddev": self.noise_stddev, "desired_action_stddev": self.desired_stddev,
-                           "noise_distance": self.noise_distance, "replay_size": len(self.replay),
-                           "sps": watch.lap(self.env_steps), "time_s": watch.elapsed()})
+                           "noise_distance": self.noise_distance, "replay_size": len(self.replay)})
             if hooks.checkpoint_due(self.env_steps):
                 hooks.save(self)
 
-    def _end_episode(self, world: int, crashed: bool, hooks: Hooks) -> None:
-        """Log world ``world``'s finished episode; with parameter noise, 2. redraw its actor and adapt sigma."""
-        length = int(self._ep_length[world])
-        hooks.log({"env_steps": self.env_steps, "episode_return": float(self._ep_return[world]),
-                   "episode_length": length, "episode_crashed": crashed,
-                   "episode_mean_speed": float(self._ep_speed[world] / max(length, 1))})
-        self.episodes += 1
-        self._ep_return[world] = self._ep_length[world] = self._ep_speed[world] = 0
+    def _diverged(self, what: str) -> None:
+        """Stop training with :class:`NonFiniteLossError`: ``what`` became NaN or inf."""
+        raise NonFiniteLossError(
+            f"{what} became NaN or inf at env step {self.env_steps}: the networks diverged. Training stopped "
+            f"before the env was stepped with them; the last checkpoint (if any) was kept, not overwritten. "
+            f"Try smaller learning rates or max_grad_norm.")
+
+    def _end_episode(self, episode: FinishedEpisodes, hooks: Hooks) -> None:
+        """Log one world's finished episode; with parameter noise, 2. redraw its actor and adapt sigma."""
+        world, length = int(episode.worlds[0]), int(episode.lengths[0])
+        hooks.log({**episode.records(self.env_steps)[0], "episode_crashed": bool(episode.terminated[0]),
+                   "episode_mean_speed": float(episode.sums["speed"][0] / max(length, 1))})
         c = self.config
         if c.exploration != "param":
             return
@@ -477,81 +477,6 @@ class DDPG(BaseAgent):
         if len(critics) > 1:
             losses["critic2_loss"] = float(critic_sums[1]) / n
         return losses
-
-    # ------------------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        """Networks, optimizer moments, replay memory, noise state, the RNG stream, counters and the envs' state."""
-        state: dict[str, Any] = {
-            "actor": dict(self.actor.state_dict()), "critic": dict(self.critic.state_dict()),
-            "actor_target": dict(self.actor_target.state_dict()),
-            "critic_target": dict(self.critic_target.state_dict()),
-            "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
-            "replay": self.replay.state_dict(),
-            "target_noise_rng": self.target_noise_rng.get_state(),
-            "noise": {"stddev": self.noise_stddev, "desired_stddev": self.desired_stddev,
-                      "distance": self.noise_distance,
-                      "perturbed": {str(i): w for i, w in enumerate(self.perturbed)}},
-            "rng": self.rng.numpy.bit_generator.state,
-            "env_steps": self.env_steps, "updates": self.updates, "episodes": self.episodes,
-            "next_train": self._next_train, "next_log": self._next_log,
-            "episode": {"return": self._ep_return.copy(), "length": self._ep_length.copy(),
-                        "speed": self._ep_speed.copy(), "prev_done": self._prev_done.copy()},
-        }
-        # Resuming mid-episode needs the worlds themselves; without the env's state a resume starts new episodes.
-        if self._obs is not None and hasattr(self.envs, "get_state"):
-            state["obs"] = np.asarray(self._obs)
-            state["env"] = self.envs.get_state()
-        if self.critic2 is not None:
-            state.update(critic2=dict(self.critic2.state_dict()),
-                         critic2_target=dict(self.critic2_target.state_dict()),
-                         critic2_opt=self.critic2_opt.state_dict())
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; a missing part is a ``KeyError``, perturbed actors of another shape a
-        ``ValueError`` (the runner names the checkpoint for both)."""
-        for name in ("actor", "critic", "actor_target", "critic_target"):
-            getattr(self, name).load_state_dict(state[name])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
-        if self.critic2 is not None:  # twin_critics: a checkpoint of plain DDPG lacks these (a KeyError)
-            self.critic2.load_state_dict(state["critic2"])
-            self.critic2_target.load_state_dict(state["critic2_target"])
-            self.critic2_opt.load_state_dict(state["critic2_opt"])
-        self.replay.load_state_dict(state["replay"])
-        # Checkpoints from before target policy smoothing existed lack this stream; it then starts afresh.
-        self.target_noise_rng.set_state(state.get("target_noise_rng", {}))
-        noise = state["noise"]
-        self.noise_stddev = float(noise["stddev"])
-        self.desired_stddev = float(noise["desired_stddev"])
-        self.noise_distance = float(noise["distance"])
-        perturbed = noise.get("perturbed", {})
-        if len(perturbed) != len(self.perturbed):
-            raise ValueError(f"the checkpoint holds {len(perturbed)} perturbed-actor arrays, this agent "
-                             f"{len(self.perturbed)} (exploration or num_envs differ)")
-        for i, store in enumerate(self.perturbed):
-            value = perturbed[str(i)]
-            if tuple(value.shape) != tuple(store.shape):
-                raise ValueError(f"perturbed actor array {i} has shape {tuple(value.shape)}, expected {store.shape}")
-            store[...] = backend.to_device(value)
-        self.rng.numpy.bit_generator.state = state["rng"]
-        self.env_steps = int(state["env_steps"])
-        self.updates = int(state["updates"])
-        self.episodes = int(state["episodes"])
-        self._next_train = int(state["next_train"])
-        self._next_log = int(state["next_log"])
-        if "env" in state and hasattr(self.envs, "set_state"):
-            ep = state["episode"]
-            self._ep_return = np.array(ep["return"], dtype=np.float64)
-            self._ep_length = np.array(ep["length"], dtype=np.int64)
-            self._ep_speed = np.array(ep["speed"], dtype=np.float64)
-            self._prev_done = np.array(ep["prev_done"], dtype=bool)
-            self.envs.set_state(state["env"])
-            self._obs = np.array(state["obs"], dtype=np.float32)
-        else:
-            self._obs = None  # learn() resets the worlds (new episodes)
-            self._ep_return[:] = self._ep_length[:] = self._ep_speed[:] = 0
-            self._prev_done[:] = False
 
 
 Agent = DDPG

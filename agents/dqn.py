@@ -13,10 +13,11 @@ The algorithm, top to bottom as :meth:`Agent.learn` runs it:
 3. **sync**: every ``target_update_interval`` frames the target network becomes a copy of the online
    one (all weights, batch-norm moving statistics included), copied in place.
 
-"Frames" are real transitions summed over the vector's worlds. The vector envs autoreset on the
-*next* step (Gymnasium's ``NEXT_STEP``), so the step that restarts a finished world is not a
-transition and is neither stored nor counted. A time-limit truncation is stored as not terminal,
-so its target still bootstraps from the last observation.
+"Frames" are env steps as :mod:`agents.episodes` counts them: every ``step`` call of every world,
+Gymnasium's definition, the same for every agent. The vector envs autoreset on the *next* step
+(Gymnasium's ``NEXT_STEP``), so the step that restarts a finished world counts as a frame but is not a
+transition and is not stored. A time-limit truncation is stored as not terminal, so its target still
+bootstraps from the last observation.
 
 Defaults are the book's snake settings (``snake-dqn/train.js``, ``dqn.js``): its conv net, Adam with
 lr 1e-3, batch 64, gamma 0.99, a 10,000-transition memory filled before training starts, epsilon
@@ -31,22 +32,21 @@ the target network each run once per batch, and the target sync copies arrays in
 
 from __future__ import annotations
 
-import json
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from agents.base import Agent as BaseAgent
-from agents.base import ExperimentConfig, Hooks, make_vec_env
+from agents.base import ExperimentConfig, Hooks, StateSpec
+from agents.episodes import FinishedEpisodes
 from agents.networks import conv_q_network, mlp
 from agents.replay import ReplayBuffer
-from agents.runner import Stopwatch
 from rl import backend, losses
 from rl import functional as F
 from rl import random as rl_random
 from rl.optimizers import Adam
+from rl.schedules import LinearDecay
 from rl.tensor import Tensor, no_grad, using_config
 
 __all__ = ["Agent", "Config", "dqn_targets", "epsilon_at", "td_loss"]
@@ -109,7 +109,7 @@ class Config:
 # ------------------------------------------------------------------------------------ pieces
 def epsilon_at(frames: int, start: float, final: float, decay_frames: int) -> float:
     """The linear schedule: ``start`` at frame 0, ``final`` from frame ``decay_frames`` on."""
-    return start + (final - start) * min(1.0, frames / decay_frames)
+    return LinearDecay(start, final, decay_frames)(frames)
 
 
 def dqn_targets(reward: Any, terminated: Any, next_q_target: Any, gamma: float, next_q_online: Any = None) -> Any:
@@ -143,11 +143,6 @@ def td_loss(q_taken: Tensor, target: Any, kind: str = "mse") -> Tensor:
     return losses.mse(q_taken, target)
 
 
-def _host_copies(state: dict[str, Any]) -> dict[str, np.ndarray]:
-    # Snapshots, not the live arrays: a checkpoint must not change when training goes on.
-    return {k: np.array(backend.to_numpy(v)) for k, v in state.items()}
-
-
 # ------------------------------------------------------------------------------------ the agent
 class Agent(BaseAgent):
     """DQN on a discrete-action environment (``learn``, ``act``, ``explain``, ``state_dict``).
@@ -158,11 +153,14 @@ class Agent(BaseAgent):
     """
 
     Config = Config
+    STATE = StateSpec(networks=("q_net",), targets=("target_net",), optimizers=("optimizer",),
+                      generators=("rng",), counters=("updates", "_decay_frames", "_recent_returns"),
+                      parts=("replay",))
 
     def __init__(self, config: Config, experiment: ExperimentConfig):
         super().__init__(config, experiment)
         cfg = config
-        self.envs = make_vec_env(experiment, cfg.num_envs)
+        self.make_envs(cfg.num_envs)
         space = self.envs.single_observation_space
         self.obs_shape = tuple(int(n) for n in space.shape)
         self.num_actions = int(self.envs.single_action_space.n)
@@ -181,12 +179,7 @@ class Agent(BaseAgent):
 
         # Collection state carried between learn() calls (and across a resume).
         self.updates = 0  # gradient steps taken
-        self.episodes = 0
-        self._obs: np.ndarray | None = None
-        self._prev_done = np.zeros(cfg.num_envs, dtype=bool)
-        self._ep_return = np.zeros(cfg.num_envs)
-        self._ep_length = np.zeros(cfg.num_envs, dtype=np.int64)
-        self._recent_returns: deque[float] = deque(maxlen=100)  # the book's cumulativeReward100
+        self._recent_returns: list[float] = []  # the last 100 episodes' returns (the book's cumulativeReward100)
         self._decay_frames = cfg.epsilon_decay_steps
 
     def _build_network(self) -> Any:
@@ -268,33 +261,24 @@ class Agent(BaseAgent):
         cfg = self.config
         if cfg.exploration_fraction is not None:
             self._decay_frames = max(1, int(cfg.exploration_fraction * total_steps))
-        if self._obs is None:
-            self._obs, _ = self.envs.reset(seed=self.experiment.seed)
-        obs = self._obs
+        obs = self.start_envs()
         loss = None
         next_log = (self.env_steps // cfg.log_every_steps + 1) * cfg.log_every_steps
-        watch = Stopwatch(self.env_steps)
 
         while self.env_steps < total_steps and not hooks.stop_requested:
             # 1. collect one step of every world
             actions = self._epsilon_greedy(obs, self.epsilon)
             next_obs, reward, terminated, truncated, _ = self.envs.step(actions)
-            live = ~self._prev_done  # a world that ended last step was just reset: no transition
+            frames_before = self.env_steps
+            step = self.tracker.step(reward, terminated, truncated)
+            live = step.transitions  # a world that ended last step was just reset: no transition
             if live.all():
                 self.replay.add(obs, actions, reward, next_obs, terminated)
-                frames = cfg.num_envs
             else:
                 self.replay.add(obs[live], actions[live], reward[live], next_obs[live], terminated[live])
-                frames = int(live.sum())
-            self._ep_return += np.where(live, reward, 0.0)
-            self._ep_length += live
-            done = terminated | truncated
-            frames_before = self.env_steps
-            self.env_steps += frames
-            if done.any():
-                self._end_episodes(np.flatnonzero(done), hooks)
-            self._prev_done = done
-            obs = self._obs = next_obs
+            if len(step.finished):
+                self._end_episodes(step.finished, hooks)
+            obs = self.obs = next_obs
 
             # 2. update: gradient_steps per train_freq frames, once the memory holds learning_starts
             if self.env_steps >= cfg.learning_starts and len(self.replay) >= cfg.batch_size:
@@ -309,8 +293,7 @@ class Agent(BaseAgent):
                 self.sync_target()
 
             if self.env_steps >= next_log:
-                record = {"env_steps": self.env_steps, "epsilon": self.epsilon, "updates": self.updates,
-                          "sps": watch.lap(self.env_steps), "time_s": watch.elapsed()}
+                record = {"env_steps": self.env_steps, "epsilon": self.epsilon, "updates": self.updates}
                 if loss is not None:
                     record["loss"] = float(loss.item())
                 hooks.log(record)
@@ -318,69 +301,12 @@ class Agent(BaseAgent):
             if hooks.checkpoint_due(self.env_steps):
                 hooks.save(self)
 
-    def _end_episodes(self, worlds: np.ndarray, hooks: Hooks) -> None:
-        for i in worlds:
-            ret = float(self._ep_return[i])
-            self._recent_returns.append(ret)
-            self.episodes += 1
-            hooks.log({"env_steps": self.env_steps, "episode_return": ret, "episode_length": int(self._ep_length[i]),
-                       "mean_return_100": float(np.mean(self._recent_returns)), "epsilon": self.epsilon})
-        self._ep_return[worlds] = 0.0
-        self._ep_length[worlds] = 0
+    def _end_episodes(self, finished: FinishedEpisodes, hooks: Hooks) -> None:
+        for record in finished.records(self.env_steps):
+            self._recent_returns = [*self._recent_returns[-99:], record["episode_return"]]
+            hooks.log({**record, "mean_return_100": float(np.mean(self._recent_returns)), "epsilon": self.epsilon})
 
     @property
     def mean_return_100(self) -> float:
         """Mean return of the last 100 finished episodes (the book's ``cumulativeReward100``; NaN before any)."""
         return float(np.mean(self._recent_returns)) if self._recent_returns else float("nan")
-
-    # -------------------------------------------------------------------------------- saving
-    def state_dict(self) -> dict[str, Any]:
-        """Networks, optimizer moments, replay memory, RNG streams, counters and the envs' collection state."""
-        state: dict[str, Any] = {
-            "q_net": _host_copies(self.q_net.state_dict()),
-            "target_net": _host_copies(self.target_net.state_dict()),
-            "optimizer": _host_copies(self.optimizer.state_dict()),
-            "replay": self.replay.state_dict(),
-            "rng_state": json.dumps(self.rng.bit_generator.state),
-            "env_steps": self.env_steps, "updates": self.updates, "episodes": self.episodes,
-            "decay_frames": self._decay_frames,
-            "recent_returns": list(self._recent_returns),
-            "ep_return": self._ep_return.copy(), "ep_length": self._ep_length.copy(),
-            "prev_done": self._prev_done.copy(),
-        }
-        if self._obs is not None:
-            state["obs"] = np.array(self._obs)
-            get_state = getattr(self.envs, "get_state", None)
-            if get_state is not None:
-                state["env_state"] = get_state()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; a missing part or a network of another shape is named."""
-        for key in ("q_net", "target_net", "optimizer", "replay", "rng_state", "env_steps"):
-            if key not in state:
-                raise KeyError(f"DQN state is missing {key!r} (is this a DQN checkpoint?)")
-        self.q_net.load_state_dict(state["q_net"])
-        self.target_net.load_state_dict(state["target_net"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.replay.load_state_dict(state["replay"])
-        self.rng.bit_generator.state = json.loads(str(state["rng_state"]))
-        self.env_steps = int(state["env_steps"])
-        self.updates = int(state.get("updates", 0))
-        self.episodes = int(state.get("episodes", 0))
-        self._decay_frames = int(state.get("decay_frames", self.config.epsilon_decay_steps))
-        self._recent_returns = deque((float(r) for r in state.get("recent_returns", [])), maxlen=100)
-        n = self.config.num_envs
-        self._ep_return = np.asarray(state.get("ep_return", np.zeros(n)), dtype=np.float64).copy()
-        self._ep_length = np.asarray(state.get("ep_length", np.zeros(n)), dtype=np.int64).copy()
-        self._prev_done = np.asarray(state.get("prev_done", np.zeros(n)), dtype=bool).copy()
-        self._obs = None
-        if "obs" in state and "env_state" in state and hasattr(self.envs, "set_state"):
-            self.envs.set_state(state["env_state"])
-            self._obs = np.asarray(state["obs"])
-        elif "obs" in state:
-            # The env cannot restore its worlds: start fresh episodes (seeded by the frame count) instead.
-            self._obs, _ = self.envs.reset(seed=self.experiment.seed + self.env_steps)
-            self._ep_return[:] = 0.0
-            self._ep_length[:] = 0
-            self._prev_done[:] = False

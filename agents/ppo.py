@@ -26,14 +26,15 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from agents.base import Agent, ExperimentConfig, Hooks, make_vec_env
+from agents.base import Agent, ExperimentConfig, Hooks, StateSpec
 from agents.networks import mlp, mlp_input
 from agents.rollout import RolloutBuffer, gae
-from agents.runner import Stopwatch
 from rl import backend
 from rl import functional as F
+from rl.distributions import Categorical, DiagGaussian
 from rl.optimizers import Adam
 from rl.random import Generator
+from rl.schedules import Constant, LinearDecay
 from rl.tensor import Tensor, no_grad
 
 __all__ = ["Agent", "Config", "PPO"]
@@ -74,13 +75,15 @@ class PPO(Agent):
     """PPO with separate policy and value MLPs; see the module docstring for the loop."""
 
     Config = Config
+    STATE = StateSpec(networks=("policy", "value"), optimizers=("optimizer",), generators=("rng",),
+                      counters=("iteration",), arrays=("log_std",))
 
     def __init__(self, config: Config, experiment: ExperimentConfig):
         super().__init__(config, experiment)
         c = config
         self.rng = Generator(experiment.seed)
-        self.env = make_vec_env(experiment, c.num_envs)
-        obs_space, act_space = self.env.single_observation_space, self.env.single_action_space
+        self.make_envs(c.num_envs)
+        obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
         self.discrete = isinstance(act_space, spaces.Discrete)
         if not self.discrete and not isinstance(act_space, spaces.Box):
             raise ValueError(f"PPO supports Discrete and Box action spaces, got {act_space}")
@@ -105,52 +108,26 @@ class PPO(Agent):
         self.buffer = RolloutBuffer(c.num_steps, c.num_envs, (obs_dim,), self.action_shape,
                                     np.int64 if self.discrete else np.float32)
         self.iteration = 0
-        self.obs: np.ndarray | None = None  # the vector env's current observation (N, obs_dim)
-        self.episode_returns = np.zeros(c.num_envs)
-        self.episode_lengths = np.zeros(c.num_envs, dtype=np.int64)
 
     # ------------------------------------------------------------------------------ the policy
-    def _dist(self, obs: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Logits ``(B, A)`` (discrete) or the Gaussian mean ``(B, A)`` and log std ``(A,)``."""
-        return self.policy(obs), self.log_std
-
-    def _log_prob_entropy(self, obs: Tensor, actions: Any) -> tuple[Tensor, Tensor]:
-        """``log pi(a|s)`` and the policy entropy, each ``(B,)``, for actions ``(B, *action_shape)``."""
-        out, log_std = self._dist(obs)
-        if self.discrete:
-            logp_all = F.log_softmax(out, axis=-1)
-            logp = F.take_along_axis(logp_all, actions[:, None], axis=-1).reshape(-1)
-            entropy = -(logp_all.exp() * logp_all).sum(axis=-1)
-            return logp, entropy
-        var = (log_std * 2.0).exp()
-        logp = (((actions - out) ** 2) / var * -0.5 - log_std - 0.5 * math.log(2 * math.pi)).sum(axis=-1)
-        entropy = (log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum()  # the same for every state
-        return logp, entropy
+    def _dist(self, obs: Tensor) -> Categorical | DiagGaussian:
+        """The policy's action distribution for observations ``(B, obs_dim)``: a categorical over the
+        logits, or a Gaussian with mean ``(B, A)`` and the learned log std ``(A,)``."""
+        out = self.policy(obs)
+        return Categorical(out) if self.discrete else DiagGaussian(out, self.log_std)
 
     def _sample(self, obs: Any) -> tuple[Any, Any]:
         """Sample actions for ``obs (N, obs_dim)``; returns (actions, their log-probabilities (N,))."""
-        xp = backend.current().xp
-        out, log_std = self._dist(Tensor(obs))
-        if self.discrete:
-            logp_all = F.log_softmax(out, axis=-1).data
-            # Gumbel-max: argmax(logp + Gumbel noise) is an exact categorical sample in one pass.
-            u = self.rng.random(logp_all.shape, dtype=np.float32)
-            actions = xp.argmax(logp_all - xp.log(-xp.log(u + 1e-20) + 1e-20), axis=-1)
-            return actions, xp.take_along_axis(logp_all, actions[:, None], axis=-1)[:, 0]
-        std = xp.exp(log_std.data)
-        noise = self.rng.normal(out.shape, dtype=np.float32)
-        actions = out.data + std * noise
-        logp = (-0.5 * noise**2 - log_std.data - 0.5 * math.log(2 * math.pi)).sum(axis=-1)
-        return actions, logp
+        dist = self._dist(Tensor(obs))
+        actions = dist.sample(self.rng)
+        return actions, dist.log_prob(actions).data
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions for ``obs (B, *obs_shape)``: the most likely (or sampled) action of each row."""
         with no_grad():
             x = mlp_input(obs)
             if deterministic:
-                out = self.policy(Tensor(x)).data
-                xp = backend.get_array_module(out)
-                actions = xp.argmax(out, axis=-1) if self.discrete else out
+                actions = self._dist(Tensor(x)).mode()
             else:
                 actions, _ = self._sample(x)
         return self._to_env(actions)
@@ -173,22 +150,21 @@ class PPO(Agent):
         c = self.config
         steps_per_iteration = c.num_envs * c.num_steps
         num_iterations = max(1, math.ceil(total_steps / steps_per_iteration))
-        if self.obs is None:
-            self.obs, _ = self.env.reset(seed=self.experiment.seed)
-        watch = Stopwatch(self.env_steps)
+        # Annealing: linearly to 0 over the run's iterations, evaluated at the iterations done so far.
+        lr = LinearDecay(c.lr, 0.0, num_iterations) if c.anneal_lr else Constant(c.lr)
+        clip_coef = LinearDecay(c.clip_coef, 0.0, num_iterations) if c.anneal_clip else Constant(c.clip_coef)
+        self.start_envs()
         while self.env_steps < total_steps and not hooks.stop_requested:
-            # Annealing: the fraction of the run still ahead, 1 at the first iteration.
-            frac = 1.0 - self.iteration / num_iterations
+            self.optimizer.lr = lr(self.iteration)
+            clip = clip_coef(self.iteration)
             self.iteration += 1
-            self.optimizer.lr = c.lr * frac if c.anneal_lr else c.lr
-            clip = c.clip_coef * frac if c.anneal_clip else c.clip_coef
 
             self._collect(hooks)  # 1. collect
             advantages, returns = gae(self.buffer, c.gamma, c.gae_lambda)  # 2. advantages
             stats = self._update(advantages, returns, clip)  # 3. update
 
             hooks.log({"env_steps": self.env_steps, "iteration": self.iteration, "lr": self.optimizer.lr,
-                       "clip_coef": clip, **stats, "sps": watch.lap(self.env_steps), "time_s": watch.elapsed()})
+                       "clip_coef": clip, **stats})
             if hooks.checkpoint_due(self.env_steps):
                 hooks.save(self)
 
@@ -204,24 +180,15 @@ class PPO(Agent):
                 buf.actions[t] = actions
                 buf.logprobs[t] = logp
                 buf.values[t] = self.value(Tensor(x)).data[:, 0]
-                obs, reward, terminated, truncated, _ = self.env.step(self._to_env(actions))
-                done = terminated | truncated
+                obs, reward, terminated, truncated, _ = self.envs.step(self._to_env(actions))
+                step = self.tracker.step(reward, terminated, truncated)
                 buf.rewards[t] = reward  # host rows: the env's results cross to the device once, in gae()
                 buf.terminated[t] = terminated
-                buf.dones[t] = done
+                buf.dones[t] = terminated | truncated
                 # A step right after an episode end is the env's autoreset, not a transition (see rollout.py).
-                restarted = self.episode_lengths < 0
-                buf.valid[t] = ~restarted
-                self.env_steps += buf.num_envs
-                self.episode_returns += reward
-                self.episode_lengths += 1
-                self.episode_returns[restarted] = 0.0
-                self.episode_lengths[restarted] = 0
-                if done.any():
-                    for i in np.flatnonzero(done):
-                        hooks.log({"env_steps": self.env_steps, "episode_return": float(self.episode_returns[i]),
-                                   "episode_length": int(self.episode_lengths[i])})
-                    self.episode_lengths[done] = -1  # marks the coming autoreset step
+                buf.valid[t] = step.transitions
+                for record in step.finished.records(self.env_steps):
+                    hooks.log(record)
             buf.next_values[:] = self.value(Tensor(mlp_input(obs))).data[:, 0]
         self.obs = obs
 
@@ -249,7 +216,8 @@ class PPO(Agent):
                 if mb.shape[0] == 0:
                     continue
                 x = Tensor(obs[mb])
-                logp, entropy = self._log_prob_entropy(x, actions[mb])
+                dist = self._dist(x)
+                logp, entropy = dist.log_prob(actions[mb]), dist.entropy()
                 adv = adv_all[mb]
                 if c.normalize_advantages and mb.shape[0] > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
@@ -281,38 +249,6 @@ class PPO(Agent):
             if c.target_kl is not None and float(kl_sum) / num_minibatches > c.target_kl:
                 break  # early stop: the policy already moved as far as we trust
         return {k: float(v) / max(count, 1) for k, v in sums.items()}
-
-    # ------------------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {
-            "policy": dict(self.policy.state_dict()), "value": dict(self.value.state_dict()),
-            "optimizer": self.optimizer.state_dict(), "env_steps": self.env_steps, "iteration": self.iteration,
-            "rng": self.rng.numpy.bit_generator.state, "episode_returns": self.episode_returns.copy(),
-            "episode_lengths": self.episode_lengths.copy(),
-        }
-        if self.log_std is not None:
-            state["log_std"] = self.log_std.data
-        if self.obs is not None:
-            state["obs"] = np.asarray(self.obs)
-        if hasattr(self.env, "get_state"):
-            state["env"] = self.env.get_state()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.value.load_state_dict(state["value"])
-        if self.log_std is not None:
-            self.log_std.data[...] = backend.to_device(state["log_std"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.env_steps = int(state["env_steps"])
-        self.iteration = int(state["iteration"])
-        self.rng.numpy.bit_generator.state = state["rng"]
-        self.episode_returns = np.array(state["episode_returns"], dtype=np.float64)
-        self.episode_lengths = np.array(state["episode_lengths"], dtype=np.int64)
-        if "obs" in state:
-            self.obs = np.array(state["obs"], dtype=np.float32)
-        if "env" in state and hasattr(self.env, "set_state"):
-            self.env.set_state(state["env"])
 
 
 Agent = PPO

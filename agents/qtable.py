@@ -24,7 +24,6 @@ Epsilon follows the number of *finished* episodes, so the schedule is the demo's
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -32,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent as BaseAgent
-from agents.base import ExperimentConfig, Hooks, make_vec_env
-from agents.runner import Stopwatch
+from agents.base import ExperimentConfig, Hooks, StateSpec, make_vec_env
+from agents.episodes import first_episodes
 from rl import random as rl_random
+from rl.schedules import ExponentialDecay
 
 __all__ = ["Agent", "Config", "crash_free_rate", "q_update", "state_index"]
 
@@ -96,10 +96,11 @@ class Agent(BaseAgent):
     """
 
     Config = Config
+    STATE = StateSpec(generators=("rng",), arrays=("q_table",))
 
     def __init__(self, config: Config, experiment: ExperimentConfig):
         super().__init__(config, experiment)
-        self.envs = make_vec_env(experiment, config.num_envs)
+        self.make_envs(config.num_envs)
         n_env_actions = getattr(self.envs.single_action_space, "n", None)
         if n_env_actions is None or config.num_actions > n_env_actions:
             raise ValueError(f"num_actions = {config.num_actions} needs a Discrete action space with at least that "
@@ -110,18 +111,19 @@ class Agent(BaseAgent):
                              "needs a small lidar (the demo's {pts: 2} gives 4 cells)")
         self.q_table = np.zeros((3**self.cells, config.num_actions))  # Q values start at 0, as the demo's
         self.rng = rl_random.Generator(experiment.seed).numpy  # host stream: exploration draws
-        self.episodes = 0
-        self._obs: np.ndarray | None = None
-        self._prev_done = np.zeros(config.num_envs, dtype=bool)
-        self._ep_return = np.zeros(config.num_envs)
-        self._ep_length = np.zeros(config.num_envs, dtype=np.int64)
+        # The demo's schedule by finished episodes, start * decay**(episodes // every + 1), floored: a staircase
+        # read ``every`` episodes ahead, since the demo decays at episode 0 already.
+        self._epsilon = ExponentialDecay(config.epsilon_start, config.epsilon_decay_every, config.epsilon_decay,
+                                         staircase=True, minimum=config.epsilon_min)
 
     @property
     def epsilon(self) -> float:
-        """The demo's schedule, by finished episodes: ``start * decay**(episodes // every + 1)``, floored."""
-        cfg = self.config
-        decays = self.episodes // cfg.epsilon_decay_every + 1
-        return max(cfg.epsilon_min, cfg.epsilon_start * cfg.epsilon_decay**decays)
+        """Exploration rate now, after ``tracker.episodes`` finished episodes."""
+        return self.epsilon_after(self.tracker.episodes)
+
+    def epsilon_after(self, episodes: int) -> float:
+        """The demo's exploration rate once ``episodes`` episodes finished."""
+        return self._epsilon(episodes + self.config.epsilon_decay_every)
 
     # -------------------------------------------------------------------------------- acting
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
@@ -144,87 +146,33 @@ class Agent(BaseAgent):
     def learn(self, total_steps: int, hooks: Hooks) -> None:
         """Play epsilon-greedy and update the table until ``env_steps >= total_steps`` or a stop is requested."""
         cfg = self.config
-        if self._obs is None:
-            self._obs, _ = self.envs.reset(seed=self.experiment.seed)
-        obs = self._obs
+        obs = self.start_envs()
         state = state_index(obs, self.cells)
         next_log = (self.env_steps // cfg.log_every_steps + 1) * cfg.log_every_steps
-        watch = Stopwatch(self.env_steps)
         while self.env_steps < total_steps and not hooks.stop_requested:
             # 1. act epsilon-greedily on every world
             actions = self._explore(self.q_table[state].argmax(axis=1), self.epsilon)
             next_obs, reward, terminated, truncated, _ = self.envs.step(actions)
             next_state = state_index(next_obs, self.cells)
+            step = self.tracker.step(reward, terminated, truncated)
 
             # 2. Q-learning update for the real transitions (not the autoreset steps)
-            live = ~self._prev_done
+            live = step.transitions
             q_update(self.q_table, state[live], actions[live], reward[live], next_state[live], terminated[live],
                      cfg.alpha, cfg.gamma)
 
-            # 3. bookkeeping: frames, episode ends, logs, checkpoints
-            self.env_steps += int(live.sum())
-            self._ep_return += np.where(live, reward, 0.0)
-            self._ep_length += live
-            done = terminated | truncated
-            for i in np.flatnonzero(done):
-                self.episodes += 1
-                hooks.log({"env_steps": self.env_steps, "episode_return": float(self._ep_return[i]),
-                           "episode_length": int(self._ep_length[i]), "epsilon": self.epsilon})
-            self._ep_return[done] = 0.0
-            self._ep_length[done] = 0
-            self._prev_done = done
+            # 3. logs and checkpoints; epsilon is read after each finished episode, as the demo decays it
+            before = self.tracker.episodes - len(step.finished)
+            for k, record in enumerate(step.finished.records(self.env_steps), start=1):
+                hooks.log({**record, "epsilon": self.epsilon_after(before + k)})
             obs, state = next_obs, next_state
-            self._obs = obs
+            self.obs = obs
             if self.env_steps >= next_log:
                 hooks.log({"env_steps": self.env_steps, "epsilon": self.epsilon,
-                           "states_visited": int((self.q_table != 0).any(axis=1).sum()),
-                           "sps": watch.lap(self.env_steps), "time_s": watch.elapsed()})
+                           "states_visited": int((self.q_table != 0).any(axis=1).sum())})
                 next_log = (self.env_steps // cfg.log_every_steps + 1) * cfg.log_every_steps
             if hooks.checkpoint_due(self.env_steps):
                 hooks.save(self)
-
-    # -------------------------------------------------------------------------------- saving
-    def state_dict(self) -> dict[str, Any]:
-        """The table (float64 (3**cells, A)), counters, the exploration stream and the envs' state."""
-        state: dict[str, Any] = {
-            "q_table": self.q_table.copy(), "env_steps": self.env_steps, "episodes": self.episodes,
-            "rng_state": json.dumps(self.rng.bit_generator.state),
-            "ep_return": self._ep_return.copy(), "ep_length": self._ep_length.copy(),
-            "prev_done": self._prev_done.copy(),
-        }
-        if self._obs is not None:
-            state["obs"] = self._obs.copy()
-            get_state = getattr(self.envs, "get_state", None)
-            if get_state is not None:
-                state["env_state"] = get_state()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; a table of another shape is refused by name."""
-        if "q_table" not in state:
-            raise KeyError("Q-table state is missing 'q_table' (is this a qtable checkpoint?)")
-        table = np.asarray(state["q_table"], dtype=np.float64)
-        if table.shape != self.q_table.shape:
-            raise ValueError(f"q_table has shape {table.shape}, this agent needs {self.q_table.shape} "
-                             f"({self.cells} lidar cells, {self.config.num_actions} actions)")
-        self.q_table = table.copy()
-        self.env_steps = int(state.get("env_steps", 0))
-        self.episodes = int(state.get("episodes", 0))
-        if "rng_state" in state:
-            self.rng.bit_generator.state = json.loads(str(state["rng_state"]))
-        n = self.config.num_envs
-        self._ep_return = np.asarray(state.get("ep_return", np.zeros(n)), dtype=np.float64).copy()
-        self._ep_length = np.asarray(state.get("ep_length", np.zeros(n)), dtype=np.int64).copy()
-        self._prev_done = np.asarray(state.get("prev_done", np.zeros(n)), dtype=bool).copy()
-        self._obs = None
-        if "obs" in state and "env_state" in state and hasattr(self.envs, "set_state"):
-            self.envs.set_state(state["env_state"])
-            self._obs = np.asarray(state["obs"])
-        elif "obs" in state:  # the env cannot restore its worlds: fresh episodes, seeded by the frame count
-            self._obs, _ = self.envs.reset(seed=self.experiment.seed + self.env_steps)
-            self._ep_return[:] = 0.0
-            self._ep_length[:] = 0
-            self._prev_done[:] = False
 
 
 def crash_free_rate(agent: Agent, episodes: int = 100, seed: int = 1_000_000, max_steps: int = 800) -> dict[str, Any]:
@@ -236,20 +184,10 @@ def crash_free_rate(agent: Agent, episodes: int = 100, seed: int = 1_000_000, ma
     """
     env = make_vec_env(agent.experiment, episodes, terminate_on_crash=True, max_steps=max_steps,
                        shuffle_on_reset="agent")
-    obs, _ = env.reset(seed=seed)
-    running = np.ones(episodes, dtype=bool)
-    crashed = np.zeros(episodes, dtype=bool)
-    lengths = np.zeros(episodes, dtype=np.int64)
-    returns = np.zeros(episodes)
-    for _ in range(max_steps):
-        obs, reward, terminated, truncated, _ = env.step(agent.act(obs))
-        returns += np.where(running, reward, 0.0)
-        lengths += running
-        crashed |= running & terminated
-        running &= ~(terminated | truncated)
-        if not running.any():
-            break
-    env.close()
-    ok = int((~crashed).sum())
-    return {"episodes": episodes, "crash_free": ok, "rate": ok / episodes, "mean_length": float(lengths.mean()),
-            "mean_return": float(returns.mean())}
+    try:
+        played = first_episodes(env, agent.act, seed=seed, max_steps=max_steps)
+    finally:
+        env.close()
+    ok = int((~(played.finished & played.terminated)).sum())  # a crash is a terminated episode
+    return {"episodes": episodes, "crash_free": ok, "rate": ok / episodes, "mean_length": float(played.lengths.mean()),
+            "mean_return": float(played.returns.mean())}

@@ -28,13 +28,13 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from agents.base import Agent, ExperimentConfig, Hooks, make_vec_env
+from agents.base import Agent, ExperimentConfig, Hooks, StateSpec
 from agents.networks import mlp, mlp_input
 from agents.rollout import discounted_returns
-from agents.runner import Stopwatch
 from rl import backend
 from rl import functional as F
 from rl import random as rl_random
+from rl.distributions import Categorical
 from rl.optimizers import Adam
 from rl.random import Generator
 from rl.tensor import Tensor, no_grad
@@ -76,13 +76,15 @@ class Reinforce(Agent):
     """REINFORCE with optional value baseline; see the module docstring."""
 
     Config = Config
+    STATE = StateSpec(networks=("policy", "value"), optimizers=("optimizer", "value_optimizer"),
+                      generators=("rng",), counters=("iteration",))
 
     def __init__(self, config: Config, experiment: ExperimentConfig):
         super().__init__(config, experiment)
         c = config
         self.rng = Generator(experiment.seed)
-        self.env = make_vec_env(experiment, c.games_per_iteration)
-        obs_space, act_space = self.env.single_observation_space, self.env.single_action_space
+        self.make_envs(c.games_per_iteration)
+        obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
         if not isinstance(act_space, spaces.Discrete):
             raise ValueError(f"REINFORCE here supports Discrete actions, got {act_space}")
         self.num_actions = int(act_space.n)
@@ -110,20 +112,9 @@ class Reinforce(Agent):
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions for ``obs (B, *obs_shape)``: argmax of the policy, or a sample."""
         with no_grad():
-            x = mlp_input(obs)
-            logits = self._logits(Tensor(x)).data
-            xp = backend.get_array_module(logits)
-            actions = xp.argmax(logits, axis=-1) if deterministic else self._sample(logits)
+            dist = Categorical(self._logits(Tensor(mlp_input(obs))))
+            actions = dist.mode() if deterministic else dist.sample(self.rng)
         return backend.to_numpy(actions).astype(np.int64)
-
-    def _sample(self, logits: Any) -> Any:
-        """Categorical samples ``(B,)`` from logits ``(B, A)`` by inverse CDF with one uniform per row."""
-        xp = backend.get_array_module(logits)
-        z = logits - logits.max(axis=-1, keepdims=True)
-        p = xp.exp(z)
-        cdf = xp.cumsum(p, axis=-1)
-        u = self.rng.random((len(logits), 1), dtype=np.float32) * cdf[:, -1:]
-        return xp.minimum((cdf <= u).sum(axis=-1), logits.shape[-1] - 1)
 
     def explain(self, obs: np.ndarray) -> dict[str, np.ndarray]:
         with no_grad():
@@ -133,15 +124,13 @@ class Reinforce(Agent):
     # ------------------------------------------------------------------------------ learning
     def learn(self, total_steps: int, hooks: Hooks) -> None:
         c = self.config
-        watch = Stopwatch(self.env_steps)
         while (self.iteration < c.iterations and self.env_steps < total_steps and not hooks.stop_requested):
             self.iteration += 1
             obs, actions, rewards, alive, lengths = self._collect(hooks)  # 1. collect
             returns = discounted_returns(rewards, alive, c.gamma)  # 2. returns
             stats = self._update(obs, actions, returns, alive)  # 3. update
             hooks.log({"env_steps": self.env_steps, "iteration": self.iteration,
-                       "mean_steps_per_game": float(lengths.mean()), **stats,
-                       "sps": watch.lap(self.env_steps), "time_s": watch.elapsed()})
+                       "mean_steps_per_game": float(lengths.mean()), **stats})
             if hooks.checkpoint_due(self.env_steps):
                 hooks.save(self)
 
@@ -151,28 +140,27 @@ class Reinforce(Agent):
         xp = backend.current().xp
         n = self.config.games_per_iteration
         # Each iteration reseeds the env from the agent's stream, so a resumed run needs no env state.
-        obs, _ = self.env.reset(seed=int(self.rng.numpy.integers(2**31)))
-        running = np.ones(n, dtype=bool)
+        obs, _ = self.envs.reset(seed=int(self.rng.numpy.integers(2**31)))
+        self.tracker.reset()
+        running = np.ones(n, dtype=bool)  # True until the world's game ends; later games are not played
         lengths = np.zeros(n, dtype=np.int64)
-        game_returns = np.zeros(n)
         steps_obs, steps_actions, steps_rewards, steps_alive = [], [], [], []
         with no_grad():
             for _ in range(self.config.max_steps_per_game):
                 x = mlp_input(obs)
-                actions = self._sample(self._logits(Tensor(x)).data)
-                obs, reward, terminated, truncated, _ = self.env.step(backend.to_numpy(actions).astype(np.int64))
+                actions = Categorical(self._logits(Tensor(x))).sample(self.rng)
+                obs, reward, terminated, truncated, _ = self.envs.step(backend.to_numpy(actions).astype(np.int64))
                 steps_obs.append(xp.array(x))  # a copy: the env may reuse its observation buffer
                 steps_actions.append(actions)
                 steps_rewards.append(xp.asarray(reward))
                 steps_alive.append(xp.array(running))  # a copy: running changes in place below
                 lengths += running
-                game_returns += np.where(running, reward, 0.0)
-                ended = running & (terminated | truncated)
-                running &= ~ended
-                self.env_steps += int(running.sum() + ended.sum())
-                for i in np.flatnonzero(ended):
-                    hooks.log({"env_steps": self.env_steps, "episode_return": float(game_returns[i]),
-                               "episode_length": int(lengths[i])})
+                finished = self.tracker.step(reward, terminated, truncated).finished
+                # Each world's one game; a world that finished early is stepped on, its later games ignored.
+                games = finished.select(running[finished.worlds])
+                running[games.worlds] = False
+                for record in games.records(self.env_steps):
+                    hooks.log(record)
                 if not running.any():
                     break
         return (xp.stack(steps_obs), xp.stack(steps_actions), xp.stack(steps_rewards), xp.stack(steps_alive),
@@ -200,15 +188,14 @@ class Reinforce(Agent):
         losses, entropies = [], []
         for start in range(0, len(idx), batch):
             s = slice(start, start + batch)
-            logp_all = F.log_softmax(self._logits(Tensor(obs[s])), axis=-1)
-            logp = F.take_along_axis(logp_all, actions[s][:, None], axis=-1).reshape(-1)
-            objective = logp * weights[s]
+            dist = Categorical(self._logits(Tensor(obs[s])))
+            objective = dist.log_prob(actions[s]) * weights[s]
             loss = -(objective.mean() if c.loss_reduction == "mean" else objective.sum())
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
             losses.append(float(loss.data))
-            entropies.append(float((-(logp_all.exp() * logp_all).sum(axis=-1)).mean().data))
+            entropies.append(float(dist.entropy().mean().data))
         stats["policy_loss"] = float(np.mean(losses))
         stats["entropy"] = float(np.mean(entropies))
         return stats
@@ -225,27 +212,6 @@ class Reinforce(Agent):
             self.value_optimizer.step()
             losses.append(float(loss.data))
         return float(np.mean(losses))
-
-    # ------------------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {
-            "policy": dict(self.policy.state_dict()), "optimizer": self.optimizer.state_dict(),
-            "env_steps": self.env_steps, "iteration": self.iteration, "rng": self.rng.numpy.bit_generator.state,
-        }
-        if self.value is not None:
-            state["value"] = dict(self.value.state_dict())
-            state["value_optimizer"] = self.value_optimizer.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.value is not None:
-            self.value.load_state_dict(state["value"])
-            self.value_optimizer.load_state_dict(state["value_optimizer"])
-        self.env_steps = int(state["env_steps"])
-        self.iteration = int(state["iteration"])
-        self.rng.numpy.bit_generator.state = state["rng"]
 
 
 Agent = Reinforce

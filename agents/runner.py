@@ -32,7 +32,6 @@ import inspect
 import json
 import math
 import signal
-import struct
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -42,10 +41,11 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, ExperimentConfig, get_agent_module, make_vec_env
-from rl import backend
+from agents.episodes import first_episodes
+from rl import backend, files
 from rl import random as rl_random
 from rl.errors import CheckpointError, NonFiniteLossError
-from rl.experiment import ConfigError, MetricsLogger, RunDir, atomic_write_bytes, atomic_write_text, dataclass_from_dict
+from rl.experiment import ConfigError, MetricsLogger, RunDir, atomic_write_text, dataclass_from_dict
 
 __all__ = [
     "CheckpointError",
@@ -169,8 +169,6 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
     Raises :class:`NonFiniteLossError` if a float array holds NaN or inf, so a diverged model never
     replaces a good checkpoint.
     """
-    from safetensors.numpy import save  # noqa: PLC0415
-
     arrays: dict[str, np.ndarray] = {}
     scalars: dict[str, Any] = {}
     _flatten(state, "", arrays, scalars)
@@ -178,27 +176,30 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> None:
         if a.dtype.kind == "f" and not np.isfinite(a).all():
             raise NonFiniteLossError(f"refusing to checkpoint {path}: array {name!r} holds NaN or inf")
     metadata = {"scalars": json.dumps(scalars, sort_keys=True)}
-    atomic_write_bytes(path, save(arrays, metadata=metadata))
+    files.write_safetensors(path, arrays, metadata)  # atomic, with a CRC-32 per tensor
     atomic_write_text(Path(path).with_suffix(".json"), json.dumps(scalars, indent=2, sort_keys=True) + "\n")
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read what :func:`save_checkpoint` wrote, as the nested dict (arrays as NumPy)."""
-    from safetensors.numpy import load  # noqa: PLC0415
+    """Read what :func:`save_checkpoint` wrote, as the nested dict (arrays as NumPy).
 
+    The one checked reader (:func:`rl.files.read_safetensors`): a truncated or corrupt file, a flipped
+    bit (CRC-32) or a NaN/inf array raises :class:`CheckpointError` naming the file and the tensor.
+    """
     path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}")
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"no checkpoint at {path}") from None
+        arrays, metadata = files.read_safetensors(path, require_finite=True)
+    except CheckpointError as exc:  # the message names the file and the tensor
+        raise CheckpointError(f"not a readable checkpoint: {exc}") from None
     try:
-        (header_len,) = struct.unpack("<Q", data[:8])
-        header = json.loads(data[8 : 8 + header_len])
-        scalars = json.loads(header.get("__metadata__", {}).get("scalars", "{}"))
-        arrays = load(data)
-    except Exception as exc:
+        scalars = json.loads(metadata["scalars"])  # every save_checkpoint writes it, even when empty
+        if not isinstance(scalars, dict):
+            raise ValueError("the 'scalars' metadata is not an object")
+        return _unflatten({**scalars, **arrays})
+    except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as exc:  # JSONDecodeError: a ValueError
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
-    return _unflatten({**scalars, **arrays})
 
 
 # ------------------------------------------------------------------------------------- the hooks
@@ -231,6 +232,7 @@ class Runner:
             rl_random.default_generator().set_state(json.loads(resume["default_rng"]))
         self._stop = False
         self.interrupted = False
+        self._watch = Stopwatch(self.env_steps)
         self._bar = None
         if progress:
             from tqdm import tqdm  # noqa: PLC0415
@@ -240,7 +242,11 @@ class Runner:
 
     # ---- Hooks
     def log(self, record: Mapping[str, Any]) -> None:
-        """Append ``record`` to metrics.jsonl; raise :class:`NonFiniteLossError` on a NaN/inf loss."""
+        """Append ``record`` to metrics.jsonl; raise :class:`NonFiniteLossError` on a NaN/inf loss.
+
+        Every metrics record goes through here. Records that are not episode ends get ``sps`` (env steps
+        per second since the previous such record) and ``time_s`` (seconds since the runner started).
+        """
         if "env_steps" not in record:
             raise ValueError(f"a metrics record needs 'env_steps', got keys {sorted(record)}")
         for key, value in record.items():
@@ -251,8 +257,10 @@ class Runner:
                     f"{key} became {value} at env step {record['env_steps']}; training stopped and {kept} "
                     f"(not overwritten). Try a smaller learning rate or gradient clipping."
                 )
-        self.metrics.log(record)
         steps = int(record["env_steps"])
+        if "episode_return" not in record:  # progress records (updates, periodic logs) carry the speed
+            record = {**record, "sps": self._watch.lap(steps), "time_s": self._watch.elapsed()}
+        self.metrics.log(record)
         if "episode_return" in record:
             self.recent_returns.append(float(record["episode_return"]))
             self.episodes += 1
@@ -284,6 +292,20 @@ class Runner:
         save_checkpoint(self.run_dir.checkpoints / f"{tag}.safetensors", state)
         if improved:
             save_checkpoint(self.run_dir.checkpoints / "best.safetensors", state)
+
+    def finish(self, agent: Agent) -> None:
+        """The save after ``learn`` returns: the final "latest" (and "best" if it improved), or, after a
+        stop request (Ctrl-C), a "latest" to resume from that leaves the run's outputs as they would be.
+
+        A Ctrl-C save comes at an arbitrary point, so it neither moves the checkpoint schedule
+        (``last_save_steps``) nor judges "best" there: after ``--resume`` the run saves and judges at
+        the same steps as an uninterrupted one, and ``best.safetensors`` comes out the same.
+        """
+        if not self.interrupted:
+            self.save(agent)
+            return
+        save_checkpoint(self.run_dir.checkpoints / "latest.safetensors",
+                        {"agent": agent.state_dict(), "runner": self.state_dict()})
 
     @property
     def stop_requested(self) -> bool:
@@ -347,24 +369,17 @@ def evaluate(agent: Agent, episodes: int = 20, seed: int | None = None, max_step
     """
     experiment = agent.experiment
     env = make_vec_env(experiment, episodes)
-    obs, _ = env.reset(seed=experiment.seed + 1_000_000 if seed is None else seed)
-    returns = np.zeros(episodes)
-    lengths = np.zeros(episodes, dtype=np.int64)
-    running = np.ones(episodes, dtype=bool)
-    for _ in range(max_steps):
-        actions = agent.act(obs, deterministic=True)
-        obs, reward, terminated, truncated, _ = env.step(actions)
-        returns += np.where(running, reward, 0.0)
-        lengths += running
-        running &= ~(terminated | truncated)
-        if not running.any():
-            break
-    env.close()
+    try:
+        played = first_episodes(env, lambda obs: agent.act(obs, deterministic=True),
+                                seed=experiment.seed + 1_000_000 if seed is None else seed, max_steps=max_steps)
+    finally:
+        env.close()
+    returns, lengths = played.returns, played.lengths
     return {
         "episodes": episodes, "mean_return": float(returns.mean()), "std_return": float(returns.std()),
         "min_return": float(returns.min()), "max_return": float(returns.max()),
         "mean_length": float(lengths.mean()), "returns": returns.tolist(), "lengths": lengths.tolist(),
-        "env_steps": int(agent.env_steps), "unfinished": int(running.sum()),
+        "env_steps": int(agent.env_steps), "unfinished": int((~played.finished).sum()),
     }
 
 
@@ -416,7 +431,7 @@ def single_blas_thread() -> Iterator[None]:
 
 
 class Stopwatch:
-    """Steps per second since the last :meth:`lap` (for the ``sps`` metric)."""
+    """Steps per second since the last :meth:`lap` (the runner's ``sps`` metric)."""
 
     def __init__(self, steps: int = 0):
         self._t, self._steps, self.start = time.perf_counter(), steps, time.perf_counter()

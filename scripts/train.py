@@ -35,7 +35,68 @@ from agents.runner import (  # noqa: E402
     make_agent,
 )
 from rl import backend  # noqa: E402
+from rl.console import ProgressTable, format_number  # noqa: E402
 from rl.experiment import ConfigError, RunDir, apply_overrides, load_toml  # noqa: E402
+
+
+class TableRunner(Runner):
+    """The :class:`Runner` of ``--no-progress``: instead of a progress bar, a plain-text table of the run's
+    progress every ``every_s`` seconds and at the end (what logs and CI keep; SB3's logger prints the same)."""
+
+    def __init__(self, *args, every_s: float = 10.0, **kwargs):
+        super().__init__(*args, progress=False, **kwargs)
+        self.table = ProgressTable(every_s=every_s, start_steps=self.env_steps)
+
+    def log(self, record) -> None:
+        super().log(record)
+        self.table.update(record)
+
+    def close(self) -> None:
+        self.table.flush()
+        super().close()
+
+
+def start_summary(run: RunDir, config: dict, agent) -> str:
+    """What a run starts with: its directory, the agent and env, and every setting that differs from the code's
+    defaults (the whole resolved config is in RUN_DIR/config.toml)."""
+    import dataclasses  # noqa: PLC0415
+
+    from agents.base import ExperimentConfig  # noqa: PLC0415
+
+    exp = config["experiment"]
+    changed = []
+    defaults = {"experiment": dataclasses.asdict(ExperimentConfig()), "agent": _defaults(type(agent.config))}
+    for table in ("experiment", "agent"):
+        for key, value in config.get(table, {}).items():
+            if key in ("name", "agent", "env_id", "seed", "total_steps", "env"):
+                continue  # said in the first lines
+            if key not in defaults[table] or defaults[table][key] != value:
+                changed.append(f"{table}.{key}={_show(value)}")
+    changed += [f"env.{key}={_show(value)}" for key, value in config.get("env", {}).items()]
+    lines = [f"run directory: {run.path}",
+             f"{exp['agent']} on {exp['env_id']}, seed {exp['seed']}, {exp['total_steps']:,} env steps "
+             f"(config: {run.config_path})"]
+    line = "settings:"
+    for item in changed:  # wrapped at 100 columns
+        if len(line) + 1 + len(item) > 100:
+            lines.append(line)
+            line = "   "
+        line += " " + item
+    lines.append(line if changed else "settings: all defaults")
+    return "\n".join(lines)
+
+
+def _defaults(config_class) -> dict:
+    import dataclasses  # noqa: PLC0415
+
+    try:
+        return dataclasses.asdict(config_class())
+    except TypeError:  # a config with required fields: call every key a setting
+        return {}
+
+
+def _show(value) -> str:
+    return format_number(value) if isinstance(value, float) else str(value)
 
 
 def train(config_path: str | None, overrides: list[str], seed: int | None = None, device: str | None = None,
@@ -89,11 +150,15 @@ def train(config_path: str | None, overrides: list[str], seed: int | None = None
         runner_state = None
 
     experiment = agent.experiment
-    runner = Runner(run, experiment, resume=runner_state, progress=progress)
+    print(start_summary(run, run.read_config(), agent), flush=True)
+    if progress:
+        runner = Runner(run, experiment, resume=runner_state, progress=True)
+    else:
+        runner = TableRunner(run, experiment, resume=runner_state)
     try:
         with runner.sigint_stops():
             agent.learn(experiment.total_steps, runner)
-        runner.save(agent)
+        runner.finish(agent)  # after Ctrl-C: a "latest" that moves neither the checkpoint schedule nor "best"
     finally:
         runner.close()
     if runner.interrupted:
@@ -115,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=["cpu", "gpu", "auto"], help="array backend")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its latest checkpoint")
     parser.add_argument("--runs-dir", default="runs", help="where new run directories go (default: runs)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar: a plain-text table of steps, episodes, mean return, losses and speed "
+                             "every 10 s (for logs)")
     args = parser.parse_args(argv)
     try:
         run_dir = train(args.config, args.overrides, seed=args.seed, device=args.device, resume=args.resume,

@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits  # via scikit-learn, a dev dependenc
 
 import agents.runner as runner_module
 from agents.ddpg import adapt_param_noise, smooth_target_actions, soft_update
+from agents.episodes import FinishedEpisodes
 from agents.replay import ReplayBatch
 from agents.runner import evaluate, load_checkpoint, make_agent, save_checkpoint, strip_wall_clock
 from rl import backend
@@ -22,6 +23,12 @@ from scripts.train import train
 TD3 = {"twin_critics": True, "policy_delay": 2, "target_noise": 0.2, "target_noise_clip": 0.5}  # the paper's
 LEVEL2 = {"level": "level2", "motion": "control", "lidar": {"pts": 5, "width": 3, "height": 7, "pos": -0.5},
           "max_steps": 800, "shuffle_on_reset": "agent"}
+
+
+def _finished(world, crashed):
+    """World ``world``'s episode (return 1, 10 steps) as the episode tracker reports it."""
+    return FinishedEpisodes(worlds=np.array([world]), returns=np.array([1.0]), lengths=np.array([10]),
+                            terminated=np.array([crashed]), sums={"speed": np.array([5.0])})
 
 
 def ddpg_agent(seed=0, env=None, **agent):
@@ -93,7 +100,7 @@ def test_each_world_drives_its_own_perturbed_actor_and_an_episode_end_adapts_sig
     rng_state = agent.replay.rng.numpy.bit_generator.state
     sample = agent.replay.sample(agent.config.param_noise_distance_states).obs
     agent.replay.rng.numpy.bit_generator.state = rng_state  # the agent draws the same states again
-    agent._end_episode(2, crashed=True, hooks=FakeHooks())
+    agent._end_episode(_finished(world=2, crashed=True), hooks=FakeHooks())
     new = [w[2] for w in agent.perturbed]
     assert not np.allclose(new[0], old[0])  # redrawn...
     assert np.std(new[0] - clean[0]) > 0.2  # ...with the sigma of the episode end (0.3)
@@ -116,7 +123,7 @@ def test_the_noise_distance_measures_sigma_not_the_actors_drift_since_the_episod
         p.data += 0.05
     drift = agent._perturbed_actions(states, 1) - agent._actor_actions(states)
     assert np.sqrt(np.mean(drift**2)) > 0.01  # the drawn copy is now far from the actor (what d measured)
-    agent._end_episode(1, crashed=False, hooks=FakeHooks())
+    agent._end_episode(_finished(world=1, crashed=False), hooks=FakeHooks())
     assert agent.noise_distance < 1e-4  # a tiny sigma moves the actions a tiny bit
     assert agent.noise_stddev == pytest.approx(1e-6 * 1.01)  # below delta (0.1): sigma grows
     moved = [p.data for p in agent.actor.parameters()]

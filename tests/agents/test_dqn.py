@@ -134,9 +134,12 @@ def test_collection_skips_autoreset_steps_and_counts_frames():
     agent.learn(1_500, hooks)
     episodes = hooks.episodes()
     assert len(episodes) > 20  # random play ends CartPole episodes quickly
-    # every frame is a stored transition and belongs to exactly one (finished or running) episode
-    assert len(agent.replay) == agent.env_steps
-    assert sum(r["episode_length"] for r in episodes) + int(agent._ep_length.sum()) == agent.env_steps
+    # every transition is stored and belongs to exactly one (finished or running) episode
+    transitions = sum(r["episode_length"] for r in episodes) + int(agent.tracker.lengths.sum())
+    assert len(agent.replay) == transitions
+    # env_steps counts every step call of every world: the transitions and one autoreset step after each
+    # finished episode (but those that ended on the last call, whose autoreset is still to come)
+    assert agent.env_steps == 1_500 == transitions + len(episodes) - int(agent.tracker.resetting.sum())
     # gym CartPole pays 1 per step, so a return equals its length: no autoreset step's 0 reward was counted
     assert all(r["episode_return"] == r["episode_length"] for r in episodes)
     # a stored terminal transition leaves the pole or cart out of bounds
@@ -146,15 +149,12 @@ def test_collection_skips_autoreset_steps_and_counts_frames():
     assert np.all((np.abs(final[:, 0]) > 2.4) | (np.abs(final[:, 2]) > 12 * 2 * math.pi / 360))
 
 
-def test_progress_records_carry_the_wall_clock_keys_of_every_agent():
-    # PPO, REINFORCE and DDPG log sps and time_s (runner.WALL_CLOCK_KEYS); DQN logged sps only.
+def test_progress_records_come_every_log_every_steps():
     agent = cartpole_agent(learning_starts=10_000, log_every_steps=100)
     hooks = FakeHooks()
     agent.learn(400, hooks)
     progress = [r for r in hooks.records if "updates" in r]
     assert [r["env_steps"] for r in progress] == [100, 200, 300, 400]
-    assert all(r["sps"] > 0 and r["time_s"] > 0 for r in progress)
-    assert [r["time_s"] for r in progress] == sorted(r["time_s"] for r in progress)
 
 
 def test_target_sync_copies_online_weights_in_place():
@@ -233,7 +233,7 @@ def test_snake_cnn_smoke():
     agent.learn(200, FakeHooks())
     # train_freq 1, gradient_steps 1: one update per frame after the first learning_starts - 1 frames
     assert agent.env_steps >= 200 and agent.updates == agent.env_steps - (cfg.learning_starts - 1)
-    obs = agent._obs
+    obs = agent.obs
     assert obs.shape == (4, 9, 9, 2)
     assert agent.explain(obs[0])["q_values"].shape == (3,)
     assert set(agent.act(obs).tolist()) <= {0, 1, 2}

@@ -1,6 +1,7 @@
 """The runner: checkpoints, the NaN guard, config errors, identical metrics per seed, exact resume."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -226,3 +227,77 @@ def test_load_agent_plays_with_the_saved_weights(tmp_path):
     with pytest.raises(RunNotFoundError, match="does not exist"):  # and the typo is not created as a run
         load_agent(tmp_path / "typo")
     assert not (tmp_path / "typo").exists()
+
+
+def _files(run):
+    return {p.relative_to(run).as_posix(): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ctrl_c_anywhere_then_resume_writes_the_files_of_an_uninterrupted_run(tmp_path, monkeypatch, seed):
+    # Checkpoints every 2 iterations (512 steps of 4 x 64); the Ctrl-C save, at a random record, must neither
+    # move that schedule nor judge "best" there (it did: best.safetensors differed after --resume).
+    config = ppo_config(tmp_path)
+    overrides = ["experiment.checkpoint_every_steps=512", "experiment.total_steps=2560"]
+    saves = []  # (file name, env steps) of every checkpoint written
+    original_save = runner_module.save_checkpoint
+
+    def save_checkpoint(path, state):
+        saves.append((Path(path).name, state["runner"]["env_steps"]))
+        original_save(path, state)
+
+    monkeypatch.setattr(runner_module, "save_checkpoint", save_checkpoint)
+    full = train(config, overrides, runs_dir=str(tmp_path / "full"), progress=False)
+    full_saves, saves[:] = list(saves), []
+    records = len(RunDir(full).read_metrics())
+    stop_at = int(np.random.default_rng(seed).integers(1, records - 1))
+    original = Runner.log
+
+    def log(self, record):
+        original(self, record)
+        if self.metrics.lines == stop_at:
+            self.request_stop()
+
+    with monkeypatch.context() as m:
+        m.setattr(runner_module.Runner, "log", log)
+        cut = train(config, overrides, runs_dir=str(tmp_path / "cut"), progress=False)
+    where = f"seed {seed}: Ctrl-C at record {stop_at} of {records}"
+    assert not (cut / "eval.json").exists(), where
+    ctrl_c_save = saves.pop()
+    train(None, [], resume=str(cut), progress=False)
+    # The same saves at the same steps ("best" judged only on schedule), plus the one Ctrl-C "latest".
+    assert ctrl_c_save[0] == "latest.safetensors" and saves == full_saves, where
+    want, got = _files(full), _files(cut)
+    assert sorted(got) == sorted(want)
+    assert "checkpoints/best.safetensors" in got
+    assert strip_wall_clock(RunDir(cut).read_metrics()) == strip_wall_clock(RunDir(full).read_metrics())
+    for name in want:
+        if name != "metrics.jsonl":  # its sps and time_s are the machine's speed
+            assert got[name] == want[name], f"{name} differs ({where})"
+
+
+@pytest.mark.parametrize("which", ["reinforce", "ppo", "dqn", "ddpg", "qtable"])
+def test_the_runner_stamps_every_progress_record_with_the_wall_clock(tmp_path, which):
+    configs = {
+        "reinforce": {"experiment": {"agent": "reinforce", "total_steps": 10**6}, "env": {"variant": "book"},
+                      "agent": {"iterations": 2, "games_per_iteration": 2}},
+        "ppo": {"experiment": {"agent": "ppo", "total_steps": 256}, "agent": {"num_envs": 2, "num_steps": 64}},
+        "dqn": {"experiment": {"agent": "dqn", "total_steps": 300},
+                "agent": {"network": "mlp", "log_every_steps": 100}},
+        "ddpg": {"experiment": {"agent": "ddpg", "env_id": "envs/MetaCar-v0", "total_steps": 300},
+                 "env": {"motion": "control", "max_steps": 50}, "agent": {"log_every_steps": 100}},
+        "qtable": {"experiment": {"agent": "qtable", "env_id": "envs/MetaCar-v0", "total_steps": 300},
+                   "env": {"level": "level0", "lidar": {"pts": 2, "width": 1, "height": 1, "pos": 1}, "max_steps": 40},
+                   "agent": {"log_every_steps": 100}},
+    }
+    config = configs[which]
+    config["experiment"]["device"] = "cpu"
+    agent = make_agent(config, where=which)
+    runner = Runner(RunDir(tmp_path / "run"), agent.experiment, progress=False)
+    agent.learn(agent.experiment.total_steps, runner)
+    runner.close()
+    records = RunDir(tmp_path / "run").read_metrics()
+    progress = [r for r in records if "episode_return" not in r]
+    assert progress and all(r["sps"] > 0 and r["time_s"] > 0 for r in progress)
+    assert [r["time_s"] for r in progress] == sorted(r["time_s"] for r in progress)
+    assert not any("sps" in r for r in records if "episode_return" in r)

@@ -140,7 +140,7 @@ def test_ppo_rollout_moves_one_array_each_way_per_step():
     config = load_toml("configs/cartpole_ppo_fast.toml")
     config["experiment"]["device"] = "gpu"
     agent = make_agent(config, where="cartpole_ppo_fast")
-    agent.obs, _ = agent.env.reset(seed=0)
+    agent.obs, _ = agent.envs.reset(seed=0)
 
     class Hooks:
         def log(self, record):
