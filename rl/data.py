@@ -283,6 +283,7 @@ class Dataset:
         ``key`` joins the pipeline's fingerprint (give what the description cannot see, e.g. the
         backbone's weights hash); a cache with another fingerprint raises :class:`CacheMismatchError`.
         Elements must be arrays (or tuples/dicts of arrays) of one shape and dtype per leaf.
+        ``ds.cache(path).build()`` writes it now (a no-op when it is on disk already).
         """
         return _Cache(self, Path(path), str(key))
 
@@ -500,7 +501,7 @@ class _ImageDecoder:
             if self.on_error == "raise":
                 raise
             warnings.warn(f"skipping {exc}", stacklevel=2)
-            if self.skipped is not None:
+            if self.skipped is not None and path not in self.skipped:  # each epoch meets it again
                 self.skipped.append(path)
             return _Skipped(path)
 
@@ -1394,6 +1395,20 @@ class _Cache(_Unary):
     @staticmethod
     def complete(path: Path) -> bool:
         return (path / _CACHE_META).is_file()
+
+    def build(self, progress: Callable[[int], Any] | None = None) -> _Cache:
+        """Run the pass that writes the cache unless it is complete on disk (then check its fingerprint).
+
+        ``progress(n)`` is called after each element written. Returns this dataset.
+        """
+        if self.complete(self.path):
+            self._open()
+            return self
+        it = self.iterate()
+        for n, _ in enumerate(it, start=1):
+            if progress is not None:
+                progress(n)
+        return self
 
     def _describe(self) -> str:
         if self._description is None:  # hashing a folder listing is not free: once per dataset

@@ -10,7 +10,10 @@ The pieces, from the smallest:
   ImageNet and a small batch of new images would wreck them.
 * :class:`EmbeddingCache` — the frozen part of the backbone, run once per distinct image batch
   with the folded fast path (:class:`~transfer.mobilenet_v2.FoldedMobileNetV2`) and remembered, so
-  training a head for 50 epochs costs one backbone pass, not 50.
+  training a head for 50 epochs costs one backbone pass, not 50. For data larger than memory,
+  :meth:`EmbeddingCache.dataset` turns a streamed :class:`rl.data.Dataset` of image batches into
+  ``(embedding, label)`` elements cached on disk (memory-mapped, fingerprinted with the backbone's
+  weights, so a cache from another backbone or cut is refused).
 * :class:`TransferModel` — backbone + head as an ``rl`` model (``compile``/``fit``/``predict`` all
   work on images). :meth:`TransferModel.fit_cached` trains on cached features of the frozen
   blocks; with ``fine_tune_blocks = n`` the top ``n`` blocks train too, at ``backbone_lr``, while
@@ -35,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from rl import backend
+from rl import backend, data
 from rl import functional as F
 from rl.layers import Layer
 from rl.models import Model
@@ -232,6 +235,33 @@ class EmbeddingCache:
         self.extractor.refresh()
         self._store.clear()
 
+    def fingerprint(self) -> str:
+        """A hash of the backbone's weights and buffers (moving statistics) and of the cut point.
+
+        The key of on-disk caches: features from another backbone, other weights or another cut
+        must not be mistaken for these.
+        """
+        h = hashlib.sha1(f"{self.extractor.until}:{self.input_hw}".encode())
+        for name, value in self.extractor.model.state_dict().items():
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(backend.to_numpy(value)).view(np.uint8).reshape(-1))
+        return h.hexdigest()[:16]
+
+    def dataset(self, batches: data.Dataset, path: str | Any, progress: Callable[[int], Any] | None = None
+                ) -> data.Dataset:
+        """``(features float32, label)`` elements of a Dataset of ``(images (B, H, W, 3), labels (B,))``
+        batches, computed through the backbone now (unless cached already; ``progress(n)`` after each
+        element) and cached at ``path`` (see :meth:`rl.data.Dataset.cache`); iterating the result
+        reads the memory-mapped cache.
+
+        Shuffle and batch the result for training: ``cache.dataset(ds, p).shuffle(4096, seed).batch(64)``.
+        """
+        return (batches.map(self._features_batch, name=f"mobilenet_v2_features({self.extractor.until})")
+                .unbatch().cache(path, key=self.fingerprint()).build(progress))
+
+    def _features_batch(self, images: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+        return self.compute(images), np.asarray(labels)
+
     def compute(self, images: Any, progress: Callable[[int, int], Any] | None = None) -> np.ndarray:
         """Features of ``images`` without caching (``progress(done, total)`` is called per batch)."""
         check_images(images, self.input_hw)
@@ -380,38 +410,59 @@ class TransferModel(Model):
     def fit_cached(
         self,
         x: Any,
-        y: Any,
+        y: Any = None,
         epochs: int = 10,
         batch_size: int = 32,
         head_lr: float = 1e-3,
         backbone_lr: float = 1e-4,
         optimizer: str = "adam",
-        validation_data: tuple[Any, Any] | None = None,
+        validation_data: Any = None,
         verbose: int = 0,
         seed: int | None = 0,
         callbacks: Sequence[Any] | None = None,
+        cache_path: str | None = None,
+        shuffle_buffer: int = 8192,
     ) -> Any:
         """Train the head (and the unfrozen top blocks at ``backbone_lr``) on cached frozen features.
 
         Args:
-            x: images ``(N, 224, 224, 3)``; y: integer labels ``(N,)``.
-            validation_data: ``(images, labels)``, also through the cache.
+            x: images ``(N, 224, 224, 3)``; y: integer labels ``(N,)``. Or ``x`` a
+                :class:`rl.data.Dataset` of ``(images, labels)`` batches (e.g.
+                :func:`transfer.data.imagenet_batches`) and ``y`` None: its features are computed
+                once and cached on disk at ``cache_path`` (:meth:`EmbeddingCache.dataset`), then
+                each epoch shuffles them through a ``shuffle_buffer``-element buffer.
+            validation_data: ``(images, labels)``, also through the cache; with a Dataset ``x``, a
+                ``(Dataset, cache_path)`` pair.
         Returns:
             the :class:`rl.callbacks.History` (``loss``, ``accuracy``, ``val_*`` per epoch).
         """
-        feats = self.features(x)
-        val = None
-        if validation_data is not None:
-            val = (self.features(validation_data[0]), np.asarray(validation_data[1]))
         top = self.top
-        top(Tensor(feats[:1]))  # build the head before collecting its parameters
+        if isinstance(x, data.Dataset):
+            if y is not None or cache_path is None or self.cache is None:
+                raise ValueError("fit_cached on a Dataset takes no y, needs cache_path= and a frozen part "
+                                 "(fine_tune_blocks below the cut)")
+            train = self.cache.dataset(x, cache_path)
+            first = next(iter(train))[0]
+            feats, y = train.shuffle(shuffle_buffer, seed=seed or 0).batch(batch_size), None
+            val = None
+            if validation_data is not None:
+                val_ds, val_path = validation_data
+                val = self.cache.dataset(val_ds, val_path).batch(batch_size)
+        else:
+            feats = self.features(x)
+            first = feats[0]
+            y = np.asarray(y)
+            val = None
+            if validation_data is not None:
+                val = (self.features(validation_data[0]), np.asarray(validation_data[1]))
+        top(Tensor(np.asarray(first)[None]))  # build the head before collecting its parameters
         head_params = self.head.parameters()
         head_ids = {id(p) for p in head_params}
         backbone_params = [p for p in top.parameters() if id(p) not in head_ids]
         opt = GroupedOptimizer([(head_params, head_lr), (backbone_params, backbone_lr)], name=optimizer)
         top.compile(opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                     loss_options={"from_logits": True})
-        history = top.fit(feats, np.asarray(y), epochs=epochs, batch_size=batch_size, validation_data=val,
+        history = top.fit(feats, y, epochs=epochs, batch_size=batch_size, validation_data=val,
                           verbose=verbose, seed=seed, callbacks=callbacks)
         return history
 

@@ -7,10 +7,15 @@ Image folders::
       down/  ...
 
 Each subfolder is a class (sorted names give the label order); files are read with Pillow
-(``.jpg .jpeg .png .bmp .gif .tif .tiff .webp .ppm .pgm``). An unreadable image is skipped with a
-warning that names it; a class folder with no images, or a root where no image can be read, is an
-error naming the folder. :func:`load_image_folder` returns uint8 RGB arrays at a fixed size or the
-ImageNet-preprocessed float batch MobileNetV2 needs, plus a seeded train/validation split.
+(``.jpg .jpeg .png .bmp .gif .tif .tiff .webp .ppm .pgm``) through :func:`rl.data.image_folder`. An
+unreadable image is skipped with a warning that names it; a class folder with no images, or a root
+where no image can be read, is an error naming the folder.
+
+* :func:`imagenet_batches` streams a folder as ImageNet-normalized batches (a :class:`rl.data.Dataset`
+  of ``(float32 (B, S, S, 3), int64 (B,))``), optionally with random crops and flips: memory stays at
+  a few batches however large the folder is.
+* :func:`load_image_folder` reads a small folder into memory (uint8 RGB arrays at a fixed size or the
+  ImageNet-preprocessed float batch MobileNetV2 needs), plus a seeded train/validation split.
 
 Digits: scikit-learn's bundled 1,797 8x8 digits (pixel values 0..16, no download), upscaled
 bilinearly to 28x28 grey images in [0, 1] for the book's MNIST CNN (:func:`load_digits`), or to
@@ -20,7 +25,6 @@ bilinearly to 28x28 grey images in [0, 1] for the book's MNIST CNN (:func:`load_
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,24 +32,20 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from transfer.preprocessing import IMAGENET_MEAN, IMAGENET_STD, ImageInputError, load_image
-from transfer.preprocessing import preprocess as imagenet_preprocess
+from rl import data
+from rl.data import IMAGE_SUFFIXES, DataError
+from transfer.preprocessing import IMAGENET_MEAN, IMAGENET_STD, normalize
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "DataError",
     "ImageFolder",
     "digits_to_imagenet",
+    "imagenet_batches",
     "load_digits",
     "load_image_folder",
     "split_indices",
 ]
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-
-
-class DataError(ValueError):
-    """A data set that cannot be used as given (the message names the folder or file)."""
 
 
 @dataclass
@@ -99,17 +99,63 @@ def split_indices(labels: np.ndarray, validation_fraction: float, seed: int = 0)
     return np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(val, dtype=np.int64))
 
 
-def _read_image(path: Path, image_size: int, preprocess: bool) -> np.ndarray | None:
-    """One image as ``load_image_folder`` stores it, or None (with a warning) if it cannot be read."""
-    try:
-        rgb = load_image(path)
-    except ImageInputError as exc:
-        warnings.warn(f"skipping unreadable image {path}: {exc}", stacklevel=3)
-        return None
-    if preprocess:
-        # Here rather than on the whole list: a folder of photos would otherwise sit in memory at full size.
-        return imagenet_preprocess(rgb, resize_size=round(image_size * 256 / 224), crop_size=image_size)[0]
-    return np.asarray(rgb.resize((image_size, image_size), Image.Resampling.BILINEAR), dtype=np.uint8)
+def imagenet_resize_size(image_size: int) -> int:
+    """The shorter side before the center crop, scaled as ImageNet's 256 -> 224."""
+    return round(image_size * 256 / 224)
+
+
+def _normalize_batch(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return normalize(images), labels
+
+
+def _crop_and_flip(image: np.ndarray, label: Any, rng: np.random.Generator, size: int) -> tuple[np.ndarray, Any]:
+    """A random ``size`` square of ``image (H, W, 3)``, mirrored left-right half of the time."""
+    top = int(rng.integers(image.shape[0] - size + 1))
+    left = int(rng.integers(image.shape[1] - size + 1))
+    crop = image[top : top + size, left : left + size]
+    return (crop[:, ::-1] if rng.random() < 0.5 else crop), label
+
+
+class _Augment:
+    """Picklable (for process workers) random crop + flip with the element's generator."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, image: np.ndarray, label: Any, rng: np.random.Generator) -> tuple[np.ndarray, Any]:
+        return _crop_and_flip(image, label, rng, self.size)
+
+
+def imagenet_batches(
+    root: str | os.PathLike,
+    image_size: int = 224,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    seed: int = 0,
+    workers: int = 2,
+    augment: bool = False,
+    on_error: str = "skip",
+    max_per_class: int | None = None,
+    drop_remainder: bool = False,
+) -> data.Dataset:
+    """An image folder streamed as MobileNetV2 input: ``(float32 (B, S, S, 3), int64 (B,))`` batches.
+
+    Each image is decoded by one of ``workers`` threads, its shorter side resized to
+    ``round(S * 256 / 224)``, then center-cropped to ``S`` (or, with ``augment``, randomly cropped and
+    flipped with a generator seeded from ``(seed, epoch, position)``, the same with any worker count),
+    batched, and normalized with the ImageNet mean and std on the whole batch. The returned
+    dataset's ``classes`` and ``skipped`` are the folder's (see :func:`rl.data.image_folder`).
+    """
+    resize = imagenet_resize_size(image_size)
+    images = data.image_folder(root, image_size=resize if augment else image_size, resize_size=resize,
+                               shuffle=shuffle, seed=seed, workers=workers, on_error=on_error,
+                               max_per_class=max_per_class)
+    ds = images
+    if augment:
+        ds = ds.map(_Augment(image_size), seed=seed, name=f"crop_and_flip({image_size})")
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder).map(_normalize_batch, name="imagenet_normalize")
+    ds.classes, ds.skipped, ds.files = images.classes, images.skipped, images.files  # type: ignore[attr-defined]
+    return ds
 
 
 def load_image_folder(
@@ -117,46 +163,36 @@ def load_image_folder(
     image_size: int = 224,
     preprocess: bool = True,
     max_per_class: int | None = None,
+    workers: int = 2,
 ) -> ImageFolder:
-    """Read every image under ``root/<class>/``.
+    """Read every image under ``root/<class>/`` into memory (small folders; stream big ones with
+    :func:`imagenet_batches`).
 
     Args:
         root: the folder holding one subfolder per class.
-        image_size: with ``preprocess`` False, images are resized to ``image_size`` x ``image_size``
-            (uint8 RGB); with ``preprocess`` True they go through the ImageNet pipeline (resize the
-            shorter side to ``image_size * 256 / 224``, center-crop ``image_size``, normalize).
-        preprocess: return float32 ImageNet-normalized images (MobileNetV2 input).
+        image_size: side of the returned images: the shorter side is resized (to ``image_size``, or
+            with ``preprocess`` to ``image_size * 256 / 224``) and the center square cropped.
+        preprocess: return float32 ImageNet-normalized images (MobileNetV2 input) instead of uint8 RGB.
         max_per_class: read at most this many files per class (sorted by name).
+        workers: decoding threads.
 
     Raises:
         DataError: ``root`` missing or without class subfolders, a class folder without image
             files, or no readable image at all.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist or is not a directory")
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not class_dirs:
-        raise DataError(f"image folder {root} has no class subfolders (expected {root}/<class>/<image files>)")
-    images, labels, paths, skipped = [], [], [], []
-    for label, folder in enumerate(class_dirs):
-        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise DataError(f"class folder {folder} has no image files (looked for {', '.join(IMAGE_SUFFIXES)})")
-        if max_per_class is not None:
-            files = files[:max_per_class]
-        for path in files:
-            arr = _read_image(path, image_size, preprocess)
-            if arr is None:
-                skipped.append(path)
-                continue
-            images.append(arr)
-            labels.append(label)
-            paths.append(path)
+    ds = data.image_folder(root, image_size=image_size,
+                           resize_size=imagenet_resize_size(image_size) if preprocess else image_size,
+                           workers=workers, max_per_class=max_per_class)
+    images, labels = [], []
+    for image, label in ds:
+        images.append(normalize(image) if preprocess else image)
+        labels.append(label)
+    skipped = [Path(p) for p in ds.skipped]
     if not images:
         raise DataError(f"no readable image under {root} ({len(skipped)} file(s) failed to open)")
-    return ImageFolder(np.stack(images), np.asarray(labels, dtype=np.int64), [d.name for d in class_dirs], paths,
-                       skipped, preprocess)
+    skipped_set = set(map(str, skipped))
+    paths = [p for p in ds.files if str(p) not in skipped_set]
+    return ImageFolder(np.stack(images), np.asarray(labels, dtype=np.int64), ds.classes, paths, skipped, preprocess)
 
 
 # ============================================================================ digits

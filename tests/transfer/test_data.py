@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from transfer.data import DataError, digits_to_imagenet, load_digits, load_image_folder, split_indices
+from transfer.data import (
+    DataError,
+    digits_to_imagenet,
+    imagenet_batches,
+    load_digits,
+    load_image_folder,
+    split_indices,
+)
 
 
 def _write(path, color, size=(40, 30)):
@@ -103,3 +110,27 @@ def test_digits_to_imagenet_layout_and_errors():
     assert big[0, 0, 0, 0] == pytest.approx(black, abs=1e-3)  # the digit border is background
     with pytest.raises(DataError, match=r"\(N, h, w\)"):
         digits_to_imagenet(np.zeros((2, 8, 8, 3)))
+
+
+def test_imagenet_batches_match_the_in_memory_preprocessing(folder):
+    from transfer.preprocessing import preprocess
+
+    ds = imagenet_batches(folder, image_size=16, batch_size=3, workers=2)
+    batches = list(ds)
+    assert ds.classes == ["cats", "dogs"] and [len(b[1]) for b in batches] == [3, 3, 1]
+    x = np.concatenate([b[0] for b in batches])
+    assert x.dtype == np.float32 and x.shape == (7, 16, 16, 3)
+    pngs = sorted((folder / "cats").glob("*.png"))
+    np.testing.assert_allclose(x[:3], preprocess([str(p) for p in pngs], resize_size=18, crop_size=16), atol=1e-6)
+
+
+def test_imagenet_batches_augmentation_is_seeded_and_worker_independent(folder):
+    def run(workers, seed=0, epoch=0):
+        ds = imagenet_batches(folder, image_size=12, batch_size=4, shuffle=True, seed=seed, workers=workers,
+                              augment=True)
+        return np.concatenate([b[0] for b in ds.iterate(epoch=epoch)])
+
+    a = run(1)
+    np.testing.assert_array_equal(a, run(3))
+    assert a.shape == (7, 12, 12, 3)
+    assert not np.array_equal(a, run(1, epoch=1))  # another epoch, other crops and order

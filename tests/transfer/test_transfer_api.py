@@ -161,3 +161,26 @@ def test_transfer_model_runs_as_an_rl_model_on_images(backbone, images):
         model.predict(images[:, :16], batch_size=8)
     with pytest.raises(ValueError, match="fine_tune_blocks"):
         model.set_fine_tune(12)
+
+
+def test_streamed_images_cached_on_disk_train_the_head_with_one_backbone_pass(backbone, images, tmp_path):
+    from rl import data
+    from rl.data import CacheMismatchError
+
+    labels = np.arange(12) % 3
+    batches = data.from_arrays(images, labels).batch(5)
+    rl.seed(5)
+    model = TransferModel(backbone, rl.Sequential([Dense(3)], name="head"))
+    model.build((None, SIZE, SIZE, 3))
+    hist = model.fit_cached(batches, epochs=4, batch_size=4, head_lr=1e-2, seed=3, cache_path=tmp_path / "emb")
+    assert model.cache.backbone_images == 12  # four epochs, one pass through the backbone
+    assert hist.history["loss"][-1] < hist.history["loss"][0]
+    cached = np.stack([e for e, _ in model.cache.dataset(batches, tmp_path / "emb")])
+    np.testing.assert_allclose(cached, EmbeddingCache(backbone)(images), rtol=1e-5, atol=1e-6)
+    assert model.cache.backbone_images == 12
+
+    other = _trained_like(mobilenet_v2(weights=None, input_shape=(SIZE, SIZE, 3)), seed=9)
+    with pytest.raises(CacheMismatchError, match="emb was written by another pipeline or key"):
+        list(EmbeddingCache(other).dataset(batches, tmp_path / "emb"))
+    with pytest.raises(CacheMismatchError):
+        list(EmbeddingCache(backbone, until="features.16").dataset(batches, tmp_path / "emb"))
