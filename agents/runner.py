@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, ExperimentConfig, get_agent_module, make_vec_env
-from agents.episodes import first_episodes
 from rl import backend, files
 from rl import random as rl_random
 from rl.errors import CheckpointError, NonFiniteLossError
@@ -232,7 +231,6 @@ class Runner:
             rl_random.default_generator().set_state(json.loads(resume["default_rng"]))
         self._stop = False
         self.interrupted = False
-        self._watch = Stopwatch(self.env_steps)
         self._bar = None
         if progress:
             from tqdm import tqdm  # noqa: PLC0415
@@ -242,11 +240,7 @@ class Runner:
 
     # ---- Hooks
     def log(self, record: Mapping[str, Any]) -> None:
-        """Append ``record`` to metrics.jsonl; raise :class:`NonFiniteLossError` on a NaN/inf loss.
-
-        Every metrics record goes through here. Records that are not episode ends get ``sps`` (env steps
-        per second since the previous such record) and ``time_s`` (seconds since the runner started).
-        """
+        """Append ``record`` to metrics.jsonl; raise :class:`NonFiniteLossError` on a NaN/inf loss."""
         if "env_steps" not in record:
             raise ValueError(f"a metrics record needs 'env_steps', got keys {sorted(record)}")
         for key, value in record.items():
@@ -257,10 +251,8 @@ class Runner:
                     f"{key} became {value} at env step {record['env_steps']}; training stopped and {kept} "
                     f"(not overwritten). Try a smaller learning rate or gradient clipping."
                 )
-        steps = int(record["env_steps"])
-        if "episode_return" not in record:  # progress records (updates, periodic logs) carry the speed
-            record = {**record, "sps": self._watch.lap(steps), "time_s": self._watch.elapsed()}
         self.metrics.log(record)
+        steps = int(record["env_steps"])
         if "episode_return" in record:
             self.recent_returns.append(float(record["episode_return"]))
             self.episodes += 1
@@ -292,20 +284,6 @@ class Runner:
         save_checkpoint(self.run_dir.checkpoints / f"{tag}.safetensors", state)
         if improved:
             save_checkpoint(self.run_dir.checkpoints / "best.safetensors", state)
-
-    def finish(self, agent: Agent) -> None:
-        """The save after ``learn`` returns: the final "latest" (and "best" if it improved), or, after a
-        stop request (Ctrl-C), a "latest" to resume from that leaves the run's outputs as they would be.
-
-        A Ctrl-C save comes at an arbitrary point, so it neither moves the checkpoint schedule
-        (``last_save_steps``) nor judges "best" there: after ``--resume`` the run saves and judges at
-        the same steps as an uninterrupted one, and ``best.safetensors`` comes out the same.
-        """
-        if not self.interrupted:
-            self.save(agent)
-            return
-        save_checkpoint(self.run_dir.checkpoints / "latest.safetensors",
-                        {"agent": agent.state_dict(), "runner": self.state_dict()})
 
     @property
     def stop_requested(self) -> bool:
@@ -369,17 +347,24 @@ def evaluate(agent: Agent, episodes: int = 20, seed: int | None = None, max_step
     """
     experiment = agent.experiment
     env = make_vec_env(experiment, episodes)
-    try:
-        played = first_episodes(env, lambda obs: agent.act(obs, deterministic=True),
-                                seed=experiment.seed + 1_000_000 if seed is None else seed, max_steps=max_steps)
-    finally:
-        env.close()
-    returns, lengths = played.returns, played.lengths
+    obs, _ = env.reset(seed=experiment.seed + 1_000_000 if seed is None else seed)
+    returns = np.zeros(episodes)
+    lengths = np.zeros(episodes, dtype=np.int64)
+    running = np.ones(episodes, dtype=bool)
+    for _ in range(max_steps):
+        actions = agent.act(obs, deterministic=True)
+        obs, reward, terminated, truncated, _ = env.step(actions)
+        returns += np.where(running, reward, 0.0)
+        lengths += running
+        running &= ~(terminated | truncated)
+        if not running.any():
+            break
+    env.close()
     return {
         "episodes": episodes, "mean_return": float(returns.mean()), "std_return": float(returns.std()),
         "min_return": float(returns.min()), "max_return": float(returns.max()),
         "mean_length": float(lengths.mean()), "returns": returns.tolist(), "lengths": lengths.tolist(),
-        "env_steps": int(agent.env_steps), "unfinished": int((~played.finished).sum()),
+        "env_steps": int(agent.env_steps), "unfinished": int(running.sum()),
     }
 
 
@@ -431,7 +416,7 @@ def single_blas_thread() -> Iterator[None]:
 
 
 class Stopwatch:
-    """Steps per second since the last :meth:`lap` (the runner's ``sps`` metric)."""
+    """Steps per second since the last :meth:`lap` (for the ``sps`` metric)."""
 
     def __init__(self, steps: int = 0):
         self._t, self._steps, self.start = time.perf_counter(), steps, time.perf_counter()

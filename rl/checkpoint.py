@@ -12,36 +12,30 @@ checkpoint appear at once: weights and optimizer state can never come from diffe
 * Both store ``crc32``: a JSON map ``tensor -> CRC-32 of its bytes``, so flipped bits are caught
   and the damaged tensor is named.
 
-The safetensors layout is an 8-byte little-endian header length, a JSON header
-``{name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}``, then the data.
-:func:`read_safetensors` checks the header itself before handing the bytes to ``safetensors``, so a
-truncated file reports which tensor is short instead of a generic error. Every problem with a
-file (truncated, garbage header, missing tensor, wrong shape, bad checksum) raises
-:class:`CheckpointError` naming the file and, where there is one, the tensor.
-
-Writes go to a temporary file in the same directory, are fsync'ed, then ``os.replace``'d over the
-target, so a crash mid-write leaves the previous checkpoint intact. GPU arrays are copied to the
-host for saving and back to the device of the model's parameters on load.
+The bytes on disk are the job of :mod:`rl.files`, the one safe file layer under every checkpoint:
+atomic writes (a crash mid-write leaves the previous checkpoint intact), and a safetensors reader that
+checks the header, sizes, truncation and CRC before it builds an array. Every problem with a file
+(truncated, garbage or hostile header, missing tensor, wrong shape, bad checksum, unusable metadata)
+raises :class:`~rl.errors.CheckpointError` naming the file and, where there is one, the tensor. GPU
+arrays are copied to the host for saving and back to the device of the model's parameters on load.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import secrets
-import threading
-import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rl import backend
+from rl import backend, files
 from rl.errors import CheckpointError
+from rl.files import atomic_write_bytes  # re-exported: callers older than rl.files import it from here
 
 __all__ = [
     "CheckpointError",
+    "atomic_write_bytes",
     "load_model",
     "load_weights",
     "read_safetensors",
@@ -53,145 +47,28 @@ __all__ = [
 FORMAT = "playgrad.model"
 FORMAT_VERSION = "1"
 
-# Bytes per element of each safetensors dtype (the format's names).
-_DTYPE_BYTES = {
-    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1,
-    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-    "I32": 4, "U32": 4, "F32": 4,
-    "I64": 8, "U64": 8, "F64": 8,
-}  # fmt: skip
-_MAX_HEADER_BYTES = 100_000_000  # the safetensors library's own limit
-
 
 # ============================================================================ raw safetensors I/O
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # some filesystems / platforms cannot open a directory; the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see either the old file or the complete new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A name no other writer uses (process, thread, random part: two threads saving one path never share
-    # it), opened with "x" so it is a new file; unlike mkstemp's 0600 it gets the umask's usual permissions.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 def write_safetensors(
     path: str | os.PathLike[str], arrays: dict[str, Any], metadata: dict[str, str] | None = None
 ) -> None:
     """Atomically write ``name -> array`` (NumPy or CuPy, any shape) plus string ``metadata``.
 
-    A ``crc32`` entry is added to the metadata so corruption is detected on read.
+    A ``crc32`` entry is added to the metadata so corruption is detected on read
+    (:func:`rl.files.write_safetensors`, after copying device arrays to the host).
     """
-    from safetensors.numpy import save  # noqa: PLC0415 - keep import time of rl light
-
-    # np.require keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d).
-    host = {name: np.require(backend.to_numpy(a), requirements="C") for name, a in arrays.items()}
-    meta = dict(metadata or {})
-    meta["crc32"] = json.dumps({name: zlib.crc32(a.tobytes()) for name, a in host.items()}, sort_keys=True)
-    atomic_write_bytes(path, save(host, metadata=meta))
+    files.write_safetensors(path, {name: backend.to_numpy(a) for name, a in arrays.items()}, metadata)
 
 
-def _parse_header(path: Path, raw: bytes) -> tuple[dict[str, Any], dict[str, str], int]:
-    """Validate the header of safetensors bytes; return (tensor entries, metadata, data start offset)."""
-    total = len(raw)
-    if total < 8:
-        raise CheckpointError(f"{path}: file is {total} bytes, too short for a safetensors header (truncated?)")
-    header_len = int.from_bytes(raw[:8], "little")
-    if header_len > _MAX_HEADER_BYTES:
-        raise CheckpointError(f"{path}: header length field says {header_len} bytes: not a safetensors file")
-    if 8 + header_len > total:
-        raise CheckpointError(
-            f"{path}: file is truncated inside its header ({total} bytes, the header alone needs {8 + header_len})"
-        )
-    try:
-        header = json.loads(raw[8 : 8 + header_len].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: header is not valid JSON ({exc}); the file is corrupt") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{path}: header is JSON but not an object; the file is corrupt")
-    metadata = header.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict):
-        raise CheckpointError(f"{path}: '__metadata__' in the header is not an object")
-    data_start = 8 + header_len
-    data_len = total - data_start
-    short: list[tuple[int, str, int, int]] = []
-    for name, info in header.items():
-        try:
-            dtype, shape = info["dtype"], [int(n) for n in info["shape"]]
-            begin, end = (int(v) for v in info["data_offsets"])
-        except (TypeError, KeyError, ValueError):
-            raise CheckpointError(
-                f"{path}: tensor {name!r} has a malformed header entry {info!r} (needs dtype, shape and data_offsets)"
-            ) from None
-        if dtype not in _DTYPE_BYTES:
-            raise CheckpointError(f"{path}: tensor {name!r} has unknown dtype {dtype!r}")
-        need = math.prod(shape) * _DTYPE_BYTES[dtype]
-        if begin < 0 or end - begin != need:
-            raise CheckpointError(
-                f"{path}: tensor {name!r} ({dtype}, shape {tuple(shape)}) needs {need} bytes but its "
-                f"data_offsets [{begin}, {end}) span {end - begin}; the header is corrupt"
-            )
-        if end > data_len:
-            short.append((begin, name, end, data_len))
-    if short:
-        begin, name, end, have = min(short)
-        others = f" (and {len(short) - 1} more tensor(s) after it)" if len(short) > 1 else ""
-        raise CheckpointError(
-            f"{path}: file is truncated: tensor {name!r} needs bytes [{begin}, {end}) of the data section "
-            f"but only {max(have, 0)} are there{others}"
-        )
-    return header, metadata, data_start
-
-
-def read_safetensors(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def read_safetensors(
+    path: str | os.PathLike[str], *, require_finite: bool = False
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Read a safetensors file into host NumPy arrays and its metadata, checking it thoroughly.
 
-    Raises :class:`CheckpointError` (naming file and tensor) for a missing, truncated or corrupt file.
+    Raises :class:`CheckpointError` (naming file and tensor) for a missing, truncated, corrupt or hostile
+    file; see :func:`rl.files.read_safetensors`.
     """
-    from safetensors.numpy import load  # noqa: PLC0415
-
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint file") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{path}: is a directory, expected a .safetensors file") from None
-    _, metadata, _ = _parse_header(path, raw)
-    try:
-        arrays = load(raw)
-    except Exception as exc:  # the library's own checks (overlapping offsets, ...) after ours passed
-        raise CheckpointError(f"{path}: safetensors could not decode the file ({exc})") from None
-    if "crc32" in metadata:
-        try:
-            sums = json.loads(metadata["crc32"])
-        except json.JSONDecodeError:
-            raise CheckpointError(f"{path}: the 'crc32' metadata is not valid JSON") from None
-        for name, a in arrays.items():
-            if name in sums and zlib.crc32(np.ascontiguousarray(a).tobytes()) != sums[name]:
-                raise CheckpointError(f"{path}: tensor {name!r} is corrupt (its CRC-32 does not match)")
-    return arrays, {k: str(v) for k, v in metadata.items()}
+    return files.read_safetensors(path, require_finite=require_finite)
 
 
 # ============================================================================ model weights
@@ -291,11 +168,23 @@ def save_model(model: Any, path: str | os.PathLike[str], optimizer: Any = None, 
     write_safetensors(path, arrays, metadata)
 
 
-def _json_meta(path: Path, metadata: dict[str, str], key: str) -> Any:
+def _json_meta(path: Path, metadata: dict[str, str], key: str, kind: type, what: str) -> Any:
+    """Metadata ``key`` parsed as JSON; it must be a ``kind`` (``what`` names it in the error)."""
     try:
-        return json.loads(metadata[key])
+        value = json.loads(metadata[key])
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: metadata {key!r} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: metadata {key!r} is JSON nested too deeply") from None
+    if not isinstance(value, kind):
+        raise CheckpointError(f"{path}: metadata {key!r} should be {what}, found {type(value).__name__}")
+    return value
+
+
+def _compile_meta(path: Path, metadata: dict[str, str]) -> dict[str, Any] | None:
+    if "compile_config" not in metadata:
+        return None
+    return _json_meta(path, metadata, "compile_config", dict, "an object")
 
 
 def _recompile(path: Path, model: Any, optimizer: Any, cfg: Any) -> None:
@@ -309,7 +198,7 @@ def _recompile(path: Path, model: Any, optimizer: Any, cfg: Any) -> None:
             metrics=cfg.get("metrics", []),
             loss_options=cfg.get("loss_options") or None,
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except Exception as exc:  # an unknown loss or metric name, options of the wrong type, ...
         raise CheckpointError(f"{path}: the saved compile settings {cfg!r} cannot be used ({exc})") from None
 
 
@@ -332,7 +221,7 @@ def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
     if "model_config" not in metadata:
         raise CheckpointError(f"{path}: metadata 'model_config' (the architecture) is missing")
     try:
-        model = models.model_from_config(_json_meta(path, metadata, "model_config"))
+        model = models.model_from_config(_json_meta(path, metadata, "model_config", dict, "an object"))
     except CheckpointError:
         raise
     except Exception as exc:
@@ -341,11 +230,13 @@ def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
     model.load_state_dict(weights, strict=True)
 
     if "optimizer_config" in metadata:
-        opt_cfg = _json_meta(path, metadata, "optimizer_config")
+        opt_cfg = _json_meta(path, metadata, "optimizer_config", dict, "an object")
         params = model.parameters()
         if "optimizer_params" in metadata:
             by_name = dict(model.named_weights())
-            wanted = _json_meta(path, metadata, "optimizer_params")
+            wanted = _json_meta(path, metadata, "optimizer_params", list, "a list of weight names")
+            if not all(isinstance(n, str) for n in wanted):
+                raise CheckpointError(f"{path}: metadata 'optimizer_params' should be a list of weight names")
             missing = [n for n in wanted if n not in by_name]
             if missing:
                 raise CheckpointError(f"{path}: the optimizer holds weights the model does not have: {missing[:5]}")
@@ -354,14 +245,13 @@ def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
         try:
             optimizer = get_optimizer(opt_cfg, params)
             optimizer.load_state_dict(opt_state)
-        except (KeyError, ValueError, TypeError, IndexError) as exc:
+        except Exception as exc:  # whatever the saved config or state makes the optimizer raise
             raise CheckpointError(f"{path}: the saved optimizer cannot be restored: {exc}") from None
-        compile_cfg = _json_meta(path, metadata, "compile_config") if "compile_config" in metadata else None
+        compile_cfg = _compile_meta(path, metadata)
         if compile and compile_cfg is not None:
             _recompile(path, model, optimizer, compile_cfg)
         else:
             model.optimizer = optimizer
     elif compile and "compile_config" in metadata:
-        compile_cfg = _json_meta(path, metadata, "compile_config")
-        _recompile(path, model, "adam", compile_cfg)
+        _recompile(path, model, "adam", _compile_meta(path, metadata))
     return model

@@ -39,8 +39,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rl.checkpoint import atomic_write_bytes  # the one atomic writer: temp file, fsync, rename
 from rl.errors import ConfigError
+from rl.files import atomic_write_bytes, atomic_write_text  # the one atomic writer: temp file, fsync, rename
 
 __all__ = [
     "ConfigError",
@@ -62,12 +62,6 @@ __all__ = [
 
 class RunNotFoundError(ConfigError):
     """A path given as an existing run directory is missing or holds no ``config.toml``."""
-
-
-# --------------------------------------------------------------------------------------- files
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """:func:`atomic_write_bytes` for UTF-8 text."""
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 # --------------------------------------------------------------------------------------- TOML

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rl import backend, checkpoint
+from rl import backend, checkpoint, files
 from rl.checkpoint import CheckpointError, load_weights, read_safetensors, save_weights, write_safetensors
 from rl.optimizers import Adam
 from rl.tensor import Tensor
@@ -66,7 +66,10 @@ def test_raw_round_trip_keeps_metadata_and_dtypes(tmp_path):
     write_safetensors(path, arrays, {"note": "hi"})
     back, meta = read_safetensors(path)
     # the CRC-32 of each tensor's little-endian C-order bytes, as the format describes
-    assert meta["note"] == "hi" and json.loads(meta["crc32"]) == {k: zlib.crc32(a.tobytes()) for k, a in arrays.items()}
+    sums = json.loads(meta["crc32"])
+    assert meta["note"] == "hi"
+    assert {k: sums[k] for k in arrays} == {k: zlib.crc32(a.tobytes()) for k, a in arrays.items()}
+    assert set(sums) == {*arrays, "__metadata__"}  # and one for the header's names, dtypes, shapes, metadata
     np.testing.assert_array_equal(back["a"], arrays["a"])
     assert back["a"].dtype == np.int64 and back["b"].shape == () and back["b"].dtype == np.float64
     assert back["b"] == 1.0
@@ -209,7 +212,7 @@ def test_crash_before_replace_keeps_the_old_file(weights_file, monkeypatch):
             real_write(self.fd, data[: len(data) // 2])
             raise KeyboardInterrupt("killed mid-write")
 
-    monkeypatch.setattr(checkpoint, "open", lambda target, mode: HalfWriter(target), raising=False)
+    monkeypatch.setattr(files, "open", lambda target, mode: HalfWriter(target), raising=False)
     with pytest.raises(KeyboardInterrupt):
         save_weights(_TinyModel(seed=5), path)
     monkeypatch.undo()
