@@ -79,10 +79,10 @@ from agents.base import ExperimentConfig, Hooks, StateSpec
 from agents.episodes import FinishedEpisodes
 from agents.networks import ddpg_actor, ddpg_critic
 from agents.replay import ReplayBuffer
-from agents.runner import NonFiniteLossError
 from rl import backend
 from rl import functional as F
 from rl import random as rl_random
+from rl.errors import NonFiniteLossError
 from rl.optimizers import Adam
 from rl.tensor import Tensor, no_grad
 
