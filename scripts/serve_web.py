@@ -64,8 +64,8 @@ def prepare_model(source: str | Path, tag: str = "best") -> tuple[Path, Path | N
         return source, None
     if not (source / "config.toml").exists():
         raise ServeError(f"{source}: neither a run directory (config.toml) nor an exported model (model.json)")
+    from playgrad.sources import load_run_network  # noqa: PLC0415
     from rl.experiment import RunDir  # noqa: PLC0415
-    from scripts.export_tfjs import load_run_network  # noqa: PLC0415
 
     experiment = RunDir.open(source).read_config().get("experiment", {})
     if experiment.get("agent") != "dqn" or experiment.get("env_id") != SNAKE_ENV_ID:

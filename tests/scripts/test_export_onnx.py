@@ -1,0 +1,47 @@
+"""scripts/export_onnx.py: a trained run's policy as ONNX, run in ONNX Runtime; bad input is one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents.runner import load_agent
+
+ort = pytest.importorskip("onnxruntime", reason="ONNX export tests need the 'onnx' extra: pip install 'playgrad[onnx]'")
+onnx = pytest.importorskip("onnx", reason="ONNX export tests need the 'onnx' extra: pip install 'playgrad[onnx]'")
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "export_onnx.py"
+
+
+def _export(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def test_run_directory_exports_a_policy_onnx_runtime_agrees_with(cartpole_run, tmp_path):
+    proc = _export(str(cartpole_run), str(tmp_path / "policy.onnx"))
+    assert proc.returncode == 0, proc.stderr
+    assert "ONNX Runtime agrees" in proc.stdout
+    proto = onnx.load(str(tmp_path / "policy.onnx"))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["network"] == "policy" and json.loads(meta["env"]) is not None
+    session = ort.InferenceSession(str(tmp_path / "policy.onnx"), providers=["CPUExecutionProvider"])
+    obs = np.random.default_rng(0).normal(size=(7, 4)).astype("float32")
+    (logits,) = session.run(None, {session.get_inputs()[0].name: obs})
+    agent = load_agent(cartpole_run)
+    np.testing.assert_allclose(logits, np.asarray(agent.policy.predict(obs)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nowhere", "x.onnx"], "no such run directory or model file"),
+    (["mobilenet_v2", "."], "is a folder; give the file to write"),
+])
+def test_bad_input_is_one_clear_line(args, message, tmp_path):
+    proc = _export(*[str(tmp_path / a) if a == "x.onnx" else a for a in args])
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
