@@ -27,6 +27,14 @@ dict keys must be small tuples of plain values, error messages print pickled val
 bounded :func:`_brief`, ints are int64, and zip records must be stored uncompressed (as torch
 writes them), so no claimed size is larger than the file.
 
+Every load also runs under explicit budgets (:class:`ReadLimits`), each checked *before* the work
+it bounds: the file's size (a path must be a regular file), the bytes the tensors may occupy —
+a multiple of the file's size plus some slack, bfloat16's widening to float32 included — so a
+few hundred bytes of zero-stride ``expand()`` cannot claim gigabytes; the pickle opcodes run; how
+deep containers nest; and the wall-clock time. Zip records must not overlap (Python 3.11's
+``zipfile`` does not check), so the storages read add up to at most the file. Going over a budget
+raises :class:`CheckpointLimitError`, which names the budget and how to raise it.
+
 Typical use::
 
     from transfer.torch_reader import load_state_dict
@@ -40,6 +48,8 @@ import collections
 import io
 import os
 import pickle
+import stat
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +60,11 @@ import numpy as np
 from rl.errors import CheckpointError
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "CheckpointError",
     "CheckpointFormatError",
+    "CheckpointLimitError",
+    "ReadLimits",
     "UnsafeCheckpointError",
     "load_checkpoint",
     "load_state_dict",
@@ -61,8 +74,7 @@ __all__ = [
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
 _ZIP_MAGIC = b"PK\x03\x04"
-# Largest tensor built from a smaller storage through zero strides (saved expand()ed tensors).
-_MAX_BROADCAST_BYTES = 1 << 32
+_ZIP_LOCAL_HEADER_BYTES = 30
 _PICKLE_PROTO2 = b"\x80\x02"
 # torch sizes, strides and offsets are int64; anything wider is corrupt (and too long to print).
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -78,6 +90,82 @@ class CheckpointFormatError(CheckpointError):
 
 class UnsafeCheckpointError(CheckpointError):
     """The file's pickle asks for a global this reader does not allow (it could run code)."""
+
+
+class CheckpointLimitError(CheckpointFormatError):
+    """Loading the file would exceed one of the :class:`ReadLimits` budgets; nothing was allocated for it."""
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """The budgets one load may spend. Each is checked before the work it bounds is done.
+
+    Attributes:
+        max_file_bytes: largest file read at all (a path must also be a regular file, not a device).
+        alloc_per_file_byte, alloc_slack_bytes: the tensors returned may occupy at most
+            ``alloc_per_file_byte * file size + alloc_slack_bytes`` bytes in all. A real state dict
+            needs about 1x (each storage copied out once; bfloat16 widened to float32 is 2x); the
+            rest is room for tensors that share a storage or were saved ``expand()``ed.
+        max_pickle_ops: pickle opcodes run, over all of the file's pickles (a state dict of 314
+            tensors runs about 10 thousand; each opcode may create one Python object).
+        max_depth: how deeply dicts, lists and tuples may nest around a tensor.
+        max_seconds: wall-clock time for the whole load, checked between steps.
+    """
+
+    max_file_bytes: int = 1 << 36
+    alloc_per_file_byte: float = 4.0
+    alloc_slack_bytes: int = 64 << 20
+    max_pickle_ops: int = 2_000_000
+    max_depth: int = 64
+    max_seconds: float = 60.0
+
+    def alloc_bytes(self, file_bytes: int) -> int:
+        """Bytes the tensors of a ``file_bytes``-long file may occupy."""
+        return int(self.alloc_per_file_byte * file_bytes) + self.alloc_slack_bytes
+
+
+DEFAULT_LIMITS = ReadLimits()
+
+
+class _Budget:
+    """What is left of the :class:`ReadLimits` during one load, and the checks that spend it."""
+
+    def __init__(self, limits: ReadLimits, file_bytes: int, source: str) -> None:
+        self.limits, self.source = limits, source
+        self.deadline = time.monotonic() + limits.max_seconds
+        self.ops = 0
+        self.alloc_total = limits.alloc_bytes(file_bytes)
+        self.alloc_left = self.alloc_total
+        self.file_bytes = file_bytes
+
+    def tick(self) -> None:
+        """Count one pickle opcode; look at the clock every 1024."""
+        self.ops += 1
+        if self.ops > self.limits.max_pickle_ops:
+            raise CheckpointLimitError(
+                f"{self.source}: the pickle runs more than {self.limits.max_pickle_ops} opcodes "
+                "(ReadLimits.max_pickle_ops); a tensor state dict needs far fewer"
+            )
+        if not self.ops & 0x3FF:
+            self.check_time()
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise CheckpointLimitError(
+                f"{self.source}: reading took longer than {self.limits.max_seconds:g} s (ReadLimits.max_seconds)"
+            )
+
+    def allocate(self, nbytes: int, where: Any) -> None:
+        """Spend ``nbytes`` of the allocation budget, or raise before anything is allocated.
+        ``where`` is a zero-argument callable naming the tensor (only called for the message)."""
+        if nbytes > self.alloc_left:
+            raise CheckpointLimitError(
+                f"{where()} needs {nbytes} bytes, but the load may allocate only {self.alloc_total} bytes "
+                f"in all ({self.limits.alloc_per_file_byte:g} x the file's {self.file_bytes} bytes + "
+                f"{self.limits.alloc_slack_bytes} bytes: ReadLimits.alloc_per_file_byte/alloc_slack_bytes), "
+                f"of which {self.alloc_left} are left; refusing"
+            )
+        self.alloc_left -= nbytes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,6 +413,16 @@ def _load_build(self: pickle._Unpickler) -> None:
     pickle._Unpickler.dispatch[pickle.BUILD[0]](self)
 
 
+def _counted(handler: Any) -> Any:
+    """``handler`` after one tick of the load's budget (opcode count and clock)."""
+
+    def load(self: _RestrictedUnpickler) -> None:
+        self._budget.tick()
+        handler(self)
+
+    return load
+
+
 class _RestrictedUnpickler(pickle._Unpickler):
     """Unpickler that resolves only allow-listed globals and records storages instead of loading them.
 
@@ -343,8 +441,12 @@ class _RestrictedUnpickler(pickle._Unpickler):
     dispatch[pickle.ADDITEMS[0]] = _checking_keys(pickle.ADDITEMS, lambda stack: stack)
     dispatch[pickle.FROZENSET[0]] = _checking_keys(pickle.FROZENSET, lambda stack: stack)
     dispatch[pickle.BUILD[0]] = _load_build
+    # Every opcode is counted against ReadLimits.max_pickle_ops: each may create an object.
+    dispatch = {code: _counted(handler) for code, handler in dispatch.items()}
 
-    def __init__(self, file: BinaryIO, source: str, zip_format: bool, storage_check: Any = None) -> None:
+    def __init__(
+        self, file: BinaryIO, source: str, zip_format: bool, budget: _Budget, storage_check: Any = None
+    ) -> None:
         super().__init__(file, encoding="utf-8")
 
         def whole_line() -> bytes:
@@ -358,6 +460,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
         self._source = source
         self._zip_format = zip_format
         self._storage_check = storage_check
+        self._budget = budget
         self.storages: dict[str, _StorageRef] = {}
 
     def find_class(self, module: str, name: str) -> Any:
@@ -430,9 +533,11 @@ class _RestrictedUnpickler(pickle._Unpickler):
         return _StorageRef(key, storage_type, numel, view_offset, view_numel)
 
 
-def _unpickle(buf: BinaryIO, source: str, what: str, zip_format: bool = False, storage_check: Any = None):
+def _unpickle(
+    buf: BinaryIO, source: str, what: str, budget: _Budget, zip_format: bool = False, storage_check: Any = None
+):
     """Run one restricted unpickle, turning any parse failure into a CheckpointFormatError."""
-    unpickler = _RestrictedUnpickler(buf, source, zip_format, storage_check)
+    unpickler = _RestrictedUnpickler(buf, source, zip_format, budget, storage_check)
     try:
         obj = unpickler.load()
     except CheckpointError as exc:
@@ -444,6 +549,7 @@ def _unpickle(buf: BinaryIO, source: str, what: str, zip_format: bool = False, s
         raise CheckpointFormatError(
             f"{source}: could not read the {what} (file truncated or corrupt): {type(exc).__name__}: {exc}"
         ) from exc
+    budget.check_time()
     return obj, unpickler.storages
 
 
@@ -452,18 +558,19 @@ def _unpickle(buf: BinaryIO, source: str, what: str, zip_format: bool = False, s
 # ---------------------------------------------------------------------------------------------
 
 
-def _read_legacy(data: bytes, source: str) -> tuple[Any, dict[str, np.ndarray]]:
-    """Parse a legacy stream; returns the object (with _TensorRefs inside) and each storage's elements."""
+def _read_legacy(data: bytes, source: str, budget: _Budget) -> tuple[Any, dict[str, np.ndarray]]:
+    """Parse a legacy stream; returns the object (with _TensorRefs inside) and each storage's elements
+    (views of ``data``, nothing copied)."""
     buf = io.BytesIO(data)
-    magic, _ = _unpickle(buf, source, "magic number")
+    magic, _ = _unpickle(buf, source, "magic number", budget)
     if magic != MAGIC_NUMBER:
         raise CheckpointFormatError(f"{source}: invalid magic number {_brief(magic)}; not a PyTorch checkpoint")
-    protocol, _ = _unpickle(buf, source, "protocol version")
+    protocol, _ = _unpickle(buf, source, "protocol version", budget)
     if protocol != PROTOCOL_VERSION:
         raise CheckpointFormatError(
             f"{source}: unsupported protocol version {_brief(protocol)}, expected {PROTOCOL_VERSION}"
         )
-    sys_info, _ = _unpickle(buf, source, "sys_info header")
+    sys_info, _ = _unpickle(buf, source, "sys_info header", budget)
     if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
         raise CheckpointFormatError(
             f"{source}: sys_info {_brief(sys_info)} does not say little_endian=True; "
@@ -479,16 +586,17 @@ def _read_legacy(data: bytes, source: str) -> tuple[Any, dict[str, np.ndarray]]:
                 f"{numel * storage_type.itemsize} bytes but only {remaining} bytes remain in the file"
             )
 
-    obj, storages = _unpickle(buf, source, "object pickle", storage_check=check_fits)
-    keys, _ = _unpickle(buf, source, "storage key list")
+    obj, storages = _unpickle(buf, source, "object pickle", budget, storage_check=check_fits)
+    keys, _ = _unpickle(buf, source, "storage key list", budget)
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         raise CheckpointFormatError(f"{source}: the storage key list is not a list of strings")
-    if len(set(keys)) != len(keys):
+    listed = set(keys)  # once: a set per key made this check quadratic (30k storages took > 20 s)
+    if len(listed) != len(keys):
         raise CheckpointFormatError(f"{source}: the storage key list repeats a key")
     unknown = [k for k in keys if k not in storages]
     if unknown:
         raise CheckpointFormatError(f"{source}: storage key {unknown[0]!r} is listed but no tensor uses it")
-    missing = [k for k in storages if k not in set(keys)]
+    missing = [k for k in storages if k not in listed]
     if missing:
         raise CheckpointFormatError(f"{source}: storage {missing[0]!r} is used by a tensor but has no data")
 
@@ -520,13 +628,45 @@ def _read_legacy(data: bytes, source: str) -> tuple[Any, dict[str, np.ndarray]]:
     return obj, arrays
 
 
-def _read_zip(data: bytes, source: str) -> tuple[Any, dict[str, np.ndarray]]:
+def _check_zip_layout(archive: zipfile.ZipFile, data: bytes, source: str) -> None:
+    """Refuse records whose bytes overlap one another or the central directory.
+
+    Python 3.11's ``zipfile`` reads whatever span each directory entry names, so records nested
+    inside one another make a 2.6 MB file read as ~1 GB. With disjoint records, everything read
+    adds up to at most the file. A record spans its local header, name, extra field and data.
+    """
+    spans = []
+    for info in archive.infolist():
+        start = info.header_offset
+        header = data[start : start + _ZIP_LOCAL_HEADER_BYTES]
+        if len(header) < _ZIP_LOCAL_HEADER_BYTES or header[:4] != _ZIP_MAGIC:
+            raise CheckpointFormatError(
+                f"{source}: zip record {info.filename!r} has no local header at byte {start} (corrupt)"
+            )
+        name_len, extra_len = int.from_bytes(header[26:28], "little"), int.from_bytes(header[28:30], "little")
+        spans.append((start, start + _ZIP_LOCAL_HEADER_BYTES + name_len + extra_len + info.compress_size,
+                      info.filename))
+    spans.sort()
+    for (_, end, name), (next_start, _, next_name) in zip(spans, spans[1:]):
+        if next_start < end:
+            raise CheckpointFormatError(
+                f"{source}: zip records {name!r} and {next_name!r} overlap (bytes {next_start}-{end}); "
+                "torch never writes that"
+            )
+    if spans and spans[-1][1] > archive.start_dir:
+        raise CheckpointFormatError(
+            f"{source}: zip record {spans[-1][2]!r} runs into the central directory at byte {archive.start_dir}"
+        )
+
+
+def _read_zip(data: bytes, source: str, budget: _Budget) -> tuple[Any, dict[str, np.ndarray]]:
     """Parse the zip container; the record prefix comes from the first entry, as torch's C++ reader does."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = {info.filename: info for info in archive.infolist()}
     except Exception as exc:  # zipfile fails on bad bytes in many ways (NotImplementedError, OverflowError, ...)
         raise CheckpointFormatError(f"{source}: corrupt or truncated zip container: {exc}") from exc
+    _check_zip_layout(archive, data, source)
     if not infos:
         raise CheckpointFormatError(f"{source}: empty zip container")
     first = next(iter(infos))
@@ -570,11 +710,12 @@ def _read_zip(data: bytes, source: str) -> tuple[Any, dict[str, np.ndarray]]:
             )
 
     obj, storages = _unpickle(
-        io.BytesIO(read_record(prefix + "data.pkl")), source, "object pickle", zip_format=True,
+        io.BytesIO(read_record(prefix + "data.pkl")), source, "object pickle", budget, zip_format=True,
         storage_check=check_record,
     )
     arrays = {}
     for key, ref in storages.items():
+        budget.check_time()
         raw = read_record(f"{prefix}data/{key}")
         if len(raw) != ref.numel * ref.storage_type.itemsize:  # the directory could lie about sizes
             raise CheckpointFormatError(f"{source}: storage {key!r} record is short ({len(raw)} bytes)")
@@ -590,50 +731,74 @@ def _read_zip(data: bytes, source: str) -> tuple[Any, dict[str, np.ndarray]]:
 # ---------------------------------------------------------------------------------------------
 
 
+class _Path:
+    """Where a value sits in the checkpoint, as a chain of parents, so no name string is built unless
+    an error message needs one (eager ``f"{name}.{key}"`` strings grow with depth squared: a 200 KB
+    file of dicts keyed by one long shared string needed > 9 GB of names)."""
+
+    __slots__ = ("parent", "part", "depth")
+
+    def __init__(self, parent: _Path | None, part: Any) -> None:
+        self.parent, self.part = parent, part
+        self.depth = 0 if parent is None else parent.depth + 1
+
+    def __str__(self) -> str:
+        parts, node = [], self
+        while node is not None and node.parent is not None:
+            part = node.part
+            if type(part) is int:
+                parts.append(f"[{part}]")
+            else:
+                text = part if type(part) is str else _brief(part)
+                parts.append("." + (text if len(text) <= 60 else text[:57] + "..."))
+            node = node.parent
+        if len(parts) > 8:  # a message shows the outermost and innermost few levels
+            parts = parts[:4] + [f"...{len(parts) - 8} levels..."] + parts[-4:]
+        return "".join(reversed(parts)).lstrip(".") or "<root>"
+
+
 def _materialise(
-    ref: _TensorRef, arrays: dict[str, np.ndarray], source: str, name: str, budget_bytes: int | None = None
+    ref: _TensorRef, arrays: dict[str, np.ndarray], source: str, path: _Path, budget: _Budget
 ) -> np.ndarray:
     """Copy one tensor out of its storage after checking its window lies inside the storage and
-    that the copy fits in ``budget_bytes`` (what the whole load may still allocate)."""
+    that the copy fits in what the load may still allocate (``budget``)."""
     storage = ref.storage
     elements = arrays[storage.key][storage.view_offset : storage.view_offset + storage.view_numel]
-    where = f"{source}: tensor {name!r} (shape {ref.size}, stride {ref.stride}, offset {ref.offset})"
+
+    def where() -> str:
+        return f"{source}: tensor {str(path)!r} (shape {ref.size}, stride {ref.stride}, offset {ref.offset})"
+
     if ref.offset < 0 or any(s < 0 for s in ref.size) or any(st < 0 for st in ref.stride):
-        raise CheckpointFormatError(f"{where} has a negative offset, size or stride")
+        raise CheckpointFormatError(f"{where()} has a negative offset, size or stride")
+    # bfloat16 comes back widened to float32; other dtypes in native byte order.
+    out_dtype = np.dtype(np.float32) if storage.storage_type.is_bfloat16 else elements.dtype.newbyteorder("=")
     if 0 in ref.size:
         if int(np.prod([s for s in ref.size if s], dtype=object)) * elements.itemsize > _INT64_MAX:
-            raise CheckpointFormatError(f"{where} is empty, but NumPy refuses a shape this large")
-        out = np.empty(ref.size, dtype=elements.dtype)
-    else:
-        last = ref.offset + sum((s - 1) * st for s, st in zip(ref.size, ref.stride))
-        if last >= len(elements):
-            raise CheckpointFormatError(
-                f"{where} reaches element {last} of a storage with only {len(elements)} elements"
-            )
-        out_bytes = int(np.prod(ref.size, dtype=object)) * elements.itemsize
-        if out_bytes > _MAX_BROADCAST_BYTES and out_bytes > elements.nbytes:
-            # Zero strides let a few stored bytes claim terabytes; refuse rather than exhaust memory.
-            raise CheckpointFormatError(
-                f"{where} would expand {elements.nbytes} stored bytes to {out_bytes} bytes; refusing"
-            )
-        if budget_bytes is not None and out_bytes > budget_bytes:
-            # Many small expansions add up too: the whole load is bounded by what the file stores.
-            raise CheckpointFormatError(
-                f"{where} needs {out_bytes} bytes, beyond what this file's storages can justify; refusing"
-            )
-        # Bounds were checked just above, so this view stays inside `elements`. A length-1
-        # dimension's stride is never stepped and may be any int64: zero it so NumPy can take it.
-        window = np.lib.stride_tricks.as_strided(
-            elements[ref.offset :],
-            shape=ref.size,
-            strides=tuple(0 if s == 1 else st * elements.itemsize for s, st in zip(ref.size, ref.stride)),
-            writeable=False,
-        )
-        out = window.copy(order="C")
+            raise CheckpointFormatError(f"{where()} is empty, but NumPy refuses a shape this large")
+        return np.empty(ref.size, dtype=out_dtype)
+    last = ref.offset + sum((s - 1) * st for s, st in zip(ref.size, ref.stride))
+    if last >= len(elements):
+        raise CheckpointFormatError(f"{where()} reaches element {last} of a storage with only {len(elements)} elements")
+    # Zero strides let a few stored bytes claim terabytes: the whole load's output is bounded by the
+    # file's size, and this tensor's share is taken before anything is allocated.
+    budget.allocate(int(np.prod(ref.size, dtype=object)) * out_dtype.itemsize, where)
+    # Bounds were checked just above, so this view stays inside `elements`. A length-1
+    # dimension's stride is never stepped and may be any int64: zero it so NumPy can take it.
+    window = np.lib.stride_tricks.as_strided(
+        elements[ref.offset :],
+        shape=ref.size,
+        strides=tuple(0 if s == 1 else st * elements.itemsize for s, st in zip(ref.size, ref.stride)),
+        writeable=False,
+    )
     if storage.storage_type.is_bfloat16:
-        # bfloat16 is the top half of a float32: shift the 16 bits up and reinterpret.
-        return (out.astype(np.uint32) << 16).view(np.float32)
-    return out.astype(out.dtype.newbyteorder("="), copy=False)
+        # bfloat16 is the top half of a float32: widen the 16 bits in place, shift them up, reinterpret.
+        out = np.empty(ref.size, dtype=np.uint32)
+        out[...] = window
+        out <<= 16
+        return out.view(np.float32)
+    out = np.empty(ref.size, dtype=out_dtype)
+    out[...] = window  # one copy, swapping bytes where the file is big-endian
+    return out
 
 
 class _Materialiser:
@@ -641,85 +806,120 @@ class _Materialiser:
 
     A pickle can reference one container or tensor many times; each is converted once (memoised by
     identity), so shared references cost nothing and nested ``[x, x]`` lists cannot blow up the
-    walk exponentially. The total bytes copied are capped at twice what the storages hold plus one
-    broadcast allowance, so many zero-stride tensors cannot add up to an out-of-memory.
+    walk exponentially. Every copy is charged to the load's budget, so many zero-stride tensors
+    cannot add up to an out-of-memory; containers may nest ``limits.max_depth`` deep.
     """
 
-    def __init__(self, arrays: dict[str, np.ndarray], source: str):
-        self.arrays, self.source = arrays, source
+    def __init__(self, arrays: dict[str, np.ndarray], source: str, budget: _Budget):
+        self.arrays, self.source, self.budget = arrays, source, budget
         self.memo: dict[int, Any] = {}
-        self.budget_bytes = 2 * sum(a.nbytes for a in arrays.values()) + _MAX_BROADCAST_BYTES
 
-    def convert(self, obj: Any, name: str = "") -> Any:
+    def convert(self, obj: Any, path: _Path | None = None) -> Any:
+        path = path or _Path(None, None)
         key = id(obj)
         if key in self.memo:
             return self.memo[key]
+        if path.depth > self.budget.limits.max_depth:
+            raise CheckpointLimitError(
+                f"{self.source}: containers nested more than {self.budget.limits.max_depth} deep at {path} "
+                "(ReadLimits.max_depth)"
+            )
         if isinstance(obj, _TensorRef):
-            out = _materialise(obj, self.arrays, self.source, name or "<root>", self.budget_bytes)
-            self.budget_bytes -= out.nbytes
+            self.budget.check_time()
+            out = _materialise(obj, self.arrays, self.source, path, self.budget)
         elif isinstance(obj, dict):
             out = {}
             self.memo[key] = out  # before the children: a cyclic container resolves to itself
             for k, v in obj.items():
-                out[k] = self.convert(v, f"{name}.{k}" if name else str(k))
+                out[k] = self.convert(v, _Path(path, k))
             return out
         elif isinstance(obj, list):
             out = []
             self.memo[key] = out
-            out.extend(self.convert(v, f"{name}[{i}]") for i, v in enumerate(obj))
+            out.extend(self.convert(v, _Path(path, i)) for i, v in enumerate(obj))
             return out
         elif isinstance(obj, tuple):
-            out = tuple(self.convert(v, f"{name}[{i}]") for i, v in enumerate(obj))
+            out = tuple(self.convert(v, _Path(path, i)) for i, v in enumerate(obj))
         elif isinstance(obj, _StorageRef):
-            raise CheckpointFormatError(f"{self.source}: {name or 'the object'} is a bare storage, not a tensor")
+            raise CheckpointFormatError(f"{self.source}: {path} is a bare storage, not a tensor")
         else:
             return obj
         self.memo[key] = out
         return out
 
 
-def _read_bytes(path_or_fileobj: str | os.PathLike | BinaryIO) -> tuple[bytes, str]:
+def _read_bytes(path_or_fileobj: str | os.PathLike | BinaryIO, limits: ReadLimits) -> tuple[bytes, str]:
+    """The whole file, at most ``limits.max_file_bytes`` of it; a path must name a regular file
+    (``/dev/zero`` would never end)."""
+    too_big = f"is larger than {limits.max_file_bytes} bytes (ReadLimits.max_file_bytes)"
     if isinstance(path_or_fileobj, str | os.PathLike):
         path = Path(path_or_fileobj)
         try:
-            return path.read_bytes(), str(path)
+            with open(path, "rb") as f:
+                info = os.fstat(f.fileno())
+                if not stat.S_ISREG(info.st_mode):
+                    raise CheckpointFormatError(f"cannot read checkpoint {path}: not a regular file")
+                if info.st_size > limits.max_file_bytes:
+                    raise CheckpointLimitError(f"checkpoint {path} {too_big}")
+                data = f.read(info.st_size + 1)  # + 1: a file still growing shows up as too long
         except OSError as exc:
             raise CheckpointFormatError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from exc
+        if len(data) > limits.max_file_bytes:
+            raise CheckpointLimitError(f"checkpoint {path} {too_big}")
+        return data, str(path)
     source = str(getattr(path_or_fileobj, "name", "<stream>"))
-    data = path_or_fileobj.read()
-    if not isinstance(data, bytes | bytearray):
-        raise TypeError(f"{source}: expected a binary file object, read() returned {type(data).__name__}")
-    return bytes(data), source
+    chunks, total = [], 0
+    while total <= limits.max_file_bytes:  # in chunks: read(n) may reserve all n bytes up front
+        chunk = path_or_fileobj.read(min(1 << 24, limits.max_file_bytes + 1 - total))
+        if not isinstance(chunk, bytes | bytearray):
+            raise TypeError(f"{source}: expected a binary file object, read() returned {type(chunk).__name__}")
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    if total > limits.max_file_bytes:
+        raise CheckpointLimitError(f"{source} {too_big}")
+    return b"".join(chunks), source
 
 
-def load_checkpoint(path_or_fileobj: str | os.PathLike | BinaryIO) -> Any:
+def load_checkpoint(path_or_fileobj: str | os.PathLike | BinaryIO, limits: ReadLimits = DEFAULT_LIMITS) -> Any:
     """Load any tensor-only PyTorch checkpoint; every tensor becomes a NumPy array (a copy).
 
     Dicts (including ``OrderedDict``), lists, tuples, numbers and strings come back as they were
     pickled; ``float16`` stays ``float16`` and ``bfloat16`` is widened to ``float32``.
 
+    Args:
+        path_or_fileobj: a path, or a binary file object positioned at the checkpoint's start.
+        limits: the budgets this load may spend (see :class:`ReadLimits`; the defaults read any
+            real state dict).
+
     Raises:
         UnsafeCheckpointError: the pickle names a global outside the allow-list.
+        CheckpointLimitError: the file would take more memory, pickle work, nesting or time than
+            ``limits`` allow (checked before allocating).
         CheckpointFormatError: the file is truncated, corrupt, or not a PyTorch checkpoint.
     """
-    data, source = _read_bytes(path_or_fileobj)
+    data, source = _read_bytes(path_or_fileobj, limits)
+    budget = _Budget(limits, len(data), source)
     if data[:4] == _ZIP_MAGIC:
-        obj, arrays = _read_zip(data, source)
+        obj, arrays = _read_zip(data, source, budget)
     elif data[:2] == _PICKLE_PROTO2:
-        obj, arrays = _read_legacy(data, source)
+        obj, arrays = _read_legacy(data, source, budget)
     else:
         raise CheckpointFormatError(
             f"{source}: not a PyTorch checkpoint (starts with {data[:4].hex() or 'nothing'}; expected a zip "
             "container 504b0304 or a legacy stream 8002)"
         )
     try:
-        return _Materialiser(arrays, source).convert(obj)
-    except RecursionError:
-        raise CheckpointFormatError(f"{source}: containers nested too deeply") from None
+        return _Materialiser(arrays, source, budget).convert(obj)
+    except RecursionError:  # only where max_depth was raised beyond what Python's stack takes
+        raise CheckpointLimitError(f"{source}: containers nested too deeply for Python's stack") from None
 
 
 def load_state_dict(
-    path_or_fileobj: str | os.PathLike | BinaryIO, float_dtype: np.dtype | type | str | None = None
+    path_or_fileobj: str | os.PathLike | BinaryIO,
+    float_dtype: np.dtype | type | str | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> dict[str, np.ndarray]:
     """Load a ``state_dict`` checkpoint as ``{name: array}`` in file order.
 
@@ -727,16 +927,17 @@ def load_state_dict(
         path_or_fileobj: a path, or a binary file object positioned at the checkpoint's start.
         float_dtype: if given (e.g. ``np.float64``), floating tensors are cast to it; integer and
             bool tensors (``num_batches_tracked``) keep their dtype.
+        limits: as :func:`load_checkpoint`.
 
     Returns:
         A dict mapping each key to a C-contiguous array with the tensor's shape (0-d tensors are
         0-d arrays). Nothing in it shares memory with the file.
 
     Raises:
-        UnsafeCheckpointError, CheckpointFormatError: as :func:`load_checkpoint`; also a
+        UnsafeCheckpointError, CheckpointLimitError, CheckpointFormatError: as :func:`load_checkpoint`; also a
         CheckpointFormatError when the top-level object is not a flat mapping of names to tensors.
     """
-    obj = load_checkpoint(path_or_fileobj)
+    obj = load_checkpoint(path_or_fileobj, limits)
     source = str(path_or_fileobj) if isinstance(path_or_fileobj, str | os.PathLike) else str(
         getattr(path_or_fileobj, "name", "<stream>")
     )
@@ -746,7 +947,7 @@ def load_state_dict(
     for key, value in obj.items():
         if not isinstance(value, np.ndarray):
             raise CheckpointFormatError(
-                f"{source}: entry {key!r} is a {type(value).__name__}, not a tensor; this is not a plain "
+                f"{source}: entry {_brief(key)} is a {type(value).__name__}, not a tensor; this is not a plain "
                 "state_dict (use load_checkpoint for nested checkpoints)"
             )
         if float_dtype is not None and value.dtype.kind == "f":

@@ -14,7 +14,10 @@ import pytest
 
 from transfer import torch_reader
 from transfer.torch_reader import (
+    CheckpointError,
     CheckpointFormatError,
+    CheckpointLimitError,
+    ReadLimits,
     UnsafeCheckpointError,
     load_checkpoint,
     load_state_dict,
@@ -44,8 +47,12 @@ def _global(module: str, name: str) -> bytes:
     return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
 
 
-def _tensor(key: str, numel: int, offset: int, size: tuple, stride: tuple, storage="FloatStorage") -> bytes:
-    pid = _tuple(_str("storage"), _global("torch", storage), _str(key), _str("cpu"), _int(numel), b"N")
+def _tensor(
+    key: str, numel: int, offset: int, size: tuple, stride: tuple, storage="FloatStorage", zip_format=False
+) -> bytes:
+    # The legacy stream's storage ids have a 6th field (a view, None here); the zip container's do not.
+    pid = _tuple(_str("storage"), _global("torch", storage), _str(key), _str("cpu"), _int(numel),
+                 b"" if zip_format else b"N")
     args = _tuple(
         pid + b"Q",  # BINPERSID
         _int(offset),
@@ -63,15 +70,17 @@ def _object_pickle(entries: dict[str, bytes]) -> bytes:
 
 
 def _legacy(obj_pickle: bytes, storages: dict[str, np.ndarray], counts: dict | None = None) -> bytes:
+    """A legacy stream; storages are written as float32, or as raw 16-bit words when uint16 (bfloat16)."""
     header = b"".join(
         pickle.dumps(v, protocol=2)
         for v in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True})
     )
     keys = sorted(storages)
-    data = b"".join(
-        (counts or {}).get(k, storages[k].size).to_bytes(8, "little") + storages[k].astype("<f4").tobytes()
-        for k in keys
-    )
+
+    def raw(array: np.ndarray) -> bytes:
+        return array.astype("<u2" if array.dtype == np.uint16 else "<f4").tobytes()
+
+    data = b"".join((counts or {}).get(k, storages[k].size).to_bytes(8, "little") + raw(storages[k]) for k in keys)
     return header + obj_pickle + pickle.dumps(keys, protocol=2) + data
 
 
@@ -213,21 +222,22 @@ def test_out_of_bounds_view_refused(tmp_path, size, stride, offset, match):
 
 def test_zero_stride_expansion_bomb_refused(tmp_path):
     path = _write(tmp_path, "bomb.pth", _crafted(size=(10**6, 10**6), stride=(0, 0)))
-    with pytest.raises(CheckpointFormatError, match="would expand 24 stored bytes to 4000000000000 bytes"):
+    with pytest.raises(CheckpointLimitError, match="needs 4000000000000 bytes, but the load may allocate only"):
         load_state_dict(path)
     small = load_state_dict(_write(tmp_path, "expand.pth", _crafted(size=(3, 2), stride=(0, 1))))
     np.testing.assert_array_equal(small["w"], [[0, 1]] * 3)
 
 
-def test_many_small_expansions_cannot_add_up_to_an_out_of_memory(tmp_path, monkeypatch):
-    # Each zero-stride tensor is under the per-tensor limit; together they exceed what the file justifies.
-    monkeypatch.setattr(torch_reader, "_MAX_BROADCAST_BYTES", 1 << 20)
+def test_many_small_expansions_cannot_add_up_to_an_out_of_memory(tmp_path):
+    # Each zero-stride tensor fits the budget alone; together they exceed what the file justifies.
+    limits = ReadLimits(alloc_per_file_byte=0, alloc_slack_bytes=1 << 20)
     entries = {f"w{i}": _tensor("k0", 1, 0, (2**17,), (0,)) for i in range(10)}  # 512 KiB each
     blob = _legacy(_object_pickle(entries), {"k0": np.ones(1, np.float32)})
-    with pytest.raises(CheckpointFormatError, match="beyond what this file's storages can justify"):
-        load_state_dict(_write(tmp_path, "many.pth", blob))
+    with pytest.raises(CheckpointLimitError, match=r"tensor 'w2' .* needs 524288 bytes.* of which 0 are left"):
+        load_state_dict(_write(tmp_path, "many.pth", blob), limits=limits)
     two = {f"w{i}": _tensor("k0", 1, 0, (2**17,), (0,)) for i in range(2)}  # 1 MiB in all: allowed
-    out = load_state_dict(_write(tmp_path, "two.pth", _legacy(_object_pickle(two), {"k0": np.ones(1, np.float32)})))
+    out = load_state_dict(_write(tmp_path, "two.pth", _legacy(_object_pickle(two), {"k0": np.ones(1, np.float32)})),
+                          limits=limits)
     assert out["w1"].shape == (2**17,)
 
 
@@ -442,3 +452,162 @@ def test_corrupt_zip_header_fields_fail_cleanly():
 def test_missing_file_names_path(tmp_path):
     with pytest.raises(CheckpointFormatError, match="nope.pth"):
         load_state_dict(tmp_path / "nope.pth")
+
+
+# --- budgets (issue 11): each hostile file is refused before the work it asks for is done -------
+
+def _peak_traced_bytes(fn) -> int:
+    """Peak bytes Python and NumPy allocated while ``fn()`` ran (NumPy reports to tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    except CheckpointError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize(
+    ("numel", "storage", "claimed"),
+    [
+        (2**26, "FloatStorage", 2**28),  # 256 MiB: the old per-load cap (4 GiB) let it through
+        (2**30, "FloatStorage", 2**32),  # the issue's 306-byte file: 4 GiB, exactly the old cap
+        (2**31, "BFloat16Storage", 2**33),  # 4 GiB on disk's dtype, widened to 8 GiB (20 GiB peak before)
+    ],
+)
+def test_zero_stride_file_refused_before_allocating(numel, storage, claimed):
+    blob = _legacy(_object_pickle({"w": _tensor("k0", 1, 0, (numel,), (0,), storage)}),
+                   {"k0": np.ones(1, np.uint16 if storage.startswith("BFloat16") else np.float32)})
+    assert len(blob) < 400
+    with pytest.raises(CheckpointLimitError, match=rf"tensor 'w' .* needs {claimed} bytes, but the load may allocate"):
+        load_state_dict(io.BytesIO(blob))
+    assert _peak_traced_bytes(lambda: load_state_dict(io.BytesIO(blob))) < 1 << 20
+
+
+def test_bfloat16_budget_counts_the_widened_float32():
+    # 2**18 bfloat16 elements: 512 KiB as stored, 1 MiB once widened; the budget sees the 1 MiB.
+    blob = _legacy(_object_pickle({"w": _tensor("k0", 1, 0, (2**18,), (0,), "BFloat16Storage")}),
+                   {"k0": np.array([0x3F80], np.uint16)})  # bfloat16 1.0
+    with pytest.raises(CheckpointLimitError, match="needs 1048576 bytes"):
+        load_state_dict(io.BytesIO(blob), limits=ReadLimits(alloc_per_file_byte=0, alloc_slack_bytes=768 << 10))
+    out = load_state_dict(io.BytesIO(blob), limits=ReadLimits(alloc_per_file_byte=0, alloc_slack_bytes=1 << 20))
+    assert out["w"].dtype == np.float32 and out["w"].shape == (2**18,) and (out["w"] == 1.0).all()
+
+
+def test_real_state_dicts_fit_the_default_budget_with_room():
+    for name, fmt in FIXTURES:
+        path = DATA / f"{name}_{fmt}.pth"
+        tight = ReadLimits(alloc_per_file_byte=2.0, alloc_slack_bytes=0)  # half the default factor, no slack
+        expected = np.load(DATA / f"{name}_expected.npz")
+        state = load_state_dict(path, limits=tight)
+        assert list(state) == list(expected.files), path
+
+
+def _many_empty_storages(n: int) -> bytes:
+    entries = {f"w{i}": _tensor(f"k{i}", 0, 0, (0,), (1,)) for i in range(n)}
+    return _legacy(_object_pickle(entries), {f"k{i}": np.zeros(0, np.float32) for i in range(n)})
+
+
+def test_storage_key_check_is_linear():
+    # 30k empty storages took > 20 s (a set of all keys was built once per key). CPU time, generous bound.
+    import time
+
+    blob = _many_empty_storages(30_000)
+    start = time.process_time()
+    state = load_state_dict(io.BytesIO(blob))
+    assert len(state) == 30_000
+    assert time.process_time() - start < 10.0
+
+
+def _nested_dicts(key_len: int, depth: int) -> bytes:
+    """{K: {K: ... {K: 1}}} ``depth`` deep, one key string of ``key_len`` chars shared by memo."""
+    key = b"X" + key_len.to_bytes(4, "little") + b"k" * key_len + b"q\x00"  # BINUNICODE, BINPUT 0
+    body = b"}" + key + b"}h\x00" * (depth - 1) + b"K\x01" + b"s" * depth
+    return b"\x80\x02" + body + b"."
+
+
+def test_paths_of_deep_shared_keys_are_not_built():
+    # Names f"{parent}.{key}" grew with depth squared: 60 levels of a 200 KB key were 360 MB of strings.
+    blob = _legacy(_nested_dicts(200_000, 60), {})
+    out = load_checkpoint(io.BytesIO(blob))
+    for _ in range(60):
+        (out,) = out.values()
+    assert out == 1
+    assert _peak_traced_bytes(lambda: load_checkpoint(io.BytesIO(blob))) < 10 * len(blob)
+
+
+def test_nesting_depth_budget():
+    blob = _legacy(_nested_dicts(100_000, 200), {})
+    with pytest.raises(CheckpointLimitError, match=r"nested more than 64 deep at k+\.\.\..*max_depth") as err:
+        load_checkpoint(io.BytesIO(blob))
+    assert len(str(err.value)) < 1000  # the path is shown briefly, not 200 x 100 KB
+    assert load_checkpoint(io.BytesIO(blob), limits=ReadLimits(max_depth=250)) is not None
+
+
+def _overlapping_zip(records: int, tail_bytes: int) -> bytes:
+    """A torch-style zip whose storage records nest: record i's data is records i+1.. (stored, valid CRCs).
+
+    Every record is read in full, so the bytes read grow with records x file size."""
+    import struct
+    import zlib
+
+    def local(name: bytes, payload: bytes) -> bytes:
+        return struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, zlib.crc32(payload), len(payload),
+                           len(payload), len(name), 0) + name + payload
+
+    names = [f"arc/data/k{i:04d}".encode() for i in range(records)]  # 30 + 14 bytes of header: 4-aligned
+    chain = b"\x00" * tail_bytes
+    nested = []  # (name, payload) innermost first
+    for name in reversed(names):
+        nested.append((name, chain))
+        chain = local(name, chain)
+    nested.reverse()
+    pkl = _object_pickle({f"w{i}": _tensor(f"k{i:04d}", len(p) // 4, 0, (len(p) // 4,), (1,), zip_format=True)
+                          for i, (_, p) in enumerate(nested)})
+    head = local(b"arc/data.pkl", pkl) + local(b"arc/byteorder", b"little")
+    body = head + chain
+    offsets = [0, len(local(b"arc/data.pkl", pkl))]
+    offset = len(head)
+    for name, _ in nested:
+        offsets.append(offset)
+        offset += 30 + len(name)
+    directory = b""
+    for (name, payload), at in zip([(b"arc/data.pkl", pkl), (b"arc/byteorder", b"little"), *nested], offsets):
+        directory += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, zlib.crc32(payload),
+                                 len(payload), len(payload), len(name), 0, 0, 0, 0, 0, at) + name
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, records + 2, records + 2, len(directory), len(body), 0)
+    return body + directory + end
+
+
+def test_overlapping_zip_records_refused():
+    blob = _overlapping_zip(40, 100_000)  # ~102 KB that read as ~4 MB
+    with zipfile.ZipFile(io.BytesIO(blob)) as z:  # a valid zip to Python's zipfile, CRCs and all
+        assert sum(len(z.read(n)) for n in z.namelist()) > 30 * len(blob)
+    with pytest.raises(CheckpointFormatError, match=r"zip records 'arc/data/k0000' and 'arc/data/k0001' overlap"):
+        load_checkpoint(io.BytesIO(blob))
+
+
+def test_pickle_opcode_and_time_budgets():
+    path = DATA / "convbn_zip.pth"
+    with pytest.raises(CheckpointLimitError, match=r"more than 50 opcodes \(ReadLimits\.max_pickle_ops\)"):
+        load_state_dict(path, limits=ReadLimits(max_pickle_ops=50))
+    with pytest.raises(CheckpointLimitError, match=r"convbn_zip\.pth: reading took longer than 1e-09 s"):
+        load_state_dict(path, limits=ReadLimits(max_seconds=1e-9))
+    assert load_state_dict(path, limits=ReadLimits(max_pickle_ops=5000))
+
+
+def test_file_size_budget_and_non_regular_files(tmp_path):
+    blob = (DATA / "convbn_legacy.pth").read_bytes()
+    with pytest.raises(CheckpointLimitError, match=r"<stream> is larger than 100 bytes"):
+        load_state_dict(io.BytesIO(blob), limits=ReadLimits(max_file_bytes=100))
+    with pytest.raises(CheckpointLimitError, match=r"convbn_legacy\.pth is larger than 100 bytes"):
+        load_state_dict(DATA / "convbn_legacy.pth", limits=ReadLimits(max_file_bytes=100))
+    if Path("/dev/zero").exists():  # endless: it was read until memory ran out
+        with pytest.raises(CheckpointFormatError, match="/dev/zero: not a regular file"):
+            load_state_dict("/dev/zero")
+    with pytest.raises(CheckpointFormatError, match="cannot read checkpoint"):
+        load_state_dict(tmp_path)
