@@ -6,7 +6,7 @@
 // seed-averaged) lines; each chart's canvas carries data-points (the raw point count it drew).
 "use strict";
 
-const POLL_MS = 2000;
+const POLL_MS = +(new URLSearchParams(location.search).get("poll")) || 2000; // ?poll=500: faster, for tests
 const PALETTE = ["#2f6fdf", "#e8590c", "#2b9348", "#c2255c", "#7048e8", "#0c8599", "#a27100", "#5c677d",
   "#d9480f", "#1c7ed6", "#66a80f", "#ae3ec9"];
 const DEFAULT_KEYS = ["episode_return", "episode_length", "loss", "val_loss", "accuracy", "val_accuracy"];

@@ -1,0 +1,219 @@
+"""The dashboard's server and run reader, without a browser: run list, status, damage, incremental metrics,
+downsampling, path traversal, a busy port."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rl.dashboard.runs import RUNNING_WINDOW_S, MetricsFile, downsample
+
+
+def get(server, path: str) -> tuple[int, dict]:
+    """Status and JSON body of a GET sent with the path exactly as given (no client-side normalising)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=30)
+    conn.request("GET", path)
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    try:
+        return resp.status, json.loads(body)
+    except ValueError:
+        return resp.status, {"raw": body}
+
+
+def records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_runs_of_real_trainings_are_listed_with_their_results(trained_runs, serve):
+    server = serve(trained_runs["root"])
+    status, body = get(server, "/api/runs")
+    assert status == 200
+    runs = {r["id"]: r for r in body["runs"]}
+    root = trained_runs["root"]
+    assert set(runs) == {trained_runs[k].relative_to(root).as_posix() for k in ("s0", "s1", "lr")}
+    for key in ("s0", "s1", "lr"):
+        run = trained_runs[key]
+        row = runs[run.relative_to(root).as_posix()]
+        returns = [r["episode_return"] for r in records(run) if "episode_return" in r]
+        evaluation = json.loads((run / "eval.json").read_text())
+        assert row["status"] == "finished" and row["damaged"] is None
+        assert (row["agent"], row["env_id"], row["total_steps"]) == ("ppo", "envs/CartPole-v1", 4000)
+        assert row["seed"] == (1 if key == "s1" else 0)
+        assert row["steps"] == max(r["env_steps"] for r in records(run))
+        assert row["last_mean"] == pytest.approx(np.mean(returns[-20:]))
+        full = [np.mean(returns[i - 20:i]) for i in range(20, len(returns) + 1)]
+        assert row["best_mean"] == pytest.approx(max(full))
+        assert row["eval"]["mean_return"] == evaluation["mean_return"]
+        assert "approx_kl" in row["keys"] and "episode_return" in row["keys"]
+    groups = {r["group"] for r in runs.values()}
+    assert groups == {"cartpole_ppo_fast", "sweep-lr/p0-lr/cartpole_ppo_fast"}
+
+
+def test_series_are_the_metrics_file_and_downsampling_keeps_spikes(trained_runs, serve):
+    run = trained_runs["s0"]
+    server = serve(trained_runs["root"])
+    rid = run.relative_to(trained_runs["root"]).as_posix()
+    status, body = get(server, f"/api/series?run={rid}&key=episode_return&key=value_loss")
+    assert status == 200
+    recs = records(run)
+    ep = [(r["env_steps"], r["episode_return"]) for r in recs if "episode_return" in r]
+    s = body["series"]["episode_return"]
+    assert list(zip(s["x"], s["y"])) == ep and body["lines"] == len(recs)
+    assert s["y"] and "lo" not in s  # short: served as is
+    # The page sends the line count it has: nothing new, nothing sent.
+    assert get(server, f"/api/series?run={rid}&since={len(recs)}")[1] == {"unchanged": True, "lines": len(recs)}
+    # Downsampled: bucket means, with the min and max of each bucket as a band.
+    status, body = get(server, f"/api/series?run={rid}&key=episode_return&max_points=10")
+    d = body["series"]["episode_return"]
+    assert len(d["x"]) == 10 and d["points"] == len(ep)
+    ys = np.array([y for _, y in ep])
+    assert min(d["lo"]) == ys.min() and max(d["hi"]) == ys.max()
+    assert all(lo <= y <= hi for lo, y, hi in zip(d["lo"], d["y"], d["hi"]))
+
+
+def test_downsample_buckets_hand_checked():
+    x = np.arange(10.0)
+    y = np.array([0, 2, 4, 100, 1, 1, 1, 1, -5, 3], dtype=float)
+    d = downsample(x, y, 3)  # buckets of 3, 3, 4 points
+    assert d["x"] == [1.0, 4.0, 7.5]
+    assert d["y"] == pytest.approx([2.0, 34.0, 0.0])
+    assert d["lo"] == [0.0, 1.0, -5.0] and d["hi"] == [4.0, 100.0, 3.0]
+    assert downsample(x, y, 10) == {"x": x.tolist(), "y": y.tolist()}
+
+
+def test_metrics_are_read_incrementally_and_a_half_written_line_waits(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"env_steps": 1, "episode_return": 5.0}\n{"env_steps": 2, "loss": 0.5}\n')
+    m = MetricsFile(path)
+    m.refresh()
+    assert m.lines == 2 and m.offset == path.stat().st_size
+    with open(path, "a") as f:
+        f.write('{"env_steps": 3, "episode_ret')  # a writer mid-line
+    m.refresh()
+    assert m.lines == 2 and m.errors == []
+    with open(path, "a") as f:
+        f.write('urn": 7.0}\n')
+    m.refresh()
+    assert m.lines == 3 and m.series("episode_return")["y"] == [5.0, 7.0] and m.errors == []
+    # Only the new bytes are read: a refresh with nothing appended parses nothing.
+    before = dict(m.columns)
+    m.refresh()
+    assert m.columns == before and m.lines == 3
+    # A resumed run rewrites the file shorter (atomically: a new file): read again from the start.
+    tmp = tmp_path / "new"
+    tmp.write_text('{"env_steps": 1, "episode_return": 9.0}\n')
+    os.replace(tmp, path)
+    m.refresh()
+    assert m.lines == 1 and m.series("episode_return")["y"] == [9.0]
+
+
+def _fake_run(root: Path, name: str, age_s: float, lines: str = '{"env_steps": 10, "episode_return": 1.0}\n',
+              checkpoint: bool = False, eval_json: str | None = None) -> Path:
+    run = root / name
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.toml").write_text('[experiment]\nname = "fake"\nagent = "ppo"\nseed = 0\n')
+    (run / "metrics.jsonl").write_text(lines)
+    if checkpoint:
+        (run / "checkpoints" / "latest.safetensors").write_bytes(b"x")
+    if eval_json is not None:
+        (run / "eval.json").write_text(eval_json)
+    old = time.time() - age_s
+    for p in run.rglob("*"):
+        os.utime(p, (old, old))
+    return run
+
+
+def test_status_and_damage_are_read_from_the_files(tmp_path, serve):
+    stale = RUNNING_WINDOW_S + 30
+    _fake_run(tmp_path, "running", 0)
+    _fake_run(tmp_path, "interrupted", stale, checkpoint=True)
+    _fake_run(tmp_path, "failed", stale)
+    _fake_run(tmp_path, "finished", stale, eval_json='{"mean_return": 3.5}')
+    _fake_run(tmp_path, "broken", stale, lines='{"env_steps": 1, "episode_return": 1}\n{"env_st\n'
+              '{"env_steps": 2, "episode_return": 3}\n', eval_json="{not json")
+    (tmp_path / "bad-config").mkdir()
+    (tmp_path / "bad-config" / "config.toml").write_text("[experiment\nname=")
+    server = serve(tmp_path)
+    status, body = get(server, "/api/runs")
+    assert status == 200
+    rows = {r["id"]: r for r in body["runs"]}
+    assert {k: rows[k]["status"] for k in ("running", "interrupted", "failed", "finished")} == {
+        "running": "running", "interrupted": "interrupted", "failed": "failed", "finished": "finished"}
+    assert all(rows[k]["damaged"] is None for k in ("running", "interrupted", "failed", "finished"))
+    assert "metrics.jsonl:2" in rows["broken"]["damaged"] and "eval.json" in rows["broken"]["damaged"]
+    assert "config.toml" in rows["bad-config"]["damaged"]
+    # The damaged run's good lines are still served.
+    assert get(server, "/api/series?run=broken")[1]["series"]["episode_return"]["y"] == [1.0, 3.0]
+
+
+def test_only_files_under_the_runs_folder_are_served(trained_runs, serve, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "run").mkdir()
+    (runs / "run" / "episode.gif").write_bytes(b"GIF89a-not-really")
+    (tmp_path / "secret.txt").write_text("secret")
+    (runs / "run" / "link.txt").symlink_to(tmp_path / "secret.txt")
+    server = serve(runs)
+    assert get(server, "/files/run/episode.gif") == (200, {"raw": b"GIF89a-not-really"})
+    for path in ("/files/../secret.txt", "/files/%2e%2e/secret.txt", "/files/run/../../secret.txt",
+                 "/files/run/%2E%2E/%2E%2E/secret.txt", "/files//etc/passwd", "/files/%2Fetc%2Fpasswd",
+                 "/files/run/link.txt", "/files/..%2f..%2fetc%2fpasswd"):
+        status, body = get(server, path)
+        assert status == 403, (path, status, body)
+        assert b"secret" not in json.dumps(body).encode() and "root:" not in json.dumps(body), path
+    assert get(server, "/static/../server.py")[0] == 404
+    assert get(server, "/static/%2e%2e/server.py")[0] == 404
+    assert get(server, "/api/config?run=../..")[0] == 404
+
+
+def test_a_busy_port_is_named_with_the_fix(tmp_path, capsys):
+    import importlib.util
+
+    script = Path(__file__).parents[2] / "scripts" / "dashboard.py"
+    spec = importlib.util.spec_from_file_location("dashboard_cli", script)
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main([str(tmp_path), "--port", str(port)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"port {port}" in err and "--port" in err, err
+
+
+def test_the_page_and_its_scripts_are_served_without_any_outside_reference(serve, tmp_path):
+    server = serve(tmp_path)
+    html = urllib.request.urlopen(server.url, timeout=10).read().decode()
+    assert "<canvas" in html or "charts" in html
+    for name in ("app.js", "chart.js", "style.css"):
+        text = urllib.request.urlopen(server.url + "static/" + name, timeout=10).read().decode()
+        assert "http://" not in text and "https://" not in text, name  # offline: no CDN, no fonts from the web
+    assert "https://" not in html and "http://" not in html
+
+
+@pytest.mark.slow
+def test_record_button_records_an_episode_of_the_best_checkpoint(trained_runs, serve):
+    run = trained_runs["s1"]
+    server = serve(trained_runs["root"])
+    rid = run.relative_to(trained_runs["root"]).as_posix()
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=30)
+    conn.request("POST", f"/api/record?run={rid}")
+    assert conn.getresponse().status == 202
+    deadline = time.monotonic() + 240
+    while (state := get(server, f"/api/record?run={rid}")[1])["state"] == "recording":
+        assert time.monotonic() < deadline, "recording took over 4 minutes"
+        time.sleep(0.5)
+    assert state["state"] == "done", state
+    assert (run / "episode.gif").read_bytes()[:6] in (b"GIF89a", b"GIF87a")
+    assert f"{rid}/episode.gif" in [m for r in get(server, "/api/runs")[1]["runs"] for m in r["media"]]
