@@ -71,7 +71,9 @@ class LinearDecay(Schedule):
 
     def value(self, step: float) -> float:
         frac = min(step / self.duration_steps, 1.0)
-        return self.start + frac * (self.end - self.start)
+        # Weighted form: exactly ``start`` at 0 and ``end`` at the end, and ``start * (1 - frac)`` when
+        # decaying to 0 (PPO's annealing, bit for bit as it was written before it used this class).
+        return self.start * (1.0 - frac) + self.end * frac
 
 
 class ExponentialDecay(Schedule):
