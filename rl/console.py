@@ -16,8 +16,11 @@ __all__ = ["ProgressTable", "format_number"]
 def format_number(value: float, decimals: int | None = None, signed: bool = False) -> str:
     """``value`` rounded to 2 decimals with trailing zeros dropped (250, -1.2, 96.25), or with exactly
     ``decimals`` decimals (for columns); ``signed`` puts a "+" on positive numbers (signed quantities only:
-    never on probabilities). Large magnitudes (>= 1e6) and non-finite values use the shortest ``g`` form."""
+    never on probabilities). Without ``decimals``, magnitudes under 0.01 keep 3 significant digits (0.0003);
+    large ones (>= 1e6) and non-finite values use the ``g`` form."""
     value = float(value)
+    if decimals is None and 0 < abs(value) < 0.01:  # a learning rate of 3e-4 is not "0"
+        return f"{value:{'+' if signed else ''}.3g}"
     if not math.isfinite(value) or abs(value) >= 1e6:
         return f"{value:{'+' if signed else ''}.4g}"
     text = f"{value:{'+' if signed else ''}.{2 if decimals is None else decimals}f}"
@@ -42,16 +45,17 @@ class ProgressTable:
 
     :meth:`update` takes every metrics record (as ``Runner.log`` gets them) and prints a table at most every
     ``every_s`` seconds, with the latest value of each key; :meth:`flush` prints the last one at the end.
-    ``mean_return`` is the mean of the last ``window`` episode returns.
+    ``mean_return`` is the mean of the last ``window`` episode returns; ``clock`` (seconds) is for tests.
     """
 
     def __init__(self, every_s: float = 10.0, window: int = 20, out: TextIO | None = None,
-                 clock: Any = time.monotonic):
+                 clock: Any = time.monotonic, start_steps: int = 0):
         self.every_s, self.window, self.out, self.clock = every_s, window, out, clock
         self._latest: dict[str, Any] = {}
         self._returns: list[float] = []
         self.episodes = 0
-        self._last_print = clock()
+        self._start = self._last_print = clock()
+        self._steps_at_print = start_steps  # a resumed run starts counting where it stopped
         self._pending = False
 
     def update(self, record: Mapping[str, Any]) -> None:
@@ -60,20 +64,26 @@ class ProgressTable:
             self.episodes += 1
             self._returns = (self._returns + [float(record["episode_return"])])[-self.window:]
         for key, value in record.items():
-            if key not in ("episode_return", "episode_length") and isinstance(value, int | float) \
-                    and not isinstance(value, bool):
+            # Speed and time are the table's own (since its last print); per-episode keys are summarised.
+            if key not in ("episode_return", "episode_length", "sps", "time_s") \
+                    and isinstance(value, int | float) and not isinstance(value, bool):
                 self._latest[key] = value
         self._pending = True
         if self.clock() - self._last_print >= self.every_s:
             self.flush()
 
     def rows(self) -> list[tuple[str, str]]:
-        """The table's (key, value) rows: steps, episodes and mean return first, then the rest by name."""
+        """The table's (key, value) rows: steps, episodes and mean return first, the other keys by name, then
+        ``sps`` (env steps per second since the previous table) and ``time_s`` (since the table was made)."""
         latest = dict(self._latest)
-        first = [("env_steps", latest.pop("env_steps", None)), ("episodes", self.episodes),
+        now, steps = self.clock(), latest.pop("env_steps", None)
+        sps = None
+        if steps is not None and now > self._last_print:
+            sps = round((steps - self._steps_at_print) / (now - self._last_print))
+        first = [("env_steps", steps), ("episodes", self.episodes),
                  ("mean_return", sum(self._returns) / len(self._returns) if self._returns else None)]
-        rest = sorted(latest.items())
-        return [(k, _cell(v)) for k, v in first + rest if v is not None]
+        last = [("sps", sps), ("time_s", now - self._start)]
+        return [(k, _cell(v)) for k, v in first + sorted(latest.items()) + last if v is not None]
 
     def flush(self) -> None:
         """Print the table now if anything arrived since the last one."""
@@ -86,6 +96,7 @@ class ProgressTable:
         lines = [rule, *(f"| {k:<{kw}} | {v:<{vw}} |" for k, v in rows), rule]
         print("\n".join(lines), file=self.out or sys.stdout, flush=True)
         self._last_print = self.clock()
+        self._steps_at_print = self._latest.get("env_steps", self._steps_at_print)
         self._pending = False
 
 

@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         # A recording shows the result where no window can open (a server, CI); play.py is the live view.
         gif = run_dir / "episode.gif"
         agent = load_agent(run_dir)
-        record_script.record(agent, gif, seed=agent.experiment.seed + 1_000_000, max_steps=800, scale=0.5)
+        # Full size: at half size (300 px wide) the status line under the map could not be read.
+        record_script.record(agent, gif, seed=agent.experiment.seed + 1_000_000, max_steps=800)
         print(f"one episode of it, recorded: {gif}")
     except (CheckpointError, OSError, ValueError) as exc:  # the run is saved; only the recording is missing
         print(f"no recording: {exc}")

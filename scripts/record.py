@@ -1,15 +1,17 @@
-"""Record a trained agent playing, as an animated GIF or WebP you can share or put in a page.
+"""Record a trained agent playing, as an animated GIF or WebP, or an MP4 video.
 
     python scripts/record.py runs/cartpole_ppo-s0-20250101-120000                 # -> runs/.../episode.gif
-    python scripts/record.py RUN_DIR --out level1.webp --episodes 3 --scale 0.5
+    python scripts/record.py RUN_DIR --out level1.webp --episodes 3
+    python scripts/record.py RUN_DIR --out episode.mp4      # needs the `video` extra: pip install -e '.[video]'
 
 The agent plays deterministically with its best (or latest) checkpoint, as in ``evaluate.py``; the env
-draws each step in its ``"rgb_array"`` render mode (no window is opened, so this works on a server),
-and a caption under each frame gives the episode, the step and the return so far. Frames are mapped
-onto one shared palette (taken from the first frame) so colours do not flicker between frames, and
-kept as 1 byte per pixel while recording. Animated GIFs cannot show a frame for less than 20 ms
-(browsers stretch shorter frames to 100 ms), so envs drawn at more than 50 frames per second keep
-every second (or third...) frame unless ``--every`` says otherwise.
+draws each step in its ``"rgb_array"`` render mode (no window is opened, so this works on a server), with
+its own status line (step, return), and each episode's return is printed. GIF/WebP frames are mapped
+onto one shared palette (taken from the first frame) so colours do not flicker between frames, and kept
+as 1 byte per pixel while recording. Animated GIFs cannot show a frame for less than 20 ms (browsers
+stretch shorter frames to 100 ms), so envs drawn at more than 50 frames per second keep every second
+(or third...) frame unless ``--every`` says otherwise; an MP4 keeps every frame at the env's own speed.
+Below ``--scale 0.75`` the status line gets hard to read.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # tiny networks: threads only add overhead
 
 import argparse  # noqa: E402
+import itertools  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
@@ -32,22 +35,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate import load_agent_or_report  # noqa: E402
 
 from agents.base import Agent  # noqa: E402
+from rl.console import format_number  # noqa: E402
 from rl.experiment import positive_int  # noqa: E402
 
 MAX_STEPS = 2_000  # steps after which a recorded episode is cut: a GIF of an endless episode is no use
 MIN_FRAME_MS = 20  # the shortest frame duration browsers honour in a GIF
-CAPTION_PX = 18  # height of the caption band under each frame
-FORMATS = (".gif", ".webp")
+LEGIBLE_SCALE = 0.75  # below this the envs' status lines (14-26 px fonts) blur into a grey smear
+FORMATS = (".gif", ".webp", ".mp4")
+
+
+class Episode:
+    """What one recorded episode did: its ``steps``, ``total`` return and how it ended (``ending``)."""
+
+    def __init__(self) -> None:
+        self.steps, self.total, self.ending = 0, 0.0, "running"
+
+    def __str__(self) -> str:
+        return f"return {format_number(self.total)} after {self.steps} steps ({self.ending})"
 
 
 def frames_of_episodes(
-    agent: Agent, episodes: int, seed: int, max_steps: int = MAX_STEPS, every: int = 1
-) -> Iterator[tuple[np.ndarray, str]]:
-    """Yield ``(frame, caption)`` for every ``every``-th step of ``episodes`` deterministic episodes.
-
-    ``frame`` is the env's ``(H, W, 3)`` uint8 picture; the first and last frame of each episode are
-    always kept, so how it ended is in the recording. Episode ``k`` uses seed ``seed + k``.
-    """
+    agent: Agent, episodes: int, seed: int, max_steps: int = MAX_STEPS, every: int = 1,
+    log: list[Episode] | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield the env's ``(H, W, 3)`` uint8 picture for every ``every``-th step of ``episodes`` deterministic
+    episodes; the first and last frame of each episode are always kept, so how it ended is in the recording.
+    Episode ``k`` uses seed ``seed + k``; ``log`` gets an :class:`Episode` per episode played."""
     import gymnasium as gym  # noqa: PLC0415
 
     import envs  # noqa: F401, PLC0415
@@ -56,24 +69,27 @@ def frames_of_episodes(
     try:
         for k in range(episodes):
             obs, _ = env.reset(seed=seed + k)
-            total, steps, done = 0.0, 0, False
-            yield env.render(), f"episode {k + 1}  step 0  return 0"
-            while not done and steps < max_steps:
+            episode = Episode()
+            if log is not None:
+                log.append(episode)
+            yield env.render()
+            while episode.ending == "running":
                 action = agent.act(np.asarray(obs)[None], deterministic=True)[0]
                 obs, reward, terminated, truncated, _ = env.step(action.item() if action.ndim == 0 else action)
-                total += float(reward)
-                steps += 1
-                done = terminated or truncated or steps == max_steps
-                if done or steps % every == 0:
-                    end = " (terminated)" if terminated else " (truncated)" if truncated else " (cut)" if done else ""
-                    yield env.render(), f"episode {k + 1}  step {steps}  return {total:g}{end}"
+                episode.total += float(reward)
+                episode.steps += 1
+                if terminated or truncated or episode.steps == max_steps:
+                    episode.ending = "terminated" if terminated else "truncated" if truncated else \
+                        f"cut at --max-steps {max_steps}"
+                if episode.ending != "running" or episode.steps % every == 0:
+                    yield env.render()
     finally:
         env.close()
 
 
-def to_image(frame: np.ndarray, caption: str, scale: float):
-    """A Pillow RGB image of ``frame`` ``(H, W, 3)`` uint8, scaled, with ``caption`` in a band below it."""
-    from PIL import Image, ImageDraw  # noqa: PLC0415
+def to_image(frame: np.ndarray, scale: float):
+    """A Pillow RGB image of ``frame`` ``(H, W, 3)`` uint8, scaled by ``scale``."""
+    from PIL import Image  # noqa: PLC0415
 
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
@@ -81,11 +97,12 @@ def to_image(frame: np.ndarray, caption: str, scale: float):
     picture = Image.fromarray(frame)
     if scale != 1.0:
         size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
-        picture = picture.resize(size, Image.Resampling.BILINEAR)
-    image = Image.new("RGB", (picture.width, picture.height + CAPTION_PX), (255, 255, 255))
-    image.paste(picture, (0, 0))
-    ImageDraw.Draw(image).text((4, picture.height + 3), caption, fill=(20, 20, 20))
-    return image
+        picture = picture.resize(size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BILINEAR)
+    return picture
+
+
+def _temporary(out: Path) -> Path:
+    return out.with_name(f".{out.name}.{os.getpid()}.tmp")
 
 
 def write_animation(images: Iterator, out: Path, frame_ms: int) -> int:
@@ -102,7 +119,7 @@ def write_animation(images: Iterator, out: Path, frame_ms: int) -> int:
         raise ValueError("no frames to write")
     palette = first.quantize(colors=256, dither=Image.Dither.NONE)
     frames = [palette] + [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp = _temporary(out)
     try:
         kind = "GIF" if out.suffix.lower() == ".gif" else "WEBP"
         frames[0].save(tmp, format=kind, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
@@ -112,6 +129,46 @@ def write_animation(images: Iterator, out: Path, frame_ms: int) -> int:
     return len(frames)
 
 
+def video_encoder():
+    """imageio-ffmpeg (the `video` extra: a wheel with its own ffmpeg binary), or None when not installed."""
+    try:
+        import imageio_ffmpeg  # noqa: PLC0415
+    except ImportError:
+        return None
+    return imageio_ffmpeg
+
+
+def write_video(images: Iterator, out: Path, fps: float) -> int:
+    """Write RGB Pillow ``images`` to ``out`` as an H.264 MP4 at ``fps`` frames per second (yuv420p, which every
+    player reads; odd sizes are padded by one pixel); atomically, like :func:`write_animation`."""
+    encoder = video_encoder()
+    if encoder is None:
+        raise ValueError("MP4 needs imageio-ffmpeg: pip install -e '.[video]' (or write a .gif/.webp)")
+    first = next(images, None)
+    if first is None:
+        raise ValueError("no frames to write")
+    width, height = first.width + first.width % 2, first.height + first.height % 2
+    tmp = _temporary(out)
+    count = 0
+    try:
+        writer = encoder.write_frames(str(tmp), (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
+                                      macro_block_size=1, quality=8, ffmpeg_log_level="error",
+                                      output_params=["-f", "mp4", "-movflags", "+faststart"])
+        writer.send(None)  # start ffmpeg
+        try:
+            for image in itertools.chain([first], images):
+                frame = np.zeros((height, width, 3), np.uint8)
+                frame[: image.height, : image.width] = np.asarray(image.convert("RGB"))
+                writer.send(frame)
+                count += 1
+        finally:
+            writer.close()
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return count
+
+
 def default_every(render_fps: float) -> int:
     """Keep every n-th step so a frame lasts at least ``MIN_FRAME_MS`` at the env's own speed."""
     return max(1, math.ceil(MIN_FRAME_MS * render_fps / 1000))
@@ -119,17 +176,22 @@ def default_every(render_fps: float) -> int:
 
 def record(
     agent: Agent, out: Path, episodes: int = 1, seed: int = 0, max_steps: int = MAX_STEPS,
-    every: int | None = None, scale: float = 1.0,
+    every: int | None = None, scale: float = 1.0, log: list[Episode] | None = None,
 ) -> tuple[int, int, int]:
     """Write ``episodes`` deterministic episodes of ``agent`` to ``out``; returns (frames, ms per frame, every).
 
-    ``every=None`` keeps as many steps as a GIF can show at the env's own speed (:func:`default_every`).
+    ``every=None`` keeps as many steps as the format can show at the env's own speed (:func:`default_every`
+    for GIF/WebP, every step for MP4). ``log`` gets an :class:`Episode` per episode.
     """
     render_fps = _render_fps(agent)
-    every = every or default_every(render_fps)
-    frame_ms = max(MIN_FRAME_MS, round(1000 * every / render_fps))
-    frames = frames_of_episodes(agent, episodes, seed, max_steps, every)
-    count = write_animation((to_image(frame, caption, scale) for frame, caption in frames), out, frame_ms)
+    video = out.suffix.lower() == ".mp4"
+    every = every or (1 if video else default_every(render_fps))
+    frame_ms = round(1000 * every / render_fps) if video else max(MIN_FRAME_MS, round(1000 * every / render_fps))
+    images = (to_image(frame, scale) for frame in frames_of_episodes(agent, episodes, seed, max_steps, every, log))
+    if video:
+        count = write_video(images, out, fps=1000 / frame_ms)
+    else:
+        count = write_animation(images, out, frame_ms)
     return count, frame_ms, every
 
 
@@ -145,33 +207,43 @@ def positive_float(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", help="a run directory written by scripts/train.py")
-    parser.add_argument("--out", help="output file, .gif or .webp (default: RUN_DIR/episode.gif)")
+    parser.add_argument("--out", help="output file, .gif, .webp or .mp4 (default: RUN_DIR/episode.gif)")
     parser.add_argument("--episodes", type=positive_int, default=1, help="episodes to record, one after another")
     parser.add_argument("--checkpoint", default="best", choices=["best", "latest"], help="which checkpoint")
     parser.add_argument("--seed", type=int, help="env seed of the first episode (default: the run's seed + 1,000,000)")
     parser.add_argument("--max-steps", type=positive_int, default=MAX_STEPS,
                         help=f"cut an episode after this many steps (default {MAX_STEPS:,})")
     parser.add_argument("--every", type=positive_int,
-                        help="keep every n-th step (default: as many as a GIF can show at the env's speed)")
-    parser.add_argument("--scale", type=positive_float, default=1.0, help="resize frames by this factor")
+                        help="keep every n-th step (default: as many as the format can show at the env's speed)")
+    parser.add_argument("--scale", type=positive_float, default=1.0,
+                        help=f"resize frames by this factor (default 1; below {LEGIBLE_SCALE} the status line blurs)")
     parser.add_argument("--device", choices=["cpu", "gpu", "auto"],
                         help="array backend (default: the run's own; --device cpu plays a GPU run anywhere)")
     args = parser.parse_args(argv)
+    if not Path(args.run_dir).is_dir():  # before --out's checks: its default folder is the run directory
+        parser.error(f"run directory {args.run_dir!r} does not exist (a folder written by scripts/train.py)")
     out = Path(args.out) if args.out else Path(args.run_dir) / "episode.gif"
     if out.suffix.lower() not in FORMATS:
         parser.error(f"--out must end in one of {', '.join(FORMATS)}, got {out.name!r}")
     if not out.parent.is_dir():
         parser.error(f"--out: folder {str(out.parent)!r} does not exist")
+    if out.suffix.lower() == ".mp4" and video_encoder() is None:
+        parser.error("--out x.mp4 needs imageio-ffmpeg: pip install -e '.[video]' (or write a .gif or .webp)")
     agent = load_agent_or_report(args.run_dir, args.checkpoint, args.device)
     if agent is None:
         return 1
 
     seed = agent.experiment.seed + 1_000_000 if args.seed is None else args.seed
-    count, frame_ms, every = record(agent, out, args.episodes, seed, args.max_steps, args.every, args.scale)
+    log: list[Episode] = []
+    count, frame_ms, every = record(agent, out, args.episodes, seed, args.max_steps, args.every, args.scale, log)
+    for k, episode in enumerate(log, 1):
+        print(f"episode {k}: {episode}")
     print(f"wrote {out} ({count} frames, {frame_ms} ms each, every {every} step(s); "
           f"{out.stat().st_size / 1024:.0f} KiB)")
+    if args.scale < LEGIBLE_SCALE:
+        print(f"note: at --scale {args.scale:g} the status line is hard to read")
     return 0
 
 

@@ -56,6 +56,54 @@ class TableRunner(Runner):
         super().close()
 
 
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def list_configs() -> list[str]:
+    """The training configs in configs/ (those with an [experiment] agent), as paths to type."""
+    import tomllib  # noqa: PLC0415
+
+    found = []
+    for path in sorted(CONFIGS.glob("*.toml")):
+        try:
+            if "agent" in tomllib.loads(path.read_text()).get("experiment", {}):
+                found.append(f"configs/{path.name}")
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+    return found
+
+
+def check_table_names(config: dict, where: str) -> None:
+    """Refuse a key outside the [experiment], [env] and [agent] tables (``--set lr=1e-3``), naming the table
+    that has it when exactly one does."""
+    import dataclasses  # noqa: PLC0415
+
+    from agents.base import ExperimentConfig, get_agent_module  # noqa: PLC0415
+    from agents.runner import check_env_kwargs  # noqa: PLC0415
+
+    tables = ("experiment", "env", "agent")
+    for key in [k for k in config if k not in tables]:
+        exp = config.get("experiment", {})
+        has = []
+        if key in {f.name for f in dataclasses.fields(ExperimentConfig)}:
+            has.append("experiment")
+        try:
+            check_env_kwargs(exp.get("env_id", ExperimentConfig.env_id), {key: None}, where)
+            has.append("env")
+        except ConfigError:
+            pass
+        try:
+            agent_config = get_agent_module(exp.get("agent", ExperimentConfig.agent)).Config
+            if key in {f.name for f in dataclasses.fields(agent_config)}:
+                has.append("agent")
+        except ValueError:  # an unknown agent: make_agent says so
+            pass
+        hint = f"; did you mean {has[0]}.{key}?" if len(has) == 1 else \
+            f"; it is a key of {' and '.join(has)}: say which, e.g. {has[0]}.{key}" if has else \
+            "; keys go in a table: experiment.KEY, env.KEY or agent.KEY"
+        raise ConfigError(f"{where}: {key!r} is not a table{hint}")
+
+
 def start_summary(run: RunDir, config: dict, agent) -> str:
     """What a run starts with: its directory, the agent and env, and every setting that differs from the code's
     defaults (the whole resolved config is in RUN_DIR/config.toml)."""
@@ -75,7 +123,7 @@ def start_summary(run: RunDir, config: dict, agent) -> str:
     changed += [f"env.{key}={_show(value)}" for key, value in config.get("env", {}).items()]
     lines = [f"run directory: {run.path}",
              f"{exp['agent']} on {exp['env_id']}, seed {exp['seed']}, {exp['total_steps']:,} env steps "
-             f"(config: {run.config_path})"]
+             f"(resolved config: {run.config_path})"]
     line = "settings:"
     for item in changed:  # wrapped at 100 columns
         if len(line) + 1 + len(item) > 100:
@@ -128,8 +176,9 @@ def train(config_path: str | None, overrides: list[str], seed: int | None = None
             raise CheckpointError(f"{latest} does not fit the agent in {run.config_path}: {exc}") from None
     else:
         if config_path is None:
-            raise ConfigError("give a CONFIG file (or --resume RUN_DIR)")
+            raise ConfigError(f"give a CONFIG file (or --resume RUN_DIR). The configs: {', '.join(list_configs())}")
         config = apply_overrides(load_toml(config_path), overrides)
+        check_table_names(config, where=config_path)
         config.setdefault("experiment", {})
         if seed is not None:
             config["experiment"]["seed"] = seed

@@ -54,5 +54,5 @@ def human_action(pressed_keys: Any, env: Any) -> Any:
 def key_help(env: Any) -> str:
     """The keys of ``env``'s motion, for the strip under the play window."""
     if env.unwrapped.core.discrete:
-        return "Up drive   Down back up   Left/Right turn (one press, one turn)   no key: wait"
+        return "Up drive   Down back   Left/Right turn   no key: wait"
     return "Up/Down throttle   Left/Right steer"

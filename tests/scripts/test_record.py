@@ -63,8 +63,8 @@ def test_gif_holds_every_step_of_the_episode(cartpole_run, tmp_path):
     gif = Image.open(out_file)
     assert gif.n_frames == steps + 1  # the reset frame and one per step
     assert gif.info["duration"] == 20  # CartPole draws at 50 fps: 20 ms a frame, every step kept
-    picture = np.asarray(gif.convert("RGB"))[: first_frame.shape[0]]
-    assert picture.shape == first_frame.shape
+    picture = np.asarray(gif.convert("RGB"))
+    assert picture.shape == first_frame.shape  # the env's picture and nothing else: its status line is the caption
     # One 256-colour palette from the first frame: the picture survives within rounding of its colours.
     assert np.abs(picture.astype(int) - first_frame.astype(int)).mean() < 2.0
 
@@ -80,14 +80,15 @@ def test_webp_with_scale_and_frame_skip(cartpole_run, tmp_path):
     env.reset(seed=0)
     frame = env.render()
     env.close()
-    assert (width, height) == (round(frame.shape[1] * 0.5), round(frame.shape[0] * 0.5) + record.CAPTION_PX)
+    assert (width, height) == (round(frame.shape[1] * 0.5), round(frame.shape[0] * 0.5))
+    assert "status line is hard to read" in result.stdout  # a half-size recording says what it costs
     # Per episode: the reset frame, every 4th step, and the last step (kept whatever its number).
     lengths = _episode_lengths(cartpole_run, seed=3, episodes=2, max_steps=10)
     assert anim.n_frames == sum(1 + len({*range(4, n + 1, 4), n}) for n in lengths)
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--out", "x.mp4"], "must end in one of .gif, .webp"),
+    [(["--out", "x.avi"], "must end in one of .gif, .webp, .mp4"),
      (["--out", "no/such/folder/x.gif"], "does not exist"),
      (["--scale", "0"], "positive number"),
      (["--every", "0"], "must be at least 1")],
@@ -95,6 +96,33 @@ def test_webp_with_scale_and_frame_skip(cartpole_run, tmp_path):
 def test_bad_arguments_are_named(cartpole_run, args, message):
     result = _run(cartpole_run, *args)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_mp4_holds_every_step_at_the_envs_speed(cartpole_run, tmp_path):
+    encoder = record.video_encoder()
+    if encoder is None:
+        pytest.skip("imageio-ffmpeg is not installed (pip install -e '.[video]')")
+    out_file = tmp_path / "cart.mp4"
+    result = _run(cartpole_run, "--out", out_file, "--max-steps", 30, "--seed", 7)
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["cart.mp4"]
+    steps = _episode_lengths(cartpole_run, seed=7, episodes=1, max_steps=30)[0]
+    assert f"episode 1: return {steps} after {steps} steps" in result.stdout
+    reader = encoder.read_frames(str(out_file))
+    meta = next(reader)
+    frames = [np.frombuffer(f, np.uint8).reshape(240, 600, 3) for f in reader]
+    assert meta["size"] == (600, 240) and meta["fps"] == 50  # CartPole draws at 50 fps: every step kept
+    assert len(frames) == steps + 1
+    env = gym.make("envs/CartPole-v1", render_mode="rgb_array")
+    env.reset(seed=7)
+    assert np.abs(frames[0].astype(int) - env.render().astype(int)).mean() < 3.0  # lossy, but the same picture
+    env.close()
+
+
+def test_a_run_directory_that_does_not_exist_is_named_as_such(tmp_path):
+    # It used to say "--out: folder '.../nope' does not exist" although no --out was given.
+    result = _run(tmp_path / "nope")
+    assert result.returncode == 2 and "run directory" in result.stderr and "--out" not in result.stderr.splitlines()[-1]
 
 
 def test_missing_run_is_reported(tmp_path):

@@ -65,3 +65,20 @@ def test_a_gpu_run_on_a_machine_without_cupy_names_the_way_out(tmp_path):
     # --device cpu gets past the backend: what stops it now is the missing checkpoint, named.
     out = _run("scripts/evaluate.py", str(run), "--device", "cpu", tmp_path=tmp_path)
     assert out.returncode == 1 and "no checkpoint at" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("override, hint", [("lr=1e-3", "did you mean agent.lr?"),
+                                            ("max_steps=10", "did you mean env.max_steps?"),
+                                            ("nosuchkey=1", "keys go in a table")])
+def test_a_key_outside_its_table_names_the_table_that_has_it(tmp_path, override, hint):
+    # `--set lr=1e-3` answered "unknown table(s) ['lr']".
+    out = _run("scripts/train.py", "configs/cartpole_ppo.toml", "--set", override, "--runs-dir", str(tmp_path),
+               tmp_path=tmp_path)
+    assert out.returncode == 2 and hint in out.stderr and "Traceback" not in out.stderr
+    assert not list(tmp_path.iterdir())  # refused before a run directory was made
+
+
+def test_train_without_a_config_lists_the_configs(tmp_path):
+    out = _run("scripts/train.py", tmp_path=tmp_path)
+    assert out.returncode == 2 and "configs/cartpole_ppo.toml" in out.stderr and "Traceback" not in out.stderr
+    assert "configs/digits_transfer.toml" not in out.stderr  # not a training config
