@@ -85,7 +85,7 @@ def confusion_counts(y_true: Any, y_pred: Any, num_classes: int | None = None) -
         raise ValueError(f"y_true has {len(t)} labels but y_pred has {len(p)}")
     k = num_classes or int(max(t.max(initial=-1), p.max(initial=-1)) + 1)
     if t.size and max(t.max(), p.max()) >= k:
-        raise ValueError(f"a class index is >= num_classes={k}")
+        raise ValueError(f"class index {max(t.max(), p.max())} is out of range for {k} classes (labels)")
     counts = np.zeros((k, k), dtype=np.int64)
     np.add.at(counts, (t, p), 1)
     return counts
