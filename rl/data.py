@@ -75,6 +75,7 @@ __all__ = [
     "npy_shards",
     "read_image",
     "save_state",
+    "split_indices",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -476,6 +477,23 @@ def read_image(path: str | os.PathLike, image_size: int | None = 224, resize_siz
     return np.asarray(rgb, dtype=np.uint8)
 
 
+def split_indices(labels: np.ndarray, validation_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split of ``labels (N,)``: ``round(fraction * n_c)`` of each class to validation.
+
+    Returns sorted ``(train_idx, val_idx)``. A class with one sample stays wholly in training.
+    """
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_val = min(int(round(validation_fraction * len(idx))), len(idx) - 1)
+        val.extend(idx[:n_val])
+        train.extend(idx[n_val:])
+    return np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(val, dtype=np.int64))
+
+
 class _Skipped:
     """What the decoding map yields for an unreadable file under ``on_error="skip"`` (then filtered)."""
 
@@ -565,6 +583,9 @@ def image_folder(
     processes: bool = False,
     on_error: str = "skip",
     max_per_class: int | None = None,
+    validation_split: float = 0.0,
+    subset: str | None = None,
+    split_seed: int = 0,
 ) -> Dataset:
     """``(image uint8 (S, S, 3), label int64)`` from ``root/<class>/<image files>``, streamed.
 
@@ -579,6 +600,9 @@ def image_folder(
             collect in ``ds.skipped``, and ``len(ds)`` becomes unknown); ``"raise"`` stops with a
             :class:`DataError` naming it.
         max_per_class: at most this many files per class (the first by name).
+        validation_split, subset, split_seed: Keras' ``image_dataset_from_directory`` split:
+            ``subset="training"`` or ``"validation"`` keeps that part of a stratified, seeded split
+            (:func:`split_indices`) holding out ``validation_split`` of each class.
 
     Raises:
         DataError: ``root`` missing or without class subfolders, or a class folder without image
@@ -602,7 +626,15 @@ def image_folder(
         found = found[:max_per_class] if max_per_class is not None else found
         files.extend(found)
         labels.extend([label] * len(found))
-    source = _Files(root, files, np.asarray(labels, dtype=np.int64), shuffle, seed)
+    label_array = np.asarray(labels, dtype=np.int64)
+    if subset is not None or validation_split:
+        if subset not in ("training", "validation") or not 0.0 < validation_split < 1.0:
+            raise ValueError("image_folder: give validation_split in (0, 1) with subset='training' or "
+                             f"'validation' (got {validation_split}, {subset!r})")
+        train_idx, val_idx = split_indices(label_array, validation_split, split_seed)
+        keep = train_idx if subset == "training" else val_idx
+        files, label_array = [files[i] for i in keep], label_array[keep]
+    source = _Files(root, files, label_array, shuffle, seed)
     decoder = _ImageDecoder(image_size, resize_size, on_error, [])
     return _ImageFolder(source, [d.name for d in class_dirs], decoder, workers, processes)
 

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from rl import data
-from rl.data import IMAGE_SUFFIXES, DataError
+from rl.data import IMAGE_SUFFIXES, DataError, split_indices
 from transfer.preprocessing import IMAGENET_MEAN, IMAGENET_STD, normalize
 
 __all__ = [
@@ -82,23 +82,6 @@ class ImageFolder:
         return len(self.labels)
 
 
-def split_indices(labels: np.ndarray, validation_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified split of ``labels (N,)``: ``round(fraction * n_c)`` of each class to validation.
-
-    Returns sorted ``(train_idx, val_idx)``. A class with one sample stays wholly in training.
-    """
-    if not 0.0 <= validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
-    rng = np.random.default_rng(seed)
-    train, val = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        n_val = min(int(round(validation_fraction * len(idx))), len(idx) - 1)
-        val.extend(idx[:n_val])
-        train.extend(idx[n_val:])
-    return np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(val, dtype=np.int64))
-
-
 def imagenet_resize_size(image_size: int) -> int:
     """The shorter side before the center crop, scaled as ImageNet's 256 -> 224."""
     return round(image_size * 256 / 224)
@@ -137,19 +120,25 @@ def imagenet_batches(
     on_error: str = "skip",
     max_per_class: int | None = None,
     drop_remainder: bool = False,
+    validation_split: float = 0.0,
+    subset: str | None = None,
+    split_seed: int = 0,
 ) -> data.Dataset:
     """An image folder streamed as MobileNetV2 input: ``(float32 (B, S, S, 3), int64 (B,))`` batches.
 
     Each image is decoded by one of ``workers`` threads, its shorter side resized to
     ``round(S * 256 / 224)``, then center-cropped to ``S`` (or, with ``augment``, randomly cropped and
     flipped with a generator seeded from ``(seed, epoch, position)``, the same with any worker count),
-    batched, and normalized with the ImageNet mean and std on the whole batch. The returned
+    batched, and normalized with the ImageNet mean and std on the whole batch. ``validation_split``,
+    ``subset`` and ``split_seed`` pick one side of a stratified split (see
+    :func:`rl.data.image_folder`). The returned
     dataset's ``classes`` and ``skipped`` are the folder's (see :func:`rl.data.image_folder`).
     """
     resize = imagenet_resize_size(image_size)
     images = data.image_folder(root, image_size=resize if augment else image_size, resize_size=resize,
                                shuffle=shuffle, seed=seed, workers=workers, on_error=on_error,
-                               max_per_class=max_per_class)
+                               max_per_class=max_per_class, validation_split=validation_split, subset=subset,
+                               split_seed=split_seed)
     ds = images
     if augment:
         ds = ds.map(_Augment(image_size), seed=seed, name=f"crop_and_flip({image_size})")

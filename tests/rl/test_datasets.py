@@ -351,3 +351,14 @@ def test_fit_streams_a_shuffled_generator_and_learns():
         model.fit(data.from_arrays(x), epochs=1, verbose=0)
     with pytest.raises(ValueError, match="y and validation_split are not used"):
         model.fit(data.from_arrays(x, y).batch(4), y, verbose=0)
+
+
+def test_image_folder_split_is_stratified_disjoint_and_complete(tmp_path):
+    root = _image_folder(tmp_path / "imgs", per_class=5)
+    train = data.image_folder(root, image_size=8, validation_split=0.4, subset="training", split_seed=3)
+    val = data.image_folder(root, image_size=8, validation_split=0.4, subset="validation", split_seed=3)
+    assert len(train) == 6 and len(val) == 4
+    assert not set(train.files) & set(val.files) and len(set(train.files) | set(val.files)) == 10
+    assert sorted(int(label) for _, label in val) == [0, 0, 1, 1]
+    with pytest.raises(ValueError, match="subset="):
+        data.image_folder(root, validation_split=0.4)
