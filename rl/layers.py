@@ -740,7 +740,8 @@ class Flatten(Layer):
             raise ValueError(f"Flatten supports data_format='channels_last' only, got {data_format!r}")
 
     def call(self, inputs):
-        return inputs.reshape(inputs.shape[0], -1)
+        # The size is spelled out: -1 cannot be inferred from an empty batch.
+        return inputs.reshape(inputs.shape[0], math.prod(inputs.shape[1:]))
 
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
@@ -758,7 +759,8 @@ class Reshape(Layer):
         self.target_shape = tuple(int(d) for d in target_shape)
 
     def call(self, inputs):
-        return inputs.reshape((inputs.shape[0], *self.target_shape))
+        # -1 resolved from one sample's shape, so an empty batch reshapes too (NumPy cannot infer it there).
+        return inputs.reshape(self.compute_output_shape(tuple(inputs.shape)))
 
     def compute_output_shape(self, input_shape):
         target = list(self.target_shape)
@@ -1142,6 +1144,8 @@ class BatchNormalization(Layer):
         if training is None:
             training = config.train
         training = training and self._trainable  # a frozen BN always runs in inference mode
+        if inputs.shape[0] == 0:
+            training = False  # an empty batch has no statistics: leave the moving ones untouched, as torch does
         return self._bn(inputs, self.gamma, self.beta, self.moving_mean.data, self.moving_variance.data,
                         training, self.momentum, self.epsilon)
 

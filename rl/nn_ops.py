@@ -175,8 +175,13 @@ _CHUNK_BYTES = 4 << 20
 
 def _images_per_chunk(xp: Any, n: int, bytes_per_image: int) -> int:
     if xp.__name__ != "numpy":
-        return n
+        return max(n, 1)  # at least 1: range(0, n, chunk) needs a positive step, also for an empty batch
     return max(1, min(n, _CHUNK_BYTES // max(bytes_per_image, 1)))
+
+
+def _bytes_per_image(a: Any) -> int:
+    """Bytes of one image of a batch ``a`` (N, ...); also defined for an empty batch."""
+    return math.prod(a.shape[1:]) * a.itemsize
 
 
 def _column_chunks(xpad, kernel_hw, stride, dilation, out_hw):
@@ -308,7 +313,7 @@ class _DepthwiseConv2D(Function):
         out = xp.empty((n, *out_hw, c) if mult == 1 else (n, *out_hw, c, mult), dtype=dtype)
         # A few images at a time, so the nine multiply-adds reuse cached data instead of streaming
         # the whole batch from memory nine times.
-        chunk = _images_per_chunk(xp, n, out[0].nbytes * 2)
+        chunk = _images_per_chunk(xp, n, _bytes_per_image(out) * 2)
         tmp = xp.empty_like(out[:chunk])
         for n0 in range(0, n, chunk):
             n1 = min(n, n0 + chunk)
@@ -344,7 +349,7 @@ class _DepthwiseConv2D(Function):
         if need_x:
             gpad = xp.zeros(xpad.shape, dtype=g.dtype)
         n = g.shape[0]
-        chunk = _images_per_chunk(xp, n, g5[0].nbytes * 2)
+        chunk = _images_per_chunk(xp, n, _bytes_per_image(g5) * 2)
         tmp = xp.empty_like(g5[:chunk])
         for n0 in range(0, n, chunk):
             n1 = min(n, n0 + chunk)

@@ -168,31 +168,61 @@ def _as_array(name: str, a: Any) -> Any:
         raise TypeError(f"{name} must be an array (N, ...), got {type(a).__name__}: {exc}") from None
 
 
-def _check_xy(x: Any, y: Any, what: str, batch_size: int = 1) -> tuple[Any, Any]:
+def _model_input_count(model: Any) -> int:
+    """How many input tensors a model takes: ``len(model.inputs)``; 1 where it has no symbolic inputs."""
+    try:
+        return len(model.inputs)
+    except (AttributeError, TypeError):  # a subclassed model, or one not built yet
+        return 1
+
+
+def _num_samples(x: Any) -> int:
+    """N of ``x (N, ...)`` or of a multi-input model's list of such arrays."""
+    return len(x[0]) if isinstance(x, list) else len(x)
+
+
+def _check_xy(x: Any, y: Any, what: str, batch_size: int = 1, n_inputs: int = 1) -> tuple[Any, Any]:
     """``x (N, ...)`` and ``y (N, ...)`` as arrays, checked; ``what`` names the caller in errors.
 
-    ``y`` may be None only for ``predict`` (the others index it batch by batch).
+    For a model of ``n_inputs > 1`` inputs, ``x`` may be a list (or tuple) of that many arrays
+    ``(N, ...)``, returned as a list. ``y`` may be None only for ``predict`` (the others index it batch by batch).
     """
     if batch_size < 1:
         raise ValueError(f"{what}: batch_size must be >= 1, got {batch_size}")
-    x = _as_array("x", x)
-    if x.ndim == 0:
-        raise ValueError(f"{what}: x must have a leading batch axis, got a scalar")
+    if n_inputs > 1 and isinstance(x, list | tuple):
+        if len(x) != n_inputs:
+            raise ValueError(f"{what}: the model takes {n_inputs} inputs, got a list of {len(x)} arrays")
+        x = [_as_array(f"x[{i}]", a) for i, a in enumerate(x)]
+        if any(a.ndim == 0 for a in x):
+            raise ValueError(f"{what}: every input must have a leading batch axis, got a scalar")
+        if len({len(a) for a in x}) > 1:
+            raise ValueError(f"{what}: the inputs have different sample counts {[len(a) for a in x]}")
+    else:
+        x = _as_array("x", x)
+        if x.ndim == 0:
+            raise ValueError(f"{what}: x must have a leading batch axis, got a scalar")
     if y is None:
         if what != "predict":
             raise ValueError(f"{what} needs targets: call it as {what}(x, y)")
         return x, None
     y = _as_array("y", y)
-    if len(y) != len(x):
-        raise ValueError(f"{what}: x has {len(x)} samples but y has {len(y)}")
+    if len(y) != _num_samples(x):
+        raise ValueError(f"{what}: x has {_num_samples(x)} samples but y has {len(y)}")
     return x, y
 
 
 def _take(a: Any, idx: Any) -> Any:
-    """Rows ``idx`` of ``a`` on the active device (host arrays move once, here)."""
+    """Rows ``idx`` of ``a`` (or of each array of a list) on the active device (host arrays move once, here)."""
+    if isinstance(a, list):
+        return [_take(e, idx) for e in a]
     if backend.is_device_array(a):
         return a[backend.get_array_module(a).asarray(idx)]
     return backend.to_device(a[idx])
+
+
+def _rows(x: Any, rows: slice) -> Any:
+    """``x[rows]``, or that slice of each array of a multi-input list."""
+    return [a[rows] for a in x] if isinstance(x, list) else x[rows]
 
 
 def _array_batches(x: Any, y: Any, order: np.ndarray, batch_size: int) -> Any:
@@ -235,6 +265,13 @@ def _float_input(a: Any) -> Any:
     return a.astype(np.float32) if a.dtype.kind in "biu" else a
 
 
+def _model_input(xb: Any) -> Any:
+    """What the model is called on: a Tensor of a batch, or a list of them for a multi-input model."""
+    if isinstance(xb, list):
+        return [Tensor(_float_input(a)) for a in xb]
+    return Tensor(_float_input(xb))
+
+
 class _Running:
     """Sample-weighted running means of the loss and metrics, kept on the device until read."""
 
@@ -258,7 +295,7 @@ class _Running:
 # ============================================================================ steps
 def _train_step(model: Any, xb: Any, yb: Any) -> tuple[float, Any, Any]:
     """One optimizer step on a device batch; returns (loss value, loss tensor, predictions array)."""
-    pred = model(Tensor(_float_input(xb)))
+    pred = model(_model_input(xb))
     loss = model.loss_fn(Tensor(yb), pred)
     value = float(loss.data)
     if math.isfinite(value):
@@ -271,8 +308,8 @@ def _train_step(model: Any, xb: Any, yb: Any) -> tuple[float, Any, Any]:
 def train_on_batch(model: Any, x: Any, y: Any) -> float | dict[str, float]:
     """One optimizer step on ``x (N, ...)``, ``y (N, ...)``; returns the loss, or a dict when metrics are set."""
     _require_compiled(model, "train_on_batch")
-    x, y = _check_xy(x, y, "train_on_batch")
-    idx = np.arange(len(x))
+    x, y = _check_xy(x, y, "train_on_batch", n_inputs=_model_input_count(model))
+    idx = np.arange(_num_samples(x))
     yb = _take(y, idx)
     with using_config("train", True):
         value, _, pred = _train_step(model, _take(x, idx), yb)
@@ -332,6 +369,8 @@ def fit(
         terminate_on_nan: raise :class:`NonFiniteLossError` on a NaN/inf loss, before the step
             (False: skip that update and go on).
 
+    For a model of several inputs, ``x`` is a list of arrays ``(N, ...)``, one per input in
+    ``model.inputs`` order.
     ``x`` may instead be a batched :class:`rl.data.Dataset` of ``(x_batch, y_batch)`` (``y`` None):
     epoch ``e`` iterates ``x.iterate(epoch=e)``, so the dataset's seeded shuffles reshuffle every
     epoch and a resumed run sees the same batches; ``batch_size``, ``shuffle``, ``seed`` and
@@ -347,17 +386,17 @@ def fit(
                              "(x, y) batches; pass validation_data=another Dataset)")
         return _fit_loop(model, x, None, _dataset_steps(x), batch_size, epochs, validation_data, shuffle,
                          callbacks, verbose, seed, initial_epoch, terminate_on_nan)
-    x, y = _check_xy(x, y, "fit", batch_size)
+    x, y = _check_xy(x, y, "fit", batch_size, _model_input_count(model))
     if validation_data is None and validation_split:
         if not 0.0 < validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
-        n_val = int(len(x) * validation_split)
-        if n_val == 0 or n_val == len(x):
-            raise ValueError(f"validation_split={validation_split} of {len(x)} samples leaves an empty split")
-        cut = len(x) - n_val
-        validation_data = (x[cut:], y[cut:])
-        x, y = x[:cut], y[:cut]
-    n = len(x)
+        n_val = int(_num_samples(x) * validation_split)
+        if n_val == 0 or n_val == _num_samples(x):
+            raise ValueError(f"validation_split={validation_split} of {_num_samples(x)} samples leaves an empty split")
+        cut = _num_samples(x) - n_val
+        validation_data = (_rows(x, slice(cut, None)), y[cut:])
+        x, y = _rows(x, slice(None, cut)), y[:cut]
+    n = _num_samples(x)
     if n == 0:
         raise ValueError("fit got no training samples")
     return _fit_loop(model, x, y, math.ceil(n / batch_size), batch_size, epochs, validation_data, shuffle,
@@ -380,7 +419,7 @@ def _fit_loop(model: Any, x: Any, y: Any, steps_per_epoch: int | None, batch_siz
             if isinstance(x, Dataset):
                 batches = _dataset_batches(x, epoch, "fit")
             else:
-                batches = _array_batches(x, y, _epoch_order(len(x), shuffle, seed, epoch), batch_size)
+                batches = _array_batches(x, y, _epoch_order(_num_samples(x), shuffle, seed, epoch), batch_size)
             run = _Running(model.metric_names)
             bar = _progress(verbose, steps_per_epoch, epoch, epochs)
             with using_config("train", True):
@@ -395,7 +434,7 @@ def _fit_loop(model: Any, x: Any, y: Any, steps_per_epoch: int | None, batch_siz
                         )
                     if math.isfinite(value):  # a skipped non-finite batch must not poison the epoch's mean
                         run.add(value, yb, pred)
-                    batch_logs = {"batch": step, "size": len(xb), "loss": value}
+                    batch_logs = {"batch": step, "size": _num_samples(xb), "loss": value}
                     cbs.on_batch_end(step, batch_logs)
                     if bar is not None:
                         bar.set_postfix(run.means(), refresh=False)
@@ -431,6 +470,8 @@ def evaluate(
 ) -> float | dict[str, float]:
     """Mean loss (and metrics) of ``model`` on ``x (N, ...)``, ``y (N, ...)`` in inference mode.
 
+    For a model of several inputs (a DDPG critic's observation and action), ``x`` is a list of arrays
+    ``(N, ...)``, one per input in ``model.inputs`` order (as for :func:`predict` and :func:`fit`).
     ``x`` may instead be a batched :class:`rl.data.Dataset` of ``(x_batch, y_batch)`` (epoch 0 of it).
 
     Returns the loss as a float when the model has no metrics and ``return_dict`` is False, else a
@@ -441,13 +482,14 @@ def evaluate(
     if isinstance(x, Dataset):
         batches, steps = _dataset_batches(x, 0, "evaluate"), _dataset_steps(x)
     else:
-        x, y = _check_xy(x, y, "evaluate", batch_size)
-        batches, steps = _array_batches(x, y, np.arange(len(x)), batch_size), math.ceil(len(x) / batch_size)
+        x, y = _check_xy(x, y, "evaluate", batch_size, _model_input_count(model))
+        n = _num_samples(x)
+        batches, steps = _array_batches(x, y, np.arange(n), batch_size), math.ceil(n / batch_size)
     run = _Running(getattr(model, "metric_names", []))
     bar = _progress(verbose, steps, 0, 1)
     with no_grad(), using_config("train", False):
         for xb, yb in batches:
-            pred = model(Tensor(_float_input(xb)))
+            pred = model(_model_input(xb))
             run.add(float(model.loss_fn(Tensor(yb), pred).data), yb, pred.data)
             if bar is not None:
                 bar.update(1)
@@ -460,17 +502,19 @@ def evaluate(
 def predict(model: Any, x: Any, batch_size: int = 32) -> np.ndarray:
     """Outputs of ``model`` on ``x (N, ...)`` in inference mode, as one host NumPy array ``(N, ...)``.
 
+    For a model of several inputs, ``x`` is a list of arrays ``(N, ...)``, one per input in
+    ``model.inputs`` order: ``critic.predict([obs, actions])``.
     ``x`` may instead be a batched :class:`rl.data.Dataset` of ``x`` batches or ``(x, y)`` batches.
     """
     if isinstance(x, Dataset):
         batches = _dataset_batches(x, 0, "predict")
     else:
-        x, _ = _check_xy(x, None, "predict", batch_size)
-        batches = _array_batches(x, None, np.arange(len(x)), batch_size)
+        x, _ = _check_xy(x, None, "predict", batch_size, _model_input_count(model))
+        batches = _array_batches(x, None, np.arange(_num_samples(x)), batch_size)
     outs = []
     with no_grad(), using_config("train", False):
         for xb, _ in batches:
-            outs.append(backend.to_numpy(model(Tensor(_float_input(xb))).data))
+            outs.append(backend.to_numpy(model(_model_input(xb)).data))
     if not outs:
         raise ValueError("predict got no samples")
     return np.concatenate(outs, axis=0)

@@ -313,3 +313,33 @@ def test_window_arguments_must_be_positive_ints_or_pairs(make, what):
     with pytest.raises(ValueError, match=rf"{what} must be a positive int or a pair of them"):
         make()
     assert L.Conv2D(4, np.int64(3), strides=(np.int64(2), 1)).strides == (2, 1)
+
+
+def test_training_batch_norm_on_an_empty_batch_leaves_moving_statistics_alone():
+    bn = L.BatchNormalization()
+    bn(np.ones((4, 3), np.float32))  # build
+    before = (bn.moving_mean.data.copy(), bn.moving_variance.data.copy())
+    with using_config("train", True):
+        out = bn(np.zeros((0, 3), np.float32))
+    assert out.shape == (0, 3)
+    np.testing.assert_array_equal(bn.moving_mean.data, before[0])  # torch leaves them untouched too
+    np.testing.assert_array_equal(bn.moving_variance.data, before[1])
+
+
+@pytest.mark.parametrize(
+    ("layer", "out_shape"),
+    [
+        (lambda: L.DepthwiseConv2D(3), (0, 3, 3, 4)),
+        (lambda: L.DepthwiseConv2D(3, depth_multiplier=2, padding="same"), (0, 5, 5, 8)),
+        (lambda: L.Flatten(), (0, 100)),
+        (lambda: L.Reshape((-1,)), (0, 100)),
+        (lambda: L.Reshape((-1, 4)), (0, 25, 4)),
+        (lambda: L.Reshape((5, -1)), (0, 5, 20)),
+    ],
+)
+def test_layers_run_forward_and_backward_on_an_empty_batch(layer, out_shape):
+    x = Tensor(np.zeros((0, 5, 5, 4), np.float32), requires_grad=True)
+    y = layer()(x)
+    assert y.shape == out_shape
+    y.sum().backward()
+    assert x.grad.shape == x.shape

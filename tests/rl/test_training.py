@@ -212,3 +212,33 @@ def test_missing_targets_and_bad_batch_sizes_are_named():
     with pytest.raises(ValueError, match="predict: batch_size must be >= 1, got 0"):
         predict(model, x, batch_size=0)
     assert predict(model, x, batch_size=7).shape == (20, 2)
+
+
+def _two_input_critic(seed=0):
+    """A DDPG-style critic: Q(obs (N, 3), action (N, 2)) -> (N, 1)."""
+    rl_random.seed(seed)
+    obs, act = layers.Input((3,)), layers.Input((2,))
+    q = layers.Dense(1)(layers.Dense(8, activation="relu")(layers.Concatenate()([obs, act])))
+    model = models.Model([obs, act], q)
+    model.compile(optimizer="adam", loss="mse", lr=0.01)
+    return model
+
+
+def test_multi_input_models_take_a_list_in_predict_evaluate_and_fit():
+    rng = np.random.default_rng(0)
+    obs, act = rng.normal(size=(10, 3)).astype(np.float32), rng.normal(size=(10, 2)).astype(np.float32)
+    target = rng.normal(size=(10, 1)).astype(np.float32)
+    model = _two_input_critic()
+    direct = backend.to_numpy(model([obs, act]).data)
+    np.testing.assert_array_equal(model.predict([obs, act], batch_size=10), direct)
+    # smaller batches may round differently in BLAS, by an ulp
+    np.testing.assert_allclose(predict(model, (obs, act), batch_size=3), direct, rtol=1e-6, atol=1e-7)
+    expected = float(np.mean((direct - target) ** 2))
+    assert math.isclose(model.evaluate([obs, act], target, batch_size=4), expected, rel_tol=1e-5)
+    history = model.fit([obs, act], target, batch_size=5, epochs=3, verbose=0, seed=0, validation_split=0.2)
+    assert len(history.history["val_loss"]) == 3
+    train_on_batch(model, [obs, act], target)
+    with pytest.raises(ValueError, match="takes 2 inputs, got a list of 3"):
+        model.predict([obs, act, act])
+    with pytest.raises(ValueError, match=r"different sample counts \[10, 9\]"):
+        model.predict([obs, act[:9]])
