@@ -2,11 +2,61 @@
 BLAS uses one thread per test process (pytest-xdist already runs one process per core)."""
 
 import os
+import re
+
+import pytest
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # effective when NumPy is not loaded yet; the Makefile sets them too
+
+# CI (`.ci/run` sets CI=true and PLAYGRAD_REQUIRE_ALL=1) installs every optional dependency the suite
+# uses (torch, Chromium, Node's TF.js, the MobileNetV2 weights, ...), so there a test skipped for a
+# missing one is a failure: otherwise CI would pass without running them. A user's `make test` keeps
+# skipping them with the reason shown. Skips that need hardware (a GPU / CuPy) stay skips everywhere.
+REQUIRE_ALL = os.environ.get("PLAYGRAD_REQUIRE_ALL") == "1" or os.environ.get("CI", "").lower() == "true"
+HARDWARE_SKIP = re.compile(r"\b(gpu|cupy|cuda)\b", re.IGNORECASE)
+
+
+_REQUIRE_ALL_NOTE = "a skip is a failure under CI=true / PLAYGRAD_REQUIRE_ALL=1: .ci/run must install what it needs"
+_skipped_modules: list[str] = []  # module-level skips, reported at the end (failing collection would stop the run)
+
+
+def dependency_skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str | None:
+    """The reason of a skip that REQUIRE_ALL turns into a failure (not an xfail, not a hardware skip), else None."""
+    if not REQUIRE_ALL or not report.skipped or hasattr(report, "wasxfail"):
+        return None
+    longrepr = report.longrepr
+    reason = str(longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else longrepr)
+    return None if HARDWARE_SKIP.search(reason) else reason
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    reason = dependency_skip_reason(report)
+    if reason is not None:
+        report.outcome = "failed"
+        report.longrepr = f"{reason}\n-> {_REQUIRE_ALL_NOTE} (only GPU/CuPy skips are allowed)"
+
+
+def pytest_collectreport(report):
+    reason = dependency_skip_reason(report)
+    if reason is not None and "PYTEST_XDIST_WORKER" not in os.environ:  # xdist's controller sees workers' too
+        _skipped_modules.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _skipped_modules:
+        terminalreporter.section(f"FAILED: modules skipped ({_REQUIRE_ALL_NOTE})", red=True)
+        for line in _skipped_modules:
+            terminalreporter.line(line, red=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _skipped_modules and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 # PLAYGRAD_SIMULATED_GPU=1 (``make test-simgpu``): a strict NumPy-backed stand-in plays CuPy, so the
 # GPU code path runs without a GPU (tests/simgpu/fake_cupy.py says what it models). It must be in
@@ -20,7 +70,6 @@ if os.environ.get("PLAYGRAD_SIMULATED_GPU") == "1":
     sys.path.insert(0, _site)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_site, os.environ.get("PYTHONPATH")]))
     import cupy  # noqa: F401 - the simulated one, from _site
-    import pytest
 
     @pytest.fixture(autouse=True)
     def _start_on_the_rl_device_device():
