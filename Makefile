@@ -23,6 +23,7 @@ run: $(VENV)/.installed
 ## test: install the dev extras and run the whole test suite
 test: $(VENV)/.installed-dev
 	@if command -v npm >/dev/null && [ ! -f tests/tfjs/node_modules/@tensorflow/tfjs/package.json ]; then (cd tests/tfjs && (npm ci --no-audit --no-fund || npm install --no-audit --no-fund)) || echo "npm install failed: the TF.js tests will be skipped"; fi
+	@if command -v npm >/dev/null && [ ! -f tests/metacar_js/node_modules/pixi.js/package.json ]; then (cd tests/metacar_js && (npm ci --no-audit --no-fund || npm install --no-audit --no-fund)) || echo "npm install failed: the MetaCar parity test (original in Chromium) will be skipped"; fi
 	$(PY) -m ruff check .
 	# Two test processes on two cores: one BLAS thread each, or they fight over the cores.
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy \

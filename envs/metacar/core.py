@@ -42,6 +42,20 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .level import TILE_PX, Level, quantised_orientation
+from .sensors import (
+    BOT_LIDAR,
+    CAPTORS,
+    CAR_LENGTH_PX,
+    CAR_WIDTH_PX,
+    DEFAULT_LIDAR,
+    LIDAR_POINT_PX,
+    Detector,
+    captor_rects,
+    car_boxes,
+    check_lidar,
+    lidar_lateral_shift_px,
+    lidar_points,
+)
 
 __all__ = [
     "BOT_LIDAR",
@@ -49,6 +63,7 @@ __all__ = [
     "CAR_LENGTH_PX",
     "CAR_WIDTH_PX",
     "DEFAULT_LIDAR",
+    "LIDAR_POINT_PX",
     "MetaCarCore",
     "RewardInputs",
     "captor_rects",
@@ -58,22 +73,8 @@ __all__ = [
     "place_on_tile",
 ]
 
-CAR_LENGTH_PX = 42 * 0.8  # 33.6: the 42x24 sprite scaled by 0.8, along the heading
-CAR_WIDTH_PX = 24 * 0.8  # 19.2: across the heading
-LIDAR_POINT_PX = 5.0  # each lidar point is a 5x5 px square
 LANE_OFFSET_PX = 15  # lanes run 15 px either side of a tile's centre line
 BOT_SPEED_PX_PER_STEP = 0.8
-
-DEFAULT_LIDAR = {"pts": 5, "width": 4.0, "height": 5.0, "pos": 0.0}
-BOT_LIDAR = {"pts": 2, "width": 0.5, "height": 1.0, "pos": 1.0}
-
-# The agent's four 3x3 px collision/on-road captors, car frame ranges (X0, X1, Y0, Y1) (§2.2).
-CAPTORS = np.array([
-    [11.8, 14.8, 0.0, 3.0],  # front
-    [-17.8, -14.8, -2.0, 1.0],  # back
-    [0.0, 3.0, -4.6, -1.6],  # left
-    [0.0, 3.0, 1.6, 4.6],  # right
-])
 
 # ControlMotion constants (§3.2).
 CONTROL_MAX_SPEED = 2.0
@@ -88,48 +89,6 @@ _DY = np.array([0, 1, 0, -1])
 # Manoeuvre types 0 = right, 1 = left, 2 = U-turn: trigger distance and rotation.
 _TURN_DIST = np.array([TILE_PX + TILE_PX / 3, TILE_PX - TILE_PX / 3.5, TILE_PX])
 _TURN_ANGLE = np.array([math.pi / 2, -math.pi / 2, -math.pi])
-
-
-def lidar_lateral_shift_px(pts: int, height: float) -> float:
-    """How far (px, car frame, + = the car's right) the original's lidar and captors sit off the car's axis.
-
-    The original sets the lidar container's ``pivot.y`` to half its local bounds height; its children are
-    the area (``[0, aH]``), the points and the four captors (around ``aH/2``). That is ``aH/2``, so no
-    shift, unless the points overflow the area (``aH/pts < 20/3`` px, e.g. ``pts >= 15`` at ``height`` 5)
-    or the captors do (``aH < 9.2`` px); then everything moves towards the car's left (§2.2).
-    """
-    area_h = CAR_WIDTH_PX * height
-    sy = area_h / pts
-    top = min(0.0, area_h / 2 + float(CAPTORS[:, 2].min()))
-    bottom = max(area_h, sy / 4 + (pts - 1) * sy + LIDAR_POINT_PX, area_h / 2 + float(CAPTORS[:, 3].max()))
-    return area_h / 2 - (bottom - top) / 2
-
-
-def lidar_points(pts: int, width: float, height: float, pos: float) -> np.ndarray:
-    """Car-frame rectangles of a lidar's points, shape (pts*pts, 4) as ``(X0, X1, Y0, Y1)``.
-
-    Row-major: entry ``r*pts + c`` is row r (0 = farthest ahead) and column c (0 = the car's left).
-    Each point is a 5x5 px square whose smallest-(X, Y) corner is at
-    ``X = -W/2 + pos*W + sx/4 + (pts-1-r)*sx``, ``Y = -aH/2 + sy/4 + c*sy`` (§2.2), plus
-    :func:`lidar_lateral_shift_px` on Y (0 for every lidar the original's demos use).
-    """
-    area_w = CAR_LENGTH_PX * width
-    area_h = CAR_WIDTH_PX * height
-    sx, sy = area_w / pts, area_h / pts
-    rows = np.arange(pts)
-    x0 = -CAR_LENGTH_PX / 2 + pos * CAR_LENGTH_PX + sx / 4 + (pts - 1 - rows) * sx  # (pts,) per row
-    y0 = -area_h / 2 + sy / 4 + rows * sy + lidar_lateral_shift_px(pts, height)  # (pts,) per column
-    X0 = np.repeat(x0, pts)
-    Y0 = np.tile(y0, pts)
-    return np.stack([X0, X0 + LIDAR_POINT_PX, Y0, Y0 + LIDAR_POINT_PX], axis=1)
-
-
-def captor_rects(pts: int, height: float) -> np.ndarray:
-    """Car-frame ``(X0, X1, Y0, Y1)`` of a car's four captors, (4, 4): :data:`CAPTORS` moved across the car by
-    :func:`lidar_lateral_shift_px`, since the original's captors are children of the lidar container."""
-    rects = CAPTORS.copy()
-    rects[:, 2:] += lidar_lateral_shift_px(pts, height)
-    return rects
 
 
 def place_on_tile(xp: ModuleType, tile_mx: Any, tile_my: Any, orientation: Any, line: Any):
@@ -233,7 +192,7 @@ class MetaCarCore:
         self.motion = motion
         self.discrete = motion == "basic"
         self.max_speed = 1.0 if self.discrete else CONTROL_MAX_SPEED
-        self.lidar_options = _check_lidar(lidar)
+        self.lidar_options = check_lidar(lidar)
         self.pts = self.lidar_options["pts"]
         self.rotation_step = float(rotation_step)
         self.cars_moving = bool(cars_moving)
@@ -267,25 +226,7 @@ class MetaCarCore:
 
         # --- sensors: agent lidar points, agent captors, bots' lidar points -------------------------
         self.num_lidar = p = self.pts * self.pts
-        rects = [lidar_points(**self.lidar_options), self.agent_captors()]
-        owner = [0] * (p + 4)
-        bot_rects = lidar_points(**BOT_LIDAR)
-        for b in range(nb):
-            rects.append(bot_rects)
-            owner += [1 + b] * 4
-        rects_np = np.concatenate(rects, axis=0)
-        self._sensor_owner = xp.asarray(np.array(owner, dtype=np.int64))
-        self._sx0, self._sx1, self._sy0, self._sy1 = (xp.asarray(rects_np[:, i]) for i in range(4))
-        # Candidate cars per sensor: columns 0..K-1 are the cars' old poses, K..2K-1 their new poses.
-        mask = np.zeros((len(owner), 2 * k), dtype=bool)
-        mask[: p + 4, k + 1:] = True  # the agent sees every bot after the bots moved
-        for b in range(nb):
-            rows_b = slice(p + 4 + 4 * b, p + 8 + 4 * b)
-            mask[rows_b, 0] = True  # the agent's old pose (it moves after the bots)
-            mask[rows_b, k + 1: k + 1 + b] = True  # earlier bots, already moved
-            mask[rows_b, 2 + b: k] = True  # later bots, not moved yet
-        self._num_agent_sensors = p + 4
-        self._bot_sensor_mask = xp.asarray(mask[p + 4:])
+        self._detector = Detector(self.lidar_options, nb, is_road, xp)
 
         # --- BasicMotion lookup tables -----------------------------------------------------------
         step_rad = self.rotation_step * math.pi
@@ -362,75 +303,16 @@ class MetaCarCore:
 
     # ------------------------------------------------------------------------------------- detection
     def _car_boxes(self, x, y, cos_th, sin_th):
-        """Axis-aligned boxes ``(left, right, top, bottom)`` of car bodies; all arrays (M, K)."""
-        xp = self.xp
-        ac, as_ = xp.abs(cos_th), xp.abs(sin_th)
-        half_x = (CAR_LENGTH_PX / 2) * ac + (CAR_WIDTH_PX / 2) * as_
-        half_y = (CAR_LENGTH_PX / 2) * as_ + (CAR_WIDTH_PX / 2) * ac
-        return x - half_x, x + half_x, y - half_y, y + half_y
+        """Axis-aligned boxes ``(left, right, top, bottom)`` of car bodies, as the original's; all arrays (M, K)."""
+        return car_boxes(self.xp, x, y, cos_th, sin_th)
 
     def _detect(self, old_boxes, x_new, y_new, th_new):
-        """One detection pass (§2.3) for M worlds; ``old_boxes`` are the cars' boxes before the step
-        (4 arrays (M, K)), the poses after it are (M, K).
-
-        Returns ``(values, car_hit, road_count, new_boxes)``: for every sensor (M, S) the lidar cell value
-        (1 car, -1 road, 0 ground), whether its box overlaps a car it may see, and how many road tiles it
-        overlaps; and the cars' boxes at the new poses (the next step's old boxes).
-        """
-        xp = self.xp
-        cos_new, sin_new = xp.cos(th_new), xp.sin(th_new)
-        new_boxes = self._car_boxes(x_new, y_new, cos_new, sin_new)
-        # Candidate car boxes, old poses then new poses: (M, 2K).
-        car_l, car_r, car_t, car_b = (xp.concatenate([o, n], axis=1) for o, n in zip(old_boxes, new_boxes))
-
-        # Sensor boxes: the AABB of each rotated rectangle, from its owner's new pose: (M, S).
-        own = self._sensor_owner
-        ox, oy, c, s = x_new[:, own], y_new[:, own], cos_new[:, own], sin_new[:, own]
-        xc0, xc1 = self._sx0 * c, self._sx1 * c
-        ys0, ys1 = self._sy0 * s, self._sy1 * s
-        xs0, xs1 = self._sx0 * s, self._sx1 * s
-        yc0, yc1 = self._sy0 * c, self._sy1 * c
-        left = ox + xp.minimum(xc0, xc1) - xp.maximum(ys0, ys1)
-        right = ox + xp.maximum(xc0, xc1) - xp.minimum(ys0, ys1)
-        top = oy + xp.minimum(xs0, xs1) + xp.minimum(yc0, yc1)
-        bottom = oy + xp.maximum(xs0, xs1) + xp.maximum(yc0, yc1)
-
-        # Strict AABB overlap with the candidate cars. The agent's sensors only see the bots' new boxes
-        # (columns K+1..2K-1, no mask needed); the bots' sensors use the static mask: (M, S, candidates).
-        a, k = self._num_agent_sensors, self.num_cars
-
-        def overlap(sl, cl, cr, ct, cb):
-            return ((right[:, sl, None] > cl[:, None, :]) & (left[:, sl, None] < cr[:, None, :])
-                    & (bottom[:, sl, None] > ct[:, None, :]) & (top[:, sl, None] < cb[:, None, :]))
-
-        agent_sl, bots_sl = slice(0, a), slice(a, None)
-        hit_agent = overlap(agent_sl, car_l[:, k + 1:], car_r[:, k + 1:], car_t[:, k + 1:], car_b[:, k + 1:])
-        car_hit = hit_agent.any(axis=2)
-        if self.num_bots:
-            hit_bots = (overlap(bots_sl, car_l, car_r, car_t, car_b) & self._bot_sensor_mask).any(axis=2)
-            car_hit = xp.concatenate([car_hit, hit_bots], axis=1)
-
-        # Road tiles overlapped (strictly): columns floor(l/60) .. ceil(r/60)-1, at most two per axis
-        # because sensors are smaller than a tile. Indices are clipped into a one-tile grass border.
-        mn, mxm = xp.minimum, xp.maximum  # np.clip is several times slower on small arrays
-        cols, rows, pad_w = self.cols, self.rows, self._pad_w
-        col_a = mn(mxm(xp.floor(left / TILE_PX), -1), cols).astype(xp.int64) + 1
-        col_b = mn(mxm(xp.ceil(right / TILE_PX) - 1, -1), cols).astype(xp.int64) + 1
-        row_a = (mn(mxm(xp.floor(top / TILE_PX), -1), rows).astype(xp.int64) + 1) * pad_w
-        row_b = (mn(mxm(xp.ceil(bottom / TILE_PX) - 1, -1), rows).astype(xp.int64) + 1) * pad_w
-        two_cols = col_b != col_a
-        two_rows = row_b != row_a
-        grid = self._is_road_flat
-        road_count = (grid[row_a + col_a] + two_cols * grid[row_a + col_b] + two_rows * grid[row_b + col_a]
-                      + (two_cols & two_rows) * grid[row_b + col_b])
-        values = xp.where(car_hit, 1.0, xp.where(road_count > 0, -1.0, 0.0))
-        return values, car_hit, road_count, new_boxes
+        """One detection pass (§2.3), see :meth:`~envs.metacar.sensors.Detector.detect`."""
+        return self._detector.detect(old_boxes, x_new, y_new, th_new)
 
     def _apply_detection(self, values, car_hit, road_count, _boxes=None) -> tuple[Any, Any, Any, Any]:
         """Split a detection pass into (agent lidar, collided, on_road, bot lidar (M, B, 4))."""
-        p = self.num_lidar
-        return (values[:, :p], car_hit[:, p: p + 4].any(axis=1), road_count[:, p: p + 4].sum(axis=1) >= 4,
-                values[:, p + 4:].reshape(values.shape[0], self.num_bots, 4))
+        return self._detector.split(values, car_hit, road_count)
 
     def _tile_lookup(self, table: Any, mx: Any, my: Any) -> Any:
         """``table`` (a padded flat grid) at integer tile coordinates of any shape; outside = the border."""
@@ -770,26 +652,3 @@ class MetaCarCore:
         """Car-frame rectangles of the agent's four captors (front, back, left, right), (4, 4)."""
         return captor_rects(self.pts, self.lidar_options["height"])
 
-
-def _check_lidar(lidar: dict | None) -> dict:
-    """Validate lidar options; unlike the original's ``||`` defaults, 0 or junk is an error, not a default."""
-    opts = dict(DEFAULT_LIDAR)
-    if lidar is None:
-        return opts
-    if not isinstance(lidar, dict):
-        raise ValueError(f"lidar must be a dict with keys {sorted(DEFAULT_LIDAR)}, got {lidar!r}")
-    unknown = set(lidar) - set(DEFAULT_LIDAR)
-    if unknown:
-        raise ValueError(f"unknown lidar option(s) {sorted(unknown)}; valid keys are {sorted(DEFAULT_LIDAR)}")
-    opts.update(lidar)
-    pts = opts["pts"]
-    if isinstance(pts, bool) or not isinstance(pts, int | np.integer) or pts < 1:
-        raise ValueError(f"lidar pts must be a positive integer, got {pts!r}")
-    for name in ("width", "height"):
-        val = opts[name]
-        if isinstance(val, bool) or not isinstance(val, int | float) or not (math.isfinite(val) and val > 0):
-            raise ValueError(f"lidar {name} must be a positive number (in car lengths/widths), got {val!r}")
-    pos = opts["pos"]
-    if isinstance(pos, bool) or not isinstance(pos, int | float) or not math.isfinite(pos):
-        raise ValueError(f"lidar pos must be a finite number (in car lengths), got {pos!r}")
-    return {"pts": int(pts), "width": float(opts["width"]), "height": float(opts["height"]), "pos": float(pos)}

@@ -58,6 +58,20 @@ every bot (``shuffle()``).
   the agent touches a car or leaves the road after a step;
 * truncated: after ``max_steps`` steps (default 800, the demos' budget; None or 0: never).
 
+## Fidelity
+
+Given the same start and actions (and the same numbers for the bots' junction draws), a world steps exactly
+as the original: poses, lidar cells and rewards are equal, floats included, step after step
+(``tests/envs/test_metacar_parity.py`` runs the original JavaScript in headless Chromium to check it).
+That needs the original's arithmetic where edges meet. Every overlap test compares Pixi 4.7 ``getBounds()``
+boxes with strict inequalities, and Pixi keeps a sprite's corners in a ``Float32Array``: **car boxes (agent
+and bots) are the float32 rounding of their corners** (a bot edge at x = 398.8 is 398.79998779, so a lidar
+point starting at 398.8 sees it; exact arithmetic says they only touch). Lidar points and captors stay
+float64 but follow Pixi's matrix order (a point's top edge comes out at 239.99999999999997, not 240, and
+touches the road above). BasicMotion's whole-pixel moves next to bots at 0.8 px/step make such meetings
+common; without the rounding, level1 with bots leaves the original within about a hundred steps and the
+bots then drift apart by several pixels. See :mod:`envs.metacar.sensors`.
+
 ## Deviations from the original
 
 The original never defines episodes, seeding or the observation before the first step; these are our
