@@ -562,10 +562,16 @@ class _BatchNorm(Function):
         if gamma is not None:
             gamma = gamma.reshape(self.bshape)
         if training:
-            count = x.size // x.shape[axis]
-            mean = x.mean(axis=self.reduce, keepdims=True)
-            centered = x - mean
-            var = xp.mean(centered * centered, axis=self.reduce, keepdims=True)  # biased, used to normalize
+            count = x.size // max(x.shape[axis], 1)
+            if count == 0:
+                # An empty batch has no statistics (its mean would be NaN): the output is empty and the
+                # moving statistics stay as they are, as in torch.
+                count, running_mean, running_var = 1, None, None
+                centered, var = x, xp.ones(self.bshape, x.dtype)
+            else:
+                mean = x.mean(axis=self.reduce, keepdims=True)
+                centered = x - mean
+                var = xp.mean(centered * centered, axis=self.reduce, keepdims=True)  # biased, used to normalize
             inv_std = one / xp.sqrt(var + eps)
             xhat = centered * inv_std
             with_momentum = 1.0 - momentum

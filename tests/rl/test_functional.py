@@ -45,3 +45,16 @@ def test_leaky_relu_activation_string_has_keras_function_slope(device):
     np.testing.assert_allclose(_np(F.get_activation("leaky_relu")(x)), [-0.4, 0.0, 3.0], rtol=1e-6)
     dense = L.Dense(1, activation="leaky_relu", use_bias=False, kernel_initializer="ones", input_shape=(1,))
     np.testing.assert_allclose(_np(dense(Tensor(device.asarray([[-5.0]])))), [[-1.0]], rtol=1e-6)
+
+
+def test_batch_norm_op_on_an_empty_training_batch_keeps_moving_statistics(device):
+    # The op itself (not only the layer) used to write NaN into the moving statistics for good.
+    x = Tensor(device.zeros((0, 3, 3, 2)), requires_grad=True)
+    gamma = Tensor(device.ones(2), requires_grad=True)
+    mean, var = device.asarray([0.5, -1.0]), device.asarray([2.0, 3.0])
+    out = F.batch_norm(x, gamma, None, mean, var, training=True, momentum=0.9)
+    out.sum().backward()
+    assert out.shape == (0, 3, 3, 2) and x.grad.shape == (0, 3, 3, 2)
+    np.testing.assert_array_equal(backend.to_numpy(mean), [0.5, -1.0])
+    np.testing.assert_array_equal(backend.to_numpy(var), [2.0, 3.0])
+    np.testing.assert_array_equal(backend.to_numpy(gamma.grad), [0.0, 0.0])
