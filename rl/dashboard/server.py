@@ -16,14 +16,19 @@ Endpoints (``run`` is a run's path relative to the runs folder, as ``/api/runs``
 ``GET /api/classification?run=R``         ``classification.json`` (see :func:`rl.vis.write_classification`)
 ``POST /api/record?run=R``                record one episode of the best checkpoint to ``R/episode.gif``
 ``GET /api/record?run=R``                 that recording's state
+``GET /api/image_model``                  the image model panel's choices (samples, layers) and availability
+``POST /api/image_model``                 ``{"sample" | "image": data URL, "layer"}``: MobileNetV2's top 5 and
+                                          the feature maps of that block (:mod:`rl.dashboard.images`)
 ``GET /files/PATH``                       a file under the runs folder (GIFs, PNGs); nothing outside it
 ========================================  ==================================================================
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
+import io
 import json
 import math
 import mimetypes
@@ -38,6 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from rl.dashboard.images import ImageModel
 from rl.dashboard.runs import RunIndex
 
 __all__ = ["DEFAULT_PORT", "DashboardError", "DashboardServer", "make_server"]
@@ -46,6 +52,7 @@ DEFAULT_PORT = 8050
 STATIC = Path(__file__).resolve().parent / "static"
 REPO = Path(__file__).resolve().parents[2]  # scripts/record.py lives here in a source checkout
 MAX_POINTS_LIMIT = 20_000
+MAX_UPLOAD_BYTES = 16 * 1024 * 1024  # an uploaded photo for the image model panel
 
 
 class DashboardError(RuntimeError):
@@ -60,6 +67,7 @@ class DashboardServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], index: RunIndex):
         self.index = index
         self.recordings: dict[str, dict[str, Any]] = {}
+        self.image_model = ImageModel()
         self.recordings_lock = threading.Lock()
         super().__init__(address, Handler)
 
@@ -131,8 +139,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        if length > MAX_UPLOAD_BYTES:
+            self.close_connection = True  # the body is not read: the connection cannot be reused
+            self._json({"error": f"upload of {length:,} bytes refused (at most {MAX_UPLOAD_BYTES:,})"},
+                       HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            return
+        self.body = self.rfile.read(length) if length else b""
         self._dispatch("POST")
 
     def _dispatch(self, method: str) -> None:
@@ -250,6 +262,32 @@ class Handler(BaseHTTPRequestHandler):
         threading.Thread(target=work, daemon=True).start()
         self._json(state, HTTPStatus.ACCEPTED)
 
+    def api_image_model_info(self, query: dict[str, list[str]]) -> None:
+        self._json(self.server.image_model.describe())
+
+    def api_image_model(self, query: dict[str, list[str]]) -> None:
+        """``{"sample": name}`` or ``{"image": data URL}`` plus ``{"layer": "features.N"}`` -> top 5 and maps."""
+        model = self.server.image_model
+        info = model.describe()
+        if not info["available"]:
+            raise _HTTPError(HTTPStatus.SERVICE_UNAVAILABLE, info["reason"])
+        try:
+            request = json.loads(self.body or b"{}")
+            layer = str(request.get("layer", "features.3"))
+            if "image" in request:
+                from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+
+                payload = str(request["image"]).split(",", 1)[-1]
+                try:
+                    image = Image.open(io.BytesIO(base64.b64decode(payload, validate=False))).convert("RGB")
+                except (UnidentifiedImageError, OSError, ValueError) as exc:
+                    raise ValueError(f"the upload is not an image Pillow can read ({exc})") from None
+            else:
+                image = model.sample(str(request.get("sample", "cat")))
+            self._json(model.run(image, layer))
+        except ValueError as exc:
+            raise _HTTPError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+
 
 ROUTES = {
     ("GET", "/api/runs"): Handler.api_runs,
@@ -260,6 +298,8 @@ ROUTES = {
     ("GET", "/api/classification"): Handler.api_classification,
     ("GET", "/api/record"): Handler.api_record_state,
     ("POST", "/api/record"): Handler.api_record,
+    ("GET", "/api/image_model"): Handler.api_image_model_info,
+    ("POST", "/api/image_model"): Handler.api_image_model,
 }
 
 

@@ -217,3 +217,44 @@ def test_record_button_records_an_episode_of_the_best_checkpoint(trained_runs, s
     assert state["state"] == "done", state
     assert (run / "episode.gif").read_bytes()[:6] in (b"GIF89a", b"GIF87a")
     assert f"{rid}/episode.gif" in [m for r in get(server, "/api/runs")[1]["runs"] for m in r["media"]]
+
+
+def post(server, path: str, payload: dict) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=120)
+    conn.request("POST", path, body=json.dumps(payload), headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    status, body = resp.status, json.loads(resp.read())
+    conn.close()
+    return status, body
+
+
+def test_image_model_panel_top5_and_feature_maps(serve, tmp_path):
+    import base64
+    import io
+
+    server = serve(tmp_path)
+    info = get(server, "/api/image_model")[1]
+    if not info["available"]:
+        pytest.skip(info["reason"])
+    if "cat" not in info["samples"]:
+        pytest.skip("scikit-image's sample photos are not installed")
+    status, sample = post(server, "/api/image_model", {"sample": "cat", "layer": "features.3"})
+    assert status == 200, sample
+    assert sample["top"][0]["name"] in ("Egyptian cat", "tabby", "tiger cat")  # scikit-image's chelsea
+    probs = [t["prob"] for t in sample["top"]]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    assert sample["shape"] == [56, 56, 24] and len(sample["maps"]) == 16
+    means = [m["mean"] for m in sample["maps"]]
+    assert means == sorted(means, reverse=True)  # the most active channels first
+    # The same photo uploaded as a PNG gives the same answer.
+    from PIL import Image
+    from skimage import data
+
+    buf = io.BytesIO()
+    Image.fromarray(data.chelsea()).save(buf, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    status, upload = post(server, "/api/image_model", {"image": url, "layer": "features.3"})
+    assert status == 200 and upload["top"] == sample["top"]
+    assert post(server, "/api/image_model", {"image": "data:image/png;base64,AAAA", "layer": "features.3"})[0] == 400
+    status, body = post(server, "/api/image_model", {"sample": "cat", "layer": "features.99"})
+    assert status == 400 and "features.18" in body["error"]

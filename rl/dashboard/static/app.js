@@ -366,36 +366,43 @@ $("watch").addEventListener("click", async (ev) => {
 
 // ------------------------------------------------------------------------------------------ internals
 function drawHistograms(canvas, snaps, color) {
-  // TensorBoard's "offset" view: one histogram per snapshot, older ones further back and fainter.
+  // TensorBoard's "offset" view: one histogram per snapshot, oldest at the top, each newer one lower and in
+  // front; x is the value, each ridge's height its bin counts (scaled to its own peak).
   const dpr = window.devicePixelRatio || 1, w = canvas.clientWidth, h = canvas.clientHeight;
   canvas.width = w * dpr; canvas.height = h * dpr;
   const ctx = canvas.getContext("2d"); ctx.setTransform(dpr, 0, 0, dpr, 0, 0); ctx.clearRect(0, 0, w, h);
+  ctx.font = "10px system-ui, sans-serif";
   const valid = snaps.filter((s) => s && s.s && s.s.counts && s.s.counts.length);
-  if (!valid.length) { ctx.fillStyle = "#8a92a5"; ctx.font = "11px system-ui"; ctx.fillText("no data", 10, 20); return; }
+  if (!valid.length) { ctx.fillStyle = "#8a92a5"; ctx.fillText("no data", 10, 20); return; }
   const lo = Math.min(...valid.map((s) => s.s.lo)), hi = Math.max(...valid.map((s) => s.s.hi));
   const span = hi > lo ? hi - lo : 1;
-  const shown = valid.length > 40 ? valid.filter((_, i) => i % Math.ceil(valid.length / 40) === 0 || i === valid.length - 1) : valid;
-  const rowH = (h - 40) / Math.max(1, shown.length), peakH = Math.min(60, h * 0.35);
-  const left = 40, right = 60, pw = w - left - right;
-  ctx.font = "10px system-ui";
+  const every = Math.ceil(valid.length / 30);
+  const shown = valid.filter((_, i) => i % every === 0 || i === valid.length - 1);
+  const top = 8, bottom = 20, left = 10, right = 52, pw = w - left - right, n = shown.length;
+  const peakH = Math.min(64, (h - top - bottom) * 0.5);
+  const gap = n > 1 ? (h - top - bottom - peakH) / (n - 1) : 0;
+  const sx = (v) => left + (v - lo) / span * pw;
   shown.forEach((snap, i) => {
-    const base = 30 + (i + 1) * rowH + peakH * 0.2;
+    const base = top + peakH + i * gap, t = n > 1 ? i / (n - 1) : 1;
     const counts = snap.s.counts, max = Math.max(...counts) || 1, bw = (snap.s.hi - snap.s.lo) / counts.length;
     ctx.beginPath();
-    ctx.moveTo(left + (snap.s.lo - lo) / span * pw, base);
-    counts.forEach((c, j) => {
-      const x = left + ((snap.s.lo + (j + 0.5) * bw) - lo) / span * pw;
-      ctx.lineTo(x, base - c / max * peakH);
-    });
-    ctx.lineTo(left + (snap.s.hi - lo) / span * pw, base);
-    const t = shown.length > 1 ? i / (shown.length - 1) : 1;
-    ctx.globalAlpha = 0.25 + 0.75 * t; ctx.fillStyle = "#fff"; ctx.fill();
-    ctx.strokeStyle = color; ctx.lineWidth = 1; ctx.stroke();
-    if (i === 0 || i === shown.length - 1) { ctx.fillStyle = "#6b7385"; ctx.globalAlpha = 1; ctx.fillText(Chart.fmt(snap.step), left + pw + 6, base); }
+    ctx.moveTo(sx(snap.s.lo), base);
+    counts.forEach((c, j) => ctx.lineTo(sx(snap.s.lo + (j + 0.5) * bw), base - c / max * peakH));
+    ctx.lineTo(sx(snap.s.hi), base);
+    ctx.closePath();
+    ctx.globalAlpha = 1; ctx.fillStyle = "#fff"; ctx.fill(); // hides the ridges behind it
+    ctx.globalAlpha = 0.10 + 0.30 * t; ctx.fillStyle = color; ctx.fill();
+    ctx.globalAlpha = 0.35 + 0.65 * t; ctx.strokeStyle = color; ctx.lineWidth = 1; ctx.stroke();
+    if (i === 0 || i === n - 1 || (n > 6 && i === Math.floor(n / 2))) {
+      ctx.globalAlpha = 1; ctx.fillStyle = "#6b7385"; ctx.textAlign = "left"; ctx.textBaseline = "middle";
+      ctx.fillText(Chart.fmt(snap.step), left + pw + 6, base - 2);
+    }
   });
-  ctx.globalAlpha = 1; ctx.fillStyle = "#6b7385"; ctx.textAlign = "center";
-  ctx.fillText(Chart.fmt(lo), left, h - 4); ctx.fillText(Chart.fmt(hi), left + pw, h - 4);
-  ctx.fillText("step ↓", left + pw + 30, 16);
+  ctx.globalAlpha = 1; ctx.fillStyle = "#6b7385"; ctx.textBaseline = "bottom";
+  ctx.strokeStyle = "#b9bfcc"; ctx.beginPath(); ctx.moveTo(left, h - bottom + 2.5); ctx.lineTo(left + pw, h - bottom + 2.5); ctx.stroke();
+  const ticks = [lo, hi].concat(lo < 0 && hi > 0 ? [0] : []);
+  ticks.forEach((v) => { ctx.textAlign = v === lo ? "left" : v === hi ? "right" : "center"; ctx.fillText(Chart.fmt(v), sx(v), h - 2); });
+  ctx.textAlign = "left"; ctx.textBaseline = "top"; ctx.fillText("step", left + pw + 6, 0);
 }
 
 function statsLine(s) {
@@ -439,13 +446,55 @@ async function renderInternals() {
   }
   if (cls && cls.classification) parts.push(classificationHtml(cls.classification, current));
   if (!parts.length) parts.push('<p class="hint">this run wrote no model summary, histograms or classification results</p>');
+  parts.push('<div class="panel" id="image-model"></div>');
   holder.innerHTML = parts.join("");
+  renderImageModel();
   holder.querySelectorAll("canvas[data-hist]").forEach((c) => {
     const snaps = hist.tensors[c.dataset.hist].map((s, i) => ({ step: hist.steps[i], s: s && s[c.dataset.kind] }));
     drawHistograms(c, snaps, c.dataset.kind === "w" ? "#2f6fdf" : "#e8590c");
   });
 }
 $("internals-run").onchange = (ev) => { state.focused = ev.target.value; renderRuns(); renderInternals(); };
+
+// MobileNetV2 (ImageNet) on a sample or uploaded photo: top 5 and the feature maps of a chosen block.
+const imageState = { sample: "cat", layer: "features.3", upload: null, result: null, busy: false, info: null };
+async function renderImageModel() {
+  const el = $("image-model");
+  if (!el) return;
+  if (!imageState.info) { try { imageState.info = await api("/api/image_model"); } catch (e) { imageState.info = { available: false, reason: e.message, samples: [], layers: [] }; } }
+  const info = imageState.info;
+  if (!info.available) { el.innerHTML = `<h3>Image model: MobileNetV2 (ImageNet)</h3><p class="hint">${esc(info.reason)}</p>`; return; }
+  const r = imageState.result;
+  el.innerHTML = `<h3>Image model: MobileNetV2 (ImageNet) <span class="count">· feature maps of one block for a photo</span></h3>` +
+    `<div class="controls"><label>photo <select id="im-sample">${info.samples.map((n) => `<option ${n === imageState.sample && !imageState.upload ? "selected" : ""}>${esc(n)}</option>`).join("")}` +
+    `${imageState.upload ? `<option selected value="">${esc(imageState.upload.name)}</option>` : ""}</select></label>` +
+    `<label>or upload <input type="file" id="im-file" accept="image/*"></label>` +
+    `<label>layer <select id="im-layer">${info.layers.map((n) => `<option ${n === imageState.layer ? "selected" : ""}>${esc(n)}</option>`).join("")}</select></label>` +
+    `<button type="button" class="primary" id="im-run" ${imageState.busy ? "disabled" : ""}>${imageState.busy ? "running…" : "run"}</button></div>` +
+    (r && r.error ? `<p class="reason">${esc(r.error)}</p>` : "") +
+    (r && !r.error ? `<div class="im-result"><figure class="im-input"><img src="${r.input}" alt="input"><figcaption>input (224×224)</figcaption></figure>` +
+      `<table class="top5"><tr><th>top 5</th><th class="num">probability</th></tr>${r.top.map((t) =>
+        `<tr><td>${esc(t.name)}</td><td class="num"><span class="bar" style="width:${Math.round(80 * t.prob)}px"></span>${(100 * t.prob).toFixed(1)}%</td></tr>`).join("")}</table></div>` +
+      `<h3>${esc(r.layer)} <span class="count">· ${r.shape.join("×")} · the ${r.maps.length} most active channels</span></h3>` +
+      `<div class="maps">${r.maps.map((m) => `<figure><img src="${m.png}" alt=""><figcaption>#${m.channel} · mean ${Chart.fmt(m.mean)}</figcaption></figure>`).join("")}</div>` : "");
+  $("im-sample").onchange = (ev) => { imageState.sample = ev.target.value || imageState.sample; if (ev.target.value) imageState.upload = null; };
+  $("im-layer").onchange = (ev) => { imageState.layer = ev.target.value; runImageModel(); };
+  $("im-file").onchange = (ev) => {
+    const f = ev.target.files[0]; if (!f) return;
+    const reader = new FileReader();
+    reader.onload = () => { imageState.upload = { name: f.name, data: reader.result }; runImageModel(); };
+    reader.readAsDataURL(f);
+  };
+  $("im-run").onclick = runImageModel;
+}
+async function runImageModel() {
+  imageState.busy = true; renderImageModel();
+  const body = { layer: imageState.layer, ...(imageState.upload ? { image: imageState.upload.data } : { sample: imageState.sample }) };
+  try { imageState.result = await api("/api/image_model", { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" } }); }
+  catch (e) { imageState.result = { error: e.message }; }
+  imageState.busy = false; renderImageModel();
+  window.dashboard.imageResult = imageState.result;
+}
 
 function classificationHtml(c, runId) {
   const k = c.labels.length, cm = c.confusion;
