@@ -446,9 +446,8 @@ async function renderInternals() {
   }
   if (cls && cls.classification) parts.push(classificationHtml(cls.classification, current));
   if (!parts.length) parts.push('<p class="hint">this run wrote no model summary, histograms or classification results</p>');
-  parts.push('<div class="panel" id="image-model"></div>');
   holder.innerHTML = parts.join("");
-  renderImageModel();
+  if (!imageState.shown) { imageState.shown = true; renderImageModel(); } // its own panel, not redrawn with the run
   holder.querySelectorAll("canvas[data-hist]").forEach((c) => {
     const snaps = hist.tensors[c.dataset.hist].map((s, i) => ({ step: hist.steps[i], s: s && s[c.dataset.kind] }));
     drawHistograms(c, snaps, c.dataset.kind === "w" ? "#2f6fdf" : "#e8590c");
@@ -521,7 +520,11 @@ function refreshViews(userAction = true) {
   if (state.tab === "curves") { if (userAction) pollSeries().then(renderCharts); else renderCharts(); }
   else if (state.tab === "compare") renderCompare();
   else if (state.tab === "watch") renderWatch();
-  else if (state.tab === "internals" && userAction) renderInternals();
+  else if (state.tab === "internals") {
+    // Redrawn when asked, or when the shown run wrote more (new histograms while it trains).
+    const r = state.byId.get(state.focused), sig = r ? `${r.id}:${r.lines}:${r.histograms}:${r.model}:${r.classification}` : "";
+    if (userAction || sig !== state.internalsSig) { state.internalsSig = sig; renderInternals(); }
+  }
 }
 $("tabs").addEventListener("click", (ev) => {
   const tab = ev.target.dataset && ev.target.dataset.tab;
