@@ -6,11 +6,14 @@ PIP := $(PY) -m pip
 
 .PHONY: run test test-simgpu lint bench clean
 
+# Quiet: a newcomer's first `make run` should show the training, not pip's and setuptools' build chatter
+# (errors still print).
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e .
-	touch $@
+	@echo "installing playgrad into $(VENV) (first run only)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) install --quiet --disable-pip-version-check --upgrade pip
+	@$(PIP) install --quiet --disable-pip-version-check -e .
+	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) install --quiet -e '.[dev]'

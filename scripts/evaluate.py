@@ -96,7 +96,43 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.run_dir} ({args.checkpoint}, {result['env_steps']} training steps): mean return "
           f"{result['mean_return']:.1f} +- {result['std_return']:.1f} (min {result['min_return']:.1f}, "
           f"max {result['max_return']:.1f}) over {result['episodes']} episodes{cut}")
+    note = step_limit_note(agent, result["lengths"], result["returns"], args.run_dir)
+    if note:
+        print(note)
     return 0
+
+
+def step_limit_note(agent: Agent, lengths: list[int], returns: list[float], run_dir: str) -> str:
+    """A line on the episodes that ran to the env's step limit (truncated, the game never ended), or "".
+
+    A greedy Snake policy that circles the board without eating plays until the limit: its mean return alone
+    reads like a bad score, not like a loop. On CartPole the limit is the goal, and the line says that instead.
+    """
+    limit = env_step_limit(agent)
+    at_limit = [r for n, r in zip(lengths, returns) if limit and n >= limit]
+    if not at_limit:
+        return ""
+    share = f"{len(at_limit)} of {len(lengths)} episodes"
+    if agent.experiment.env_id == "envs/Snake-v0":
+        return (f"{share} ran to the {limit}-step limit without the game ending: the greedy snake loops (circles "
+                f"without reaching the fruit); their mean return is {np.mean(at_limit):.1f}. Train longer, or watch "
+                f"it: python scripts/play.py snake --agent {run_dir}")
+    return f"{share} lasted the env's whole {limit}-step limit (truncated, not ended)"
+
+
+def env_step_limit(agent: Agent) -> int | None:
+    """The env's truncation limit (its ``max_steps``) for the run's [env] table, or None when it has none."""
+    import gymnasium as gym  # noqa: PLC0415
+
+    import envs  # noqa: F401, PLC0415
+
+    env = gym.make(agent.experiment.env_id, **agent.experiment.env)
+    try:
+        limit = getattr(env.unwrapped, "max_steps", None)
+        return int(limit) if limit else None
+    finally:
+        env.close()
+
 
 
 if __name__ == "__main__":

@@ -5,9 +5,12 @@ primitives (no image files)."""
 from __future__ import annotations
 
 import math
+import os
 
 from envs._common import PygameCanvas
 from envs.cartpole.core import HALF_POLE_LENGTH_M, X_THRESHOLD_M
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame is imported when drawing starts: no banner
 
 WIDTH_PX, HEIGHT_PX = 600, 240
 _BACKGROUND = (250, 250, 250)

@@ -7,9 +7,11 @@ pointing backwards (a U-turn the game does not allow) and no arrow both mean "go
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-import pygame
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no banner in the player's terminal
+import pygame  # noqa: E402
 
 from envs.snake.core import ACTION_GO_STRAIGHT, ACTION_TURN_LEFT, ACTION_TURN_RIGHT, DOWN, LEFT, RIGHT, UP
 

@@ -5,12 +5,15 @@ the head in orange (with eyes looking where it heads), fruit in green, and a sta
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
 from envs._common import PygameCanvas
 from rl import backend
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # pygame is imported when drawing starts: no banner
 
 _BACKGROUND = (255, 255, 255)
 _GRID = (215, 215, 215)

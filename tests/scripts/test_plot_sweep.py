@@ -136,3 +136,47 @@ def test_sweep_without_ray_says_so_before_announcing_jobs(tmp_path, capsys, monk
     assert sweep.main([str(tiny_config(tmp_path)), "--seeds", "0-1", "--runs-dir", str(tmp_path / "r"), "--ray"]) == 2
     out, err = capsys.readouterr()
     assert "--ray needs Ray" in err and "jobs ->" not in out
+
+
+def test_plot_counts_seeds_and_says_when_runs_repeat_one():
+    # Two runs of seed 0 and two of seed 1 were labelled "mean of 4 seeds".
+    plot = _script("plot")
+    assert plot.seeds_label([0, 1, 2]) == "mean of 3 seeds (0, 1, 2)"
+    assert plot.seeds_label([0, 0, 1, 1]) == "mean of 4 runs of 2 seeds (0, 1); runs repeat a seed"
+    assert plot.seeds_label([3, 3]) == "mean of 2 runs of 1 seed (3); runs repeat a seed"
+
+
+def test_the_legend_sits_below_the_axes(tmp_path):
+    # It was drawn inside the axes ("lower right") and covered a sweep's curves.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plot = _script("plot")
+    runs = []
+    for seed in (0, 1):
+        run = tmp_path / f"run{seed}"
+        run.mkdir()
+        (run / "config.toml").write_text(f'[experiment]\nname = "x"\nseed = {seed}\n')
+        (run / "metrics.jsonl").write_text("".join(json.dumps({"env_steps": 10 * i, "episode_return": float(i + seed)})
+                                                   + "\n" for i in range(1, 30)))
+        runs.append(str(run))
+    captured = {}
+    real_savefig = plt.Figure.savefig
+
+    def savefig(fig, *args, **kwargs):
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        captured["legend"] = ax.get_legend().get_window_extent()
+        captured["axes"] = ax.get_window_extent()
+        captured["text"] = [t.get_text() for t in ax.get_legend().get_texts()]
+        return real_savefig(fig, *args, **kwargs)
+
+    plt.Figure.savefig = savefig
+    try:
+        plot.plot(runs, tmp_path / "c.png", window=2)
+    finally:
+        plt.Figure.savefig = real_savefig
+    assert captured["legend"].y1 <= captured["axes"].y0  # wholly under the axes (display y grows upwards)
+    assert captured["text"] == ["x, mean of 2 seeds (0, 1); band: min..max"]
