@@ -16,6 +16,16 @@ anything else                   ignored (the original ignores ``agent.motion``, 
 :func:`load_level` accepts a bundled level name (``"level0"`` ... ``"level3"``, ``"full_city"``, plus the
 original's spellings ``"fullCity"`` and ``"level_1"``) or a path to a JSON file. Every mistake in a file
 raises :class:`LevelError` naming the file and, where it applies, the row and column of the grid.
+
+Limits (a level file comes from outside; these keep a bad or hostile one from exhausting memory or crashing
+the renderer, and each is named in the error that enforces it):
+
+* at most :data:`MAX_LEVEL_TILES` (64) tiles each way: a 64x64 map is a 3840x3840 px picture (the original's
+  editor makes 5..15; a 400x400 map would be a 24000x24000 px window);
+* at most :data:`MAX_CARS` (256) bots and :data:`MAX_DECORATIONS` (4096) decorations;
+* decorations' top-left corners within one tile of the map (``-60 <= x <= width_px``, same for y);
+* JSON nested at most :data:`MAX_JSON_DEPTH` (16) deep (a level needs 3) and files of at most
+  :data:`MAX_LEVEL_BYTES` (4 MiB).
 """
 
 from __future__ import annotations
@@ -29,6 +39,11 @@ from typing import Any
 __all__ = [
     "DECORATION_KINDS",
     "LEVEL_NAMES",
+    "MAX_CARS",
+    "MAX_DECORATIONS",
+    "MAX_JSON_DEPTH",
+    "MAX_LEVEL_BYTES",
+    "MAX_LEVEL_TILES",
     "TILE_ORIENTATION",
     "TILE_PX",
     "CarSpec",
@@ -62,6 +77,17 @@ TILE_ORIENTATION: dict[str, float] = {
 }
 
 DECORATION_KINDS = ("house", "house2", "house3", "bench", "tree")
+
+MAX_LEVEL_TILES = 64
+"""Most tiles a level may have each way (64x64 tiles = 3840x3840 px)."""
+MAX_CARS = 256
+"""Most bot cars in a level (detection costs grow with the square of the number of cars)."""
+MAX_DECORATIONS = 4096
+"""Most decorations (houses, benches, trees) in a level, all kinds together."""
+MAX_JSON_DEPTH = 16
+"""Deepest JSON nesting a level file may have (a level needs 3: object, map, row)."""
+MAX_LEVEL_BYTES = 4 << 20
+"""Largest level file read, in bytes (a full 64x64 level with every decoration is well under 1 MiB)."""
 
 LEVEL_NAMES = ("level0", "level1", "level2", "level3", "full_city")
 _ALIASES = {
@@ -189,19 +215,62 @@ def load_level(level: str | Path | Level | dict, require_agent: bool = True) -> 
         text = str(level)
         is_path = isinstance(level, Path) or text.endswith(".json") or "/" in text or "\\" in text
         path = Path(text) if is_path else level_path(text)
-        if not path.is_file():
-            raise LevelError(f"{path}: level file not found")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise LevelError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-        except UnicodeDecodeError as exc:
-            raise LevelError(f"{path}: not UTF-8 text ({exc.reason})") from None
-        lvl = parse_level(data, source=str(path), name=path.stem)
+        lvl = parse_level(_read_json(path), source=str(path), name=path.stem)
     if require_agent and lvl.agent is None:
         raise LevelError(f"{lvl.source}: the level has no 'agent', so it cannot be used as an RL environment "
                          "(full_city is a bots-only showcase); add an agent with scripts/edit_level.py")
     return lvl
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON value in the level file ``path``, or a :class:`LevelError` naming the file and the problem."""
+    if not path.is_file():
+        raise LevelError(f"{path}: level file not found")
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_LEVEL_BYTES + 1)
+    except OSError as exc:
+        raise LevelError(f"{path}: cannot read the level file ({exc.strerror or exc})") from None
+    if len(raw) > MAX_LEVEL_BYTES:
+        raise LevelError(f"{path}: level file larger than {MAX_LEVEL_BYTES >> 20} MiB (the limit; levels are "
+                         f"at most {MAX_LEVEL_TILES}x{MAX_LEVEL_TILES} tiles)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LevelError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    depth = _json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise LevelError(f"{path}: JSON nested {depth} deep; a level file may nest at most {MAX_JSON_DEPTH} "
+                         "(a level needs 3)")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LevelError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except ValueError as exc:  # e.g. an integer literal too long to convert
+        raise LevelError(f"{path}: invalid JSON: {exc}") from None
+
+
+def _json_depth(text: str) -> int:
+    """Deepest bracket nesting of JSON ``text``, brackets inside strings not counted (checked before parsing,
+    because Python's parser recurses and a deep enough file ends in RecursionError)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 def parse_level(data: Any, source: str = "<level object>", name: str = "level") -> Level:
@@ -218,6 +287,9 @@ def parse_level(data: Any, source: str = "<level object>", name: str = "level") 
     grid_in = data["map"]
     if not isinstance(grid_in, list) or not grid_in:
         raise LevelError(f"{source}: 'map' must be a non-empty list of rows")
+    if len(grid_in) > MAX_LEVEL_TILES:
+        raise LevelError(f"{source}: 'map' has {len(grid_in)} rows; levels are at most {MAX_LEVEL_TILES}x"
+                         f"{MAX_LEVEL_TILES} tiles")
     grid: list[list[Any]] = []
     cols = None
     for my, row in enumerate(grid_in):
@@ -225,13 +297,16 @@ def parse_level(data: Any, source: str = "<level object>", name: str = "level") 
             raise LevelError(f"{source}: map row {my} must be a non-empty list of tiles")
         if cols is None:
             cols = len(row)
+            if cols > MAX_LEVEL_TILES:
+                raise LevelError(f"{source}: 'map' has {cols} columns; levels are at most {MAX_LEVEL_TILES}x"
+                                 f"{MAX_LEVEL_TILES} tiles")
         elif len(row) != cols:
             raise LevelError(f"{source}: map row {my} has {len(row)} columns but row 0 has {cols} "
                              f"(ragged rows; first bad column {min(len(row), cols)})")
         out_row: list[Any] = []
         for mx, tile in enumerate(row):
             if isinstance(tile, bool) or not (tile == 0 or isinstance(tile, str) and tile in TILE_ORIENTATION):
-                raise LevelError(f"{source}: unknown tile {tile!r} at row {my}, column {mx}; expected 0 (grass) "
+                raise LevelError(f"{source}: unknown tile {_short(tile)} at row {my}, column {mx}; expected 0 (grass) "
                                  f"or one of {' '.join(TILE_ORIENTATION)}")
             out_row.append(0 if tile == 0 else tile)
         grid.append(out_row)
@@ -240,21 +315,40 @@ def parse_level(data: Any, source: str = "<level object>", name: str = "level") 
     cars_in = data.get("cars", [])
     if not isinstance(cars_in, list):
         raise LevelError(f"{source}: 'cars' must be a list of {{mx, my, line}} objects")
+    if len(cars_in) > MAX_CARS:
+        raise LevelError(f"{source}: {len(cars_in)} cars; a level may have at most {MAX_CARS}")
     lvl.cars = [_parse_car(c, f"car {i}", lvl) for i, c in enumerate(cars_in)]
     if data.get("agent") is not None:
         lvl.agent = _parse_car(data["agent"], "agent", lvl)
+    total = 0
     for kind in DECORATION_KINDS:
         items = data.get(kind, [])
         if not isinstance(items, list):
             raise LevelError(f"{source}: '{kind}' must be a list of {{x, y}} objects")
+        total += len(items)
+        if total > MAX_DECORATIONS:
+            raise LevelError(f"{source}: more than {MAX_DECORATIONS} decorations (houses, benches, trees), "
+                             "the limit")
         pts = []
         for i, item in enumerate(items):
             if not (isinstance(item, dict) and _is_number(item.get("x")) and _is_number(item.get("y"))):
-                raise LevelError(f"{source}: {kind} {i} must be an object with numeric 'x' and 'y', got {item!r}")
-            pts.append((item["x"], item["y"]))
+                raise LevelError(f"{source}: {kind} {i} must be an object with numeric 'x' and 'y', "
+                                 f"got {_short(item)}")
+            x, y = item["x"], item["y"]
+            if not (-TILE_PX <= x <= lvl.width_px and -TILE_PX <= y <= lvl.height_px):
+                raise LevelError(f"{source}: {kind} {i} at x={x!r}, y={y!r} is off the {lvl.width_px}x"
+                                 f"{lvl.height_px} px map (its top-left corner must lie within one tile, "
+                                 f"{TILE_PX} px, of the map)")
+            pts.append((x, y))
         if pts:
             lvl.decorations[kind] = pts
     return lvl
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages about values from a file."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_number(v: Any) -> bool:
@@ -264,18 +358,18 @@ def _is_number(v: Any) -> bool:
 def _parse_car(c: Any, what: str, lvl: Level) -> CarSpec:
     src = lvl.source
     if not isinstance(c, dict):
-        raise LevelError(f"{src}: {what} must be an object {{mx, my, line}}, got {c!r}")
+        raise LevelError(f"{src}: {what} must be an object {{mx, my, line}}, got {_short(c)}")
     mx, my = c.get("mx"), c.get("my")
     if not (isinstance(mx, int) and isinstance(my, int)) or isinstance(mx, bool) or isinstance(my, bool):
         raise LevelError(f"{src}: {what} needs integer tile coordinates 'mx' (column) and 'my' (row), "
-                         f"got mx={mx!r}, my={my!r}")
+                         f"got mx={_short(mx)}, my={_short(my)}")
     if not (0 <= my < lvl.rows and 0 <= mx < lvl.cols):
         raise LevelError(f"{src}: {what} at row {my}, column {mx} is outside the {lvl.cols}x{lvl.rows} map")
     if lvl.grid[my][mx] == 0:
         raise LevelError(f"{src}: {what} at row {my}, column {mx} is off road (that tile is grass)")
     line = c.get("line")
     if line is not None and (isinstance(line, bool) or line not in (0, 1)):
-        raise LevelError(f"{src}: {what} at row {my}, column {mx} has line {line!r}; expected 0, 1 or absent")
+        raise LevelError(f"{src}: {what} at row {my}, column {mx} has line {_short(line)}; expected 0, 1 or absent")
     return CarSpec(mx=mx, my=my, line=None if line is None else int(line))
 
 

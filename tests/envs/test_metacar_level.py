@@ -2,9 +2,20 @@
 
 import json
 
+import numpy as np
 import pytest
 
-from envs.metacar.level import LEVEL_NAMES, LevelError, load_level, parse_level, quantised_orientation, save_level
+from envs.metacar.core import MetaCarCore
+from envs.metacar.level import (
+    LEVEL_NAMES,
+    LevelError,
+    level_path,
+    load_level,
+    parse_level,
+    quantised_orientation,
+    save_level,
+)
+from envs.metacar.render import MetaCarRenderer
 
 
 @pytest.mark.parametrize("name", LEVEL_NAMES)
@@ -122,3 +133,161 @@ def test_save_and_load_round_trip(tmp_path):
     assert again.grid == lvl.grid and again.cars == lvl.cars and again.agent == lvl.agent
     assert again.decorations == lvl.decorations
     assert "↱" in path.read_text(encoding="utf-8")  # arrow characters are kept, not escaped
+
+
+# ------------------------------------------------------------------- files from outside: limits and fuzzing
+def _level1_dict():
+    return json.loads((level_path("level1")).read_text(encoding="utf-8"))
+
+
+def test_deeply_nested_json_is_a_level_error_not_a_recursion_error(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text('{"map": [[0]], "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(LevelError, match=r"deep\.json: JSON nested 100001 deep; .* at most 16"):
+        load_level(path, require_agent=False)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(tmp_path):
+    data = _level1_dict()
+    data["note"] = '[' * 20 + ' \\" {' + '[' * 20  # escaped quote inside: still one string
+    path = tmp_path / "note.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    assert load_level(path).cols == 10
+
+
+@pytest.mark.parametrize("x, y", [(1e308, 10), (10, -1e308), (601, 10), (10, 301), (-61, 0)])
+def test_decoration_off_the_map_is_a_level_error(tmp_path, x, y):
+    # A tree at x=1e308 made the renderer fail with a TypeError; level1 is 600x300 px.
+    data = _level1_dict()
+    data["tree"] = [{"x": x, "y": y}]
+    path = tmp_path / "far_tree.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(LevelError, match=r"far_tree\.json: tree 0 at .* is off the 600x300 px map"):
+        load_level(path)
+
+
+def test_decorations_may_overhang_the_edge_by_up_to_a_tile():
+    data = _level1_dict()
+    data["tree"] = [{"x": -60, "y": -3.5}, {"x": 600, "y": 300}]
+    assert parse_level(data).decorations["tree"] == [(-60, -3.5), (600, 300)]
+
+
+@pytest.mark.parametrize("cols, rows", [(400, 400), (65, 5), (5, 65)])
+def test_level_size_is_capped_at_64_tiles_each_way(tmp_path, cols, rows):
+    # A 400x400 map made play.py's window a 24000x24000 px surface (a segfault).
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps({"map": [[0] * cols for _ in range(rows)]}))
+    with pytest.raises(LevelError, match=r"huge\.json: 'map' has \d+ (rows|columns); levels are at most 64x64"):
+        load_level(path, require_agent=False)
+
+
+def test_largest_allowed_level_loads_and_steps():
+    # A 64x64 ring road with the agent on it: the cap is usable, not just a number.
+    grid = [[0] * 64 for _ in range(64)]
+    for i in range(1, 63):
+        grid[1][i] = grid[62][i] = "↔"
+        grid[i][1] = grid[i][62] = "↕"
+    grid[1][1], grid[1][62], grid[62][62], grid[62][1] = "↱", "↰", "↲", "↳"
+    level = parse_level({"map": grid, "agent": {"mx": 5, "my": 62, "line": 0},
+                         "cars": [{"mx": 30, "my": 1, "line": 0}]})
+    core = MetaCarCore(level, 2)
+    core.reset()
+    core.step(np.zeros(2, dtype=np.int64))
+    assert level.width_px == 3840 and bool(core.on_road.all())
+
+
+def test_too_many_cars_and_decorations_and_too_big_a_file(tmp_path):
+    data = _level1_dict()
+    with pytest.raises(LevelError, match="257 cars; a level may have at most 256"):
+        parse_level({**data, "cars": [{"mx": 4, "my": 1}] * 257})
+    with pytest.raises(LevelError, match="more than 4096 decorations"):
+        parse_level({**data, "tree": [{"x": 1, "y": 1}] * 4000, "bench": [{"x": 1, "y": 1}] * 97})
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({**data, "padding": "x" * (4 << 20)}))
+    with pytest.raises(LevelError, match=r"big\.json: level file larger than 4 MiB"):
+        load_level(path)
+
+
+def test_a_directory_or_an_integer_too_long_is_a_level_error(tmp_path):
+    (tmp_path / "dir.json").mkdir()
+    with pytest.raises(LevelError, match="level file not found"):
+        load_level(tmp_path / "dir.json")
+    path = tmp_path / "longint.json"
+    path.write_text('{"map": [[' + "9" * 5000 + "]]}")
+    with pytest.raises(LevelError, match=r"longint\.json: invalid JSON"):
+        load_level(path)
+
+
+def _mutate(text: str, rng: np.random.Generator) -> str:
+    """One random edit of a level file's text: structural (JSON-aware) or raw characters."""
+    kind = int(rng.integers(6))
+    try:
+        data = json.loads(text)
+    except ValueError:  # an earlier edit broke the JSON: only raw edits apply
+        kind = 3 + kind % 3
+    if kind < 3:  # edit the parsed object and write it back
+        values = [0, 1, -1, 2, 1e308, -1e308, 1.5, 10**30, "↕", "x", "", None, True, [], {}, [[0]], {"x": 1},
+                  float("nan")]
+        keys = ["map", "cars", "agent", "tree", "house", "line", "mx", "my", "x", "y"]
+        target = data
+        for _ in range(int(rng.integers(1, 4))):  # walk down to a random container
+            children = list(target.items()) if isinstance(target, dict) else list(enumerate(target))
+            children = [(k, v) for k, v in children if isinstance(v, dict | list) and v]
+            if not children:
+                break
+            target = children[int(rng.integers(len(children)))][1]
+        if isinstance(target, dict):
+            key = keys[int(rng.integers(len(keys)))] if rng.random() < 0.5 or not target else \
+                list(target)[int(rng.integers(len(target)))]
+            if kind == 0:
+                target.pop(key, None)
+            else:
+                target[key] = values[int(rng.integers(len(values)))]
+        elif target:
+            i = int(rng.integers(len(target)))
+            if kind == 0:
+                del target[i]
+            elif kind == 1:
+                target[i] = values[int(rng.integers(len(values)))]
+            else:
+                target.append(target[i])
+        return json.dumps(data, ensure_ascii=False, allow_nan=True)
+    pos = int(rng.integers(len(text) + 1))
+    if kind == 3:  # delete a run of characters
+        return text[:pos] + text[pos + int(rng.integers(1, 20)):]
+    if kind == 4:  # insert brackets, quotes, digits or arrows
+        alphabet = '[]{}",:0123456789-.eE ↕↔↱\\'
+        return text[:pos] + "".join(alphabet[int(i)] for i in rng.integers(len(alphabet), size=8)) + text[pos:]
+    return text[:pos] + text[pos:][::-1][:50][::-1] * 2 + text[pos + 50:]  # duplicate a chunk
+
+
+@pytest.mark.parametrize("name", LEVEL_NAMES)
+def test_fuzzed_level_files_load_or_raise_level_error(tmp_path, name):
+    # Seeded mutations of the real level files: the reader either returns a Level (and a level with an agent
+    # then builds and steps) or raises LevelError; any other exception is a bug. The failing case prints the
+    # seed and the file text to replay it.
+    original = level_path(name).read_text(encoding="utf-8")
+    path = tmp_path / f"{name}.json"
+    for seed in range(150):
+        rng = np.random.default_rng([LEVEL_NAMES.index(name), seed])
+        text = original
+        for _ in range(int(rng.integers(1, 4))):
+            text = _mutate(text, rng)
+        path.write_text(text, encoding="utf-8")
+        try:
+            level = load_level(path, require_agent=False)
+        except LevelError:
+            continue
+        except Exception as exc:  # noqa: BLE001 - the point of the test
+            pytest.fail(f"{name} mutation seed {seed}: {type(exc).__name__}: {exc}\nfile text:\n{text[:2000]}")
+        assert level.rows <= 64 and level.cols <= 64
+        if level.agent is not None:  # what a loaded level is for: it builds, steps and draws
+            core = MetaCarCore(level, 1)
+            core.reset()
+            core.step(np.array([0]))
+            renderer = MetaCarRenderer(core, mode="rgb_array")
+            try:
+                frame = renderer.render(world=0, step=1, reward=0.0)
+            finally:
+                renderer.close()
+            assert frame.shape[1:] == (level.width_px, 3), f"{name} mutation seed {seed}"  # (+ a HUD strip)
