@@ -71,7 +71,7 @@ def _leaf(a: np.ndarray, dtype: str) -> Tensor:
 
 def _tleaf(a: np.ndarray) -> Any:
     # Contiguous: torch's CPU conv refuses a weight whose gradient would not be (e.g. Cout == 1, transposed).
-    return torch.tensor(np.ascontiguousarray(a, dtype=np.float64), requires_grad=True)
+    return torch.tensor(np.array(a, dtype=np.float64, order="C"), requires_grad=True)
 
 
 def _nchw(x: Any) -> Any:
@@ -374,6 +374,10 @@ def test_random_loss(seed):
         pred, target = rng.normal(size=(b, k)) * 3, labels
     ps, pt = _leaf(pred, dt), _tleaf(pred)
     tgt = target if target.dtype.kind == "i" else target.astype(dt)
+    # Soft targets that are themselves trained (distillation): the gradient reaches them too.
+    target_grad = kind == "cce_logits" and case["soft"]
+    if target_grad:
+        tgt, target = _leaf(target, dt), _tleaf(target)
     ours = {"mse": lambda: losses.mse(ps, tgt, reduction=red), "mae": lambda: losses.mae(ps, tgt, reduction=red),
             "huber": lambda: losses.huber(ps, tgt, delta=case["delta"], reduction=red),
             "bce": lambda: losses.binary_crossentropy(ps, tgt, reduction=red),
@@ -383,7 +387,7 @@ def test_random_loss(seed):
             "scce": lambda: losses.sparse_categorical_crossentropy(ps, tgt, reduction=red),
             "scce_logits": lambda: losses.sparse_categorical_crossentropy(ps, tgt, from_logits=True,
                                                                           reduction=red)}[kind]()
-    t = torch.tensor(target)
+    t = target if target_grad else torch.tensor(target)
     eps = losses.EPSILON
 
     def keras_cce(probs, onehot_rows):  # Keras' probability cross-entropy: rescale, clip, log
@@ -404,6 +408,8 @@ def test_random_loss(seed):
     ref.backward(torch.tensor(g))
     _close(ours, ref, dt, "loss", ctx)
     _close(ps.grad, pt.grad, dt, "d prediction", ctx)
+    if target_grad:
+        _close(tgt.grad, t.grad, dt, "d target", ctx)
 
 
 # ---------------------------------------------------------------------------------- optimizers
@@ -474,7 +480,7 @@ _TORCH_ACT = {"linear": lambda t: t, "relu": TF.relu, "relu6": TF.relu6, "elu": 
               "leaky_relu": lambda t: TF.leaky_relu(t, 0.2), "softmax": lambda t: torch.softmax(t, -1)}
 
 
-def _random_layer(rng: np.random.Generator, dt: str) -> L.Layer:
+def _random_layer(rng: np.random.Generator, dt: str, channels: int) -> L.Layer:
     kind = str(rng.choice(["conv", "conv", "depthwise", "bn", "maxpool", "avgpool", "act", "relu", "zeropad"]))
     act = str(rng.choice(_ACT_NAMES))
     k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
@@ -482,8 +488,9 @@ def _random_layer(rng: np.random.Generator, dt: str) -> L.Layer:
     d = (1, 1) if max(s) > 1 or rng.random() < 0.6 else (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
     pad = _random_padding(rng)
     if kind == "conv":
-        return L.Conv2D(int(rng.integers(1, 5)), k, strides=s, padding=pad, dilation_rate=d, activation=act,
-                        use_bias=bool(rng.random() < 0.7), dtype=dt)
+        groups = int(rng.choice([1, 1, 1, channels])) if channels > 1 else 1  # grouped only as Cin allows
+        return L.Conv2D(groups * int(rng.integers(1, 4)), k, strides=s, padding=pad, dilation_rate=d,
+                        groups=groups, activation=act, use_bias=bool(rng.random() < 0.7), dtype=dt)
     if kind == "depthwise":
         return L.DepthwiseConv2D(k, strides=s, padding=pad, depth_multiplier=int(rng.integers(1, 3)),
                                  dilation_rate=d, activation=act, use_bias=bool(rng.random() < 0.7), dtype=dt)
@@ -507,7 +514,7 @@ def _random_network(rng: np.random.Generator, dt: str) -> tuple[Sequential, tupl
     layers: list[L.Layer] = [L.InputLayer(shape, dtype=dt)]
     current: tuple[Any, ...] = (None, *shape)
     for _ in range(int(rng.integers(1, 6))):
-        layer = _random_layer(rng, dt)
+        layer = _random_layer(rng, dt, current[-1])
         try:
             out = layer.compute_output_shape(current)
         except ValueError:
@@ -529,7 +536,7 @@ def _torch_layer(layer: L.Layer, x: Any, params: dict[str, Any], training: bool)
         pads = _explicit_pads(layer.padding, tuple(x.shape[1:3]), layer.kernel_size, layer.strides,
                               layer.dilation_rate)
         if isinstance(layer, L.Conv2D):
-            kernel, groups = w["kernel"].permute(3, 2, 0, 1).contiguous(), 1
+            kernel, groups = w["kernel"].permute(3, 2, 0, 1).contiguous(), layer.groups
         else:
             c, mult = w["depthwise_kernel"].shape[2:]
             kernel, groups = w["depthwise_kernel"].permute(2, 3, 0, 1).reshape(c * mult, 1, kh, kw).contiguous(), c
@@ -604,3 +611,161 @@ def test_random_layer_stack(seed):
             _close(tensor.grad, params[key].grad, dt, f"d {key}", ctx)
         else:  # moving statistics: updated in training mode only
             _close(tensor.data, params[key], dt, key, ctx)
+
+
+# ---------------------------------------------------------------------------------- tensor algebra
+def _broadcast_pair(rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Two shapes that broadcast together (sizes stretched from 1, leading axes missing)."""
+    full = tuple(int(d) for d in rng.integers(1, 4, size=int(rng.integers(0, 4))))
+    a = tuple(1 if rng.random() < 0.3 else d for d in full)
+    b = tuple(1 if rng.random() < 0.3 else d for d in full)
+    return a[int(rng.integers(0, len(a) + 1)):] if rng.random() < 0.3 else a, \
+        b[int(rng.integers(0, len(b) + 1)):] if rng.random() < 0.3 else b
+
+
+ALGEBRA = ("add", "sub", "mul", "div", "pow", "rpow", "pow_tensor", "matmul", "exp", "log", "sqrt", "abs",
+           "sum", "mean", "max", "min", "reshape", "transpose", "getitem", "concat", "stack", "take_along_axis",
+           "where", "categorical", "gaussian", "linear")
+
+
+def _algebra_case(rng: np.random.Generator) -> dict[str, Any]:
+    op = str(rng.choice(ALGEBRA))
+    case: dict[str, Any] = {"op": op, "dtype": str(rng.choice(DTYPES))}
+    if op in ("add", "sub", "mul", "div", "pow_tensor", "where"):
+        case["shapes"] = _broadcast_pair(rng)
+    elif op == "matmul":
+        k, n, m = (int(d) for d in rng.integers(1, 4, size=3))
+        batch_a, batch_b = _broadcast_pair(rng)
+        a = (k,) if rng.random() < 0.2 else (*batch_a, n, k)
+        b = (k,) if rng.random() < 0.2 else (*batch_b, k, m)
+        case["shapes"] = (a, b)
+    elif op == "linear":  # x (..., in) @ w (in, out) + b (out,): any leading axes
+        lead = tuple(int(d) for d in rng.integers(1, 4, size=int(rng.integers(1, 4))))
+        n_in, n_out = (int(d) for d in rng.integers(1, 5, size=2))
+        case["shapes"] = ((*lead, n_in), (n_in, n_out), (n_out,)) if rng.random() < 0.7 else ((*lead, n_in),
+                                                                                               (n_in, n_out))
+    elif op in ("categorical", "gaussian"):
+        case["shapes"] = ((int(rng.integers(1, 5)), int(rng.integers(1, 5))),)
+        case["shared_std"] = bool(rng.random() < 0.5)
+    else:
+        case["shapes"] = (tuple(int(d) for d in rng.integers(1, 4, size=int(rng.integers(1, 4)))),)
+        ndim = len(case["shapes"][0])
+        axes = [a for a in range(ndim) if rng.random() < 0.5]
+        case["axis"] = None if not axes or rng.random() < 0.2 else (axes[0] - ndim if len(axes) == 1
+                                                                       else tuple(axes))
+        case["keepdims"] = bool(rng.random() < 0.5)
+        case["exponent"] = float(rng.choice([2.0, 3.0, 0.5, -1.5]))
+        case["perm"] = tuple(int(i) for i in rng.permutation(ndim))
+        case["pick"] = int(rng.integers(-1, 2))
+    return case
+
+
+def _algebra(case: dict[str, Any], ins: list[Any], lib: Any, rng: np.random.Generator) -> Any:
+    """Run ``case`` with ``lib`` = ``"rl"`` or ``"torch"`` on the prepared inputs ``ins``."""
+    op, mine = case["op"], lib == "rl"
+    a = ins[0]
+    b = ins[1] if len(ins) > 1 else None
+    if op in ("add", "sub", "mul", "div"):
+        return {"add": a + b, "sub": a - b, "mul": a * b, "div": a / b}[op]
+    if op == "pow":
+        return a ** case["exponent"]
+    if op == "rpow":
+        return 1.7 ** a
+    if op == "pow_tensor":
+        return a ** b
+    if op == "matmul":
+        return a @ b
+    if op in ("exp", "log", "sqrt", "abs"):
+        return getattr(a, op)() if mine else getattr(torch, op)(a)
+    if op in ("sum", "mean", "max", "min"):
+        axis, keep = case["axis"], case["keepdims"]
+        if mine:
+            return getattr(a, op)(axis=axis, keepdims=keep)
+        fn = {"sum": torch.sum, "mean": torch.mean, "max": torch.amax, "min": torch.amin}[op]
+        dims = tuple(range(a.ndim)) if axis is None else axis
+        return fn(a, dim=dims, keepdim=keep)
+    if op == "reshape":
+        return a.reshape(-1, 1) if case["pick"] else a.reshape(a.shape[::-1])
+    if op == "transpose":
+        return a.transpose(*case["perm"]) if mine else a.permute(*case["perm"])
+    if op == "getitem":
+        if mine:  # NumPy's negative-step slice; torch has none, so it flips
+            return a[::-1, ..., case["pick"] % a.shape[-1]] if a.ndim > 1 else a[::-1]
+        flipped = torch.flip(a, dims=(0,))
+        return flipped[..., case["pick"] % a.shape[-1]] if a.ndim > 1 else flipped
+    if op in ("concat", "stack"):
+        parts = [a, a * 2.0, a.exp() if mine else torch.exp(a)]
+        axis = case["perm"][0] if op == "concat" else min(case["pick"] + 1, a.ndim)
+        if mine:
+            return F.concat(parts, axis=axis) if op == "concat" else F.stack(parts, axis=axis)
+        return torch.cat(parts, dim=axis) if op == "concat" else torch.stack(parts, dim=axis)
+    if op == "take_along_axis":
+        axis = case["perm"][0]
+        idx = ins[-1]
+        return F.take_along_axis(a, idx, axis=axis) if mine else torch.take_along_dim(a, torch.tensor(idx), dim=axis)
+    if op == "where":
+        cond = ins[-1]
+        return F.where(cond, a, b) if mine else torch.where(torch.tensor(cond), a, b)
+    if op == "linear":
+        bias = ins[2] if len(ins) > 2 else None
+        if mine:
+            return F.linear(a, b, bias)
+        return a @ b + bias if bias is not None else a @ b
+    if op == "categorical":
+        actions = ins[-1]
+        if mine:
+            from rl.distributions import Categorical
+
+            d = Categorical(a)
+            return F.concat([d.log_prob(actions).reshape(-1, 1), d.entropy().reshape(-1, 1)], axis=1)
+        d = torch.distributions.Categorical(logits=a)
+        return torch.stack([d.log_prob(torch.tensor(actions)), d.entropy()], dim=1)
+    if op == "gaussian":
+        actions = ins[-1]
+        if mine:
+            from rl.distributions import DiagGaussian
+
+            d = DiagGaussian(a, b)
+            return F.concat([d.log_prob(actions).reshape(-1, 1), d.entropy().reshape(-1, 1)], axis=1)
+        d = torch.distributions.Normal(a, torch.exp(b).expand_as(a))
+        return torch.stack([d.log_prob(torch.tensor(actions)).sum(-1), d.entropy().sum(-1)], dim=1)
+    raise AssertionError(op)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_tensor_algebra(seed):
+    rng = np.random.default_rng(seed)
+    case = _algebra_case(rng)
+    ctx = _replay(f"'tensor_algebra and seed{seed}-'", seed, case)
+    op, dt = case["op"], case["dtype"]
+    arrays = [rng.normal(size=s) for s in case["shapes"]]
+    if op in ("log", "sqrt", "pow", "pow_tensor"):
+        arrays[0] = np.abs(arrays[0]) + 0.5  # the real domain
+    if op in ("div", "pow_tensor"):
+        arrays[1] = np.sign(arrays[1]) * (np.abs(arrays[1]) + 0.5) if op == "div" else arrays[1]
+    if op == "abs":
+        arrays[0] = np.where(np.abs(arrays[0]) < 1e-3, 0.5, arrays[0])
+    if dt == "float32":
+        arrays = [a.astype(np.float32).astype(np.float64) for a in arrays]
+    extra: list[Any] = []
+    if op == "take_along_axis":
+        shape = list(arrays[0].shape)
+        shape[case["perm"][0]] = int(rng.integers(1, 4))
+        extra = [rng.integers(0, arrays[0].shape[case["perm"][0]], size=shape)]
+    elif op == "where":
+        extra = [rng.random(np.broadcast_shapes(*case["shapes"])) < 0.5]
+    elif op == "categorical":
+        extra = [rng.integers(0, arrays[0].shape[1], size=arrays[0].shape[0])]
+    elif op == "gaussian":
+        arrays.append(rng.normal(size=arrays[0].shape[1:] if case["shared_std"] else arrays[0].shape) * 0.5)
+        extra = [rng.normal(size=arrays[0].shape).astype(dt)]
+    ours_in = [_leaf(a, dt) for a in arrays]
+    torch_in = [_tleaf(a) for a in arrays]
+    out = _algebra(case, [*ours_in, *extra], "rl", rng)
+    ref = _algebra(case, [*torch_in, *extra], "torch", rng)
+    g = rng.normal(size=tuple(ref.shape))
+    out.backward(np.asarray(g, dtype=dt))
+    ref.backward(torch.tensor(g))
+    _close(out, ref, dt, "output", ctx)
+    for i, (x, xt) in enumerate(zip(ours_in, torch_in)):
+        _close(x.grad, xt.grad, dt, f"d input {i}", ctx)
