@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rl import checkpoint
+
 __all__ = [
     "Callback",
     "CallbackList",
@@ -227,8 +229,6 @@ class ModelCheckpoint(Callback):
         self.last_saved: Path | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        from rl import checkpoint  # noqa: PLC0415 - checkpoint imports models, which import us
-
         logs = logs or {}
         if self.save_best_only:
             value = _monitored(logs, self.monitor, "ModelCheckpoint")

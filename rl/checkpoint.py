@@ -32,6 +32,8 @@ import numpy as np
 from rl import backend, files
 from rl.errors import CheckpointError
 from rl.files import atomic_write_bytes  # re-exported: callers older than rl.files import it from here
+from rl.layer_base import model_from_config
+from rl.optimizers import get_optimizer
 
 __all__ = [
     "CheckpointError",
@@ -188,11 +190,8 @@ def _compile_meta(path: Path, metadata: dict[str, str]) -> dict[str, Any] | None
 
 
 def _recompile(path: Path, model: Any, optimizer: Any, cfg: Any) -> None:
-    from rl import training  # noqa: PLC0415
-
     try:
-        training.compile(
-            model,
+        model.compile(  # rl.training.compile, through the model (this module sits below rl.training)
             optimizer=optimizer,
             loss=cfg["loss"],
             metrics=cfg.get("metrics", []),
@@ -209,9 +208,6 @@ def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
     optimizer, so ``fit`` continues exactly where it stopped; otherwise a saved optimizer is still
     rebuilt, restored and attached as ``model.optimizer``.
     """
-    from rl import models  # noqa: PLC0415 - models import the checkpoint module
-    from rl.optimizers import get_optimizer  # noqa: PLC0415
-
     path = Path(path)
     arrays, metadata = read_safetensors(path)
     if metadata.get("format") != FORMAT:
@@ -221,7 +217,7 @@ def load_model(path: str | os.PathLike[str], compile: bool = True) -> Any:
     if "model_config" not in metadata:
         raise CheckpointError(f"{path}: metadata 'model_config' (the architecture) is missing")
     try:
-        model = models.model_from_config(_json_meta(path, metadata, "model_config", dict, "an object"))
+        model = model_from_config(_json_meta(path, metadata, "model_config", dict, "an object"))
     except CheckpointError:
         raise
     except Exception as exc:

@@ -26,17 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from rl import backend
+from rl import backend, checkpoint
+from rl import training as train_loop  # "training" is the name of a call argument here
+from rl.layer_base import KerasTensor, Layer, Node, deserialize, is_symbolic, model_from_config, serialize
 from rl.layers import Input as Input
-from rl.layers import (
-    InputLayer,
-    KerasTensor,
-    Layer,
-    Node,
-    _is_symbolic,
-    deserialize,
-    serialize,
-)
+from rl.layers import InputLayer
 from rl.tensor import Tensor, no_grad, using_config
 
 __all__ = ["Input", "Model", "Sequential", "load_model", "model_from_config", "model_from_json"]
@@ -57,7 +51,7 @@ def _format_shape(shape: Any) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-class Model(Layer):
+class Model(Layer, register_as=("Functional",)):
     """A network of layers: functional (``Model(inputs, outputs)``) or subclassed (override ``call``).
 
     Args:
@@ -293,7 +287,7 @@ class Model(Layer):
         if training is not None:
             with using_config("train", bool(training)):
                 return self.__call__(inputs, **kwargs)
-        if _is_symbolic(inputs):
+        if is_symbolic(inputs):
             return self._call_symbolic(inputs, kwargs)
         if self._is_graph:
             return self.call(inputs, **kwargs)
@@ -524,53 +518,37 @@ class Model(Layer):
     # ------------------------------------------------------------------------------ training (rl.training)
     def compile(self, optimizer: Any = "adam", loss: Any = None, metrics: Any = None, **kwargs: Any) -> Any:
         """Attach an optimizer, loss and metrics for :meth:`fit` (see :func:`rl.training.compile`)."""
-        from rl.training import compile as _compile  # noqa: PLC0415 - training imports models
-
-        return _compile(self, optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        return train_loop.compile(self, optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     def fit(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
         """Train on ``x``, ``y`` or a batched :class:`rl.data.Dataset` (see :func:`rl.training.fit`); returns History"""
-        from rl.training import fit  # noqa: PLC0415
-
-        return fit(self, x, y, **kwargs)
+        return train_loop.fit(self, x, y, **kwargs)
 
     def evaluate(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
         """Loss and metrics on ``x``, ``y`` in inference mode (see :func:`rl.training.evaluate`)."""
-        from rl.training import evaluate  # noqa: PLC0415
-
         with using_config("train", False):
-            return evaluate(self, x, y, **kwargs)
+            return train_loop.evaluate(self, x, y, **kwargs)
 
     def predict(self, x: Any, **kwargs: Any) -> Any:
         """Outputs for ``x`` in inference mode, batched (see :func:`rl.training.predict`)."""
-        from rl.training import predict  # noqa: PLC0415
-
         with using_config("train", False):
-            return predict(self, x, **kwargs)
+            return train_loop.predict(self, x, **kwargs)
 
     def train_on_batch(self, x: Any, y: Any, **kwargs: Any) -> Any:
         """One optimizer step on one batch (see :func:`rl.training.train_on_batch`)."""
-        from rl.training import train_on_batch  # noqa: PLC0415
-
-        return train_on_batch(self, x, y, **kwargs)
+        return train_loop.train_on_batch(self, x, y, **kwargs)
 
     # ------------------------------------------------------------------------------ files (rl.checkpoint)
     def save(self, path: str, **kwargs: Any) -> Any:
         """Save architecture and weights (see :func:`rl.checkpoint.save_model`)."""
-        from rl import checkpoint  # noqa: PLC0415
-
         return checkpoint.save_model(self, path, **kwargs)
 
     def save_weights(self, path: str, **kwargs: Any) -> Any:
         """Save the ``state_dict`` (see :func:`rl.checkpoint.save_weights`)."""
-        from rl import checkpoint  # noqa: PLC0415
-
         return checkpoint.save_weights(self, path, **kwargs)
 
     def load_weights(self, path: str, **kwargs: Any) -> Any:
         """Load weights saved by :meth:`save_weights` (see :func:`rl.checkpoint.load_weights`)."""
-        from rl import checkpoint  # noqa: PLC0415
-
         return checkpoint.load_weights(self, path, **kwargs)
 
 
@@ -665,7 +643,7 @@ class Sequential(Model):
             with using_config("train", bool(training)):
                 return self.__call__(inputs, **kwargs)
         if type(inputs) is not Tensor:
-            if _is_symbolic(inputs):
+            if is_symbolic(inputs):
                 return self._call_symbolic(inputs, kwargs)
             inputs = Tensor(inputs, dtype=self._dtype or np.float32)
         if not self.built:
@@ -726,29 +704,6 @@ class Sequential(Model):
 
 
 # ================================================================================= module functions
-def model_from_config(config: dict[str, Any], custom_objects: dict[str, type] | None = None) -> Model:
-    """Rebuild a model from ``{"class_name": "Sequential" | "Model", "config": {...}}``.
-
-    Also accepts a bare ``model.get_config()`` dict, and a Keras/TF.js ``modelTopology`` (with or
-    without its ``model_config`` wrapper).
-    The weights are fresh; load trained ones with ``load_state_dict``.
-    """
-    if "modelTopology" in config:
-        config = config["modelTopology"]
-    if "model_config" in config:
-        config = config["model_config"]
-    if "class_name" not in config and "layers" in config:
-        # A bare ``model.get_config()`` (Keras returns the inner dict): tell the two kinds apart by their keys.
-        config = {"class_name": "Model" if "input_layers" in config else "Sequential", "config": config}
-    if config.get("class_name") not in ("Sequential", "Model", "Functional"):
-        raise ValueError(
-            f"model config class_name must be 'Sequential' or 'Model', got {config.get('class_name')!r}"
-        )
-    model = deserialize(config, custom_objects)
-    assert isinstance(model, Model)
-    return model
-
-
 def model_from_json(text: str, custom_objects: dict[str, type] | None = None) -> Model:
     """:func:`model_from_config` on a JSON string (as written by :meth:`Model.to_json`)."""
     return model_from_config(json.loads(text), custom_objects)
@@ -756,6 +711,4 @@ def model_from_json(text: str, custom_objects: dict[str, type] | None = None) ->
 
 def load_model(path: str, **kwargs: Any) -> Model:
     """Load a model saved with :meth:`Model.save` (see :func:`rl.checkpoint.load_model`)."""
-    from rl import checkpoint  # noqa: PLC0415
-
     return checkpoint.load_model(path, **kwargs)

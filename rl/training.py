@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from rl import backend
+from rl import backend, losses
+from rl import random as rl_random
 from rl.callbacks import Callback, CallbackList, History
 from rl.data import Dataset
 from rl.errors import NonFiniteLossError
@@ -97,8 +98,6 @@ class _NamedLoss:
     """A :mod:`rl.losses` function (``loss(pred, target)``) called in Keras' order ``(y_true, y_pred)``."""
 
     def __init__(self, name: str, options: dict[str, Any]):
-        from rl import losses  # noqa: PLC0415 - losses may import layers; keep the import local
-
         self.name, self.options = name, dict(options)
         self.fn = losses.get_loss(name, **self.options)
 
@@ -328,8 +327,6 @@ def _epoch_order(n: int, shuffle: bool, seed: int | None, epoch: int) -> np.ndar
     if not shuffle:
         return np.arange(n)
     if seed is None:
-        from rl import random as rl_random  # noqa: PLC0415 - keeps rl.training light to import
-
         return rl_random.default_generator().numpy.permutation(n)
     return np.random.default_rng([seed, epoch]).permutation(n)
 
