@@ -1,7 +1,7 @@
 """Export a trained agent's network, a saved model or MobileNetV2 as a TensorFlow.js layers model.
 
     python scripts/export_tfjs.py runs/snake_dqn-s0-20250101-120000 web_models/snake
-    python scripts/export_tfjs.py runs/metacar_ddpg-s0-... out/actor --tag latest
+    python scripts/export_tfjs.py runs/metacar_level2_ddpg-s0-... out/actor --tag latest
     python scripts/export_tfjs.py model.safetensors out/model          # saved with Model.save
     python scripts/export_tfjs.py mobilenet_v2 out/mobilenet            # ImageNet weights (cached)
     python scripts/export_tfjs.py mobilenet_v2 out/mobilenet --random-init

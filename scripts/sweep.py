@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,15 @@ def run_job(config: str, seed: int, overrides: list[str], runs_dir: str,
     return result
 
 
+def job_line(result: dict[str, Any]) -> str:
+    """One finished job: its seed and grid point, then its evaluation and wall time, or why it failed."""
+    what = " ".join([f"seed={result['seed']}", *result["overrides"]])
+    if result["returncode"] != 0:
+        return f"{what}: failed ({' '.join(result.get('error') or ['?'])})"
+    score = f"mean return {result['mean_return']:.1f}" if "mean_return" in result else "no evaluation"
+    return f"{what}: {score} ({result['wall_s']:.1f} s)"
+
+
 def summarize(results: list[dict[str, Any]]) -> str:
     """A plain-text table, one row per grid point."""
     rows = [("grid point", "seeds", "eval mean", "min", "max", "median wall s", "failed")]
@@ -157,14 +166,27 @@ def main(argv: list[str] | None = None) -> int:
         point_dir = sweep_dir / (f"p{i}-" + "-".join(o.split(".")[-1] for o in point) if point else "config")
         for seed in seeds:
             jobs.append((str(Path(args.config).resolve()), seed, [*args.overrides, *point], str(point_dir.resolve())))
-    print(f"{len(jobs)} jobs -> {sweep_dir}")
+    print(f"{len(jobs)} jobs -> {sweep_dir}", flush=True)
+    results = []
+
+    def finished(result: dict[str, Any]) -> None:
+        # One line per job as it ends: a sweep of short jobs was silent until its table, a long one for hours.
+        results.append(result)
+        print(f"[{len(results)}/{len(jobs)}] {job_line(result)}", flush=True)
+
     if args.ray:
         ray.init(address=args.ray)
         remote = ray.remote(run_job)
-        results = ray.get([remote.remote(*job) for job in jobs])
+        pending = [remote.remote(*job) for job in jobs]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            finished(ray.get(done[0]))
     else:
         with ThreadPoolExecutor(max_workers=args.workers) as pool:  # threads wait on subprocesses
-            results = list(pool.map(lambda job: run_job(*job), jobs))
+            for future in as_completed([pool.submit(run_job, *job) for job in jobs]):
+                finished(future.result())
+    order = {(job[1], tuple(job[2])): i for i, job in enumerate(jobs)}  # the table in the grid's own order
+    results.sort(key=lambda r: order.get((r["seed"], tuple(r["overrides"])), len(order)))
     for r in results:
         if r["returncode"] != 0:
             print(f"job seed={r['seed']} {' '.join(r['overrides'])} failed: {r.get('error')}", file=sys.stderr)

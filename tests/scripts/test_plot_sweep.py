@@ -43,7 +43,12 @@ def test_sweep_runs_two_seeds_then_plot_draws_their_band(tmp_path):
                            "--workers", "2", "--runs-dir", str(tmp_path / "runs")],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    row = next(line for line in proc.stdout.splitlines() if line.startswith("(config)"))
+    lines = proc.stdout.splitlines()
+    # A line per job as it ends (the sweep was silent until its table); then the table.
+    progress = [line for line in lines if line.startswith("[")]
+    assert [p[:6] for p in progress] == ["[1/2] ", "[2/2] "] and all(": mean return " in p for p in progress)
+    assert lines.index(progress[-1]) < next(i for i, line in enumerate(lines) if line.startswith("grid point"))
+    row = next(line for line in lines if line.startswith("(config)"))
     assert row.split()[1:2] == ["2"] and row.split()[-1] == "0"  # one grid point, two seeds, none failed
     (sweep_dir,) = (tmp_path / "runs").iterdir()
     summary = json.loads((sweep_dir / "summary.json").read_text())

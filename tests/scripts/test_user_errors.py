@@ -82,3 +82,12 @@ def test_train_without_a_config_lists_the_configs(tmp_path):
     out = _run("scripts/train.py", tmp_path=tmp_path)
     assert out.returncode == 2 and "configs/cartpole_ppo.toml" in out.stderr and "Traceback" not in out.stderr
     assert "configs/digits_transfer.toml" not in out.stderr  # not a training config
+
+
+def test_help_examples_name_configs_that_exist():
+    # export_tfjs.py --help showed runs/metacar_ddpg-s0-..., a config that does not exist.
+    import re
+
+    for script in sorted((ROOT / "scripts").glob("*.py")):
+        for name in re.findall(r"runs/([a-z0-9_]+)-s\d", script.read_text()):
+            assert (ROOT / "configs" / f"{name}.toml").exists(), f"{script.name} names runs/{name}-s..., no such config"
