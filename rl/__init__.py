@@ -8,11 +8,12 @@ The names most scripts need are here::
     with rl.no_grad():
         q = model(obs)
 
-Submodules: ``rl.backend`` (NumPy/CuPy seam), ``rl.tensor``, ``rl.functional`` (also ``rl.F``),
-``rl.nn_ops``, ``rl.initializers``, ``rl.layers``, ``rl.models``, ``rl.random``, and, imported on
-first use so that ``import rl`` stays light and never depends on them, ``rl.losses``,
-``rl.optimizers``, ``rl.schedules``, ``rl.training``, ``rl.checkpoint``, ``rl.experiment``,
-``rl.gradcheck``. ``python -m rl info`` reports the backend and versions.
+Submodules: ``rl.errors`` (the exceptions to catch: ``rl.errors.PlaygradError`` and its kinds),
+``rl.backend`` (NumPy/CuPy seam), ``rl.tensor``, ``rl.functional`` (also ``rl.F``), ``rl.nn_ops``,
+``rl.initializers``, ``rl.layer_base``, ``rl.layers``, ``rl.models`` (which bring in
+``rl.training``, ``rl.callbacks``, ``rl.checkpoint``, ``rl.files``, ``rl.optimizers`` and
+``rl.losses``), ``rl.random``, and, imported on first use, ``rl.schedules``, ``rl.experiment``,
+``rl.gradcheck``, ``rl.data``. ``python -m rl info`` reports the backend and versions.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from rl import backend, initializers, layers, models, random
+from rl import backend, errors, initializers, layers, models, random
 from rl import functional as F
 from rl.models import Input, Model, Sequential, load_model, model_from_config
 from rl.random import seed
@@ -37,6 +38,7 @@ __all__ = [
     "as_tensor",
     "backend",
     "config",
+    "errors",
     "functional",
     "initializers",
     "layers",
@@ -52,7 +54,7 @@ __all__ = [
 
 # Imported on first attribute access: they are optional for the core and some import heavier things.
 _LAZY = ("losses", "optimizers", "schedules", "training", "checkpoint", "experiment", "gradcheck", "nn_ops",
-         "metrics", "callbacks", "data")
+         "callbacks", "data", "files", "layer_base")
 
 
 def __getattr__(name: str) -> Any:

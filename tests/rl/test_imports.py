@@ -94,3 +94,10 @@ def test_each_module_imports_alone_in_a_fresh_interpreter():
         if proc.returncode:
             failed[name] = err[-1500:]
     assert not failed, "".join(f"\nimport {name} failed:\n{err}" for name, err in failed.items())
+
+
+def test_every_name_the_package_exports_exists():
+    import rl
+
+    for name in (*rl.__all__, *rl._LAZY):  # the lazy ones are imported on first access
+        assert getattr(rl, name) is not None, name
