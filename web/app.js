@@ -54,21 +54,17 @@
     for (let c = 0; c <= game.width; c++) {
       ctx.beginPath(); ctx.moveTo(c * cellPx, 0); ctx.lineTo(c * cellPx, game.height * cellPx); ctx.stroke();
     }
-    if (qValues && $('show-q').checked && !game.dead) {
-      // Shade the cell each action leads to, greener for a higher Q-value, and print the value.
-      const lo = Math.min(...qValues);
-      const hi = Math.max(...qValues);
-      game.actionCells().forEach(([r, c], a) => {
-        if (r < 0 || r >= game.height || c < 0 || c >= game.width) return;
-        const t = hi > lo ? (qValues[a] - lo) / (hi - lo) : 1;
-        ctx.fillStyle = `rgba(0, 160, 0, ${0.15 + 0.6 * t})`;
-        ctx.fillRect(c * cellPx, r * cellPx, cellPx, cellPx);
-        ctx.fillStyle = '#000';
-        ctx.font = `${Math.round(cellPx / 3.2)}px sans-serif`;
-        ctx.textAlign = 'center';
-        ctx.textBaseline = 'middle';
-        ctx.fillText(qValues[a].toFixed(1), (c + 0.5) * cellPx, (r + 0.5) * cellPx);
-      });
+    const showQ = qValues && $('show-q').checked && !game.dead;
+    // The cells the three actions lead to (those on the board), with their Q-values.
+    const targets = showQ ? game.actionCells().map(([r, c], a) => ({r, c, q: qValues[a]}))
+      .filter(({r, c}) => r >= 0 && r < game.height && c >= 0 && c < game.width) : [];
+    // Shade each target cell, greener for a higher Q-value (under the fruit and the snake)...
+    const lo = showQ ? Math.min(...qValues) : 0;
+    const hi = showQ ? Math.max(...qValues) : 0;
+    for (const {r, c, q} of targets) {
+      const t = hi > lo ? (q - lo) / (hi - lo) : 1;
+      ctx.fillStyle = `rgba(0, 160, 0, ${0.15 + 0.6 * t})`;
+      ctx.fillRect(c * cellPx, r * cellPx, cellPx, cellPx);
     }
     for (const [r, c] of game.fruits) {
       ctx.fillStyle = 'green';
@@ -80,10 +76,23 @@
       ctx.fillStyle = i === 0 ? 'orange' : 'blue';
       ctx.fillRect(c * cellPx + 2, r * cellPx + 2, cellPx - 4, cellPx - 4);
     });
+    // ...and print the values last, on a light box: a fruit on the cell used to hide its label.
+    ctx.font = `${Math.round(cellPx / 3.2)}px sans-serif`;
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'middle';
+    for (const {r, c, q} of targets) {
+      const text = q.toFixed(2);
+      const w = ctx.measureText(text).width + 6;
+      const h = cellPx / 3.2 + 4;
+      ctx.fillStyle = 'rgba(255, 255, 255, 0.85)';
+      ctx.fillRect((c + 0.5) * cellPx - w / 2, (r + 0.5) * cellPx - h / 2, w, h);
+      ctx.fillStyle = '#000';
+      ctx.fillText(text, (c + 0.5) * cellPx, (r + 0.5) * cellPx);
+    }
     const over = game.dead ? '. Game Over!' : '';
     setStatus(`Reward=${game.episodeReturn.toFixed(1)}; Fruits=${game.fruitsEaten}${over}`);
     if (qValues) {
-      $('q-values').textContent = ACTION_NAMES.map((n, a) => `${n}: ${qValues[a].toFixed(3)}`).join('   ');
+      $('q-values').textContent = ACTION_NAMES.map((n, a) => `${n}: ${qValues[a].toFixed(2)}`).join('   ');
     }
   }
 
