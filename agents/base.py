@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +28,7 @@ import numpy as np
 
 from agents.episodes import EpisodeTracker
 from rl import backend
+from rl.experiment import check_run_name
 from rl.tensor import Tensor
 
 __all__ = ["AGENTS", "Agent", "ExperimentConfig", "Hooks", "StateSpec", "get_agent_module", "make_vec_env"]
@@ -57,6 +59,7 @@ class ExperimentConfig:
     env: dict = field(default_factory=dict)  # filled from the [env] table
 
     def __post_init__(self) -> None:
+        check_run_name(self.name)  # one directory inside --runs-dir: no "../", no absolute path
         if self.agent not in AGENTS:
             raise ValueError(f"unknown agent {self.agent!r}; valid: {', '.join(sorted(AGENTS))}")
         if self.device not in ("cpu", "gpu", "auto"):
@@ -86,6 +89,32 @@ class Hooks(Protocol):
     @property
     def stop_requested(self) -> bool:
         """True after Ctrl-C or once ``target_return`` is reached: save and return at a safe point."""
+
+
+# The most worlds one vector env may hold: far beyond what training uses (8 to 64), far below what
+# exhausts memory (a MemoryError traceback came from num_envs = 100,000,000).
+MAX_WORLDS = 65_536
+
+
+def check_hyperparameters(config: Any, rates: tuple[str, ...] = (), clip_norms: tuple[str, ...] = (),
+                          worlds: tuple[str, ...] = ()) -> None:
+    """Range checks every agent's ``Config.__post_init__`` shares; ``ValueError`` names the field.
+
+    ``rates`` (learning rates) must be finite and positive; ``clip_norms`` (gradient-norm limits) finite
+    and positive or None (a NaN limit silently disabled clipping); ``worlds`` (vector env sizes) between 1
+    and :data:`MAX_WORLDS`.
+    """
+    for name in rates + clip_norms:
+        value = getattr(config, name)
+        if value is None and name in clip_norms:
+            continue
+        if not (math.isfinite(value) and value > 0):
+            extra = " or None (no clipping)" if name in clip_norms else ""
+            raise ValueError(f"{name} must be a finite number > 0{extra}, got {value}")
+    for name in worlds:
+        value = getattr(config, name)
+        if not 1 <= value <= MAX_WORLDS:
+            raise ValueError(f"{name} must be between 1 and {MAX_WORLDS:,} worlds, got {value:,}")
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,12 @@ collapse late in training; each option attacks one cause:
 * ``policy_delay`` d: the actor step and the soft updates of *all* targets come every d-th critic step,
   so the actor climbs a critic whose errors had time to shrink.
 
-Transitions are counted as the demo counts steps: real ones, summed over worlds. Our vector envs
-autoreset on the step *after* an episode ends (Gymnasium's ``NEXT_STEP``); that step is not a
-transition and is neither stored nor counted. A time-limit truncation is stored as not terminal, so its
-target still bootstraps.
+Transitions are counted as the demo counts steps: real ones, summed over worlds (``tracker.transitions``);
+the update schedule (``learning_starts``, ``train_every_steps``) is in transitions. Our vector envs
+autoreset on the step *after* an episode ends (Gymnasium's ``NEXT_STEP``); that step is not a transition
+and is not stored, though it counts in ``env_steps`` (every ``step`` call of every world,
+:mod:`agents.episodes`: the run's budget, the logs' x-axis). A time-limit truncation is stored as not
+terminal, so its target still bootstraps.
 
 Deviations from the demo (``ddpg/*.js``), each deliberate:
 
@@ -75,7 +77,7 @@ import numpy as np
 from gymnasium import spaces
 
 from agents.base import Agent as BaseAgent
-from agents.base import ExperimentConfig, Hooks, StateSpec
+from agents.base import ExperimentConfig, Hooks, StateSpec, check_hyperparameters
 from agents.episodes import FinishedEpisodes
 from agents.networks import ddpg_actor, ddpg_critic
 from agents.replay import ReplayBuffer
@@ -130,9 +132,11 @@ class Config:
     target_noise_clip: float = 0.5  # that noise is clipped to [-this, this] (paper 0.5)
     policy_delay: int = 1  # actor step and all target soft-updates every d-th critic step (paper 2)
     # --- logging
-    log_every_steps: int = 5_000  # transitions between loss / noise / sps records
+    log_every_steps: int = 5_000  # env steps between loss / noise records (the runner adds sps, time_s)
 
     def __post_init__(self) -> None:
+        check_hyperparameters(self, rates=("actor_lr", "critic_lr"), clip_norms=("max_grad_norm",),
+                              worlds=("num_envs",))
         if self.exploration not in ("param", "gaussian"):
             raise ValueError(f"exploration must be 'param' or 'gaussian', got {self.exploration!r}")
         for name in ("num_envs", "batch_size", "buffer_size", "train_every_steps", "log_every_steps",
@@ -376,8 +380,8 @@ class DDPG(BaseAgent):
             self.obs = next_obs
 
             # 3. update: a round of gradient steps every train_every_steps transitions, after learning_starts.
-            if self.env_steps >= self._next_train and len(self.replay) >= c.batch_size:
-                self._next_train = self.env_steps + c.train_every_steps
+            if self.tracker.transitions >= self._next_train and len(self.replay) >= c.batch_size:
+                self._next_train = self.tracker.transitions + c.train_every_steps
                 self.desired_stddev = max(c.param_noise_desired_final, c.param_noise_decay * self.desired_stddev)
                 self._last_losses = self._update_round()
                 bad = [name for name, value in self._last_losses.items() if not np.isfinite(value)]

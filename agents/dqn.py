@@ -13,11 +13,12 @@ The algorithm, top to bottom as :meth:`Agent.learn` runs it:
 3. **sync**: every ``target_update_interval`` frames the target network becomes a copy of the online
    one (all weights, batch-norm moving statistics included), copied in place.
 
-"Frames" are env steps as :mod:`agents.episodes` counts them: every ``step`` call of every world,
-Gymnasium's definition, the same for every agent. The vector envs autoreset on the *next* step
-(Gymnasium's ``NEXT_STEP``), so the step that restarts a finished world counts as a frame but is not a
-transition and is not stored. A time-limit truncation is stored as not terminal, so its target still
-bootstraps from the last observation.
+"Frames" are real transitions summed over the vector's worlds (``tracker.transitions``, the book's
+frames). The vector envs autoreset on the *next* step (Gymnasium's ``NEXT_STEP``), so the step that
+restarts a finished world is not a transition: it is neither stored nor a frame, though it counts in
+``env_steps`` (every ``step`` call of every world, :mod:`agents.episodes`), the run's budget and the
+x-axis of its logs. A time-limit truncation is stored as not terminal, so its target still bootstraps
+from the last observation.
 
 Defaults are the book's snake settings (``snake-dqn/train.js``, ``dqn.js``): its conv net, Adam with
 lr 1e-3, batch 64, gamma 0.99, a 10,000-transition memory filled before training starts, epsilon
@@ -38,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent as BaseAgent
-from agents.base import ExperimentConfig, Hooks, StateSpec
+from agents.base import ExperimentConfig, Hooks, StateSpec, check_hyperparameters
 from agents.episodes import FinishedEpisodes
 from agents.networks import conv_q_network, mlp
 from agents.replay import ReplayBuffer
@@ -84,9 +85,10 @@ class Config:
     eval_epsilon: float = 0.0  # epsilon of act(deterministic=False)
     # --- collection and logging
     num_envs: int = 1  # worlds stepped together by the vector env
-    log_every_steps: int = 1_000  # frames between loss/epsilon/sps/time_s records
+    log_every_steps: int = 1_000  # env steps between loss/epsilon records (the runner adds sps, time_s)
 
     def __post_init__(self) -> None:
+        check_hyperparameters(self, rates=("lr",), clip_norms=("max_grad_norm",), worlds=("num_envs",))
         if self.network not in ("cnn", "mlp"):
             raise ValueError(f"network must be 'cnn' or 'mlp', got {self.network!r}")
         if self.loss not in ("mse", "huber"):
@@ -199,7 +201,7 @@ class Agent(BaseAgent):
     def epsilon(self) -> float:
         """Exploration rate at the current frame count."""
         cfg = self.config
-        return epsilon_at(self.env_steps, cfg.epsilon_start, cfg.epsilon_final, self._decay_frames)
+        return epsilon_at(self.tracker.transitions, cfg.epsilon_start, cfg.epsilon_final, self._decay_frames)
 
     def q_values(self, obs: Any) -> Any:
         """Online-network Q-values (inference mode) of a batch ``(B, *obs_shape)`` -> device array (B, A)."""
@@ -269,8 +271,9 @@ class Agent(BaseAgent):
             # 1. collect one step of every world
             actions = self._epsilon_greedy(obs, self.epsilon)
             next_obs, reward, terminated, truncated, _ = self.envs.step(actions)
-            frames_before = self.env_steps
+            frames_before = self.tracker.transitions
             step = self.tracker.step(reward, terminated, truncated)
+            frames = self.tracker.transitions
             live = step.transitions  # a world that ended last step was just reset: no transition
             if live.all():
                 self.replay.add(obs, actions, reward, next_obs, terminated)
@@ -281,15 +284,15 @@ class Agent(BaseAgent):
             obs = self.obs = next_obs
 
             # 2. update: gradient_steps per train_freq frames, once the memory holds learning_starts
-            if self.env_steps >= cfg.learning_starts and len(self.replay) >= cfg.batch_size:
-                # multiples of train_freq passed in (max(frames_before, learning_starts - 1), env_steps]
+            if frames >= cfg.learning_starts and len(self.replay) >= cfg.batch_size:
+                # multiples of train_freq passed in (max(frames_before, learning_starts - 1), frames]
                 first = max(frames_before, cfg.learning_starts - 1)
-                rounds = self.env_steps // cfg.train_freq - first // cfg.train_freq
+                rounds = frames // cfg.train_freq - first // cfg.train_freq
                 for _ in range(max(0, rounds) * cfg.gradient_steps):
                     loss = self.update()
 
             # 3. sync the target network every target_update_interval frames
-            if self.env_steps // cfg.target_update_interval > frames_before // cfg.target_update_interval:
+            if frames // cfg.target_update_interval > frames_before // cfg.target_update_interval:
                 self.sync_target()
 
             if self.env_steps >= next_log:

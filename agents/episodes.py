@@ -13,7 +13,12 @@ terminated and truncated False). That autoreset step is a ``step`` call, so it c
 transition of the MDP: :meth:`EpisodeTracker.step` marks it in ``transitions`` so that agents neither
 store nor train on it, and it adds nothing to the episode's return or length.
 
-So ``experiment.total_steps`` is the same budget for every agent: that many world-steps of the env.
+So ``experiment.total_steps`` is the same budget for every agent: that many world-steps of the env,
+and ``env_steps`` is the x-axis of every metrics record and the clock of the checkpoint schedule.
+
+The tracker also counts ``transitions``: the steps that were real transitions (``env_steps`` minus the
+autoreset steps). Off-policy agents schedule their algorithm by it (DQN's "frames" and epsilon, DDPG's
+update rounds), as the book and Stable-Baselines3 count their timesteps, whose envs have no reset steps.
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ class EpisodeTracker:
 
     Attributes:
         env_steps: world-steps taken so far (see the module docstring): ``num_envs`` per ``step`` call.
+        transitions: the real transitions among them (autoreset steps excluded).
         episodes: episodes finished so far.
         returns, lengths: (N,) the running episode of each world.
         resetting: (N,) bool, True for worlds whose episode ended on the last step (their next step
@@ -88,6 +94,7 @@ class EpisodeTracker:
         self.num_envs = int(num_envs)
         self.sum_names = tuple(sums)
         self.env_steps = 0
+        self.transitions = 0
         self.episodes = 0
         self.returns = np.zeros(self.num_envs)
         self.lengths = np.zeros(self.num_envs, dtype=np.int64)
@@ -114,6 +121,7 @@ class EpisodeTracker:
         reward, terminated, truncated = (np.asarray(backend.to_numpy(a)) for a in (reward, terminated, truncated))
         transitions = ~self.resetting
         self.env_steps += self.num_envs
+        self.transitions += int(transitions.sum())
         self.returns += np.where(transitions, reward, 0.0)
         self.lengths += transitions
         for name in self.sum_names:
@@ -135,7 +143,8 @@ class EpisodeTracker:
 
     def state_dict(self) -> dict[str, Any]:
         """Counters and running episodes (copies), for an exact resume."""
-        return {"env_steps": self.env_steps, "episodes": self.episodes, "returns": self.returns.copy(),
+        return {"env_steps": self.env_steps, "transitions": self.transitions, "episodes": self.episodes,
+                "returns": self.returns.copy(),
                 "lengths": self.lengths.copy(), "resetting": self.resetting.copy(),
                 "sums": {name: s.copy() for name, s in self.sums.items()}}
 
@@ -146,6 +155,7 @@ class EpisodeTracker:
                 raise ValueError(f"episode tracker {key!r} has shape {np.shape(state[key])}, this agent steps "
                                  f"{self.num_envs} worlds")
         self.env_steps = int(state["env_steps"])
+        self.transitions = int(state["transitions"])
         self.episodes = int(state["episodes"])
         self.returns = np.array(state["returns"], dtype=np.float64)
         self.lengths = np.array(state["lengths"], dtype=np.int64)

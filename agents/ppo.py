@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from agents.base import Agent, ExperimentConfig, Hooks, StateSpec
+from agents.base import Agent, ExperimentConfig, Hooks, StateSpec, check_hyperparameters
 from agents.networks import mlp, mlp_input
 from agents.rollout import RolloutBuffer, gae
 from rl import backend
@@ -67,6 +67,7 @@ class Config:
     log_std_init: float = 0.0  # Box actions: initial log standard deviation of the Gaussian
 
     def __post_init__(self) -> None:
+        check_hyperparameters(self, rates=("lr",), clip_norms=("max_grad_norm",), worlds=("num_envs",))
         if self.num_envs < 1 or self.num_steps < 1 or self.batch_size < 1 or self.num_epochs < 1:
             raise ValueError("num_envs, num_steps, batch_size and num_epochs must be positive")
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent as BaseAgent
-from agents.base import ExperimentConfig, Hooks, StateSpec, make_vec_env
+from agents.base import ExperimentConfig, Hooks, StateSpec, check_hyperparameters, make_vec_env
 from agents.episodes import first_episodes
 from rl import random as rl_random
 from rl.schedules import ExponentialDecay
@@ -51,9 +51,10 @@ class Config:
     epsilon_decay_every: int = 10  # episodes between decays (the first decay is at episode 0)
     epsilon_min: float = 0.05  # floor (the demo's 2000 episodes stop at ~0.134, above it)
     num_envs: int = 1  # worlds playing side by side (1 = the demo's sequential loop)
-    log_every_steps: int = 10_000  # frames between epsilon records
+    log_every_steps: int = 10_000  # env steps between epsilon records (the runner adds sps, time_s)
 
     def __post_init__(self) -> None:
+        check_hyperparameters(self, worlds=("num_envs",))
         if self.num_actions < 1 or self.num_envs < 1 or self.epsilon_decay_every < 1 or self.log_every_steps < 1:
             raise ValueError("num_actions, num_envs, epsilon_decay_every and log_every_steps must be >= 1")
         for name in ("alpha", "gamma", "epsilon_start", "epsilon_decay", "epsilon_min"):

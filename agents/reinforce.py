@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from agents.base import Agent, ExperimentConfig, Hooks, StateSpec
+from agents.base import Agent, ExperimentConfig, Hooks, StateSpec, check_hyperparameters
 from agents.networks import mlp, mlp_input
 from agents.rollout import discounted_returns
 from rl import backend
@@ -64,6 +64,7 @@ class Config:
     max_steps_per_game: int = 100_000  # safety cap when the env has no episode limit of its own
 
     def __post_init__(self) -> None:
+        check_hyperparameters(self, rates=("lr", "value_lr"), worlds=("games_per_iteration",))
         if self.policy_head not in ("sigmoid", "softmax"):
             raise ValueError(f"policy_head must be 'sigmoid' or 'softmax', got {self.policy_head!r}")
         if self.loss_reduction not in ("mean", "sum"):

@@ -41,10 +41,11 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent, ExperimentConfig, get_agent_module, make_vec_env
+from agents.episodes import first_episodes
 from rl import backend, files
 from rl import random as rl_random
 from rl.errors import CheckpointError, NonFiniteLossError
-from rl.experiment import ConfigError, MetricsLogger, RunDir, atomic_write_text, dataclass_from_dict
+from rl.experiment import ConfigError, MetricsLogger, RunDir, apply_overrides, atomic_write_text, dataclass_from_dict
 
 __all__ = [
     "CheckpointError",
@@ -56,6 +57,7 @@ __all__ = [
     "load_agent",
     "load_checkpoint",
     "make_agent",
+    "resume_checkpoint",
     "save_checkpoint",
 ]
 
@@ -76,6 +78,10 @@ def check_config(config: Mapping[str, Any], where: str = "config") -> tuple[Expe
     unknown = sorted(set(config) - set(_TABLES))
     if unknown:
         raise ConfigError(f"{where}: unknown table(s) {unknown}. Valid tables: {', '.join(_TABLES)}")
+    for name in _TABLES:
+        if not isinstance(config.get(name, {}), Mapping):
+            raise ConfigError(f"{where}: {name!r} must be a table ([{name}] with keys), got "
+                              f"{type(config[name]).__name__} {config[name]!r}")
     env_kwargs = dict(config.get("env", {}))
     experiment = dataclass_from_dict(
         ExperimentConfig, {**config.get("experiment", {}), "env": env_kwargs}, where=f"{where} [experiment]"
@@ -219,6 +225,8 @@ class Runner:
                  progress: bool = True, mean_window: int = 20):
         self.run_dir = run_dir
         self.experiment = experiment
+        for folder in (run_dir.path, run_dir.checkpoints):  # what a save killed mid-write left behind
+            files.remove_stale_temp_files(folder)
         resume = dict(resume or {})
         self.metrics = MetricsLogger(run_dir.metrics_path, resume_lines=resume.get("metrics_lines"))
         self.recent_returns: deque[float] = deque(resume.get("recent_returns", []), maxlen=mean_window)
@@ -231,6 +239,7 @@ class Runner:
             rl_random.default_generator().set_state(json.loads(resume["default_rng"]))
         self._stop = False
         self.interrupted = False
+        self._watch = Stopwatch(self.env_steps)
         self._bar = None
         if progress:
             from tqdm import tqdm  # noqa: PLC0415
@@ -240,7 +249,11 @@ class Runner:
 
     # ---- Hooks
     def log(self, record: Mapping[str, Any]) -> None:
-        """Append ``record`` to metrics.jsonl; raise :class:`NonFiniteLossError` on a NaN/inf loss."""
+        """Append ``record`` to metrics.jsonl; raise :class:`NonFiniteLossError` on a NaN/inf loss.
+
+        Every metrics record goes through here. Records that are not episode ends get ``sps`` (env steps
+        per second since the previous such record) and ``time_s`` (seconds since the runner started).
+        """
         if "env_steps" not in record:
             raise ValueError(f"a metrics record needs 'env_steps', got keys {sorted(record)}")
         for key, value in record.items():
@@ -251,8 +264,10 @@ class Runner:
                     f"{key} became {value} at env step {record['env_steps']}; training stopped and {kept} "
                     f"(not overwritten). Try a smaller learning rate or gradient clipping."
                 )
-        self.metrics.log(record)
         steps = int(record["env_steps"])
+        if "episode_return" not in record:  # progress records (updates, periodic logs) carry the speed
+            record = {**record, "sps": self._watch.lap(steps), "time_s": self._watch.elapsed()}
+        self.metrics.log(record)
         if "episode_return" in record:
             self.recent_returns.append(float(record["episode_return"]))
             self.episodes += 1
@@ -284,6 +299,20 @@ class Runner:
         save_checkpoint(self.run_dir.checkpoints / f"{tag}.safetensors", state)
         if improved:
             save_checkpoint(self.run_dir.checkpoints / "best.safetensors", state)
+
+    def finish(self, agent: Agent) -> None:
+        """The save after ``learn`` returns: the final "latest" (and "best" if it improved), or, after a
+        stop request (Ctrl-C), a "latest" to resume from that leaves the run's outputs as they would be.
+
+        A Ctrl-C save comes at an arbitrary point, so it neither moves the checkpoint schedule
+        (``last_save_steps``) nor judges "best" there: after ``--resume`` the run saves and judges at
+        the same steps as an uninterrupted one, and ``best.safetensors`` comes out the same.
+        """
+        if not self.interrupted:
+            self.save(agent)
+            return
+        save_checkpoint(self.run_dir.checkpoints / "latest.safetensors",
+                        {"agent": agent.state_dict(), "runner": self.state_dict()})
 
     @property
     def stop_requested(self) -> bool:
@@ -347,25 +376,33 @@ def evaluate(agent: Agent, episodes: int = 20, seed: int | None = None, max_step
     """
     experiment = agent.experiment
     env = make_vec_env(experiment, episodes)
-    obs, _ = env.reset(seed=experiment.seed + 1_000_000 if seed is None else seed)
-    returns = np.zeros(episodes)
-    lengths = np.zeros(episodes, dtype=np.int64)
-    running = np.ones(episodes, dtype=bool)
-    for _ in range(max_steps):
-        actions = agent.act(obs, deterministic=True)
-        obs, reward, terminated, truncated, _ = env.step(actions)
-        returns += np.where(running, reward, 0.0)
-        lengths += running
-        running &= ~(terminated | truncated)
-        if not running.any():
-            break
-    env.close()
+    try:
+        played = first_episodes(env, lambda obs: agent.act(obs, deterministic=True),
+                                seed=experiment.seed + 1_000_000 if seed is None else seed, max_steps=max_steps)
+    finally:
+        env.close()
+    returns, lengths = played.returns, played.lengths
     return {
         "episodes": episodes, "mean_return": float(returns.mean()), "std_return": float(returns.std()),
         "min_return": float(returns.min()), "max_return": float(returns.max()),
         "mean_length": float(lengths.mean()), "returns": returns.tolist(), "lengths": lengths.tolist(),
-        "env_steps": int(agent.env_steps), "unfinished": int(running.sum()),
+        "env_steps": int(agent.env_steps), "unfinished": int((~played.finished).sum()),
     }
+
+
+def resume_checkpoint(run: RunDir) -> dict[str, Any]:
+    """The checkpoint ``train.py --resume`` continues from: ``run``'s "latest".
+
+    Raises :class:`CheckpointError`: unreadable, or missing because the run stopped before its first
+    save, which the message says, with the command that starts it again.
+    """
+    latest = run.checkpoints / "latest.safetensors"
+    if not latest.exists():
+        raise CheckpointError(
+            f"{run.path} has no checkpoint to resume from: it stopped before its first save (a run saves every "
+            f"experiment.checkpoint_every_steps env steps, and on Ctrl-C). Start it again: "
+            f"python scripts/train.py {run.config_path}")
+    return load_checkpoint(latest)
 
 
 def load_agent(run_dir: str | Path, tag: str = "best", device: str | None = None) -> Agent:
@@ -378,9 +415,7 @@ def load_agent(run_dir: str | Path, tag: str = "best", device: str | None = None
     device cannot be used here.
     """
     run = RunDir.open(run_dir)
-    config = run.read_config()
-    if device is not None:
-        config.setdefault("experiment", {})["device"] = device
+    config = apply_overrides(run.read_config(), [] if device is None else [f"experiment.device={json.dumps(device)}"])
     agent = make_agent(config, where=str(run.config_path))
     path = run.checkpoints / f"{tag}.safetensors"
     if not path.exists() and tag == "best":
@@ -416,7 +451,7 @@ def single_blas_thread() -> Iterator[None]:
 
 
 class Stopwatch:
-    """Steps per second since the last :meth:`lap` (for the ``sps`` metric)."""
+    """Steps per second since the last :meth:`lap` (the runner's ``sps`` metric)."""
 
     def __init__(self, steps: int = 0):
         self._t, self._steps, self.start = time.perf_counter(), steps, time.perf_counter()

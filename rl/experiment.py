@@ -50,6 +50,7 @@ __all__ = [
     "apply_overrides",
     "atomic_write_bytes",
     "atomic_write_text",
+    "check_run_name",
     "dataclass_from_dict",
     "dump_toml",
     "load_tables",
@@ -80,6 +81,8 @@ def load_toml(path: str | os.PathLike) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays and inline tables
+        raise ConfigError(f"{path}: values nested too deeply to read (arrays or inline tables)") from None
 
 
 def _toml_value(value: Any) -> str:
@@ -147,6 +150,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    except RecursionError:
+        raise ConfigError(f"override {dotted.strip()}=...: the value is nested too deeply to read") from None
     return keys, value
 
 
@@ -162,7 +167,10 @@ def positive_int(text: str) -> int:
 
 def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of ``config`` with each ``table.key=value`` override applied (tables made as needed)."""
-    result = json.loads(json.dumps(config))  # a deep copy that also proves the config is plain data
+    try:
+        result = json.loads(json.dumps(config))  # a deep copy that also proves the config is plain data
+    except RecursionError:
+        raise ConfigError("the config's values are nested too deeply") from None
     for text in overrides:
         keys, value = parse_override(text)
         node = result
@@ -270,6 +278,28 @@ def dataclass_from_dict(cls: type, data: Mapping[str, Any], where: str = "config
 
 
 # --------------------------------------------------------------------------------------- runs
+MAX_RUN_NAME = 100  # characters; the directory adds "-s<seed>-<date>-<time>" and must stay under 255 bytes
+
+
+def check_run_name(name: str) -> None:
+    """Refuse an ``experiment.name`` that is not one plain directory name, with a one-line ``ConfigError``.
+
+    A run directory is ``<runs-dir>/<name>-s<seed>-<time>``, so a name with a path separator, ``..``, an
+    absolute path, a NUL or other control character, a leading dot (a hidden folder) or more than
+    :data:`MAX_RUN_NAME` characters could write elsewhere or fail deep in the file system.
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"experiment.name must be a non-empty string, got {name!r}")
+    if len(name) > MAX_RUN_NAME:
+        raise ConfigError(f"experiment.name is {len(name)} characters long; at most {MAX_RUN_NAME} make a run "
+                          f"directory name")
+    bad = sorted({c for c in name if c in '/\\:' or not c.isprintable()})
+    if bad or name.startswith("."):
+        what = f"contains {', '.join(repr(c) for c in bad)}" if bad else "starts with '.'"
+        raise ConfigError(f"experiment.name {name!r} {what}: it names one run directory inside --runs-dir, so "
+                          f"use letters, digits, '-', '_' and '.' (not first)")
+
+
 
 def load_tables(path: str | os.PathLike | None, overrides: list[str], tables: Mapping[str, type]) -> dict[str, Any]:
     """A script's TOML config as one dataclass per table: read ``path`` (if any), apply ``--set`` overrides,
@@ -317,8 +347,9 @@ class MetricsLogger:
         self.path = Path(path)
         self.lines = 0
         if resume_lines is not None and self.path.exists():
-            kept = self.path.read_text(encoding="utf-8").splitlines(keepends=True)[:resume_lines]
-            atomic_write_text(self.path, "".join(kept))
+            # Bytes, not text: the lines kept are the checkpoint's, whatever a crash or an editor left after them.
+            kept = self.path.read_bytes().splitlines(keepends=True)[:resume_lines]
+            atomic_write_bytes(self.path, b"".join(kept))
             self.lines = len(kept)
         elif resume_lines is None and self.path.exists():
             self.path.unlink()
@@ -381,13 +412,25 @@ class RunDir:
 
     @classmethod
     def create(cls, root: str | os.PathLike, name: str, seed: int) -> RunDir:
-        """A new directory ``root/<name>-s<seed>-<YYYYmmdd-HHMMSS>`` (suffixed if it exists)."""
+        """A new directory ``root/<name>-s<seed>-<YYYYmmdd-HHMMSS>`` (suffixed if it exists).
+
+        Raises:
+            ConfigError: ``name`` is not a plain name (:func:`check_run_name`: it would write outside
+                ``root``), or ``root`` is a file or cannot be made.
+        """
+        check_run_name(name)
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"--runs-dir {root} is a file, not a directory")
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = Path(root) / f"{name}-s{seed}-{stamp}"
+        base = root / f"{name}-s{seed}-{stamp}"
         path, n = base, 1
         while path.exists():
             path, n = Path(f"{base}-{n}"), n + 1
-        return cls(path)
+        try:
+            return cls(path)
+        except OSError as exc:  # a file where a parent folder should be, no permission, a full disk
+            raise ConfigError(f"cannot make the run directory {path}: {exc.strerror or exc}") from None
 
     @property
     def config_path(self) -> Path:
@@ -418,7 +461,12 @@ class RunDir:
         records = []
         if not self.metrics_path.exists():
             return records
-        for n, line in enumerate(self.metrics_path.read_text(encoding="utf-8").splitlines(), start=1):
+        for n, raw in enumerate(self.metrics_path.read_bytes().splitlines(), start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"{self.metrics_path}:{n}: not UTF-8 text ({exc.reason} at byte {exc.start})") \
+                    from None
             if not line.strip():
                 continue
             try:

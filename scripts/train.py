@@ -31,8 +31,8 @@ from agents.runner import (  # noqa: E402
     NonFiniteLossError,
     Runner,
     evaluate,
-    load_checkpoint,
     make_agent,
+    resume_checkpoint,
 )
 from rl import backend  # noqa: E402
 from rl.console import ProgressTable, format_number  # noqa: E402
@@ -162,13 +162,11 @@ def train(config_path: str | None, overrides: list[str], seed: int | None = None
             print(f"{run.path} already finished; its evaluation is in {run.path / 'eval.json'}. Nothing to "
                   f"resume: to train longer, start a new run with --set experiment.total_steps=...")
             return run.path
-        config = run.read_config()
-        if device is not None:
-            config["experiment"]["device"] = device
+        config = apply_overrides(run.read_config(), [] if device is None else [f'experiment.device="{device}"'])
         where = str(run.config_path)
         agent = make_agent(config, where=where)
         latest = run.checkpoints / "latest.safetensors"
-        state = load_checkpoint(latest)
+        state = resume_checkpoint(run)  # a run stopped before its first save is told to start again
         try:
             agent.load_state_dict(state["agent"])
             runner_state = state["runner"]
@@ -179,11 +177,9 @@ def train(config_path: str | None, overrides: list[str], seed: int | None = None
             raise ConfigError(f"give a CONFIG file (or --resume RUN_DIR). The configs: {', '.join(list_configs())}")
         config = apply_overrides(load_toml(config_path), overrides)
         check_table_names(config, where=config_path)
-        config.setdefault("experiment", {})
-        if seed is not None:
-            config["experiment"]["seed"] = seed
-        if device is not None:
-            config["experiment"]["device"] = device
+        # As overrides: a config whose `experiment` is not a table is then refused by name (it was a TypeError).
+        config = apply_overrides(config, ([] if seed is None else [f"experiment.seed={seed}"])
+                                 + ([] if device is None else [f'experiment.device="{device}"']))
         agent = make_agent(config, where=config_path)
         # Store the config with every default filled in, so the run says exactly what ran.
         import dataclasses  # noqa: PLC0415

@@ -67,7 +67,7 @@ def test_agent_epsilon_follows_frames_and_exploration_fraction():
     agent.learn(200, FakeHooks())  # exploration_fraction * total_steps = 100 frames of decay
     assert agent.env_steps == 200
     assert agent.epsilon == pytest.approx(0.04)
-    agent.env_steps = 25
+    agent.tracker.transitions = 25  # epsilon follows frames: transitions, the autoreset steps left out
     assert agent.epsilon == pytest.approx(1.0 - 0.96 * 0.25)
 
 
@@ -231,8 +231,8 @@ def test_snake_cnn_smoke():
                      learning_starts=100, batch_size=16, num_envs=4)
     agent = dqn.Agent(cfg, exp)
     agent.learn(200, FakeHooks())
-    # train_freq 1, gradient_steps 1: one update per frame after the first learning_starts - 1 frames
-    assert agent.env_steps >= 200 and agent.updates == agent.env_steps - (cfg.learning_starts - 1)
+    # train_freq 1, gradient_steps 1: one update per frame (transition) after the first learning_starts - 1
+    assert agent.env_steps == 200 and agent.updates == agent.tracker.transitions - (cfg.learning_starts - 1)
     obs = agent.obs
     assert obs.shape == (4, 9, 9, 2)
     assert agent.explain(obs[0])["q_values"].shape == (3,)

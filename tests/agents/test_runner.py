@@ -11,6 +11,7 @@ from agents.runner import (
     CheckpointError,
     NonFiniteLossError,
     Runner,
+    check_config,
     load_agent,
     load_checkpoint,
     make_agent,
@@ -19,7 +20,7 @@ from agents.runner import (
     strip_wall_clock,
 )
 from rl import backend
-from rl.experiment import ConfigError, RunDir, RunNotFoundError, load_toml
+from rl.experiment import ConfigError, RunDir, RunNotFoundError, apply_overrides, load_toml
 from scripts.train import train
 
 
@@ -301,3 +302,147 @@ def test_the_runner_stamps_every_progress_record_with_the_wall_clock(tmp_path, w
     assert progress and all(r["sps"] > 0 and r["time_s"] > 0 for r in progress)
     assert [r["time_s"] for r in progress] == sorted(r["time_s"] for r in progress)
     assert not any("sps" in r for r in records if "episode_return" in r)
+
+
+# ------------------------------------------------------------------------------------- hostile runs and configs
+@pytest.mark.parametrize("name", ["../../escape", "/tmp/playgrad-absolute", "nul\x00byte", "n" * 300])
+def test_a_run_name_cannot_write_outside_the_runs_dir(tmp_path, capsys, name):
+    from scripts.train import main
+
+    runs = tmp_path / "deep" / "er" / "runs"
+    runs.mkdir(parents=True)
+    assert main([ppo_config(tmp_path), "--set", f"experiment.name={json.dumps(name)}", "--runs-dir", str(runs),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "experiment.name" in err and err.count("\n") == 1, err
+    assert not any(p.name.startswith(("escape", "playgrad-absolute")) for p in tmp_path.rglob("*"))
+    assert list(runs.iterdir()) == []
+
+
+def test_a_file_given_as_runs_dir_is_one_line(tmp_path, capsys):
+    from scripts.train import main
+
+    (tmp_path / "runs").write_text("not a folder")
+    assert main([ppo_config(tmp_path), "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a directory" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("text, says", [
+    ("experiment = 3\n", r"'experiment' must be a table .*got int 3"),
+    ('env = "x"\n', r"'env' must be a table .*got str 'x'"),
+    ('agent = [1]\n', r"'agent' must be a table"),
+])
+def test_config_tables_that_are_values_are_clear_errors(tmp_path, text, says):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=says):
+        train(str(path), [], runs_dir=str(tmp_path), progress=False)
+    with pytest.raises(ConfigError):  # --seed and --device go in as overrides (a TypeError before)
+        train(str(path), [], seed=1, device="cpu", runs_dir=str(tmp_path), progress=False)
+    run = RunDir(tmp_path / "run")  # a run's own config.toml edited by hand
+    run.config_path.write_text(text)
+    with pytest.raises(ConfigError, match=says):
+        train(None, [], resume=str(run.path), progress=False)
+    with pytest.raises(ConfigError, match=r"must be a table|'experiment' is a value, not a table"):
+        load_agent(run.path, device="cpu")
+
+
+@pytest.mark.parametrize("override, says", [
+    ("agent.lr=nan", "lr must be a finite number > 0, got nan"),
+    ("agent.lr=inf", "lr must be a finite number > 0, got inf"),
+    ("agent.lr=-0.001", "lr must be a finite number > 0, got -0.001"),
+    ("agent.max_grad_norm=nan", "max_grad_norm must be a finite number > 0"),
+    ("agent.num_envs=100000000", "num_envs must be between 1 and 65,536 worlds, got 100,000,000"),
+])
+def test_learning_rates_clipping_and_world_counts_are_range_checked(tmp_path, override, says):
+    with pytest.raises(ConfigError, match=rf"\[agent\]: {says}"):
+        train(ppo_config(tmp_path), [override], runs_dir=str(tmp_path), progress=False)
+    assert not list(tmp_path.glob("ppo-*"))  # refused before any run directory was made
+
+
+@pytest.mark.parametrize("agent, keys", [
+    ("dqn", {"lr": "nan", "max_grad_norm": "nan", "num_envs": "0"}),
+    ("ddpg", {"actor_lr": "-1.0", "critic_lr": "inf", "max_grad_norm": "nan", "num_envs": "70000"}),
+    ("reinforce", {"lr": "nan", "value_lr": "-inf", "games_per_iteration": "100000000"}),
+    ("qtable", {"num_envs": "100000000"}),
+])
+def test_every_agent_range_checks_its_rates_and_worlds(agent, keys):
+    for key, value in keys.items():
+        config = apply_overrides({"experiment": {"agent": agent}}, [f"agent.{key}={value}"])
+        with pytest.raises(ConfigError, match=rf"\[agent\]: {key} must be"):
+            check_config(config, where="t")
+
+
+def test_ddpg_stops_on_non_finite_actions_before_stepping_the_env():
+    from agents.ddpg import DDPG
+
+    config = {"experiment": {"agent": "ddpg", "env_id": "envs/MetaCar-v0", "device": "cpu"},
+              "env": {"motion": "control"}, "agent": {"exploration": "gaussian", "num_envs": 2}}
+    agent = make_agent(config, where="t")
+    agent.actor.parameters()[0].data[...] = np.nan  # a diverged actor
+    steps = []
+    agent.envs.step = lambda actions: steps.append(actions)  # never reached
+    with pytest.raises(NonFiniteLossError, match="the actions became NaN or inf at env step 0.*kept"):
+        agent.learn(100, _NullHooks())
+    assert steps == [] and isinstance(agent, DDPG)
+
+
+def test_ddpg_stops_on_a_non_finite_loss_right_after_the_update():
+    config = {"experiment": {"agent": "ddpg", "env_id": "envs/MetaCar-v0", "device": "cpu"},
+              "env": {"motion": "control"},
+              "agent": {"exploration": "gaussian", "num_envs": 2, "learning_starts": 64, "batch_size": 32,
+                        "train_every_steps": 1000, "gradient_steps": 1}}
+    agent = make_agent(config, where="t")
+    agent._update_round = lambda: {"critic_loss": float("nan"), "actor_loss": 0.0}
+    steps_before_update = []
+    original_step = agent.envs.step
+
+    def step(actions):
+        steps_before_update.append(agent.tracker.transitions)
+        return original_step(actions)
+
+    agent.envs.step = step
+    with pytest.raises(NonFiniteLossError, match=r"critic_loss \(nan\) became NaN or inf"):
+        agent.learn(1000, _NullHooks())
+    assert max(steps_before_update) < 64  # the env was not stepped after the diverged update
+
+
+class _NullHooks:
+    stop_requested = False
+
+    def log(self, record):
+        pass
+
+    def checkpoint_due(self, env_steps):
+        return False
+
+
+def test_stale_temp_files_are_removed_when_a_run_starts_or_resumes(tmp_path):
+    config = reinforce_config(tmp_path, iterations=2)
+    run = train(config, [], runs_dir=str(tmp_path / "runs"), progress=False)
+    # What a save killed mid-write leaves: a writer's temp file, named with a pid that is no longer running.
+    dead_pid = 2**22 + 12345
+    stale = [run / "checkpoints" / f".latest.safetensors.{dead_pid}.1.abcd1234.tmp",
+             run / f".metrics.jsonl.{dead_pid}.1.abcd1234.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a checkpoint")
+    (run / "eval.json").unlink()  # pretend it was interrupted, so that --resume continues it
+    train(None, [], resume=str(run), progress=False)
+    assert not any(path.exists() for path in stale)
+
+
+def test_a_run_killed_before_its_first_checkpoint_says_to_start_again(tmp_path, capsys):
+    from scripts.train import main
+
+    run = RunDir(tmp_path / "killed")
+    run.config_path.write_text(load_toml_text(reinforce_config(tmp_path)))
+    assert main(["--resume", str(run.path), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "stopped before its first save" in err and f"python scripts/train.py {run.config_path}" in err, err
+    assert err.count("\n") == 1
+
+
+def load_toml_text(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()

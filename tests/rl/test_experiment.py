@@ -12,6 +12,7 @@ from rl.experiment import (
     RunNotFoundError,
     apply_overrides,
     atomic_write_text,
+    check_run_name,
     dataclass_from_dict,
     dump_toml,
     load_toml,
@@ -182,3 +183,56 @@ def test_load_tables_validates_every_table_and_refuses_unknown_ones(tmp_path):
         load_tables(path, ["heads.units=8"], {"data": Data, "head": Head})
     with pytest.raises(ConfigError, match=r"t.toml \[head\]: unknown key 'unit'"):
         load_tables(path, ["head.unit=8"], {"data": Data, "head": Head})
+
+
+@pytest.mark.parametrize("name, says", [
+    ("../../escape", r"contains '/'"), ("/tmp/abs", r"contains '/'"), ("a\\b", r"contains '\\\\'"),
+    ("nul\x00byte", r"contains '\\x00'"), ("x" * 300, "300 characters long; at most 100"),
+    ("..", "starts with '.'"), (".hidden", "starts with '.'"), ("", "non-empty"),
+])
+def test_run_names_that_would_leave_the_runs_dir_are_refused(tmp_path, name, says):
+    with pytest.raises(ConfigError, match=says) as info:
+        check_run_name(name)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError):
+        RunDir.create(tmp_path / "runs", name, seed=0)
+    assert sorted(p.name for p in tmp_path.rglob("*")) in ([], ["runs"])  # nothing written anywhere
+
+
+def test_run_names_that_are_plain_names_make_their_directory(tmp_path):
+    for name in ("cartpole_ppo", "sweep-3.lr_1e-4", "voiture_é"):
+        check_run_name(name)
+        run = RunDir.create(tmp_path, name, seed=2)
+        assert run.path.parent == tmp_path and run.path.name.startswith(f"{name}-s2-")
+
+
+def test_a_file_as_runs_dir_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match=r"--runs-dir .*file is a file, not a directory"):
+        RunDir.create(tmp_path / "file", "run", seed=0)
+    with pytest.raises(ConfigError, match="cannot make the run directory"):  # a file where a parent should be
+        RunDir.create(tmp_path / "file" / "deeper", "run", seed=0)
+
+
+def test_deeply_nested_toml_is_a_clear_error(tmp_path):
+    path = tmp_path / "deep.toml"
+    path.write_text("[env]\nx = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_toml(path)
+    path.write_text("a = " + "{b = " * 3000 + "1" + "}" * 3000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_toml(path)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        parse_override("env.x=" + "[" * 5000 + "]" * 5000)
+
+
+def test_metrics_with_invalid_utf8_resume_and_read_as_clear_errors(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"env_steps": 1}\n{"env_steps": 2}\n{"env_steps": 3, "x": "\xff\xfe"}\n')
+    with MetricsLogger(path, resume_lines=2) as log:  # a crash left a broken line after the checkpoint's
+        log.log({"env_steps": 3})
+    assert path.read_bytes() == b'{"env_steps": 1}\n{"env_steps": 2}\n{"env_steps": 3}\n'
+    run = RunDir(tmp_path)
+    path.write_bytes(b'{"env_steps": 1}\n\xff\n')
+    with pytest.raises(ConfigError, match=r"metrics.jsonl:2: not UTF-8 text"):
+        run.read_metrics()
