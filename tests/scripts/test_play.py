@@ -141,3 +141,13 @@ def test_a_human_mode_env_is_refused_with_a_clear_message():
     with pytest.raises(ValueError, match="render_mode='rgb_array'"):
         play.run_play(env, policy=lambda obs: 0, frames=1)
     env.close()
+
+
+def test_fps_must_be_positive_and_help_names_the_keys(capsys):
+    with pytest.raises(SystemExit) as exc:
+        play.parse_args(["snake", "--fps", "0"])
+    assert exc.value.code == 2 and "positive number of frames per second" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        play.parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert "Left/Right push" in text and "R restarts" in text and "P pauses" in text and "--fps" in text
