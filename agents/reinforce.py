@@ -1,6 +1,6 @@
 """REINFORCE: Monte-Carlo policy gradient (Williams 1992), as the TensorFlow.js book's cart-pole.
 
-One iteration (``shared/specs/tfjs-examples.md`` §1.3):
+One iteration (``docs/specs/tfjs-examples.md`` §1.3):
 
 1. **collect**: play ``games_per_iteration`` whole games with actions sampled from the policy
    (the games run side by side as the worlds of one vector env; each world plays exactly one game);
@@ -14,7 +14,7 @@ The book's network is 4 -> 128 (elu) -> 1 logit with ``p(left) = sigmoid(logit)`
 ``policy_head = "sigmoid"`` builds exactly that (a one-unit output read as the logits ``[l, 0]``,
 whose softmax is ``[sigmoid(l), 1 - sigmoid(l)]``).
 
-The MetaCar demo's variant (``shared/specs/metacar.md`` §6.2) is the same loop with
+The MetaCar demo's variant (``docs/specs/metacar.md`` §6.2) is the same loop with
 ``baseline = true``: a value network ``V(s)`` fitted to the returns by mean squared error, the
 advantage ``G_t - V(s_t)`` (not normalized) in place of the normalized return, and minibatched
 updates (``batch_size``) with a summed loss.

@@ -424,7 +424,7 @@ class Model(Layer, register_as=("Functional",)):
     # ------------------------------------------------------------------------------ config
     def get_config(self) -> dict[str, Any]:
         """Keras' functional config: ``{name, layers: [{class_name, config, name, inbound_nodes}], input_layers,
-        output_layers}`` (JSON-able; see formats.md §5.3)."""
+        output_layers}`` (JSON-able; see docs/specs/formats.md §5.3)."""
         if not self._is_graph:
             raise NotImplementedError(
                 f"get_config() of subclassed model {type(self).__name__}: its architecture is Python code; "

@@ -1,6 +1,6 @@
 """TensorFlow.js layers-model files: export a model to ``model.json`` + weight shards, and import them back.
 
-The format (``shared/specs/formats.md`` §5) is a directory::
+The format (``docs/specs/formats.md`` §5) is a directory::
 
     model.json              {"format": "layers-model", "modelTopology": {...}, "weightsManifest": [...], ...}
     group1-shard1of2.bin    float32 little-endian bytes of every weight, concatenated, cut at 4 MiB

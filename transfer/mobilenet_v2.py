@@ -1,6 +1,6 @@
 """MobileNetV2 (torchvision's ImageNet model) built from ``rl`` layers, its weight loader and a fast inference path.
 
-Architecture (``shared/specs/formats.md`` §6.1): a 3x3 stride-2 stem, 17 inverted residual
+Architecture (``docs/specs/formats.md`` §6.1): a 3x3 stride-2 stem, 17 inverted residual
 blocks and a 1x1 conv to 1280 channels, then global average pooling, dropout and a 1000-way dense
 layer. An inverted residual block expands its input with a 1x1 conv (factor ``t``), filters each
 channel with a 3x3 depthwise conv, and projects back with a 1x1 conv that has **no activation**

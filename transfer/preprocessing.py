@@ -1,6 +1,6 @@
 """ImageNet input pipeline for the pretrained extractors, with Pillow and NumPy only.
 
-It reproduces torchvision's ``ImageClassification`` preset (``shared/specs/formats.md`` §6.2), the
+It reproduces torchvision's ``ImageClassification`` preset (``docs/specs/formats.md`` §6.2), the
 transform the published MobileNetV2 accuracies were measured with:
 
 1. resize so the **shorter side** is ``resize_size`` (256), the longer side scaled and truncated to

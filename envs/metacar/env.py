@@ -1,6 +1,6 @@
 """MetaCar as a Gymnasium environment: drive a car around a small city with a lidar, among bot cars.
 
-A faithful port of MetaCar 0.1.1 (Thibault Neveu, MIT; ``shared/specs/metacar.md``): the same levels, car and
+A faithful port of MetaCar 0.1.1 (Thibault Neveu, MIT; ``docs/specs/metacar.md``): the same levels, car and
 lidar geometry, axis-aligned-box detection, motion engines, bots' autopilot and reward. The world lives in
 :class:`~envs.metacar.core.MetaCarCore` (batched arrays); this class is a thin one-world shell around it,
 and :mod:`envs.metacar.render` draws it.

@@ -7,7 +7,7 @@ Runs only under a torch-enabled Python (never the project .venv), e.g.::
     /tmp/benchvenv_tr/bin/python tests/data/mobilenet_torch_reference.py bench WEIGHTS.pth --repeats 5
 
 torchvision does not import beside the CPU torch wheel, so the network is rebuilt here from the
-architecture in ``shared/specs/formats.md`` §6.1 with torchvision's module nesting, which makes the
+architecture in ``docs/specs/formats.md`` §6.1 with torchvision's module nesting, which makes the
 checkpoint load with ``strict=True`` (all 314 tensors used, none missing).
 
 ``generate`` writes, next to this file:

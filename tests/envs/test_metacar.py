@@ -1,4 +1,4 @@
-"""MetaCar: the spec's worked numbers (shared/specs/metacar.md), Gymnasium contract, vector == singles."""
+"""MetaCar: the spec's worked numbers (docs/specs/metacar.md), Gymnasium contract, vector == singles."""
 
 import math
 import os

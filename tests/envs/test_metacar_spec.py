@@ -1,4 +1,4 @@
-"""MetaCar audit against shared/specs/metacar.md: each expected value is computed here from the spec's text,
+"""MetaCar audit against docs/specs/metacar.md: each expected value is computed here from the spec's text,
 by a deliberately naive route (one rectangle at a time, one bot after another), never by calling the core's
 own geometry helpers, so a slip in the batched implementation cannot hide behind the same slip in the test.
 """
