@@ -189,7 +189,7 @@ def record(
     frame_ms = round(1000 * every / render_fps) if video else max(MIN_FRAME_MS, round(1000 * every / render_fps))
     images = (to_image(frame, scale) for frame in frames_of_episodes(agent, episodes, seed, max_steps, every, log))
     if video:
-        count = write_video(images, out, fps=1000 / frame_ms)
+        count = write_video(images, out, fps=render_fps / every)  # exact: 60 fps, not 1000 / 17 ms
     else:
         count = write_animation(images, out, frame_ms)
     return count, frame_ms, every
