@@ -45,6 +45,16 @@ def test_categorical_sample_frequencies_match_probs(device):
     np.testing.assert_array_equal(samples, _np(dist.sample(Generator(0))))
 
 
+def test_categorical_never_samples_a_masked_class_and_float32_logits_sample_too(device):
+    logits = np.tile([0.0, -np.inf, 0.0], (5000, 1))  # the middle class masked with -inf
+    for dtype in ("float64", "float32"):
+        dist = Categorical(Tensor(device.asarray(logits.astype(dtype))))
+        samples = _np(dist.sample(Generator(3)))
+        assert samples.dtype == np.int64 and 1 not in set(samples.tolist()), dtype
+        assert abs((samples == 0).mean() - 0.5) < 0.03, dtype
+        assert np.isfinite(_np(dist.entropy())).all()
+
+
 def test_diag_gaussian_closed_forms(device):
     mean, log_std = device.asarray([[0.0, 1.0], [2.0, -1.0]]), device.asarray([0.0, math.log(2.0)])
     dist = DiagGaussian(Tensor(mean), Tensor(log_std))
