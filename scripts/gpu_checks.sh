@@ -4,7 +4,7 @@
 #
 #   bash scripts/gpu_checks.sh fetch   # here, once: wheels the device image lacks -> .whl/ (git-ignored)
 #   bash scripts/gpu_checks.sh run     # there, through the device tool, with carry [".whl"] and
-#                                      # timeout_s ~560 (the steps add up to at most 530 s); the log lands in $OUT/gpu_checks.log
+#                                      # timeout_s ~590 (the steps add up to at most 560 s); the log lands in $OUT/gpu_checks.log
 #
 # The device image has Python 3.12 with CuPy (cupy-cuda13x), PyTorch, NumPy, safetensors, tqdm,
 # matplotlib, Pillow, threadpoolctl, scikit-learn and pytest; it lacks gymnasium (and its
@@ -67,6 +67,10 @@ run)
     #    agent config's short GPU run (tests/simgpu) and the envs and agents with the GPU as the active backend.
     timeout 100 python3 -m pytest -q -p no:cacheprovider tests/rl -x
     RL_DEVICE=gpu timeout 80 python3 -m pytest -q -p no:cacheprovider tests/simgpu tests/envs tests/agents -x
+    # 5. Issue 14: the embedding pass with batches copied to the GPU by the loop vs by prefetch(device="active")
+    #    in the background (a small synthetic folder made here; rows land in the bench_data section).
+    timeout 30 sh -c 'python3 scripts/make_image_set.py /tmp/shapes --per-class 40 --classes 16 --workers 16 &&
+      python3 scripts/bench_data.py --folder /tmp/shapes --skip-pipeline --device-prefetch --images 320 --rounds 3'
     set +x
   } 2>&1 | tee "$OUT/gpu_checks.log"
   ;;
