@@ -446,3 +446,33 @@ def test_a_run_killed_before_its_first_checkpoint_says_to_start_again(tmp_path, 
 def load_toml_text(path):
     with open(path, encoding="utf-8") as f:
         return f.read()
+
+
+@pytest.mark.parametrize("which, networks", [
+    ({"experiment": {"agent": "ppo"}}, ["policy", "value"]),
+    ({"experiment": {"agent": "reinforce"}, "env": {"variant": "book"}}, ["policy"]),
+    ({"experiment": {"agent": "reinforce"}, "agent": {"baseline": True, "policy_head": "softmax"}},
+     ["policy", "value"]),
+    ({"experiment": {"agent": "dqn"}, "agent": {"network": "mlp"}}, ["q_net"]),
+    ({"experiment": {"agent": "ddpg", "env_id": "envs/MetaCar-v0"}, "env": {"motion": "control"}},
+     ["actor", "critic"]),
+    ({"experiment": {"agent": "ddpg", "env_id": "envs/MetaCar-v0"}, "env": {"motion": "control"},
+      "agent": {"twin_critics": True}}, ["actor", "critic", "critic2"]),
+    ({"experiment": {"agent": "qtable", "env_id": "envs/MetaCar-v0"},
+      "env": {"lidar": {"pts": 2, "width": 1, "height": 1, "pos": 1}}}, []),
+])
+def test_networks_are_the_trained_models_and_the_state_is_declared_once(which, networks):
+    from rl.models import Model
+
+    which["experiment"]["device"] = "cpu"
+    agent = make_agent(which, where="t")
+    nets = agent.networks()
+    assert list(nets) == networks and all(isinstance(net, Model) for net in nets.values())
+    state = agent.state_dict()
+    # The same thing has the same key in every agent: the tracker, the generators, each network by name.
+    assert "tracker" in state and "env_steps" in state["tracker"] and set(networks) <= set(state)
+    assert not {"env_state", "rng_state", "episode_returns", "prev_done"} & set(state)
+    for name in [*networks, "tracker"]:
+        partial = {k: v for k, v in state.items() if k != name}
+        with pytest.raises(KeyError, match=repr(name)):
+            make_agent(which, where="t").load_state_dict(partial)
