@@ -238,6 +238,18 @@ class _GraphWriter:
         self.refs: dict[int, list[Any]] = {}  # id(KerasTensor) -> [layer name, node index, tensor index]
         self.problems: list[str] = []
         self._owner: dict[str, int] = {}  # exported name -> id(layer), to tell shared layers from clashes
+        self.reshaped: dict[str, set[tuple[Any, ...]]] = {}  # Reshape layer name -> its output shapes
+
+    def resolve_reshapes(self) -> None:
+        """Write each Reshape's -1 as the size it stands for, where every call of the layer gives the same one.
+
+        TF.js keeps a -1 of ``targetShape`` unknown in its static shapes (Keras infers it), so a Flatten
+        after ``Reshape([-1, c])`` fails to load there ("not fully defined"); the number means the same.
+        """
+        for name, shapes in self.reshaped.items():
+            (shape,) = shapes if len(shapes) == 1 else (None,)
+            if shape is not None and None not in shape:
+                self.entries[name]["config"]["target_shape"] = list(shape)
 
     def _entry(self, name: str, owner: Any, make: Any) -> dict[str, Any]:
         if name in self.entries:
@@ -288,6 +300,8 @@ class _GraphWriter:
                                       "data_format": "channels_last"}))
                 ins = [self._call(pad, ins)]
             entry = self._entry(layer.name, layer, lambda lay=layer: _layer_config(lay, self.problems))
+            if isinstance(layer, L.Reshape):
+                self.reshaped.setdefault(layer.name, set()).add(tuple(node.outputs[0].shape[1:]))
             self.layers[layer.name] = layer
             out = self._call(entry, ins)
             for i, t in enumerate(node.outputs):
@@ -316,6 +330,7 @@ def export_topology(model: Model) -> tuple[dict[str, Any], list[L.Layer]]:
     for t in model._inputs:
         writer.add_input(t)
     writer.add_model(model)
+    writer.resolve_reshapes()
     if writer.problems:
         raise TfjsFormatError(
             f"model '{model.name}' cannot be exported to TF.js; unsupported: " + "; ".join(writer.problems)

@@ -541,3 +541,14 @@ def test_imported_model_keeps_the_files_initializers(tmp_path):
     assert isinstance(conv.kernel_initializer, initializers.GlorotUniform)
     assert initializers.serialize(conv.bias_initializer)["class_name"] == "Zeros"
     model.to_json()  # serializable as any model
+
+
+def test_reshape_minus_one_is_written_resolved_where_the_shape_is_known(tmp_path):
+    # TF.js leaves a -1 unknown in its static shapes, so Reshape([-1, 3]) + Flatten did not load there
+    # (found by tests/rl/test_random_tfjs.py); the number it stands for is written instead.
+    model = Sequential([L.InputLayer((4, 5, 3)), L.Reshape((-1, 3)), L.Flatten(), L.Dense(2)])
+    tfjs.save_tfjs(model, tmp_path)
+    layers = json.loads((tmp_path / "model.json").read_text())["modelTopology"]["config"]["layers"]
+    assert layers[0]["config"]["target_shape"] == [20, 3]
+    x = np.random.default_rng(9).normal(size=(2, 4, 5, 3)).astype(np.float32)
+    _assert_same_predictions(model, tfjs.load_tfjs(tmp_path), x)

@@ -52,4 +52,24 @@ function encodeArray(tensor) {
   return {shape: tensor.shape, data_b64: Buffer.from(f32.buffer, f32.byteOffset, f32.byteLength).toString('base64')};
 }
 
-module.exports = {tf, readArtifacts, loadModel, decodeArray, encodeArray};
+// Save a model as TF.js itself does: model.json is what tfjs' own file/http save handlers write (tfjs-core
+// io_utils getModelJSONForModelArtifacts), the artifacts' fields plus a one-group weightsManifest.
+function saveHandler(dir) {
+  return tf.io.withSaveHandler(async (artifacts) => {
+    fs.mkdirSync(dir, {recursive: true});
+    const parts = Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData];
+    const bytes = Buffer.concat(parts.map((b) => Buffer.from(b)));
+    fs.writeFileSync(path.join(dir, 'weights.bin'), bytes);
+    const modelJson = {
+      modelTopology: artifacts.modelTopology,
+      format: artifacts.format,
+      generatedBy: artifacts.generatedBy,
+      convertedBy: artifacts.convertedBy,
+      weightsManifest: [{paths: ['weights.bin'], weights: artifacts.weightSpecs}],
+    };
+    fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(modelJson));
+    return {modelArtifactsInfo: {dateSaved: new Date(), modelTopologyType: 'JSON'}};
+  });
+}
+
+module.exports = {tf, readArtifacts, loadModel, decodeArray, encodeArray, saveHandler};

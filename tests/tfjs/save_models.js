@@ -3,32 +3,11 @@
 // writes OUT_DIR/<name>/{model.json, weights.bin, expected.json} for each model below, where
 // expected.json = {"inputs": [{"shape", "data_b64"}], "outputs": [...]} (float32 LE, base64).
 // The Python import tests load each directory with rl.tfjs.load_tfjs and compare predictions.
-//
-// model.json is what tfjs' own file/http save handlers write (tfjs-core io_utils
-// getModelJSONForModelArtifacts): the artifacts' fields plus a one-group weightsManifest.
 'use strict';
 
 const fs = require('fs');
 const path = require('path');
-const {tf, encodeArray} = require('./load_model');
-
-function saveHandler(dir) {
-  return tf.io.withSaveHandler(async (artifacts) => {
-    fs.mkdirSync(dir, {recursive: true});
-    const parts = Array.isArray(artifacts.weightData) ? artifacts.weightData : [artifacts.weightData];
-    const bytes = Buffer.concat(parts.map((b) => Buffer.from(b)));
-    fs.writeFileSync(path.join(dir, 'weights.bin'), bytes);
-    const modelJson = {
-      modelTopology: artifacts.modelTopology,
-      format: artifacts.format,
-      generatedBy: artifacts.generatedBy,
-      convertedBy: artifacts.convertedBy,
-      weightsManifest: [{paths: ['weights.bin'], weights: artifacts.weightSpecs}],
-    };
-    fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(modelJson));
-    return {modelArtifactsInfo: {dateSaved: new Date(), modelTopologyType: 'JSON'}};
-  });
-}
+const {tf, encodeArray, saveHandler} = require('./load_model');
 
 // BatchNormalization starts at mean 0 / variance 1, which would hide a mix-up of the four BN tensors.
 function randomizeBatchNorm(model) {
