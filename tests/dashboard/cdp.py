@@ -82,7 +82,11 @@ class Browser:
         return result["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float = 30.0, what: str | None = None) -> Any:
-        """Poll ``expression`` until it is truthy; its value. TimeoutError names ``what``."""
+        """Poll ``expression`` until it is truthy; its value. TimeoutError names ``what``.
+
+        The value comes back as JSON data, so an expression should give a boolean, number or string: a DOM
+        node comes back as ``{}``, which Python reads as false (write ``!!document.querySelector(...)``).
+        """
         deadline = time.monotonic() + timeout
         while True:
             try:

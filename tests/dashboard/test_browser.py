@@ -125,5 +125,17 @@ def test_dashboard_in_chromium(trained_runs, serve, browser, tmp_path_factory):
         commands = browser.eval("[...document.querySelectorAll('#compare td.cmd')].map(td => td.textContent)")
         assert any("agent.lr=0.003" in c for c in commands)
         browser.screenshot(shots / "compare.png")
+
+        # ---- Watch: the record button records an episode of the best checkpoint and shows it inline
+        browser.click("#tabs button[data-tab=watch]")
+        card = f".watch-run[data-run=\"{ids['s0']}\"]"
+        browser.wait_for(f"!!document.querySelector('{card} button[data-record]')", what="the record button")
+        assert browser.eval(f"document.querySelectorAll('{card} img').length") == 0
+        browser.click(f"{card} button[data-record]")
+        browser.wait_for(f"(() => {{ const img = document.querySelector('{card} img'); "
+                         f"return img && img.complete && img.naturalWidth > 0; }})()", timeout=300,
+                         what="the recorded episode shown inline")
+        assert (trained_runs["s0"] / "episode.gif").read_bytes()[:3] == b"GIF"
+        browser.screenshot(shots / "watch.png")
     finally:
         print(f"screenshots in {shots}")

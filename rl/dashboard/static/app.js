@@ -47,7 +47,9 @@ function visibleRuns() {
 function renderRuns() {
   const body = $("runs-body");
   const runs = visibleRuns();
-  $("run-count").textContent = `${state.runs.length}`;
+  const running = state.runs.filter((r) => r.status === "running").length;
+  $("run-count").textContent = `${state.runs.length}` + (running ? ` · ${running} running` : "");
+  document.title = (running ? `(${running} running) ` : "") + "playgrad dashboard";
   const empty = $("runs-empty");
   empty.hidden = runs.length > 0;
   if (!runs.length) {
