@@ -200,3 +200,26 @@ def test_models_saved_by_tfjs_predict_the_same_in_rl(tmp_path):
         assert diff <= 1e-5, f"{name}: max abs diff {diff:.3g} between TF.js and rl"
         # Names survive: the state dict keys are TF.js' weight names.
         assert set(model.state_dict()) == {w["name"] for g in doc["weightsManifest"] for w in g["weights"]}
+
+
+def test_tfjs_cannot_run_what_the_exporter_refuses(tmp_path):
+    """Why rl.tfjs refuses strided dilated convs and dilated depthwise convs: what TF.js does with such files."""
+    _node_or_skip()
+    rng = np.random.default_rng(3)
+    conv = Sequential([L.InputLayer((9, 9, 2)), L.Conv2D(3, 3)])
+    depthwise = Sequential([L.InputLayer((9, 9, 2)), L.DepthwiseConv2D(3)])
+    x = rng.normal(size=(1, 9, 9, 2)).astype(np.float32)
+    for name, model, settings in (("conv", conv, {"strides": [2, 2], "dilation_rate": [2, 2]}),
+                                  ("depthwise", depthwise, {"dilation_rate": [2, 2]})):
+        tfjs.save_tfjs(model, tmp_path / name)
+        doc = json.loads((tmp_path / name / "model.json").read_text())
+        doc["modelTopology"]["config"]["layers"][0]["config"].update(settings)  # what Keras would write
+        (tmp_path / name / "model.json").write_text(json.dumps(doc))
+    conv_result, dw_result = tfjs_predict([(tmp_path / "conv", [x]), (tmp_path / "depthwise", [x])], tmp_path)
+    assert "Either strides or dilations must be 1" in conv_result.get("error", ""), conv_result
+    # TF.js ran the depthwise conv undilated: the output of our dilation-1 model, not of a dilated one.
+    got = decode(dw_result["outputs"][0])
+    np.testing.assert_allclose(got, depthwise.predict(x), atol=1e-5)
+    for name in ("conv", "depthwise"):
+        with pytest.raises(tfjs.TfjsFormatError):
+            tfjs.load_tfjs(tmp_path / name)
