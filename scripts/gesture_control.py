@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 import rl
-from rl import backend
+from rl import backend, data
 from rl.experiment import ConfigError, load_tables
 from rl.layers import Dense
 from transfer.api import EmbeddingCache
@@ -141,29 +141,32 @@ class SyntheticFrames:
 
 
 class FolderFrames:
-    """Frames from ``root/{up,down,left,right}/``; ``play_frames`` cycles through them in a seeded order."""
+    """Frames from ``root/{up,down,left,right}/``; ``play_frames`` cycles through them in a seeded order
+    (a new one each pass)."""
 
     def __init__(self, root: str, size: int, seed: int = 0):
-        data = load_image_folder(root, image_size=size, preprocess=False)
-        missing = [c for c in CONTROLS if c not in data.classes]
-        if missing or len(data.classes) != len(CONTROLS):
+        folder = load_image_folder(root, image_size=size, preprocess=False)
+        missing = [c for c in CONTROLS if c not in folder.classes]
+        if missing or len(folder.classes) != len(CONTROLS):
             raise DataError(f"gesture folder {root} needs exactly the subfolders {list(CONTROLS)}; "
-                            f"found {data.classes}")
-        order = [data.classes.index(c) for c in CONTROLS]
+                            f"found {folder.classes}")
+        order = [folder.classes.index(c) for c in CONTROLS]
         remap = np.empty(len(order), np.int64)
         remap[order] = np.arange(len(order))
-        self.images, self.labels = data.images, remap[data.labels]
-        self.rng = np.random.default_rng(seed)
+        self.images, self.labels = folder.images, remap[folder.labels]
+        self.seed = seed
 
     def collect(self) -> tuple[np.ndarray, np.ndarray]:
         """Every image, uint8 ``(N, size, size, 3)``, and its label ``(N,)`` (0-3 in ``CONTROLS`` order)."""
         return self.images, self.labels
 
+    def dataset(self) -> data.Dataset:
+        """Endless ``(frame uint8 (S, S, 3), label)`` pairs: the images in a new seeded order each pass."""
+        return data.from_arrays(self.images, self.labels).shuffle(len(self.images), seed=self.seed).repeat()
+
     def play_frames(self) -> Iterator[tuple[np.ndarray, int]]:
-        """Endless ``(frame, label)`` pairs: the images in a new seeded order each pass."""
-        while True:
-            for i in self.rng.permutation(len(self.images)):
-                yield self.images[i], int(self.labels[i])
+        """Iterate :meth:`dataset` as ``(frame, int label)``."""
+        return ((frame, int(label)) for frame, label in self.dataset())
 
 
 class CameraFrames:
@@ -194,6 +197,11 @@ class CameraFrames:
         from PIL import Image
 
         return np.asarray(Image.fromarray(arr).resize((self.size, self.size), Image.BILINEAR), dtype=np.uint8)
+
+    def dataset(self) -> data.Dataset:
+        """The webcam as an endless :class:`rl.data.Dataset` of frames ``uint8 (size, size, 3)`` (tfjs-data's
+        ``webcam``): each element is grabbed when it is asked for."""
+        return data.from_generator(lambda: (self.grab() for _ in iter(int, 1)), name="webcam")
 
     def close(self) -> None:
         """Stop the camera."""
@@ -399,7 +407,7 @@ def run(cfg: dict, frames: int, headless: bool, screenshot: str | None = None, v
     else:
         camera = CameraFrames(g.image_size)
         emb, labels = collect_camera(camera, cache)
-        frames_iter = ((camera.grab(), None) for _ in iter(int, 1))
+        frames_iter = ((frame, None) for frame in camera.dataset())
     if verbose:
         counts = ", ".join(f"{c} {int((labels == i).sum())}" for i, c in enumerate(CONTROLS))
         print(f"collected {len(labels)} frames ({counts}), embedded in {time.perf_counter() - t0:.1f} s")

@@ -153,6 +153,34 @@ def test_gesture_folder_source_needs_the_four_directions(tmp_path, capsys):
     assert "played 3 steps" in capsys.readouterr().out
 
 
+def test_gesture_frame_sources_are_datasets(tmp_path):
+    from PIL import Image
+
+    mod = _script("gesture_control")
+    synth = mod.SyntheticFrames(size=32, seed=1)
+    for label, name in enumerate(mod.CONTROLS):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            Image.fromarray(synth.frame(label)).save(tmp_path / name / f"{i}.png")
+    folder = mod.FolderFrames(str(tmp_path), 32, seed=4)
+    stream = folder.dataset().take(16)
+    labels = [int(label) for _, label in stream]
+    assert sorted(labels[:8]) == sorted(labels[8:]) == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert labels[:8] != labels[8:]  # every pass in a new seeded order
+    assert labels == [int(label) for _, label in folder.dataset().take(16)]
+
+    class FakeCamera:  # grabs frames like CameraFrames, without pygame
+        size, grabbed = 32, 0
+
+        def grab(self):
+            self.grabbed += 1
+            return synth.frame(self.grabbed % 4)
+
+    camera = FakeCamera()
+    frames = list(mod.CameraFrames.dataset(camera).take(3))
+    assert len(frames) == 3 and camera.grabbed == 3 and frames[0].shape == (32, 32, 3)
+
+
 def test_classify_prints_the_top5(real_weights, tmp_path, capsys):
     skdata = pytest.importorskip("skimage.data")
     from PIL import Image
