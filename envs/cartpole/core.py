@@ -49,7 +49,7 @@ VARIANTS = tuple(START_HALF_WIDTH)
 
 def check_variant(variant: str) -> str:
     """Return ``variant`` or raise ``ValueError`` listing the valid ones."""
-    if variant not in START_HALF_WIDTH:
+    if not isinstance(variant, str) or variant not in START_HALF_WIDTH:  # a list from a config is unhashable
         raise ValueError(f"unknown cart-pole variant {variant!r}; expected one of {list(VARIANTS)}")
     return variant
 

@@ -352,7 +352,12 @@ def _short(value: Any, limit: int = 80) -> str:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    if not isinstance(v, int | float) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an integer literal beyond float's range (1e308): no pixel position
+        return False
 
 
 def _parse_car(c: Any, what: str, lvl: Level) -> CarSpec:

@@ -1,0 +1,30 @@
+"""Defects the fuzzers in this folder found, each reduced to the smallest input that shows it (so the
+fix stays tested whatever seed the fuzzers run with)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agents.runner import make_agent
+from envs.metacar.level import LevelError, level_path, load_level
+from rl.experiment import ConfigError
+
+
+def test_level_decoration_beyond_float_range_is_a_level_error(tmp_path):
+    # test_fuzz_level level3-json case 369: math.isfinite(10**400) raised OverflowError from the loader.
+    doc = json.loads(level_path("level3").read_text())
+    doc["tree"][0]["x"] = 10**400
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(LevelError, match="huge.json"):
+        load_level(path)
+
+
+@pytest.mark.parametrize("variant", [["book"], {"a": 1}])
+def test_cartpole_variant_of_the_wrong_type_is_a_config_error(variant):
+    # test_fuzz_config cartpole_ppo_fast-value case 210: `variant = [...]` gave TypeError: unhashable type.
+    config = {"experiment": {"agent": "ppo", "env_id": "envs/CartPole-v1"}, "env": {"variant": variant}}
+    with pytest.raises(ConfigError, match="variant"):
+        make_agent(config, "cfg.toml")
