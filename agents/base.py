@@ -56,6 +56,8 @@ class ExperimentConfig:
     eval_episodes: int = 20  # episodes of the final deterministic evaluation
     checkpoint_every_steps: int = 10_000  # how often "latest" is saved (also on Ctrl-C and at the end)
     target_return: float | None = None  # stop early once the logged mean return reaches this
+    histogram_every: int = 0  # weight+gradient histograms every N updates into histograms.jsonl (0: off; dashboard)
+    tensorboard: bool = False  # also write TensorBoard event files to <run>/tensorboard (the tensorboard extra)
     env: dict = field(default_factory=dict)  # filled from the [env] table
 
     def __post_init__(self) -> None:
@@ -70,6 +72,8 @@ class ExperimentConfig:
             raise ValueError(f"eval_episodes must be at least 1, got {self.eval_episodes}")
         if self.checkpoint_every_steps < 1:
             raise ValueError(f"checkpoint_every_steps must be at least 1, got {self.checkpoint_every_steps}")
+        if self.histogram_every < 0:
+            raise ValueError(f"histogram_every must be 0 (off) or a number of updates, got {self.histogram_every}")
 
 
 class Hooks(Protocol):

@@ -46,6 +46,7 @@ from rl import backend, files
 from rl import random as rl_random
 from rl.errors import CheckpointError, NonFiniteLossError
 from rl.experiment import ConfigError, MetricsLogger, RunDir, apply_overrides, atomic_write_text, dataclass_from_dict
+from rl.summaries import RunSummaries, write_model_json
 
 __all__ = [
     "CheckpointError",
@@ -240,6 +241,7 @@ class Runner:
         self._stop = False
         self.interrupted = False
         self._watch = Stopwatch(self.env_steps)
+        self.summaries: RunSummaries | None = None  # histograms / TensorBoard, set up by watch(agent)
         self._bar = None
         if progress:
             from tqdm import tqdm  # noqa: PLC0415
@@ -268,6 +270,8 @@ class Runner:
         if "episode_return" not in record:  # progress records (updates, periodic logs) carry the speed
             record = {**record, "sps": self._watch.lap(steps), "time_s": self._watch.elapsed()}
         self.metrics.log(record)
+        if self.summaries is not None:
+            self.summaries.on_record(record)
         if "episode_return" in record:
             self.recent_returns.append(float(record["episode_return"]))
             self.episodes += 1
@@ -359,11 +363,22 @@ class Runner:
         finally:
             signal.signal(signal.SIGINT, previous)
 
+    def watch(self, agent: Agent) -> None:
+        """Write what the dashboard shows besides metrics: the networks' layer tables (``model.json``) and, as
+        the experiment asks, weight/gradient histograms every ``histogram_every`` updates and TensorBoard
+        event files (:mod:`rl.summaries`)."""
+        write_model_json(self.run_dir.path, agent.networks())
+        exp = self.experiment
+        if exp.histogram_every > 0 or exp.tensorboard:
+            self.summaries = RunSummaries(self.run_dir.path, agent.networks, exp.histogram_every, exp.tensorboard)
+
     def close(self) -> None:
-        """Close the progress bar and the metrics file."""
+        """Close the progress bar, the metrics file and the summary writers."""
         if self._bar is not None:
             self._bar.close()
         self.metrics.close()
+        if self.summaries is not None:
+            self.summaries.close()
 
 
 # ------------------------------------------------------------------------------------- evaluation

@@ -201,6 +201,7 @@ def train(config_path: str | None, overrides: list[str], seed: int | None = None
     else:
         runner = TableRunner(run, experiment, resume=runner_state)
     try:
+        runner.watch(agent)  # model.json; histograms and TensorBoard files when the experiment asks (dashboard)
         with runner.sigint_stops():
             agent.learn(experiment.total_steps, runner)
         runner.finish(agent)  # after Ctrl-C: a "latest" that moves neither the checkpoint schedule nor "best"
@@ -228,7 +229,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar: a plain-text table of steps, episodes, mean return, losses and speed "
                              "every 10 s (for logs)")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write TensorBoard event files to RUN_DIR/tensorboard (experiment.tensorboard; "
+                             "needs pip install 'playgrad[tensorboard]')")
     args = parser.parse_args(argv)
+    if args.tensorboard:
+        if args.resume:
+            print("error: --tensorboard applies to a new run; a resumed run keeps its config's experiment.tensorboard",
+                  file=sys.stderr)
+            return 2
+        args.overrides.append("experiment.tensorboard=true")
     try:
         run_dir = train(args.config, args.overrides, seed=args.seed, device=args.device, resume=args.resume,
                         runs_dir=args.runs_dir, progress=not args.no_progress,
@@ -251,6 +261,7 @@ def next_steps(run_dir: Path) -> str:
     if game is not None:
         lines.append(f"  python scripts/play.py {game} --agent {run_dir}   # watch it play, in a window")
     lines.append(f"  python scripts/plot.py {run_dir}   # its learning curve, as RUN_DIR/curve.png")
+    lines.append(f"  python scripts/dashboard.py {run_dir.parent}   # live curves, config diffs, episodes, internals")
     return "\n".join(lines)
 
 
