@@ -3,11 +3,22 @@
     python scripts/sweep.py configs/cartpole_ppo.toml --seeds 0-4 --workers 2
     python scripts/sweep.py configs/cartpole_ppo.toml --seeds 0,1 \
         --grid agent.lr=3e-4,1e-3 --grid agent.num_epochs=10,20
-    python scripts/sweep.py configs/cartpole_ppo.toml --seeds 0-9 --ray            # on a Ray cluster (pip install ray)
+    python scripts/sweep.py configs/cartpole_ppo.toml --seeds 0-9 --ray              # the Ray cluster this machine
+                                                                                  # belongs to (ray start ...)
+    python scripts/sweep.py configs/cartpole_ppo.toml --seeds 0-9 --ray HEAD:6379 --storage s3://bucket/sweeps
+    python scripts/sweep.py --resume runs/sweep-cartpole_ppo-20261207-120000     # only the jobs not finished
 
-Every job is one ``scripts/train.py`` process, so jobs share nothing and a crash stays in its job.
-Runs land in ``RUNS_DIR/sweep-<config>-<time>/<grid point>/``; the table shows each grid point's
-final deterministic evaluation (mean and spread across seeds) and wall time.
+Every job is one ``scripts/train.py`` process, so jobs share nothing and a crash stays in its job. Wherever a
+job runs (a local process, or a Ray task on any node), it trains in a scratch folder and its run directory is
+then delivered: to ``--storage`` (a shared folder or an fsspec URI) or, by default, sent back here into
+``RUNS_DIR/sweep-<config>-<time>/<grid point>/``. A failed job is retried ``--retries`` times (default 1);
+every failed attempt's partial run is kept, marked by its ``job.json``. The table shows each grid point's final
+deterministic evaluation (mean and spread across seeds) and wall time; ``sweep.json`` records what was asked,
+``jobs.jsonl`` every attempt, ``summary.json`` the last attempt of each job.
+
+On a real cluster, every node needs playgrad installed at the same version (``pip install -e .`` in the same
+path, or a shared environment); then ``ray start --head`` on one machine, ``ray start --address HEAD:6379`` on
+the others, and ``--ray HEAD:6379`` here.
 """
 
 from __future__ import annotations
@@ -16,18 +27,25 @@ import argparse
 import itertools
 import json
 import statistics
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-TRAIN = ROOT / "scripts" / "train.py"
 sys.path.insert(0, str(ROOT))
 
-from rl.experiment import positive_int  # noqa: E402
+from playgrad.sweeps import (  # noqa: E402
+    JobResult,
+    JobSpec,
+    Storage,
+    SweepError,
+    connect_ray,
+    deliver_archive,
+    finished_jobs,
+    run_jobs,
+)
+from rl.experiment import atomic_write_text, positive_int  # noqa: E402
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -85,34 +103,21 @@ def config_errors(config: str, overrides: list[str], points: list[list[str]]) ->
     return lines
 
 
-def run_job(config: str, seed: int, overrides: list[str], runs_dir: str,
-            python: str = sys.executable) -> dict[str, Any]:
-    """Train one (grid point, seed) in a subprocess; returns its eval summary, wall time and log tail."""
-    cmd = [python, str(TRAIN), config, "--seed", str(seed), "--runs-dir", runs_dir, "--no-progress"]
-    for o in overrides:
-        cmd += ["--set", o]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    wall_s = time.perf_counter() - start
-    result: dict[str, Any] = {"seed": seed, "overrides": overrides, "wall_s": wall_s, "returncode": proc.returncode}
-    runs = sorted(Path(runs_dir).glob(f"*-s{seed}-*"))
-    if runs:
-        result["run_dir"] = str(runs[-1])
-        eval_path = runs[-1] / "eval.json"
-        if eval_path.exists():
-            result["mean_return"] = json.loads(eval_path.read_text())["mean_return"]
-    if proc.returncode != 0:
-        result["error"] = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
-    return result
+def point_name(index: int, point: list[str]) -> str:
+    """The grid point's folder: ``p0-lr=3e-4-num_epochs=10`` (``config`` when there is no grid)."""
+    if not point:
+        return "config"
+    return f"p{index}-" + "-".join(f"{key.split('.')[-1]}={value}" for key, value in (o.split("=", 1) for o in point))
 
 
 def job_line(result: dict[str, Any]) -> str:
-    """One finished job: its seed and grid point, then its evaluation and wall time, or why it failed."""
+    """One finished attempt: its seed and grid point, then its evaluation and wall time, or why it failed."""
     what = " ".join([f"seed={result['seed']}", *result["overrides"]])
-    if result["returncode"] != 0:
-        return f"{what}: failed ({' '.join(result.get('error') or ['?'])})"
-    score = f"mean return {result['mean_return']:.1f}" if "mean_return" in result else "no evaluation"
-    return f"{what}: {score} ({result['wall_s']:.1f} s)"
+    if result["status"] != "finished":
+        retry = f" (attempt {result['attempt']})" if result["attempt"] > 1 else ""
+        last = (result.get("error") or "?").splitlines()[-1]
+        return f"{what}: {result['status']}{retry} ({last})"
+    return f"{what}: mean return {result['mean_return']:.1f} ({result['wall_s']:.1f} s on {result['node']})"
 
 
 def summarize(results: list[dict[str, Any]]) -> str:
@@ -122,8 +127,8 @@ def summarize(results: list[dict[str, Any]]) -> str:
     for r in results:
         by_point.setdefault(" ".join(r["overrides"]) or "(config)", []).append(r)
     for point, rs in by_point.items():
-        scores = [r["mean_return"] for r in rs if "mean_return" in r]
-        failed = sum(r["returncode"] != 0 for r in rs)
+        scores = [r["mean_return"] for r in rs if r.get("mean_return") is not None]
+        failed = sum(r["status"] != "finished" for r in rs)
         rows.append((point, str(len(rs)), f"{statistics.mean(scores):.1f}" if scores else "-",
                      f"{min(scores):.1f}" if scores else "-", f"{max(scores):.1f}" if scores else "-",
                      f"{statistics.median(r['wall_s'] for r in rs):.1f}", str(failed)))
@@ -131,9 +136,47 @@ def summarize(results: list[dict[str, Any]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)
 
 
+def plan(config_text: str, config_name: str, seeds: list[int], overrides: list[str],
+         points: list[list[str]]) -> list[JobSpec]:
+    """Every job of the sweep, grid point by grid point, seed by seed."""
+    return [JobSpec(config_text, config_name, seed, (*overrides, *point), point_name(i, point))
+            for i, point in enumerate(points) for seed in seeds]
+
+
+def new_sweep(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
+    """Check a new sweep's arguments and configs; returns its folder (not made yet) and its manifest."""
+    if args.config is None:
+        raise SweepError("give a CONFIG file, or --resume SWEEP_DIR")
+    if not Path(args.config).is_file():
+        raise SweepError(f"config file not found: {args.config}")
+    points = grid_points(args.grid)
+    problems = config_errors(args.config, args.overrides, points)
+    if problems:
+        raise SweepError("\n".join(problems))
+    sweep_dir = Path(args.runs_dir) / f"sweep-{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    manifest = {"config_name": Path(args.config).name, "config_text": Path(args.config).read_text(),
+                "seeds": parse_seeds(args.seeds), "overrides": args.overrides, "points": points,
+                "storage": args.storage, "retries": args.retries, "argv": sys.argv}
+    return sweep_dir, manifest
+
+
+def open_sweep(sweep_dir: Path) -> dict[str, Any]:
+    """The manifest of an existing sweep folder, or SweepError naming what is wrong with it."""
+    path = sweep_dir / "sweep.json"
+    if not path.is_file():
+        raise SweepError(f"--resume {sweep_dir}: no sweep.json there (is it a sweep folder made by sweep.py?)")
+    try:
+        manifest = json.loads(path.read_text())
+        manifest["config_text"], manifest["config_name"]  # noqa: B018 - the keys every resume needs
+        [int(s) for s in manifest["seeds"]], [list(p) for p in manifest["points"]]  # noqa: B018
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SweepError(f"{path} is damaged ({type(exc).__name__}: {exc}); start the sweep again") from None
+    return manifest
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", help="experiment TOML file")
+    parser.add_argument("config", nargs="?", help="experiment TOML file")
     parser.add_argument("--seeds", default="0-4", help="e.g. 0-4 or 0,2,5 (default 0-4)")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="values to sweep for one key (repeatable: the grid is their product)")
@@ -142,61 +185,79 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=positive_int, default=2, help="parallel local processes (default 2)")
     parser.add_argument("--runs-dir", default="runs", help="parent of the sweep directory")
     parser.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
-                        help="run the jobs as Ray tasks (ray.init(address=ADDRESS); default: auto)")
+                        help="run the jobs as Ray tasks: 'auto' (default: the cluster this machine joined), "
+                             "HOST:PORT of a head, or 'local' for a one-machine Ray instance")
+    parser.add_argument("--storage", metavar="PATH_OR_URI",
+                        help="deliver run directories here (a shared folder, or s3://..., gs://... via fsspec) "
+                             "instead of sending them back into the sweep folder")
+    parser.add_argument("--retries", type=int, default=1, help="extra attempts for a failed job (default 1)")
+    parser.add_argument("--resume", metavar="SWEEP_DIR", help="run the jobs of an earlier sweep not yet finished")
     args = parser.parse_args(argv)
-    if not Path(args.config).exists():
-        print(f"error: config file not found: {args.config}", file=sys.stderr)
-        return 2
-    if args.ray:  # before anything is announced: "N jobs -> dir" then "no Ray" read as a sweep that started
-        try:
-            import ray  # noqa: PLC0415
-        except ImportError:
-            print("error: --ray needs Ray: pip install 'playgrad[ray]' (or pip install ray)", file=sys.stderr)
-            return 2
-    seeds = parse_seeds(args.seeds)
-    points = grid_points(args.grid)
-    problems = config_errors(args.config, args.overrides, points)
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
+    try:
+        if args.retries < 0:
+            raise SweepError(f"--retries must be >= 0, got {args.retries}")
+        if args.resume:
+            if args.config or args.grid or args.overrides:
+                raise SweepError("--resume runs the sweep as it was asked; drop CONFIG, --grid and --set")
+            sweep_dir = Path(args.resume)
+            manifest = open_sweep(sweep_dir)
+            storage = args.storage or manifest.get("storage")
+        else:
+            sweep_dir, manifest = new_sweep(args)
+            storage = args.storage
+        if storage:
+            Storage(storage).check()
+        ray = connect_ray(args.ray) if args.ray else None  # before anything is announced or written
+    except SweepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         print("no job was started", file=sys.stderr)
         return 2
-    sweep_dir = Path(args.runs_dir) / f"sweep-{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    jobs = []
-    for i, point in enumerate(points):
-        point_dir = sweep_dir / (f"p{i}-" + "-".join(o.split(".")[-1] for o in point) if point else "config")
-        for seed in seeds:
-            jobs.append((str(Path(args.config).resolve()), seed, [*args.overrides, *point], str(point_dir.resolve())))
-    print(f"{len(jobs)} jobs -> {sweep_dir}", flush=True)
-    results = []
-
-    def finished(result: dict[str, Any]) -> None:
-        # One line per job as it ends: a sweep of short jobs was silent until its table, a long one for hours.
-        results.append(result)
-        print(f"[{len(results)}/{len(jobs)}] {job_line(result)}", flush=True)
-
-    if args.ray:
-        ray.init(address=args.ray)
-        remote = ray.remote(run_job)
-        pending = [remote.remote(*job) for job in jobs]
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            finished(ray.get(done[0]))
-    else:
-        with ThreadPoolExecutor(max_workers=args.workers) as pool:  # threads wait on subprocesses
-            for future in as_completed([pool.submit(run_job, *job) for job in jobs]):
-                finished(future.result())
-    order = {(job[1], tuple(job[2])): i for i, job in enumerate(jobs)}  # the table in the grid's own order
-    results.sort(key=lambda r: order.get((r["seed"], tuple(r["overrides"])), len(order)))
-    for r in results:
-        if r["returncode"] != 0:
-            print(f"job seed={r['seed']} {' '.join(r['overrides'])} failed: {r.get('error')}", file=sys.stderr)
-    print(summarize(results))
+    specs = plan(manifest["config_text"], manifest["config_name"], [int(s) for s in manifest["seeds"]],
+                 list(manifest["overrides"]), [list(p) for p in manifest["points"]])
+    jobs_log = sweep_dir / "jobs.jsonl"
+    done = finished_jobs(jobs_log)
+    todo = [s for s in specs if s.key not in done]
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
+    if not args.resume:
+        atomic_write_text(sweep_dir / "sweep.json", json.dumps(manifest, indent=2) + "\n")
+    where = f" on Ray ({args.ray})" if ray else f" on {args.workers} local processes"
+    skipped = f" ({len(specs) - len(todo)} already finished)" if args.resume else ""
+    print(f"{len(todo)} jobs{skipped}{where} -> {sweep_dir}", flush=True)
+    attempts = 0
+
+    def record(result: JobResult) -> None:
+        # Every attempt: its run directory comes home (or is already in storage), then one line of JSON and one
+        # of text. A sweep of short jobs was silent until its table; a long one for hours.
+        nonlocal attempts
+        attempts += 1
+        if result.archive is not None:
+            result.location = str(deliver_archive(result.archive, sweep_dir / result.point))
+        with jobs_log.open("a") as log:
+            log.write(json.dumps(result.record()) + "\n")
+        print(f"[{attempts}/{len(todo)}] {job_line(result.record())}", flush=True)
+
+    run_jobs(todo, storage_url=storage, sweep_name=sweep_dir.name, retries=int(manifest.get("retries", 1))
+             if args.resume else args.retries, workers=args.workers, ray_module=ray, on_result=record)
+    last: dict[str, dict[str, Any]] = {}
+    for line in jobs_log.read_text().splitlines():
+        record_ = json.loads(line)
+        if record_.get("key") not in last or last[record_["key"]]["status"] != "finished":
+            last[record_["key"]] = record_
+    results = [dict(last[s.key], run_dir=last[s.key].get("location")) for s in specs if s.key in last]
+    for r in results:
+        if r["status"] != "finished":
+            print(f"job seed={r['seed']} {' '.join(r['overrides'])} {r['status']}: {r.get('error')}", file=sys.stderr)
+    print(summarize(results))
+    atomic_write_text(sweep_dir / "summary.json", json.dumps(results, indent=2) + "\n")
+    runs = f"{sweep_dir}/*/*" if not storage else f"{storage}/{sweep_dir.name}/*/*"
     # Where it all went, and the one command that draws it: the run directories sit two levels down.
     print(f"runs and summary.json in {sweep_dir}; learning curves (one per grid point, a band over seeds):\n"
-          f"  python scripts/plot.py {sweep_dir}/*/* --out {sweep_dir}/curves.png")
-    return 0 if all(r["returncode"] == 0 for r in results) else 1
+          f"  python scripts/plot.py {runs} --out {sweep_dir}/curves.png")
+    unfinished = [r for r in results if r["status"] != "finished"]
+    if unfinished:
+        print(f"{len(unfinished)} job(s) did not finish; after fixing the cause: "
+              f"python scripts/sweep.py --resume {sweep_dir}", file=sys.stderr)
+    return 0 if not unfinished and len(results) == len(specs) else 1
 
 
 if __name__ == "__main__":

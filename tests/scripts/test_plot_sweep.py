@@ -119,7 +119,7 @@ def test_sweep_checks_every_jobs_config_once_before_starting_any(tmp_path, capsy
     # A typo in a --grid (or --set) key ran every job and printed the same error for each.
     sweep = _script("sweep")
     started = []
-    monkeypatch.setattr(sweep, "run_job", lambda *job: started.append(job))
+    monkeypatch.setattr(sweep, "run_jobs", lambda *jobs, **kw: started.append(jobs))
     runs = tmp_path / "runs"
     argv = [str(tiny_config(tmp_path)), "--seeds", "0-2", "--runs-dir", str(runs), "--workers", "1"]
     assert sweep.main([*argv, "--grid", "agent.gamess_per_iteration=2,3"]) == 2

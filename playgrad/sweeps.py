@@ -1,0 +1,316 @@
+"""Sweeps: many training jobs (grid points x seeds) on local processes or a Ray cluster, results gathered home.
+
+One job is one ``scripts/train.py`` process. Wherever it runs, it trains in a scratch folder of its own
+node, then its run directory is **delivered**: copied to ``--storage`` (a shared folder or any URI
+fsspec can write: ``s3://``, ``gs://``, ``file://``...) or, by default, packed and sent back to the head,
+which unpacks it into the sweep directory. So the head sees every run whichever node trained it, and
+the same code serves a laptop (processes) and a cluster (Ray tasks).
+
+The sweep directory on the head::
+
+    runs/sweep-<config>-<time>/
+        sweep.json          what was asked: config text, seeds, grid points, overrides, storage, retries
+        jobs.jsonl          one line per finished attempt (status, seed, grid point, node, wall time, where)
+        summary.json        the last attempt of every job, for plot.py and people
+        <grid point>/<run>/ the run directories (unless --storage put them elsewhere)
+
+Failures: a job whose process fails (or whose node dies) is retried up to ``retries`` times; each failed
+attempt's partial run directory is still delivered, with ``job.json`` saying ``"status": "failed"`` and
+why, so nothing is lost. ``sweep.py --resume SWEEP_DIR`` reads ``sweep.json`` and ``jobs.jsonl`` and runs
+only the jobs with no finished attempt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rl.experiment import atomic_write_text
+
+__all__ = ["JobResult", "JobSpec", "SweepError", "Storage", "connect_ray", "deliver_archive", "finished_jobs",
+           "run_job", "run_jobs"]
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN = ROOT / "scripts" / "train.py"
+STDERR_TAIL_CHARS = 2000  # what job.json keeps of a failed job's error output
+
+
+class SweepError(RuntimeError):
+    """A sweep cannot start or continue (unwritable storage, unreachable cluster, a broken sweep folder)."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One training job: everything a node needs, with no file of the head's (the config travels as text)."""
+
+    config_text: str  # the experiment TOML, as the user's file had it
+    config_name: str  # its file name, for messages and the scratch copy
+    seed: int
+    overrides: tuple[str, ...]  # --set overrides: the sweep's fixed ones, then the grid point's
+    point: str  # the grid point's folder name ("config" when there is no grid)
+
+    @property
+    def key(self) -> str:
+        """Identifies the job across attempts and resumes: grid point and seed."""
+        return f"{self.point}/s{self.seed}"
+
+
+@dataclass
+class JobResult:
+    """What one attempt of a job reports back (``archive`` only when the head stores the runs)."""
+
+    key: str
+    seed: int
+    overrides: list[str]
+    point: str
+    attempt: int
+    status: str  # "finished" (evaluated), "failed" (non-zero exit or no evaluation) or "lost" (node died)
+    returncode: int | None
+    wall_s: float
+    node: str
+    run_name: str | None = None
+    mean_return: float | None = None
+    error: str | None = None
+    location: str | None = None  # where the run directory now is (a path under storage, or the head's)
+    archive: bytes | None = field(default=None, repr=False)
+
+    def record(self) -> dict[str, Any]:
+        """The JSON-able line for ``jobs.jsonl`` / ``summary.json`` (without the archive)."""
+        out = asdict(self)
+        out.pop("archive")
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ storage
+class Storage:
+    """Where run directories are delivered: a local folder or an fsspec URI (``s3://bucket/sweeps``...).
+
+    Checked before any job starts (:meth:`check`): a folder that cannot be made or written, an unknown
+    protocol or an unreachable bucket is one :class:`SweepError`, not a sweep that fails job by job.
+    """
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+        self.is_local = "://" not in url or url.startswith("file://")
+
+    def _fs(self) -> tuple[Any, str]:
+        try:
+            import fsspec  # noqa: PLC0415 - optional: only --storage URIs need it
+        except ImportError:
+            raise SweepError("--storage with a URI needs fsspec: pip install 'playgrad[ray]'") from None
+        try:
+            return fsspec.core.url_to_fs(self.url)
+        except (ImportError, ValueError) as exc:  # unknown protocol, or its driver (s3fs, gcsfs) missing
+            raise SweepError(f"--storage {self.url}: {exc}") from None
+
+    def check(self) -> None:
+        """Write and delete a probe file under the storage root, or raise SweepError saying why not."""
+        probe = f"{self.url}/.playgrad-probe-{uuid.uuid4().hex}"
+        try:
+            if self.is_local:
+                root = Path(self.url.removeprefix("file://"))
+                root.mkdir(parents=True, exist_ok=True)
+                path = root / Path(probe).name
+                path.write_text("ok")
+                path.unlink()
+            else:
+                fs, path = self._fs()
+                fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+                fs.pipe_file(path, b"ok")
+                fs.rm_file(path)
+        except SweepError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any filesystem's refusal: say which and why, start nothing
+            raise SweepError(f"--storage {self.url} cannot be written: {type(exc).__name__}: {exc}") from None
+
+    def put(self, run_dir: Path, dest: str) -> str:
+        """Copy ``run_dir`` to ``<storage>/<dest>``; returns where it went."""
+        target = f"{self.url}/{dest}"
+        if self.is_local:
+            path = Path(target.removeprefix("file://"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(run_dir, path, dirs_exist_ok=True)
+            return str(path)
+        fs, path = self._fs()
+        fs.put(str(run_dir), path, recursive=True)
+        return target
+
+
+def _pack(run_dir: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(run_dir, arcname=run_dir.name)
+    return buffer.getvalue()
+
+
+def deliver_archive(archive: bytes, into: Path) -> Path:
+    """Unpack a job's archived run directory into ``into`` (the head's grid-point folder); returns the run path.
+
+    Only plain files and folders inside ``into`` are accepted (``tarfile``'s "data" filter), so an archive
+    cannot write elsewhere or leave links behind.
+    """
+    into.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        names = {m.name.split("/", 1)[0] for m in tar.getmembers()}
+        if len(names) != 1:
+            raise SweepError(f"a job's archive holds {sorted(names)}, not one run directory")
+        tar.extractall(into, filter="data")
+    return into / names.pop()
+
+
+# ------------------------------------------------------------------------------------------------ one job
+def _tail(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return "\n".join(lines[-5:])[-STDERR_TAIL_CHARS:]
+
+
+def run_job(spec: JobSpec, attempt: int, storage_url: str | None, sweep_name: str,
+            python: str = sys.executable, timeout_s: float | None = None) -> JobResult:
+    """Run one attempt of ``spec`` in a scratch folder of this node and deliver its run directory.
+
+    Delivery: to ``<storage_url>/<sweep_name>/<point>/<run>`` when a storage is given, else packed into the
+    result's ``archive`` for the head. The run directory gets ``job.json`` (status, attempt, node, exit code,
+    the error's last lines) before it leaves, so a failed attempt's partial results say what they are.
+    """
+    node = socket.gethostname()
+    with contextlib.suppress(ImportError):  # a job runs the same without Ray installed
+        import ray  # noqa: PLC0415 - only to name the Ray node when running as a Ray task
+
+        if ray.is_initialized():
+            node = f"{node}/{ray.get_runtime_context().get_node_id()[:12]}"
+    scratch = Path(tempfile.mkdtemp(prefix="playgrad-job-"))
+    try:
+        config_path = scratch / Path(spec.config_name).name
+        config_path.write_text(spec.config_text)
+        cmd = [python, str(TRAIN), str(config_path), "--seed", str(spec.seed), "--runs-dir", str(scratch / "runs"),
+               "--no-progress"]
+        for override in spec.overrides:
+            cmd += ["--set", override]
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout_s)
+            returncode, stderr = proc.returncode, proc.stderr or proc.stdout
+        except subprocess.TimeoutExpired as exc:
+            returncode, stderr = None, f"timed out after {timeout_s} s\n{exc.stderr or ''}"
+        wall_s = time.perf_counter() - start
+        runs = sorted((scratch / "runs").glob("*")) if (scratch / "runs").exists() else []
+        run_dir = runs[-1] if runs else None
+        eval_path = run_dir / "eval.json" if run_dir else None
+        finished = returncode == 0 and eval_path is not None and eval_path.exists()
+        result = JobResult(key=spec.key, seed=spec.seed, overrides=list(spec.overrides), point=spec.point,
+                           attempt=attempt, status="finished" if finished else "failed", returncode=returncode,
+                           wall_s=wall_s, node=node, run_name=run_dir.name if run_dir else None)
+        if finished:
+            result.mean_return = float(json.loads(eval_path.read_text())["mean_return"])
+        else:
+            result.error = _tail(stderr) or f"exit code {returncode} and no evaluation"
+        if run_dir is not None:
+            atomic_write_text(run_dir / "job.json", json.dumps(result.record(), indent=2) + "\n")
+            if storage_url:
+                result.location = Storage(storage_url).put(run_dir, f"{sweep_name}/{spec.point}/{run_dir.name}")
+            else:
+                result.archive = _pack(run_dir)
+        return result
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------------ executors
+def connect_ray(address: str) -> Any:
+    """``ray.init`` on ``address`` ("auto", "local" for a fresh one-machine instance, or HOST:PORT).
+
+    An address that does not answer is one :class:`SweepError` after a 5-second TCP check, instead of
+    Ray's minute of retries.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report from a user's sweep
+    try:
+        import ray  # noqa: PLC0415 - optional extra
+    except ImportError:
+        raise SweepError("--ray needs Ray: pip install 'playgrad[ray]'") from None
+    if address not in ("auto", "local"):
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+        except (OSError, ValueError) as exc:
+            raise SweepError(f"--ray {address}: no Ray cluster answers there ({exc}); start one with "
+                             "`ray start --head` and pass the address it prints") from None
+    try:
+        ray.init(address=None if address == "local" else address, log_to_driver=False,
+                 ignore_reinit_error=True, **({"include_dashboard": False} if address == "local" else {}))
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise SweepError(f"--ray {address}: {exc}".splitlines()[0]) from None
+    return ray
+
+
+def run_jobs(specs: Iterable[JobSpec], *, storage_url: str | None, sweep_name: str, retries: int, workers: int = 2,
+             ray_module: Any = None, on_result: Callable[[JobResult], None] = print) -> list[JobResult]:
+    """Run every job (with up to ``retries`` extra attempts each) and call ``on_result`` on every attempt.
+
+    Local: ``workers`` threads each wait on one training process. Ray: one task per attempt (a CPU each);
+    a task whose node died comes back as a "lost" attempt and is retried like a failed one. Returns the
+    last attempt of every job.
+    """
+    specs = list(specs)
+    last: dict[str, JobResult] = {}
+
+    def settle(spec: JobSpec, result: JobResult) -> bool:
+        """Record an attempt; True when the job should run again."""
+        on_result(result)
+        last[spec.key] = result
+        return result.status != "finished" and result.attempt <= retries
+
+    if ray_module is not None:
+        ray = ray_module
+        task = ray.remote(num_cpus=1, max_retries=0)(run_job)
+        pending = {task.remote(s, 1, storage_url, sweep_name): (s, 1) for s in specs}
+        while pending:
+            (done,), _ = ray.wait(list(pending), num_returns=1)
+            spec, attempt = pending.pop(done)
+            try:
+                result = ray.get(done)
+            except Exception as exc:  # noqa: BLE001 - a worker or node died: record it and retry the job
+                result = JobResult(key=spec.key, seed=spec.seed, overrides=list(spec.overrides), point=spec.point,
+                                   attempt=attempt, status="lost", returncode=None, wall_s=0.0, node="?",
+                                   error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            if settle(spec, result):
+                pending[task.remote(spec, attempt + 1, storage_url, sweep_name)] = (spec, attempt + 1)
+        return [last[s.key] for s in specs]
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # threads only wait on training processes
+        futures = {pool.submit(run_job, s, 1, storage_url, sweep_name): (s, 1) for s in specs}
+        while futures:
+            future = next(as_completed(futures))
+            spec, attempt = futures.pop(future)
+            if settle(spec, future.result()):
+                futures[pool.submit(run_job, spec, attempt + 1, storage_url, sweep_name)] = (spec, attempt + 1)
+    return [last[s.key] for s in specs]
+
+
+def finished_jobs(jobs_log: Path) -> set[str]:
+    """The keys of jobs with a finished attempt in a sweep's ``jobs.jsonl`` (a torn last line is ignored)."""
+    done: set[str] = set()
+    if not jobs_log.exists():
+        return done
+    for line in jobs_log.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # the head was killed while appending: that attempt counts as not recorded
+        if isinstance(record, dict) and record.get("status") == "finished":
+            done.add(str(record.get("key")))
+    return done
