@@ -470,7 +470,13 @@ class RunDir:
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{self.metrics_path}:{n}: not valid JSON ({exc.msg})") from None
+            except (RecursionError, ValueError) as exc:  # nested past the parser's stack; an over-long integer
+                raise ConfigError(f"{self.metrics_path}:{n}: not a metrics record ({type(exc).__name__})") from None
+            if not isinstance(record, dict):  # callers (plot.py, the dashboard) look keys up in each record
+                raise ConfigError(f"{self.metrics_path}:{n}: a metrics record must be a JSON object, got "
+                                  f"{type(record).__name__}")
+            records.append(record)
         return records

@@ -9,7 +9,7 @@ import pytest
 
 from agents.runner import make_agent
 from envs.metacar.level import LevelError, level_path, load_level
-from rl.experiment import ConfigError
+from rl.experiment import ConfigError, RunDir
 
 
 def test_level_decoration_beyond_float_range_is_a_level_error(tmp_path):
@@ -28,3 +28,14 @@ def test_cartpole_variant_of_the_wrong_type_is_a_config_error(variant):
     config = {"experiment": {"agent": "ppo", "env_id": "envs/CartPole-v1"}, "env": {"variant": variant}}
     with pytest.raises(ConfigError, match="variant"):
         make_agent(config, "cfg.toml")
+
+
+@pytest.mark.parametrize(("line", "message"), [("3", "must be a JSON object, got int"), ('["x"]', "got list"),
+                                               ("[" * 100_000 + "]" * 100_000, "RecursionError")])
+def test_metrics_line_that_is_not_a_record_is_a_config_error(tmp_path, line, message):
+    # test_fuzz_metrics records cases 3, 14 (a list, a number: plot.py then failed on `key in record`) and
+    # 16 (deep nesting: RecursionError).
+    run = RunDir(tmp_path / "run")
+    run.metrics_path.write_text('{"env_steps": 1}\n' + line + "\n")
+    with pytest.raises(ConfigError, match=rf"metrics.jsonl:2: .*{message}"):
+        run.read_metrics()
