@@ -27,12 +27,13 @@ def train(runs_dir: Path, *args: str, seed: int = 0) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_runs(tmp_path_factory) -> dict[str, Path]:
-    """Two seeds of one experiment and, in a sweep-like subfolder, seed 0 with another learning rate."""
+    """Two seeds of one experiment (seed 1 with weight histograms) and, in a sweep-like subfolder, seed 0 with
+    another learning rate."""
     root = tmp_path_factory.mktemp("runs")
     return {
         "root": root,
         "s0": train(root, seed=0),
-        "s1": train(root, seed=1),
+        "s1": train(root, "--set", "experiment.histogram_every=2", seed=1),  # with weight histograms
         "lr": train(root / "sweep-lr" / "p0-lr", "--set", "agent.lr=0.003", seed=0),
     }
 

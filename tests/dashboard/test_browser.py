@@ -137,5 +137,25 @@ def test_dashboard_in_chromium(trained_runs, serve, browser, tmp_path_factory):
                          what="the recorded episode shown inline")
         assert (trained_runs["s0"] / "episode.gif").read_bytes()[:3] == b"GIF"
         browser.screenshot(shots / "watch.png")
+
+        # ---- Model internals: the layer tables and the weight/gradient histograms over training
+        browser.click("#tabs button[data-tab=internals]")
+        browser.eval(f"(() => {{ const s = document.getElementById('internals-run'); s.value = '{ids['s1']}'; "
+                     f"s.dispatchEvent(new Event('change')); }})()")
+        browser.wait_for("document.querySelectorAll('#internals canvas[data-hist]').length > 0", what="histograms")
+        tables = browser.eval("[...document.querySelectorAll('#internals .panel h3')].map(h => h.textContent)")
+        assert any(t.startswith("policy") for t in tables) and any(t.startswith("value") for t in tables), tables
+        snaps = [json.loads(line) for line in (trained_runs["s1"] / "histograms.jsonl").read_text().splitlines()]
+        drawn = browser.eval("[...document.querySelectorAll('#internals canvas[data-hist]')]"
+                             ".map(c => c.dataset.hist + ':' + c.dataset.kind)")
+        assert sorted(drawn) == sorted(f"{n}:{k}" for n in snaps[-1]["tensors"] for k in ("w", "g"))
+        browser.eval("document.querySelector('#internals canvas[data-hist]').scrollIntoView()")
+        shot = browser.screenshot(shots / "internals.png")
+        from PIL import Image
+
+        rect = browser.eval("(() => { const r = document.querySelector('#internals canvas[data-hist]')"
+                            ".getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })()")
+        px = np.asarray(Image.open(shot).convert("RGB"))[int(rect[1]):int(rect[3]), int(rect[0]):int(rect[2])]
+        assert px.size and (px.min(axis=2) < 230).mean() > 0.01, "the first histogram canvas is blank"
     finally:
         print(f"screenshots in {shots}")
