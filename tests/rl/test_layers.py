@@ -343,3 +343,21 @@ def test_layers_run_forward_and_backward_on_an_empty_batch(layer, out_shape):
     assert y.shape == out_shape
     y.sum().backward()
     assert x.grad.shape == x.shape
+
+
+def test_layer_classes_register_themselves_and_user_classes_come_through_custom_objects():
+    from rl import layer_base, models
+
+    registry = layer_base.registered_classes()
+    assert registry["Dense"] is L.Dense and registry["Sequential"] is models.Sequential
+    assert registry["Functional"] is registry["Model"] is models.Model  # Keras' other name for it
+    assert not [name for name in registry if name.startswith("_")]  # _Conv2DBase, _Pooling2D, _Merge
+
+    class Mine(L.Dense):  # defined outside the rl package: not registered, as in Keras
+        pass
+
+    assert "Mine" not in layer_base.registered_classes()
+    config = {"class_name": "Mine", "config": L.Dense(3).get_config()}
+    with pytest.raises(ValueError, match="unknown layer class 'Mine'"):
+        L.deserialize(config)
+    assert type(L.deserialize(config, custom_objects={"Mine": Mine})) is Mine
