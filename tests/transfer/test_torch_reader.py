@@ -611,3 +611,14 @@ def test_file_size_budget_and_non_regular_files(tmp_path):
             load_state_dict("/dev/zero")
     with pytest.raises(CheckpointFormatError, match="cannot read checkpoint"):
         load_state_dict(tmp_path)
+
+
+def test_bytearray8_is_refused_before_its_claimed_length_is_allocated():
+    # Found by atheris: BYTEARRAY8 makes pickle's unpickler allocate the claimed length (here 16 GiB)
+    # before reading it, from a 60-byte file. The address-space cap turns the old behaviour into a MemoryError.
+    from tests.fuzz.fuzzlib import bounded
+
+    header = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + pickle.dumps(1001, protocol=2)
+    blob = header + b"\x80\x02\x96" + (1 << 34).to_bytes(8, "little") + b"tiny."
+    with bounded(seconds=20, extra_bytes=1 << 30), pytest.raises(CheckpointFormatError, match="BYTEARRAY8"):
+        load_checkpoint(io.BytesIO(blob))
