@@ -362,3 +362,12 @@ def test_image_folder_split_is_stratified_disjoint_and_complete(tmp_path):
     assert sorted(int(label) for _, label in val) == [0, 0, 1, 1]
     with pytest.raises(ValueError, match="subset="):
         data.image_folder(root, validation_split=0.4)
+
+
+def test_fit_verbose_2_prints_one_keras_line_per_epoch(capsys):
+    x, y = _blobs(32)
+    _model().fit(data.from_arrays(x, y).batch(8), epochs=3, verbose=2,
+                 validation_data=data.from_arrays(x, y).batch(16))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(" - ")[0] for line in lines] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"]
+    assert all(" - loss: " in line and " - val_accuracy: " in line for line in lines)
