@@ -4,6 +4,7 @@ Sequential list form, shards that split a tensor, quantized weights, and the err
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -552,3 +553,65 @@ def test_reshape_minus_one_is_written_resolved_where_the_shape_is_known(tmp_path
     assert layers[0]["config"]["target_shape"] == [20, 3]
     x = np.random.default_rng(9).normal(size=(2, 4, 5, 3)).astype(np.float32)
     _assert_same_predictions(model, tfjs.load_tfjs(tmp_path), x)
+
+
+# ------------------------------------------------------------------------------ fuzzing the reader
+_FUZZ_CASES = int(os.environ.get("PLAYGRAD_FUZZ_CASES", "12")) * 5  # ~70 ms a case
+_JUNK = [None, -1, 0, 2**63, 1e308, float("nan"), "x", "", [], {}, True, [None], [-1, 2], {"class_name": 3},
+         [[[[[]]]]], "../x.bin", "/dev/zero"]
+
+
+def _fuzz_base(directory) -> dict:
+    inp = Input((6, 6, 2), name="image")
+    x = L.Conv2D(3, 3, strides=2, padding=((1, 1), (1, 1)), activation="relu")(inp)
+    x = L.BatchNormalization()(x)
+    y = L.DepthwiseConv2D(3, padding="same")(x)
+    x = L.Concatenate()([x, L.Add()([x, y])])
+    x = L.Reshape((-1, 6))(L.MaxPooling2D(2, padding="same")(x))
+    model = Model(inp, L.Dense(2, activation="softmax")(L.Flatten()(x)))
+    tfjs.save_tfjs(model, directory, shard_size_bytes=200)
+    return json.loads((directory / "model.json").read_text())
+
+
+def _paths(node, prefix=()):
+    """Every (path, value) inside a JSON document, containers included."""
+    yield prefix, node
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        yield from _paths(value, (*prefix, key))
+
+
+@pytest.mark.filterwarnings("ignore:.*ignored training-only settings")  # a junk regularizer is only ignored
+@pytest.mark.parametrize("seed", range(_FUZZ_CASES))
+def test_fuzzed_model_json_is_loaded_or_refused_with_a_format_error(tmp_path, seed):
+    # Seeded mutations of a valid export: a value replaced by junk, a key or list item dropped, a shard
+    # cut or grown. Whatever the result, the reader either loads a model or raises TfjsFormatError: never
+    # another exception, never a hang. Replay: PLAYGRAD_FUZZ_CASES=... pytest -k "fuzzed and [seed]".
+    rng = np.random.default_rng(seed)
+    doc = _fuzz_base(tmp_path)
+    edits = []
+    for _ in range(int(rng.integers(1, 4))):
+        paths = [p for p, _ in _paths(doc) if p]
+        path = paths[int(rng.integers(len(paths)))]
+        parent = doc
+        for key in path[:-1]:
+            parent = parent[key]
+        if rng.random() < 0.25:
+            del parent[path[-1]]
+            edits.append(("del", path))
+        else:
+            junk = _JUNK[int(rng.integers(len(_JUNK)))]
+            parent[path[-1]] = junk
+            edits.append(("set", path, junk))
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    if rng.random() < 0.3:
+        shard = sorted(tmp_path.glob("*.bin"))[int(rng.integers(2))]
+        data = shard.read_bytes()
+        shard.write_bytes(data[: int(rng.integers(len(data)))] if rng.random() < 0.5 else data + b"\0" * 64)
+        edits.append(("shard", shard.name))
+    try:
+        tfjs.load_tfjs(tmp_path)
+    except tfjs.TfjsFormatError as exc:
+        assert str(tmp_path) in str(exc), f"the error does not name the file: {exc}; edits {edits!r}"
+    except Exception as exc:  # noqa: BLE001 - the point: any other exception is the defect
+        pytest.fail(f"seed {seed}: {type(exc).__name__}: {exc}\n  edits: {edits!r}")
