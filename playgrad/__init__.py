@@ -5,4 +5,5 @@ all four and holds the pieces that several scripts need, so no script imports an
 
 * :mod:`playgrad.sources` — a network to export or serve, from a run directory, a ``Model.save`` file
   or a named pretrained model.
+* :mod:`playgrad.dashboard` — the web dashboard over a folder of runs (``scripts/dashboard.py``).
 """

@@ -27,6 +27,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -40,10 +41,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rl.experiment import atomic_write_text
+from agents.runner import check_config
+from rl.experiment import ConfigError, apply_overrides, atomic_write_text, load_toml
 
-__all__ = ["JobResult", "JobSpec", "SweepError", "Storage", "connect_ray", "deliver_archive", "finished_jobs",
-           "run_job", "run_jobs"]
+__all__ = ["JobResult", "JobSpec", "Storage", "SweepError", "config_errors", "connect_ray", "deliver_archive",
+           "finished_jobs", "run_job", "run_jobs"]
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT / "scripts" / "train.py"
@@ -79,7 +81,7 @@ class JobResult:
     overrides: list[str]
     point: str
     attempt: int
-    status: str  # "finished" (evaluated), "failed" (non-zero exit or no evaluation) or "lost" (node died)
+    status: str  # "finished" (evaluated), "stopped" (asked to stop early), "failed" (an error) or "lost" (node died)
     returncode: int | None
     wall_s: float
     node: str
@@ -94,6 +96,30 @@ class JobResult:
         out = asdict(self)
         out.pop("archive")
         return out
+
+
+def config_errors(config: str, overrides: list[str], points: list[list[str]]) -> list[str]:
+    """The config errors of the sweep's jobs, each once: ``config`` with ``overrides`` and each grid point,
+    checked as train.py will (unknown tables and keys, wrong types, env options), before any job starts.
+
+    A typo in a ``--grid`` or ``--set`` key used to run every job and print the same error for each. An error
+    that only some grid points have names them. The seed is left out: ``--seeds`` are always valid ints.
+    """
+    try:
+        base = load_toml(config)
+    except ConfigError as exc:
+        return [f"error: {exc}"]
+    failing: dict[str, list[str]] = {}
+    for point in points:
+        try:
+            check_config(apply_overrides(base, [*overrides, *point]), where=config)
+        except ConfigError as exc:
+            failing.setdefault(str(exc), []).append(" ".join(point))
+    lines = []
+    for message, where in failing.items():
+        only = f" (grid point{'s' if len(where) > 1 else ''} {'; '.join(where)})" if len(where) < len(points) else ""
+        lines.append(f"error: {message}{only}")
+    return lines
 
 
 # ------------------------------------------------------------------------------------------------ storage
@@ -179,13 +205,54 @@ def _tail(text: str) -> str:
     return "\n".join(lines[-5:])[-STDERR_TAIL_CHARS:]
 
 
+def _train(cmd: list[str], runs_dir: Path, watch: Callable[[dict[str, Any]], bool] | None,
+           timeout_s: float | None) -> tuple[int | None, str]:
+    """Run train.py; feed ``watch`` each new metrics record as it is written. Returns (exit code, stderr).
+
+    ``watch`` returning True stops the run the way Ctrl-C does (it saves a checkpoint and exits 0 without an
+    evaluation), which is how a tuner prunes a trial.
+    """
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True, cwd=ROOT)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        offset, pending, stopping = 0, "", False
+        while proc.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                err.seek(0)
+                return None, f"timed out after {timeout_s} s\n{err.read()}"
+            time.sleep(0.2)
+            if watch is None or stopping:
+                continue
+            metrics = next(runs_dir.glob("*/metrics.jsonl"), None) if runs_dir.exists() else None
+            if metrics is None:
+                continue
+            with metrics.open("rb") as f:  # only what was appended since the last look; a torn line waits
+                f.seek(offset)
+                chunk = f.read()
+            offset += len(chunk)
+            pending += chunk.decode(errors="replace")
+            *complete, pending = pending.split("\n")
+            for line in complete:
+                with contextlib.suppress(json.JSONDecodeError):
+                    if watch(json.loads(line)):
+                        proc.send_signal(signal.SIGINT)
+                        stopping = True
+                        break
+        err.seek(0)
+        return proc.returncode, err.read()
+
+
 def run_job(spec: JobSpec, attempt: int, storage_url: str | None, sweep_name: str,
-            python: str = sys.executable, timeout_s: float | None = None) -> JobResult:
+            watch: Callable[[dict[str, Any]], bool] | None = None, timeout_s: float | None = None) -> JobResult:
     """Run one attempt of ``spec`` in a scratch folder of this node and deliver its run directory.
 
     Delivery: to ``<storage_url>/<sweep_name>/<point>/<run>`` when a storage is given, else packed into the
     result's ``archive`` for the head. The run directory gets ``job.json`` (status, attempt, node, exit code,
     the error's last lines) before it leaves, so a failed attempt's partial results say what they are.
+    ``watch`` (see :func:`_train`) sees each metrics record while the job runs and may stop it: the attempt
+    is then "stopped" (a tuner's pruned trial), with its partial run delivered all the same.
     """
     node = socket.gethostname()
     with contextlib.suppress(ImportError):  # a job runs the same without Ray installed
@@ -197,27 +264,25 @@ def run_job(spec: JobSpec, attempt: int, storage_url: str | None, sweep_name: st
     try:
         config_path = scratch / Path(spec.config_name).name
         config_path.write_text(spec.config_text)
-        cmd = [python, str(TRAIN), str(config_path), "--seed", str(spec.seed), "--runs-dir", str(scratch / "runs"),
-               "--no-progress"]
+        cmd = [sys.executable, str(TRAIN), str(config_path), "--seed", str(spec.seed), "--runs-dir",
+               str(scratch / "runs"), "--no-progress"]
         for override in spec.overrides:
             cmd += ["--set", override]
         start = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout_s)
-            returncode, stderr = proc.returncode, proc.stderr or proc.stdout
-        except subprocess.TimeoutExpired as exc:
-            returncode, stderr = None, f"timed out after {timeout_s} s\n{exc.stderr or ''}"
+        returncode, stderr = _train(cmd, scratch / "runs", watch, timeout_s)
         wall_s = time.perf_counter() - start
         runs = sorted((scratch / "runs").glob("*")) if (scratch / "runs").exists() else []
         run_dir = runs[-1] if runs else None
         eval_path = run_dir / "eval.json" if run_dir else None
         finished = returncode == 0 and eval_path is not None and eval_path.exists()
+        stopped = returncode == 0 and not finished  # train.py's clean stop (SIGINT): a pruned trial
+        status = "finished" if finished else "stopped" if stopped else "failed"
         result = JobResult(key=spec.key, seed=spec.seed, overrides=list(spec.overrides), point=spec.point,
-                           attempt=attempt, status="finished" if finished else "failed", returncode=returncode,
-                           wall_s=wall_s, node=node, run_name=run_dir.name if run_dir else None)
+                           attempt=attempt, status=status, returncode=returncode, wall_s=wall_s, node=node,
+                           run_name=run_dir.name if run_dir else None)
         if finished:
             result.mean_return = float(json.loads(eval_path.read_text())["mean_return"])
-        else:
+        elif not stopped:
             result.error = _tail(stderr) or f"exit code {returncode} and no evaluation"
         if run_dir is not None:
             atomic_write_text(run_dir / "job.json", json.dumps(result.record(), indent=2) + "\n")
@@ -272,7 +337,7 @@ def run_jobs(specs: Iterable[JobSpec], *, storage_url: str | None, sweep_name: s
         """Record an attempt; True when the job should run again."""
         on_result(result)
         last[spec.key] = result
-        return result.status != "finished" and result.attempt <= retries
+        return result.status in ("failed", "lost") and result.attempt <= retries
 
     if ray_module is not None:
         ray = ray_module

@@ -40,6 +40,7 @@ from playgrad.sweeps import (  # noqa: E402
     JobSpec,
     Storage,
     SweepError,
+    config_errors,
     connect_ray,
     deliver_archive,
     finished_jobs,
@@ -74,33 +75,6 @@ def grid_points(grid: list[str]) -> list[list[str]]:
         key, values = item.split("=", 1)
         axes.append([f"{key}={v}" for v in values.split(",")])
     return [list(p) for p in itertools.product(*axes)] if axes else [[]]
-
-
-def config_errors(config: str, overrides: list[str], points: list[list[str]]) -> list[str]:
-    """The config errors of the sweep's jobs, each once: ``config`` with ``overrides`` and each grid point,
-    checked as train.py will (unknown tables and keys, wrong types, env options), before any job starts.
-
-    A typo in a ``--grid`` or ``--set`` key used to run every job and print the same error for each. An error
-    that only some grid points have names them. The seed is left out: ``--seeds`` are always valid ints.
-    """
-    from agents.runner import check_config  # noqa: PLC0415 - numpy and the agents only once a sweep runs
-    from rl.experiment import ConfigError, apply_overrides, load_toml  # noqa: PLC0415
-
-    try:
-        base = load_toml(config)
-    except ConfigError as exc:
-        return [f"error: {exc}"]
-    failing: dict[str, list[str]] = {}
-    for point in points:
-        try:
-            check_config(apply_overrides(base, [*overrides, *point]), where=config)
-        except ConfigError as exc:
-            failing.setdefault(str(exc), []).append(" ".join(point))
-    lines = []
-    for message, where in failing.items():
-        only = f" (grid point{'s' if len(where) > 1 else ''} {'; '.join(where)})" if len(where) < len(points) else ""
-        lines.append(f"error: {message}{only}")
-    return lines
 
 
 def point_name(index: int, point: list[str]) -> str:

@@ -18,7 +18,7 @@ Endpoints (``run`` is a run's path relative to the runs folder, as ``/api/runs``
 ``GET /api/record?run=R``                 that recording's state
 ``GET /api/image_model``                  the image model panel's choices (samples, layers) and availability
 ``POST /api/image_model``                 ``{"sample" | "image": data URL, "layer"}``: MobileNetV2's top 5 and
-                                          the feature maps of that block (:mod:`rl.dashboard.images`)
+                                          the feature maps of that block (:mod:`playgrad.dashboard.images`)
 ``GET /files/PATH``                       a file under the runs folder (GIFs, PNGs); nothing outside it
 ========================================  ==================================================================
 """
@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from rl.dashboard.images import ImageModel
-from rl.dashboard.runs import RunIndex
+from playgrad.dashboard.images import ImageModel
+from playgrad.dashboard.runs import RunIndex
 
 __all__ = ["DEFAULT_PORT", "DashboardError", "DashboardServer", "make_server"]
 

@@ -151,3 +151,22 @@ def test_bad_cluster_or_storage_is_one_line_before_any_job(config, tmp_path, arg
 def test_resume_of_a_folder_that_is_not_a_sweep_says_so(tmp_path):
     proc = sweep("--resume", str(tmp_path))
     assert proc.returncode == 2 and "no sweep.json there" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_tune_on_the_cluster_keeps_the_study_here_and_brings_trials_home(ray_cluster, tmp_path):
+    pytest.importorskip("optuna", reason="tune.py needs Optuna: pip install 'playgrad[tune]'")
+    env = {**os.environ, **LOOPBACK_RAY, "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "tune.py"), "configs/cartpole_ppo_fast.toml", "--space",
+         "agent.lr=loguniform(3e-4,3e-3)", "--trials", "4", "--workers", "2", "--ray", ray_cluster.address,
+         "--set", "experiment.total_steps=6000", "--set", "experiment.eval_episodes=2", "--runs-dir",
+         str(tmp_path / "runs")], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    (study,) = (tmp_path / "runs").iterdir()
+    assert (study / "study.db").exists() and (study / "best.toml").exists()
+    trials = json.loads((study / "trials.json").read_text())
+    assert len(trials) == 4 and all(t["state"] in ("COMPLETE", "PRUNED") for t in trials)
+    jobs = [json.loads(p.read_text()) for p in study.glob("trials/trial*/*/job.json")]
+    assert len(jobs) == 4 and len({j["node"] for j in jobs}) == 2, "both Ray nodes should have run trials"
