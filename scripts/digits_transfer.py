@@ -15,8 +15,12 @@
    Compiled as the demo: sparse categorical cross-entropy, Adam, batch 128, accuracy on the
    held-out 5-9 digits after every epoch.
 
-Writes ``digits_transfer.md`` (a table of validation accuracy per epoch per mode) and
-``digits_transfer.png`` (the curves) to ``--out`` (default ``runs/digits_transfer``), and prints the table.
+Prints one Keras-style line per epoch as it trains (``fit(verbose=2)``), then the table. Writes
+``digits_transfer.md`` (a table of validation accuracy per epoch per mode) and ``digits_transfer.png``
+(the curves) to ``--out`` (default ``runs/digits_transfer``), and one run directory per model under it
+(``base/``, ``<mode>/``: metrics per epoch, the layer table and weight histograms through
+:class:`rl.vis.DashboardCallback`, and each retrained mode's confusion matrix and misclassified digits
+through :func:`rl.vis.write_classification`), which ``scripts/dashboard.py --runs-dir runs`` shows.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import numpy as np
 import rl
 from rl.experiment import ConfigError, load_tables
 from rl.layers import Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from rl.vis import DashboardCallback, write_classification
 from transfer.data import load_digits, split_indices
 
 MODES = ("freeze-feature-layers", "no-freezing", "reinitialize-weights")
@@ -126,7 +131,10 @@ def run(cfg: dict, out_dir: Path, verbose: bool = True) -> dict[str, list[float]
     base = build_cnn(base_cfg, data.image_size)
     base.compile("adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"], lr=base_cfg.lr)
     t0 = time.perf_counter()
-    base.fit(x_lo, y_lo, epochs=base_cfg.epochs, batch_size=base_cfg.batch_size, verbose=0, seed=seed)
+    if verbose:
+        print(f"base model on digits 0-4 ({len(x_lo)} training images):")
+    base.fit(x_lo, y_lo, epochs=base_cfg.epochs, batch_size=base_cfg.batch_size, verbose=2 if verbose else 0,
+             seed=seed, callbacks=[DashboardCallback(out_dir / "base", config=dataclasses.asdict(base_cfg))])
     base_acc = base.evaluate(x_lo_test, y_lo_test, return_dict=True)["accuracy"]
     if verbose:
         print(f"base model on digits 0-4: test accuracy {base_acc:.4f} after {base_cfg.epochs} epochs "
@@ -144,8 +152,14 @@ def run(cfg: dict, out_dir: Path, verbose: bool = True) -> dict[str, list[float]
                 layer.trainable = False
         model.compile("adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"], lr=re_cfg.lr)
         t0 = time.perf_counter()
+        if verbose:
+            print(f"retraining on digits 5-9, {mode}:")
+        board = DashboardCallback(out_dir / mode, config={"mode": mode, **dataclasses.asdict(re_cfg)})
         hist = model.fit(x_hi, y_hi, epochs=re_cfg.epochs, batch_size=re_cfg.batch_size,
-                         validation_data=(x_hi_test, y_hi_test), verbose=0, seed=seed)
+                         validation_data=(x_hi_test, y_hi_test), verbose=2 if verbose else 0, seed=seed,
+                         callbacks=[board])
+        write_classification(out_dir / mode, y_hi_test, model.predict(x_hi_test), labels=[str(d) for d in range(5, 10)],
+                             examples=x_hi_test, split="validation")
         curves[mode] = [float(a) for a in hist.history["val_accuracy"]]
         if verbose:
             print(f"{mode:>22s}: val accuracy {curves[mode][-1]:.4f} after {re_cfg.epochs} epochs "

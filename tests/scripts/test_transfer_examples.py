@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -42,7 +43,13 @@ def test_digits_transfer_three_modes_table_and_plot(tmp_path, capsys):
     assert "| 2 |" in table and "| 3 |" not in table
     png = (tmp_path / "digits_transfer.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "base model on digits 0-4" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "base model on digits 0-4" in out
+    assert out.count("Epoch 1/2 - ") == 3 and out.count("Epoch 2/2 - ") == 3  # progress as each mode trains
+    for mode in ("freeze-feature-layers", "no-freezing", "reinitialize-weights"):  # runs the dashboard shows
+        metrics = (tmp_path / mode / "metrics.jsonl").read_text().splitlines()
+        assert sum('"val_accuracy"' in line for line in metrics) == 2
+        assert len(json.loads((tmp_path / mode / "classification.json").read_text())["confusion"]) == 5
 
 
 def test_digits_transfer_freezes_the_seven_feature_layers():
