@@ -48,6 +48,7 @@ import numpy as np
 
 from rl import backend, initializers
 from rl import layers as L
+from rl.errors import PlaygradError
 from rl.experiment import atomic_write_bytes, atomic_write_text
 from rl.models import Model, Sequential, model_from_config
 
@@ -94,8 +95,9 @@ _TRAINING_ONLY_KEYS = (
 )  # fmt: skip
 
 
-class TfjsFormatError(ValueError):
-    """A model cannot be exported to, or a file cannot be read as, a TF.js layers model; the message says why."""
+class TfjsFormatError(PlaygradError, ValueError):
+    """A model cannot be exported to, or a file cannot be read as, a TF.js layers model; the message says why
+    (and names the file)."""
 
 
 # ============================================================================ export: topology
