@@ -22,14 +22,23 @@ rewrites or refuses:
   padding) becomes ``ZeroPadding2D`` followed by a ``"valid"`` convolution. This is what keeps
   MobileNetV2's stride-2 convs exact: TF's ``"same"`` would pad only bottom/right (§5.6).
 * layers inside nested models are inlined into one flat graph (TF.js weight names stay flat too).
-* anything TF.js cannot express (grouped convolutions, leaky ReLU, our tanh-approximated GELU, a
-  subclassed model) raises :class:`TfjsFormatError` listing every unsupported piece at once.
+* a Reshape's -1 is written as the size it stands for (TF.js leaves it unknown, and a Flatten after it
+  would not load).
+* anything TF.js cannot express or run (grouped convolutions, a convolution with strides and dilation
+  both above 1, a dilated DepthwiseConv2D, whose dilation TF.js ignores, leaky ReLU, our tanh-approximated
+  GELU, a subclassed model) raises :class:`TfjsFormatError` listing every unsupported piece at once.
 
 Import (:func:`load_tfjs`) accepts files written by TF.js (``model.save``), by the Python converter
 (``model_config`` wrapper, ``Functional`` class name), Sequential configs in the legacy bare-list
 form, quantized weights (uint8/uint16/float16) and shards that split a tensor. Configuration keys
 that only matter for training in Keras (regularizers, constraints) are ignored with a warning when
-set. A missing or short shard names the file and the weight.
+set. A missing or short shard names the file and the weight. TF.js' spellings are read as TF.js means
+them: a Reshape ``target_shape`` of ``[null, c]``, and a nested model's calls numbered from 1.
+
+The files come from outside, so reading is budgeted (``MAX_*`` below) and checked before anything is
+allocated: weight paths must stay inside the model's folder and name regular files; the manifest's
+sizes must fit the files; the topology may create no more weight values than the shards hold. Every
+problem is a :class:`TfjsFormatError` naming ``model.json``.
 """
 
 from __future__ import annotations
