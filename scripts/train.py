@@ -175,6 +175,8 @@ def train(config_path: str | None, overrides: list[str], seed: int | None = None
     else:
         if config_path is None:
             raise ConfigError(f"give a CONFIG file (or --resume RUN_DIR). The configs: {', '.join(list_configs())}")
+        if not Path(config_path).exists():
+            raise ConfigError(f"config file not found: {config_path}. The configs: {', '.join(list_configs())}")
         config = apply_overrides(load_toml(config_path), overrides)
         check_table_names(config, where=config_path)
         # As overrides: a config whose `experiment` is not a table is then refused by name (it was a TypeError).

@@ -78,8 +78,9 @@ def test_a_key_outside_its_table_names_the_table_that_has_it(tmp_path, override,
     assert not list(tmp_path.iterdir())  # refused before a run directory was made
 
 
-def test_train_without_a_config_lists_the_configs(tmp_path):
-    out = _run("scripts/train.py", tmp_path=tmp_path)
+@pytest.mark.parametrize("args", [[], ["configs/cartpole_pp.toml"]])
+def test_train_without_a_config_lists_the_configs(tmp_path, args):
+    out = _run("scripts/train.py", *args, tmp_path=tmp_path)
     assert out.returncode == 2 and "configs/cartpole_ppo.toml" in out.stderr and "Traceback" not in out.stderr
     assert "configs/digits_transfer.toml" not in out.stderr  # not a training config
 
