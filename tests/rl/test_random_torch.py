@@ -769,3 +769,35 @@ def test_random_tensor_algebra(seed):
     _close(out, ref, dt, "output", ctx)
     for i, (x, xt) in enumerate(zip(ours_in, torch_in)):
         _close(x.grad, xt.grad, dt, f"d input {i}", ctx)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_optimizer_resume_is_exact(seed):
+    """Saving the optimizer mid-run and resuming in a fresh one (as a checkpoint does) changes nothing, bit for bit."""
+    rng = np.random.default_rng(seed)
+    case = _optimizer_case(rng)
+    ctx = _replay(f"'optimizer_resume and seed{seed}-'", seed, case)
+    shapes = [tuple(int(d) for d in rng.integers(1, 4, size=rng.integers(1, 3))) for _ in case["dtypes"]]
+    init = [rng.normal(size=s).astype(dt) for s, dt in zip(shapes, case["dtypes"])]
+    grads = [[None if rng.random() < case["skip_prob"] else rng.normal(size=s).astype(dt)
+              for s, dt in zip(shapes, case["dtypes"])] for _ in range(case["steps"])]
+    cut = int(rng.integers(1, case["steps"]))
+
+    def run(params, opt, steps):
+        for step_grads in steps:
+            for p, g in zip(params, step_grads):
+                p.grad = g
+            opt.step()
+
+    straight = [Tensor(a.copy(), requires_grad=True) for a in init]
+    opt = optimizers.get_optimizer(case["kind"], straight, clipnorm=case["clipnorm"], **case["config"])
+    run(straight, opt, grads)
+    first = [Tensor(a.copy(), requires_grad=True) for a in init]
+    opt1 = optimizers.get_optimizer(case["kind"], first, clipnorm=case["clipnorm"], **case["config"])
+    run(first, opt1, grads[:cut])
+    resumed = [Tensor(p.numpy().copy(), requires_grad=True) for p in first]
+    opt2 = optimizers.get_optimizer(opt1.get_config(), resumed)
+    opt2.load_state_dict({k: np.array(v) for k, v in opt1.state_dict().items()})
+    run(resumed, opt2, grads[cut:])
+    for i, (a, b) in enumerate(zip(straight, resumed)):
+        np.testing.assert_array_equal(b.numpy(), a.numpy(), err_msg=f"parameter {i} (resumed after step {cut}){ctx}")
