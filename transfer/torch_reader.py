@@ -80,6 +80,8 @@ _PICKLE_PROTO2 = b"\x80\x02"
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 # NumPy 1.x's limit (2.x allows 64); no real checkpoint comes near it.
 _MAX_NDIM = 32
+# Values that come back as they were pickled (containers and tensors are converted).
+_PLAIN_TYPES = (str, bytes, int, float, complex, bool, type(None))
 # Parts (counted with repeats) a tuple dict key may have: hashing visits each one.
 _MAX_KEY_PARTS = 64
 
@@ -851,8 +853,12 @@ class _Materialiser:
             out = tuple(self.convert(v, _Path(path, i)) for i, v in enumerate(obj))
         elif isinstance(obj, _StorageRef):
             raise CheckpointFormatError(f"{self.source}: {path} is a bare storage, not a tensor")
-        else:
+        elif type(obj) in _PLAIN_TYPES or type(obj) in (set, frozenset):  # set items passed _check_key
             return obj
+        else:  # a stand-in (a storage type, an allowed function) pickled as a value: nothing a caller can use
+            raise CheckpointFormatError(
+                f"{self.source}: {path} is {_brief(obj)}, not a tensor, container, number or string"
+            )
         self.memo[key] = out
         return out
 

@@ -118,7 +118,7 @@ def delete_bytes(raw: bytes, rng: np.random.Generator) -> bytes:
 def interesting_int(raw: bytes, rng: np.random.Generator) -> bytes:
     """Overwrite 1, 2, 4 or 8 bytes with a boundary value (little-endian), where sizes and offsets live."""
     width = int(rng.choice([1, 2, 4, 8]))
-    value = int(rng.choice(INTERESTING)) % (1 << (8 * width))
+    value = INTERESTING[int(rng.integers(len(INTERESTING)))] % (1 << (8 * width))
     i = int(rng.integers(max(1, len(raw) - width + 1)))
     return raw[:i] + value.to_bytes(width, "little") + raw[i + width :]
 

@@ -38,11 +38,15 @@ def _op_spans(pkl: bytes, count: int = 1) -> list[tuple[int, int]]:
 
 
 def _mutate_pickle(pkl: bytes, rng: np.random.Generator, count: int = 1) -> bytes:
-    """Damage one opcode: its argument set to a boundary int, the opcode byte changed, or the op
-    deleted or repeated."""
+    """Damage one opcode: its argument set to a boundary int, the opcode byte changed, the op deleted
+    or repeated, or any opcode (protocols 0-5) inserted before it with a boundary int as argument."""
     spans = _op_spans(pkl, count)
     start, end = spans[int(rng.integers(len(spans)))]
-    choice = int(rng.integers(4))
+    choice = int(rng.integers(5))
+    if choice == 4:
+        code = pickletools.opcodes[int(rng.integers(len(pickletools.opcodes)))].code.encode("latin-1")
+        argument = fuzzlib.INTERESTING[int(rng.integers(len(fuzzlib.INTERESTING)))].to_bytes(8, "little")
+        return pkl[:start] + code + argument + pkl[start:]
     if choice == 0 and end - start > 1:
         return pkl[: start + 1] + fuzzlib.interesting_int(pkl[start + 1 : end], rng) + pkl[end:]
     if choice == 1:
@@ -87,13 +91,25 @@ def _zip_fields(raw: bytes, rng: np.random.Generator) -> bytes:
     starts = [(i, sig) for sig in _ZIP_FIELDS for i in range(len(raw)) if raw.startswith(sig, i)]
     at, sig = starts[int(rng.integers(len(starts)))]
     offset, width = _ZIP_FIELDS[sig][int(rng.integers(len(_ZIP_FIELDS[sig])))]
-    value = int(rng.choice(fuzzlib.INTERESTING)) % (1 << (8 * width))
+    value = fuzzlib.INTERESTING[int(rng.integers(len(fuzzlib.INTERESTING)))] % (1 << (8 * width))
     return raw[: at + offset] + value.to_bytes(width, "little") + raw[at + offset + width :]
 
 
 def _load(blob: bytes) -> None:
     out = torch_reader.load_checkpoint(io.BytesIO(blob))
-    assert isinstance(out, dict | list | tuple | np.ndarray | int | float | str | bytes | type(None)), type(out)
+    with fuzzlib.after_load("checking that only plain values came back"):
+        todo, seen = [out], set()
+        while todo:  # shared and cyclic containers are visited once
+            value = todo.pop()
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+            if isinstance(value, dict):
+                todo += [*value.keys(), *value.values()]
+            elif isinstance(value, list | tuple | set | frozenset):
+                todo += list(value)
+            else:
+                assert isinstance(value, np.ndarray | str | bytes | int | float | type(None)), type(value)
 
 
 MUTATIONS = {"bytes": fuzzlib.mutate_bytes, "legacy_pickles": _legacy_pickles, "zip_pickle": _zip_pickle,

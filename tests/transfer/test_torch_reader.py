@@ -622,3 +622,12 @@ def test_bytearray8_is_refused_before_its_claimed_length_is_allocated():
     blob = header + b"\x80\x02\x96" + (1 << 34).to_bytes(8, "little") + b"tiny."
     with bounded(seconds=20, extra_bytes=1 << 30), pytest.raises(CheckpointFormatError, match="BYTEARRAY8"):
         load_checkpoint(io.BytesIO(blob))
+
+
+@pytest.mark.parametrize("value", [_global("torch", "FloatStorage"), _global("torch._utils", "_rebuild_tensor_v2")])
+def test_stand_ins_pickled_as_values_are_refused(value):
+    # Found by tests/fuzz (zip_pickle cases 430, 446): a pickled global came back as the reader's own
+    # stand-in object (a storage type marker, a wrapped function) instead of an error.
+    for blob in (b"\x80\x02" + value + b".", b"\x80\x02}" + _str("w") + value + b"s."):
+        with pytest.raises(CheckpointFormatError, match=r"is <_StorageType>|is <_Callable>|is torch\.FloatStorage"):
+            load_checkpoint(io.BytesIO(_legacy(blob, {})))
