@@ -1,0 +1,109 @@
+"""agents/originals.py: the original MetaCar demo's agents load, drive in our port as in the original, and
+anything else is refused with the list of known agents."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents.originals import BUNDLED, OriginalAgentError, load_original
+from rl import layers, models, tfjs
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "metacar-demo-models"
+sys.path.insert(0, str(ROOT / "scripts"))
+from bench_metacar import evaluate_metacar  # noqa: E402
+
+# From each level's own start, one deterministic 800-step episode scores what the original scores when its agent
+# drives it (independent testing ran the original JavaScript: the same crash steps from every shared start).
+LEVEL_START = {  # name -> (reward per step, mean speed px/step)
+    "qtable": (0.985, 0.0), "policy": (0.9925, 0.0), "ddpg-road": (0.4755, 0.951), "ddpg-traffic": (0.7506, 1.501),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED))
+def test_bundled_originals_drive_from_the_level_start_as_in_the_original(name):
+    agent = load_original(f"original:{name}")
+    assert agent.setting.name == name
+    result = evaluate_metacar(agent, 1, seed=1_000_000, shuffle_on_reset=False)
+    reward, speed = LEVEL_START[name]
+    assert result["crash_free"] == 1.0
+    assert result["reward_per_step"] == pytest.approx(reward, abs=5e-5)
+    assert result["mean_speed"] == pytest.approx(speed, abs=5e-4)
+
+
+def test_bundled_copies_are_the_originals_files():
+    if not SHARED.exists():
+        pytest.skip(f"{SHARED} (the shared copy of the demo's models) is not beside the repository")
+    for path in BUNDLED.values():
+        assert path.read_bytes() == (SHARED / path.name).read_bytes()
+
+
+def test_paths_folders_and_names_load_the_same_agent(tmp_path):
+    folder = tmp_path / "road"
+    folder.mkdir()
+    for f in ("actor-model-ddpg-road.json", "actor-model-ddpg-road.weights.bin"):
+        shutil.copy(BUNDLED["ddpg-road"].parent / f, folder / f)
+    obs = np.random.default_rng(0).uniform(-1, 1, size=(5, 26)).astype(np.float32)
+    by_name, by_folder = load_original("original:ddpg-road"), load_original(folder)
+    np.testing.assert_array_equal(by_name.act(obs), by_folder.act(obs))
+    assert by_name.act(obs).shape == (5, 2)
+
+
+def test_qtable_keys_follow_the_demo_and_unknown_states_go_up():
+    agent = load_original("original:qtable")
+    obs = np.array([[-1, -1, -1, -1, 0.0], [1, 1, 1, 1, 0.0]], dtype=np.float32)  # all road; a state never seen
+    q = json.loads(BUNDLED["qtable"].read_text())["-1,-1,-1,-1"]
+    assert agent.act(obs).tolist() == [int(np.argmax(q)), 0]
+    np.testing.assert_allclose(agent.action_values(obs)[0], q)
+
+
+def _save(model, path):
+    tfjs.save_tfjs(model, path)
+    return path / "model.json"
+
+
+@pytest.mark.parametrize("which, message", [
+    ("critic", "is a DDPG critic; give its actor"),
+    ("value", "value baseline; give its policy"),
+    ("size", "matches none of the original agents"),
+])
+def test_other_models_are_refused_with_what_is_known(tmp_path, which, message):
+    if which == "critic":
+        path = SHARED / "critic-model-ddpg-road.json"
+        if not path.exists():
+            obs, act = layers.Input((26,)), layers.Input((2,))
+            model = models.Model([obs, act], layers.Dense(1)(layers.Concatenate()([obs, act])))
+            path = _save(model, tmp_path / "critic")
+    elif which == "value":
+        path = _save(models.Sequential([layers.Input((25,)), layers.Dense(9, activation="tanh"), layers.Dense(1)]),
+                     tmp_path / "value")
+    else:
+        path = _save(models.Sequential([layers.Input((10,)), layers.Dense(2)]), tmp_path / "other")
+    with pytest.raises(OriginalAgentError, match=message):
+        load_original(path)
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"-1,-1,-1": [1, 2, 3]}', "not 4 lidar cells"),
+    ('{"-1,-1,-1,-1": [1, 2]}', "needs 3 finite Q-values"),
+    ('{"-1,-1,-1,-1": [1, 2, NaN]}', "needs 3 finite Q-values"),
+    ("[1, 2]", "an object of state keys"),
+    ("{not json", "not a JSON Q-table"),
+    ("[" * 100000, "not a JSON Q-table"),
+])
+def test_damaged_qtables_are_refused(tmp_path, content, message):
+    path = tmp_path / "qtable.json"
+    path.write_text(content)
+    with pytest.raises(OriginalAgentError, match=message):
+        load_original(path)
+
+
+def test_unknown_bundled_name_lists_the_known_ones():
+    with pytest.raises(OriginalAgentError, match="original:qtable, original:policy"):
+        load_original("original:nope")
