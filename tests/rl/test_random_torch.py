@@ -135,6 +135,9 @@ def _conv_case(rng: np.random.Generator, depthwise: bool) -> dict[str, Any]:
         "stride": (int(rng.integers(1, 4)), int(rng.integers(1, 4))),
         "dilation": (int(rng.integers(1, 3)), int(rng.integers(1, 3))), "padding": _random_padding(rng),
         "bias": bool(rng.random() < 0.6),
+        # The ops work through the batch a few images at a time (im2col memory); a tiny chunk budget makes
+        # every batch span several chunks, so their boundaries are exercised too.
+        "chunk_bytes": int(rng.choice([1, 200, 4 << 20])),
     }
     if depthwise:
         case.update(cin=int(rng.integers(1, 5)), mult=int(rng.integers(1, 4)))
@@ -146,9 +149,10 @@ def _conv_case(rng: np.random.Generator, depthwise: bool) -> dict[str, Any]:
 
 @pytest.mark.parametrize("depthwise", [False, True], ids=["conv2d", "depthwise"])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_random_convolution(seed, depthwise):
+def test_random_convolution(seed, depthwise, monkeypatch):
     rng = np.random.default_rng(seed)
     case = _conv_case(rng, depthwise)
+    monkeypatch.setattr(nn_ops, "_CHUNK_BYTES", case["chunk_bytes"])
     ctx = _replay(f"'convolution and seed{seed}-'", seed, case)
     dt, (kh, kw), cin = case["dtype"], case["kernel"], case["cin"]
     x = rng.normal(size=(case["n"], case["h"], case["w"], cin))
