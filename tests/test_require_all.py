@@ -22,6 +22,14 @@ def test_missing_dependency():
 def test_needs_gpu():
     pass
 
+@pytest.mark.skipif(True, reason="PLAYGRAD_SIMULATED_GPU=1 is not set")
+def test_needs_simulated_gpu():
+    pass
+
+@pytest.mark.skip_ok_in_ci
+def test_needs_a_file_outside_the_repository():
+    pytest.skip("the shared copy is not beside the repository")
+
 @pytest.mark.xfail(reason="known")
 def test_known_failure():
     assert False
@@ -52,7 +60,9 @@ def test_dependency_skips_fail_under_require_all(tmp_path, workers):
     assert "could not import 'playgrad_no_such_module'" in out and ".ci/run must install" in out, out
     assert re.search(r"SKIPPED \[1\] \S*test_cases\.py:\d+: no usable CuPy", out), out
     assert re.search(r"XFAIL \S*test_cases\.py::test_known_failure", out), out
-    assert "1 failed, 1 passed, 2 skipped, 1 xfailed" in out, out
+    assert re.search(r"SKIPPED \[1\] \S*test_cases\.py:\d+: PLAYGRAD_SIMULATED_GPU=1 is not set", out), out
+    assert re.search(r"SKIPPED \[1\] \S*test_cases\.py:\d+: the shared copy is not beside", out), out
+    assert "1 failed, 1 passed, 4 skipped, 1 xfailed" in out, out
     # A module-level importorskip: the rest of the run goes on, then the session fails, naming it.
     assert re.search(r"FAILED: modules skipped.*\n\S*test_module_skip\.py: Skipped: could not import", out), out
     assert out.count("test_module_skip.py: Skipped") == 1, out  # once, though both xdist workers collect it
@@ -61,4 +71,4 @@ def test_dependency_skips_fail_under_require_all(tmp_path, workers):
 
 def test_dependency_skips_stay_skips_for_a_users_make_test(tmp_path):
     out = _pytest(tmp_path, "0")
-    assert "1 passed, 3 skipped, 1 xfailed" in out and "exit status 0" in out, out
+    assert "1 passed, 5 skipped, 1 xfailed" in out and "exit status 0" in out, out

@@ -37,6 +37,7 @@ def test_bundled_originals_drive_from_the_level_start_as_in_the_original(name):
     assert result["mean_speed"] == pytest.approx(speed, abs=5e-4)
 
 
+@pytest.mark.skip_ok_in_ci  # the shared copy lives beside this workspace's checkout, not in a fresh clone
 def test_bundled_copies_are_the_originals_files():
     if not SHARED.exists():
         pytest.skip(f"{SHARED} (the shared copy of the demo's models) is not beside the repository")
