@@ -91,6 +91,33 @@ def test_fewshot_table_with_a_random_backbone(tmp_path):
         assert all(abs(a - round(a * 15) / 15) <= 5e-4 for a in accs), row
 
 
+def test_fewshot_photos_task_crops_and_note(tmp_path):
+    mod = _script("mobilenet_fewshot")
+    crops, labels, names = mod.photo_crops(3, 24, seed=0)
+    assert crops.shape == (18, 24, 24, 3) and crops.dtype == np.uint8 and names[1] == "cat"
+    assert list(np.bincount(labels)) == [3] * 6
+    np.testing.assert_array_equal(crops, mod.photo_crops(3, 24, seed=0)[0])
+    assert not np.array_equal(crops[0], crops[1])  # every example its own crop
+    rc = mod.main(["--out", str(tmp_path), "--set", 'data.task="photos"', "--set", "data.photo_crops=4",
+                   "--set", "fewshot.weights='random'", "--set", "data.image_size=32", "--set", "fewshot.shots=[1]",
+                   "--set", "fewshot.repeats=1", "--set", "fewshot.head_epochs=2", "--set", "fewshot.cnn_epochs=1"])
+    assert rc == 0
+    table = (tmp_path / "mobilenet_fewshot.md").read_text()
+    assert "6 classes (astronaut, cat, coffee, rocket, galaxies, tissue)" in table and "different crop" in table
+    assert mod.main(["--out", str(tmp_path), "--set", 'data.task="faces"']) == 2
+
+
+@pytest.mark.slow
+def test_fewshot_transfer_wins_on_natural_photos(real_weights, tmp_path):
+    mod = _script("mobilenet_fewshot")
+    cfg = mod.load_config(str(ROOT / "configs" / "mobilenet_fewshot.toml"),
+                          ['data.task="photos"', "data.photo_crops=20", "data.image_size=128", "fewshot.shots=[1]",
+                           "fewshot.repeats=3"])
+    results = mod.run(cfg, tmp_path, verbose=False)
+    accs = results[1]
+    assert accs["mobilenet+head"] > 0.7 and accs["mobilenet+head"] > accs["pixels+head"] + 0.25, accs
+
+
 def test_fewshot_on_an_image_folder(tmp_path):
     from PIL import Image
 
