@@ -1,5 +1,6 @@
 """What a run writes for the dashboard and for TensorBoard besides ``metrics.jsonl``: weight and gradient
-histograms, the networks' layer tables, and TensorBoard event files.
+histograms, the networks' layer tables, and TensorBoard event files; and :class:`MetricsFile`, the
+incremental reader of ``metrics.jsonl`` that the dashboard (``playgrad.dashboard``) and ``rl.vis`` share.
 
 Files in the run directory:
 
@@ -21,6 +22,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import threading
+from array import array
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,16 +38,21 @@ from rl.experiment import ConfigError, atomic_write_text
 __all__ = [
     "HISTOGRAM_BINS",
     "HistogramWriter",
+    "MetricsFile",
     "RunSummaries",
     "TensorBoardWriter",
     "agent_networks",
+    "downsample",
     "model_table",
     "named_tensors",
     "summarize",
     "write_model_json",
+    "x_of",
 ]
 
 HISTOGRAM_BINS = 30
+MEAN_WINDOW = 20  # the "20-episode mean" (the runner's own window)
+X_KEYS = ("env_steps", "step", "epoch")  # the x-axis of a record: the first of these it has
 
 
 def summarize(values: Any, bins: int = HISTOGRAM_BINS) -> dict[str, Any]:
@@ -236,3 +246,136 @@ class RunSummaries:
             self.histograms.close()
         if self.tensorboard is not None:
             self.tensorboard.close()
+
+
+# ------------------------------------------------------------------------------ reading metrics back
+def x_of(record: dict[str, Any], line: int) -> float:
+    """A record's position on the x-axis: env steps (agents), step (fit batches), epoch, else its line number."""
+    for key in X_KEYS:
+        value = record.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return float(line)
+
+
+def downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> dict[str, list[float]]:
+    """At most ``max_points`` points of the curve ``(x, y)`` (both ``(N,)``), for drawing.
+
+    Short curves come back as they are. Longer ones are cut into ``max_points`` consecutive buckets of
+    equal count; each bucket gives its mean x and mean y plus the min and max y, so a spike survives as the
+    band's edge even though the line is averaged. Returns ``{"x", "y"}`` and, when downsampled, ``"lo"``, ``"hi"``.
+    """
+    n = len(x)
+    if n <= max_points:
+        return {"x": x.tolist(), "y": y.tolist()}
+    edges = np.linspace(0, n, max_points + 1).astype(np.int64)
+    starts = edges[:-1]
+    counts = np.diff(edges)
+    finite = np.where(np.isfinite(y), y, 0.0)
+    return {
+        "x": (np.add.reduceat(x, starts) / counts).tolist(),
+        "y": (np.add.reduceat(finite, starts) / counts).tolist(),
+        "lo": np.minimum.reduceat(y, starts).tolist(),
+        "hi": np.maximum.reduceat(y, starts).tolist(),
+    }
+
+
+class MetricsFile:
+    """``metrics.jsonl`` of one run, parsed once and then only its new bytes.
+
+    Each numeric key becomes a column of ``(x, value)`` pairs (``array('d')``, 16 bytes a point, so a
+    1M-line file is tens of MB, not a list of a million dicts). :meth:`refresh` reads from the last offset to
+    the last complete line; a file that shrank or was replaced (a resumed run cuts its metrics back) is read
+    again from the start. Thread-safe: the server's request threads share one instance per file.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.offset = 0
+        self.lines = 0
+        self.identity: tuple[int, int] | None = None
+        self.columns: dict[str, tuple[array, array]] = {}
+        self.strings: dict[str, str] = {}  # last value of each text key ("event": "train_end")
+        self.errors: list[str] = []  # malformed complete lines, "metrics.jsonl:LINE: reason"
+        self.recent: deque[float] = deque(maxlen=MEAN_WINDOW)
+        self.last_mean: float | None = None
+        self.best_mean: float | None = None
+        self.last: dict[str, Any] = {}  # the last value of every key
+
+    def refresh(self) -> None:
+        """Read whatever complete lines were appended since the last call."""
+        with self._lock:
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                self._reset()
+                return
+            identity = (st.st_ino, st.st_dev)
+            if identity != self.identity or st.st_size < self.offset:
+                self._reset()
+                self.identity = identity
+            if st.st_size == self.offset:
+                return
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read(st.st_size - self.offset)
+            end = chunk.rfind(b"\n")
+            if end < 0:
+                return  # only a half-written line so far
+            self.offset += end + 1
+            for raw in chunk[: end + 1].splitlines():
+                self.lines += 1
+                self._add(raw)
+
+    def _add(self, raw: bytes) -> None:
+        if not raw.strip():
+            return
+        try:
+            record = json.loads(raw)
+            if not isinstance(record, dict):
+                raise ValueError(f"a JSON {type(record).__name__}, not an object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            if len(self.errors) < 20:
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                self.errors.append(f"{self.path.name}:{self.lines}: not a JSON record ({reason})")
+            return
+        x = x_of(record, self.lines)
+        for key, value in record.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                if isinstance(value, str):
+                    self.strings[key] = value
+                continue
+            col = self.columns.get(key)
+            if col is None:
+                col = self.columns[key] = (array("d"), array("d"))
+            col[0].append(x)
+            col[1].append(float(value))
+            self.last[key] = value
+        ret = record.get("episode_return")
+        if isinstance(ret, int | float) and math.isfinite(ret):
+            self.recent.append(float(ret))
+            self.last_mean = sum(self.recent) / len(self.recent)
+            if len(self.recent) == MEAN_WINDOW and (self.best_mean is None or self.last_mean > self.best_mean):
+                self.best_mean = self.last_mean  # as the runner's "best": full windows only
+
+    def series(self, key: str, max_points: int = 2000) -> dict[str, Any]:
+        """The column ``key`` as ``{"x", "y", ["lo", "hi"], "points", "lines"}`` (see :func:`downsample`)."""
+        with self._lock:
+            col = self.columns.get(key)
+            if col is None:
+                return {"x": [], "y": [], "points": 0, "lines": self.lines}
+            x = np.frombuffer(col[0], dtype=np.float64).copy()
+            y = np.frombuffer(col[1], dtype=np.float64).copy()
+            lines = self.lines
+        out = downsample(x, y, max_points)
+        out["y"] = [v if math.isfinite(v) else None for v in out["y"]]
+        out.update(points=len(x), lines=lines)
+        return out
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return sorted(self.columns)

@@ -31,7 +31,15 @@ import numpy as np
 from rl import backend
 from rl.callbacks import Callback
 from rl.experiment import MetricsLogger, RunDir, atomic_write_text, dump_toml
-from rl.summaries import HistogramWriter, TensorBoardWriter, model_table, named_tensors, summarize, write_model_json
+from rl.summaries import (
+    HistogramWriter,
+    MetricsFile,
+    TensorBoardWriter,
+    model_table,
+    named_tensors,
+    summarize,
+    write_model_json,
+)
 
 __all__ = [
     "DashboardCallback",
@@ -164,8 +172,6 @@ def _history_columns(source: Any) -> tuple[dict[str, tuple[np.ndarray, np.ndarra
         return {k: (epochs + 1, np.asarray(v, dtype=np.float64)) for k, v in source.history.items()}, "epoch"
     if isinstance(source, Mapping):
         return {k: (np.arange(1, len(v) + 1), np.asarray(v, dtype=np.float64)) for k, v in source.items()}, "epoch"
-    from rl.dashboard.runs import MetricsFile  # noqa: PLC0415 - the one reader of metrics.jsonl columns
-
     path = Path(source)
     metrics = MetricsFile(path / "metrics.jsonl" if path.is_dir() else path)
     metrics.refresh()

@@ -58,7 +58,7 @@ def write_metrics(path: Path, lines: int, start: int = 0) -> None:
 
 
 def bench_serve(lines: int, repeats: int) -> dict[str, float]:
-    from rl.dashboard import make_server  # noqa: PLC0415
+    from playgrad.dashboard import make_server  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "big-run"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rl.dashboard import DEFAULT_PORT, DashboardError, make_server  # noqa: E402
+from playgrad.dashboard import DEFAULT_PORT, DashboardError, make_server  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

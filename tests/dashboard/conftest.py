@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG = "configs/cartpole_ppo_fast.toml"
-SHORT = ["--set", "experiment.total_steps=4000", "--set", "experiment.eval_episodes=2", "--no-progress"]
-
-
-def train(runs_dir: Path, *args: str, seed: int = 0) -> Path:
-    """Run scripts/train.py (a real, short CartPole PPO training) into ``runs_dir``; its run directory."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    before = set(runs_dir.iterdir())
-    out = subprocess.run([sys.executable, "scripts/train.py", CONFIG, "--seed", str(seed), "--runs-dir", str(runs_dir),
-                          *SHORT, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stdout + out.stderr
-    (run,) = set(runs_dir.iterdir()) - before
-    return run
+from dashboard_support import train
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +25,7 @@ def trained_runs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture
 def serve():
     """``serve(runs_dir)`` -> a running DashboardServer on a free port (shut down after the test)."""
-    from rl.dashboard import make_server
+    from playgrad.dashboard import make_server
 
     servers = []
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CONFIG, ROOT
+from dashboard_support import CONFIG, ROOT
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +36,10 @@ def chart_pixels(browser, key: str, shot: Path) -> np.ndarray:
 
 
 def test_dashboard_in_chromium(trained_runs, serve, browser, tmp_path_factory):
-    root = trained_runs["root"]
+    # A copy of the session's runs: this test adds a damaged run, a live one and a recording to its folder.
+    root = tmp_path_factory.mktemp("browser-runs")
+    shutil.copytree(trained_runs["root"], root, dirs_exist_ok=True)
+    trained_runs = {k: root / v.relative_to(trained_runs["root"]) for k, v in trained_runs.items() if k != "root"}
     # A damaged copy of a run: a broken line in the middle of its metrics and an unreadable eval.json.
     damaged = root / "damaged-copy"
     shutil.copytree(trained_runs["s1"], damaged)

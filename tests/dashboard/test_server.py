@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rl.dashboard.runs import RUNNING_WINDOW_S, MetricsFile, downsample
+from playgrad.dashboard.runs import RUNNING_WINDOW_S
+from rl.summaries import MetricsFile, downsample
 
 
 def get(server, path: str) -> tuple[int, dict]:

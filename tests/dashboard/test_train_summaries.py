@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import train
+from dashboard_support import train
 
 
 def test_train_writes_histograms_model_and_tensorboard_equal_to_metrics(tmp_path):
@@ -47,7 +47,7 @@ def test_bad_settings_are_one_line_errors(tmp_path):
     import subprocess
     import sys
 
-    from conftest import CONFIG, ROOT
+    from dashboard_support import CONFIG, ROOT
 
     def run(*args):
         out = subprocess.run([sys.executable, "scripts/train.py", *args], cwd=ROOT, capture_output=True, text=True,
