@@ -168,8 +168,11 @@ async function poll() {
 
 // ------------------------------------------------------------------------------------------ curves
 function smooth(y, weight) {
-  // TensorBoard's debiased exponential moving average; gaps (null) are kept as gaps.
+  // TensorBoard's debiased exponential moving average; gaps (null) are kept as gaps. The slider's weight holds
+  // for a 200-point curve; a longer one gets the per-point weight that averages over the same fraction of it
+  // (as W&B does), so 2,000 episodes are as smooth as 200 and the slider means the same for every run.
   if (!(weight > 0)) return y.slice();
+  if (y.length > 200) weight = Math.pow(weight, 200 / y.length);
   const out = new Array(y.length);
   let last = 0, n = 0;
   for (let i = 0; i < y.length; i++) {

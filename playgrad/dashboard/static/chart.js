@@ -122,7 +122,7 @@ const Chart = (() => {
       for (const i of idx.reverse()) ctx.lineTo(sx(s.x[i]), sy(s.lo[i]));
       ctx.closePath(); ctx.fill();
     }
-    for (const s of series) if (s.raw) line(s.raw.x, s.raw.y, s.color, 1, 0.22);
+    for (const s of series) if (s.raw) line(s.raw.x, s.raw.y, s.color, 1, s.raw.x.length > 500 ? 0.12 : 0.22);
     for (const s of series) line(s.x, s.y, s.color, 1.8, 1);
     ctx.restore();
     ctx.globalAlpha = 1;
