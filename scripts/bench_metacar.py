@@ -14,8 +14,12 @@ fraction of episodes that ran the full 800 steps without a crash, the mean speed
 trained on and the wall time of training. With ``--only``, the rows of the experiments not run are kept as
 the section had them (and the section says so), so one config can be re-measured without the others.
 
-There is no peer library to compare with: the original MetaCar is a browser demo (TensorFlow.js 0.11)
-that publishes no scores or curves, only pretrained weights (spec §6), so the figures stand alone.
+The peers are the original MetaCar demo's own trained agents (agents/originals.py: its Q-table, REINFORCE
+policy and two DDPG actors, each in the setting it was trained in), scored exactly as ours: the same worlds
+(the same evaluation seeds per seed row), the same episodes, the same level start. Each level gets a
+verdict: whether our agent, at every seed and for both the final weights and the checkpoint ``play.py
+--agent`` loads, reaches at least the original's crash-free rate from random starts and its reward/step
+from the level start. Peer rows take seconds, so they are measured on every run, ``--only`` or not.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import _benchlib  # noqa: E402
 import train as train_script  # noqa: E402
 
 from agents.base import make_vec_env  # noqa: E402
+from agents.originals import load_original  # noqa: E402
 from agents.runner import load_agent  # noqa: E402
 
 
@@ -56,14 +61,18 @@ class Experiment:
 
 
 EXPERIMENTS = [
-    Experiment("metacar_level0_qtable", (0,), "reward/step >= 0.5"),
+    # three seeds each: the head-to-head with the originals is judged on every seed (issue 15)
+    Experiment("metacar_level0_qtable", (0, 1, 2), "reward/step >= 0.5"),
     Experiment("metacar_level1_ppo", (0, 1, 2), "reward/step >= 0.5"),
-    Experiment("metacar_level2_ddpg", (0,), "800 steps on the road at >= 1 px/step"),
-    Experiment("metacar_level3_ddpg", (0,), "800 steps without a crash"),
+    Experiment("metacar_level2_ddpg", (0, 1, 2), "800 steps on the road at >= 1 px/step"),
+    Experiment("metacar_level3_ddpg", (0, 1, 2), "800 steps without a crash"),
 ]
 
 
 SECTION = "bench_metacar"
+# Our experiment -> the original demo agent trained for the same level (agents/originals.py)
+ORIGINAL_OF = {"metacar_level0_qtable": "qtable", "metacar_level1_ppo": "policy",
+               "metacar_level2_ddpg": "ddpg-road", "metacar_level3_ddpg": "ddpg-traffic"}
 
 
 def previous_rows(path: Path) -> dict[str, list[str]]:
@@ -128,6 +137,52 @@ def run_one(exp: Experiment, seed: int, runs_dir: str, episodes: int) -> list[di
     return results
 
 
+def judge_original(exp: Experiment, seed: int, episodes: int) -> dict:
+    """The original demo's agent for ``exp``'s level, scored on the same worlds as our seed-``seed`` rows."""
+    agent = load_original(f"original:{ORIGINAL_OF[exp.config]}")
+    result = evaluate_metacar(agent, episodes, seed=1_000_000 + seed)
+    result.update(level_start=evaluate_metacar(agent, 1, seed=1_000_000 + seed, shuffle_on_reset=False),
+                  seed=seed, tag="shipped", env_steps=None, wall_s=None,
+                  basic=agent.experiment.env.get("motion", "basic") == "basic")
+    return result
+
+
+def row_name(row: str) -> str:
+    """The first cell of a table row: our experiment's name, or ``original <agent> (the demo's)``."""
+    return row.split("|")[1].strip()
+
+
+def row_numbers(row: str) -> dict | None:
+    """Crash-free (random starts) and level-start reward/step of a table row (kept rows are re-read this way);
+    None for a row of another layout."""
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    try:
+        return {"name": cells[0], "seed": int(cells[1]), "weights": cells[2], "crash_free": float(cells[5]),
+                "level_start_rps": float(cells[8].split(",")[0])}
+    except (IndexError, ValueError):
+        return None
+
+
+def verdict_lines(ours: list[str], peers: list[str]) -> list[str]:
+    """Per level: does each of our judged checkpoints reach the original's crash-free rate and level-start score?"""
+    lines = ["| level | original (the demo's agent) | our checkpoints at least as safe (random starts) and as good "
+             "(level start) as the original on the same worlds | verdict |", "| --- | --- | --- | --- |"]
+    for config, name in ORIGINAL_OF.items():
+        mine = [n for n in map(row_numbers, ours) if n and n["name"] == config]
+        theirs = {p["seed"]: p for p in map(row_numbers, peers) if p and p["name"].startswith(f"original {name} ")}
+        if not mine or not theirs:
+            continue
+        wins = [m for m in mine if m["seed"] in theirs and m["crash_free"] >= theirs[m["seed"]]["crash_free"]
+                and m["level_start_rps"] >= theirs[m["seed"]]["level_start_rps"] - 5e-4]
+        seeds = sorted({m["seed"] for m in mine})
+        shown = ", ".join(f"seed {m['seed']} {m['weights']}: {'yes' if m in wins else 'no'}" for m in mine)
+        level = config.split("_")[1]
+        verdict = ("ours beats or equals the original at every seed" if len(wins) == len(mine)
+                   else f"the original is ahead on {len(mine) - len(wins)} of {len(mine)} checkpoints")
+        lines.append(f"| {level} | {name} | {shown} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}) | {verdict} |")
+    return lines
+
+
 def table_row(exp: Experiment, r: dict) -> str:
     """One markdown row of the table for one judged checkpoint."""
     met = {"metacar_level2_ddpg": r["fast_and_safe"] >= 0.5,
@@ -138,9 +193,12 @@ def table_row(exp: Experiment, r: dict) -> str:
     ls = r["level_start"]
     ls_text = (f"{ls['reward_per_step']:.3f}, {'yes' if ls['crash_free'] else 'no'}, "
                + ("-" if r["basic"] else f"{ls['mean_speed']:.2f}"))
-    weights = "final" if r["tag"] == "latest" else "best"
-    return (f"| {exp.config} | {r['seed']} | {weights} | {exp.target} | {r['reward_per_step']:.3f} "
-            f"| {r['crash_free']:.2f} | {speed} | {fast} | {ls_text} | {r['env_steps']:,} | {r['wall_s']:.0f} "
+    weights = {"latest": "final", "best": "best"}.get(r["tag"], r["tag"])
+    name = exp.config if r["tag"] != "shipped" else f"original {ORIGINAL_OF[exp.config]} (the demo's)"
+    trained = "-" if r["env_steps"] is None else f"{r['env_steps']:,}"
+    wall = "-" if r["wall_s"] is None else f"{r['wall_s']:.0f}"
+    return (f"| {name} | {r['seed']} | {weights} | {exp.target} | {r['reward_per_step']:.3f} "
+            f"| {r['crash_free']:.2f} | {speed} | {fast} | {ls_text} | {trained} | {wall} "
             f"| {'yes' if met else 'no'} |")
 
 
@@ -160,21 +218,27 @@ def main(argv: list[str] | None = None) -> int:
             "| 800 steps at >= 1 px/step | from the level's start: reward/step, crash-free, speed "
             "| transitions trained (at the weights) | train wall time (s) | target met (random starts) |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    kept_names = []
+    kept_names, ours, peers = [], [], []
     with tempfile.TemporaryDirectory() as runs_dir:
         for exp in EXPERIMENTS:
             if args.only and exp.config not in args.only:
-                rows.extend(kept.get(exp.config, []))  # not re-measured: the section's rows stay as they were
+                ours.extend(kept.get(exp.config, []))  # not re-measured: the section's rows stay as they were
                 kept_names += [exp.config] if exp.config in kept else []
-                continue
-            if not (ROOT / "configs" / f"{exp.config}.toml").exists():
+            elif not (ROOT / "configs" / f"{exp.config}.toml").exists():
                 print(f"{exp.config}: no config file, skipped")
                 continue
-            for seed in exp.seeds:
-                print(f"training {exp.config} seed {seed} ...", flush=True)
-                for r in run_one(exp, seed, runs_dir, args.episodes):
-                    rows.append(table_row(exp, r))
-                    print(rows[-1], flush=True)
+            else:
+                for seed in exp.seeds:
+                    print(f"training {exp.config} seed {seed} ...", flush=True)
+                    for r in run_one(exp, seed, runs_dir, args.episodes):
+                        ours.append(table_row(exp, r))
+                        print(ours[-1], flush=True)
+            if exp.config in ORIGINAL_OF and (exp.config in kept or not args.only or exp.config in args.only):
+                for seed in exp.seeds:  # the same worlds as our rows of this seed
+                    peers.append(table_row(exp, judge_original(exp, seed, args.episodes)))
+                    print(peers[-1], flush=True)
+    rows += [r for exp in EXPERIMENTS for r in [*ours, *peers] if row_name(r) == exp.config
+             or row_name(r).startswith(f"original {ORIGINAL_OF.get(exp.config, '?')} ")]
     load = os.getloadavg()[0]
     kept_note = (f"Rows of {', '.join(f'`{n}`' for n in kept_names)} are kept from an earlier run of this script "
                  "(this one re-measured only the others, with `--only`); their wall times are from that run's load."
@@ -198,8 +262,13 @@ def main(argv: list[str] | None = None) -> int:
         "level0) a reward/step of at least 0.5; level2 at least half the episodes crash-free at >= 1 px/step; "
         "level3 (our own bar: the issue names none) at least half the episodes crash-free.",
         "",
-        "No peer: the original MetaCar is a TensorFlow.js browser demo that publishes no scores or learning "
-        "curves (only pretrained weights), so there is nothing measured to compare with.",
+        "Peers: the original MetaCar demo's own trained agents (`agents/originals.py`; rows \"original ... (the "
+        "demo's)\"), each in the setting it was trained in, driven on the same worlds as our rows of the same "
+        "seed. From the level start they score what they score in the original (the port drives them step for "
+        "step as the original JavaScript does). Verdict per level: every one of our judged checkpoints at least as "
+        "crash-free from random starts and at least as good from the level start as the original, same worlds.",
+        "",
+        *verdict_lines(ours, peers),
         "",
         *([kept_note, ""] if kept_note else []),
         *rows,

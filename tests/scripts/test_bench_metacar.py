@@ -82,3 +82,18 @@ def test_the_section_names_the_command_it_was_given(tmp_path, monkeypatch):
     monkeypatch.setattr(bench_metacar, "run_one", lambda exp, seed, runs_dir, episodes: [fake_result(seed, "latest")])
     bench_metacar.main(["--only", "metacar_level2_ddpg", "--episodes", "5"])
     assert "Command: `python scripts/bench_metacar.py --only metacar_level2_ddpg --episodes 5`." in md.read_text()
+
+
+def test_the_originals_are_scored_on_the_same_worlds_and_judged_per_level(tmp_path, monkeypatch):
+    md = tmp_path / "benchmarks.md"
+    monkeypatch.setattr(bench_metacar._benchlib, "BENCHMARKS_MD", md)
+    monkeypatch.setattr(bench_metacar, "EXPERIMENTS", [e for e in bench_metacar.EXPERIMENTS
+                                                       if e.config == "metacar_level3_ddpg"])
+    monkeypatch.setattr(bench_metacar, "run_one", lambda exp, seed, runs_dir, episodes: [fake_result(seed, "latest")])
+    assert bench_metacar.main(["--episodes", "20"]) == 0
+    section = md.read_text()
+    peer = next(line for line in section.splitlines() if line.startswith("| original ddpg-traffic (the demo's) | 0 |"))
+    # the shipped actor on the evaluation worlds of seed 0: 16 of 20 crash-free; from the level start 0.7506
+    assert "| 0.80 |" in peer and "| 0.751, yes, 1.50 |" in peer
+    verdict = next(line for line in section.splitlines() if line.startswith("| level3 | ddpg-traffic |"))
+    assert "seed 0 final: no" in verdict and "the original is ahead on 1 of 1 checkpoints" in verdict
