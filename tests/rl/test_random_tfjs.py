@@ -9,7 +9,8 @@ strides and dilation both > 1, a dilated depthwise conv) must be refused with ``
 
 Import: random model specs are built, randomly initialized and saved by TF.js itself
 (``tests/tfjs/build_models.js``), some with a Sequential nested in a functional model; we load them with
-:func:`rl.tfjs.load_tfjs` and must predict what TF.js predicted.
+:func:`rl.tfjs.load_tfjs` and must predict what TF.js predicted; with a layer or activation we do not have
+spliced in, the import must be refused naming it.
 
 All Node work of a test runs in one process. Cases are seeded: ``PLAYGRAD_FUZZ_CASES`` (default 12) per
 test from ``PLAYGRAD_FUZZ_SEED`` (default 0); a failure prints the seed, the case and the replay command.
@@ -368,3 +369,57 @@ def test_random_models_saved_by_tfjs_predict_the_same_in_rl(tmp_path):
         doc = json.loads((tmp_path / f"m{seed}" / "model.json").read_text())
         names = {w["name"] for g in doc["weightsManifest"] for w in g["weights"]}
         assert set(model.state_dict()) == names, f"weight names differ from TF.js'{ctx}"
+
+
+_UNSUPPORTED_LAYERS = [("leakyReLU", {"alpha": 0.1}, "LeakyReLU"), ("prelu", {}, "PReLU"),
+                       ("layerNormalization", {}, "LayerNormalization"), ("elu", {}, "ELU"),
+                       ("softmax", {"axis": -1}, "Softmax"), ("gaussianNoise", {"stddev": 0.1}, "GaussianNoise"),
+                       ("alphaDropout", {"rate": 0.1}, "AlphaDropout")]
+# tf.layers' activation argument -> the name TF.js writes in model.json
+_UNSUPPORTED_ACTIVATIONS = {"selu": "selu", "softsign": "softsign", "swish": "swish", "mish": "mish", "gelu": "gelu",
+                            "hardSigmoid": "hard_sigmoid"}
+
+
+def test_random_tfjs_models_with_unsupported_pieces_are_refused_by_name(tmp_path):
+    node = _node_or_skip()
+    jobs, cases = [], []
+    for seed in SEEDS:
+        rng = np.random.default_rng(30_000 + seed)
+        model, shape = _random_model(rng)
+        spec = _tfjs_spec(model, shape, rng)
+        nodes = spec["nodes"] if spec["kind"] == "functional" else None
+        if rng.random() < 0.5:  # an activation TF.js has and we do not, on the Dense head
+            act = sorted(_UNSUPPORTED_ACTIVATIONS)[int(rng.integers(len(_UNSUPPORTED_ACTIVATIONS)))]
+            layer_specs = [n["layer"] for n in nodes] if nodes is not None else spec["layers"]
+            head = next(ls for ls in reversed(layer_specs) if ls["className"] == "dense")
+            head["args"]["activation"] = act
+            expect = f"activation '{_UNSUPPORTED_ACTIVATIONS[act]}'"
+        else:  # a layer we do not have, in front of the head (these keep the shape)
+            cls, args, keras_name = _UNSUPPORTED_LAYERS[int(rng.integers(len(_UNSUPPORTED_LAYERS)))]
+            extra = {"className": cls, "args": args}
+            if nodes is not None:
+                nodes.insert(0, {"layer": extra, "inputs": [0]})  # on the input; the rest shifts by one
+                for n in nodes[1:]:
+                    n["inputs"] = [i + 1 if i > 0 else 1 for i in n["inputs"]]
+                spec["outputs"] = [i + 1 for i in spec["outputs"]]
+            else:
+                spec["layers"].insert(0, {**extra, "args": {**args, "inputShape": list(shape)}})
+                spec["layers"][1]["args"].pop("inputShape", None)
+            expect = f"layer class '{keras_name}'"
+        x = rng.normal(size=(1, *shape)).astype(np.float32)
+        jobs.append({"dir": str(tmp_path / f"m{seed}"), "seed": seed, "model": spec, "inputs": [encode(x)]})
+        cases.append((seed, spec, expect))
+    job_file = tmp_path / "jobs.json"
+    job_file.write_text(json.dumps(jobs))
+    proc = subprocess.run([node, str(HARNESS / "build_models.js"), str(job_file)], capture_output=True, text=True,
+                          timeout=300, cwd=HARNESS)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for (seed, spec, expect), result in zip(cases, json.loads(proc.stdout)):
+        ctx = _replay("unsupported_pieces", seed, spec)
+        assert "error" not in result, f"TF.js could not build the spec:\n{result.get('error', '')[-1500:]}{ctx}"
+        try:
+            tfjs.load_tfjs(tmp_path / f"m{seed}")
+        except tfjs.TfjsFormatError as err:
+            assert expect in str(err), f"{err}{ctx}"
+        else:
+            pytest.fail(f"loaded a model with {expect}{ctx}")
