@@ -256,25 +256,34 @@ class Agent:
         if missing:
             raise KeyError(f"the checkpoint lacks {', '.join(map(repr, missing))} (is it from another agent "
                            f"or configuration?)")
-        for name, value in self._present(spec.networks + spec.targets + spec.optimizers + spec.parts):
-            value.load_state_dict(state[name])
-        for name, gen in self._present(spec.generators):
-            saved = json.loads(state[name])
-            if hasattr(gen, "set_state"):
-                gen.set_state(saved)
+        part = ""
+        try:
+            for part, value in self._present(spec.networks + spec.targets + spec.optimizers + spec.parts):
+                value.load_state_dict(state[part])
+            for part, gen in self._present(spec.generators):
+                saved = json.loads(state[part])
+                if hasattr(gen, "set_state"):
+                    gen.set_state(saved)
+                else:
+                    gen.bit_generator.state = saved
+            for part in spec.counters:
+                setattr(self, part, state[part])
+            for part, value in self._present(spec.arrays):
+                _load_arrays(part, value.data if isinstance(value, Tensor) else value, state[part])
+            part = "tracker"
+            self.tracker.load_state_dict(state["tracker"])
+            part = "env"
+            if "env" in state and hasattr(self.envs, "set_state"):
+                self.envs.set_state(state["env"])
+                self.obs = np.array(state["obs"])
             else:
-                gen.bit_generator.state = saved
-        for name in spec.counters:
-            setattr(self, name, state[name])
-        for name, value in self._present(spec.arrays):
-            _load_arrays(name, value.data if isinstance(value, Tensor) else value, state[name])
-        self.tracker.load_state_dict(state["tracker"])
-        if "env" in state and hasattr(self.envs, "set_state"):
-            self.envs.set_state(state["env"])
-            self.obs = np.array(state["obs"])
-        else:
-            self.obs = None
-            self.tracker.reset()  # start_envs() begins new episodes
+                self.obs = None
+                self.tracker.reset()  # start_envs() begins new episodes
+        except (TypeError, AttributeError, IndexError) as exc:
+            # A part with the right name but the wrong content (a string where arrays were saved, an unknown
+            # env key, an empty array) trips whatever loads it: the checkpoint's fault, said as ValueError.
+            raise ValueError(f"the checkpoint's {part!r} does not fit this agent ({type(exc).__name__}: {exc})") \
+                from None
 
     def _present(self, names: tuple[str, ...]) -> list[tuple[str, Any]]:
         return [(name, getattr(self, name)) for name in names if getattr(self, name) is not None]

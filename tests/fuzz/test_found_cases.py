@@ -39,3 +39,15 @@ def test_metrics_line_that_is_not_a_record_is_a_config_error(tmp_path, line, mes
     run.metrics_path.write_text('{"env_steps": 1}\n' + line + "\n")
     with pytest.raises(ConfigError, match=rf"metrics.jsonl:2: .*{message}"):
         run.read_metrics()
+
+
+@pytest.mark.parametrize(("part", "value"), [("optimizer", 7), ("rng", 1.5), ("tracker", [1, 2])])
+def test_agent_state_part_of_the_wrong_kind_is_a_value_error(part, value):
+    # test_fuzz_run_checkpoint cases (ppo 17, 37, 42): a well-formed checkpoint whose part held another kind of
+    # value escaped load_agent as AttributeError/TypeError; load_state_dict promises KeyError or ValueError.
+    agent = make_agent({"experiment": {"agent": "ppo", "env_id": "envs/CartPole-v1"},
+                        "agent": {"num_envs": 2, "num_steps": 8}})
+    state = agent.state_dict()
+    state[part] = value
+    with pytest.raises(ValueError, match=rf"the checkpoint's '{part}' does not fit this agent"):
+        agent.load_state_dict(state)
