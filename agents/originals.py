@@ -37,7 +37,8 @@ import numpy as np
 from agents.base import ExperimentConfig
 from rl import backend, tfjs
 
-__all__ = ["BUNDLED", "SETTINGS", "OriginalAgent", "OriginalAgentError", "OriginalSetting", "load_original"]
+__all__ = ["BUNDLED", "SETTINGS", "OriginalAgent", "OriginalAgentError", "OriginalSetting", "is_original_source",
+           "load_original"]
 
 # The four agents ship with playgrad (MIT, agents/original_models/LICENSE): name -> file.
 BUNDLED_DIR = Path(__file__).resolve().parent / "original_models"
@@ -185,6 +186,17 @@ def _find_file(path: Path) -> Path:
         raise OriginalAgentError(f"{path}: expected one agent file (qtable.json, actor-*.json, policy-*.json or "
                                  f"model.json) in the folder, found {names}; name the file")
     return candidates[0]
+
+
+def is_original_source(source: str | Path) -> bool:
+    """True when ``source`` names an original agent rather than a run directory: ``original:NAME``, a ``.json``
+    file, or a folder of ``.json`` files without a run's ``config.toml``."""
+    path = Path(source)
+    if str(source).startswith("original:"):
+        return True
+    if path.is_file():
+        return path.suffix == ".json"
+    return path.is_dir() and not (path / "config.toml").exists() and any(path.glob("*.json"))
 
 
 def load_original(path: str | Path) -> OriginalAgent:

@@ -23,9 +23,11 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents.base import Agent  # noqa: E402
+from agents.originals import OriginalAgent, OriginalAgentError, is_original_source, load_original  # noqa: E402
 from agents.runner import CheckpointError, evaluate, load_agent  # noqa: E402
 from rl import backend  # noqa: E402
 from rl.experiment import ConfigError, positive_int  # noqa: E402
+from rl.tfjs import TfjsFormatError  # noqa: E402
 
 MAX_STEPS = 100_000  # steps after which an episode is cut (runner.evaluate's default)
 
@@ -60,7 +62,18 @@ def render_episodes(agent: Agent, episodes: int, seed: int, max_steps: int = MAX
 
 
 def load_agent_or_report(run_dir: str, tag: str = "best", device: str | None = None) -> Agent | None:
-    """The run's agent (:func:`agents.runner.load_agent`), or ``None`` after printing why it cannot load."""
+    """The run's agent (:func:`agents.runner.load_agent`), or ``None`` after printing why it cannot load.
+
+    ``run_dir`` may instead name one of the original MetaCar demo's agents (:mod:`agents.originals`:
+    ``original:ddpg-traffic``, a TF.js ``.json`` model, ``qtable.json`` or a folder holding one), which then
+    plays in the env it was trained in, so the originals and ours are watched and scored the same way.
+    """
+    if is_original_source(run_dir):
+        try:
+            return load_original(run_dir)
+        except (OriginalAgentError, TfjsFormatError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return None
     try:
         return load_agent(run_dir, tag=tag, device=device)
     except backend.BackendError as exc:
@@ -72,7 +85,8 @@ def load_agent_or_report(run_dir: str, tag: str = "best", device: str | None = N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", help="a run directory written by scripts/train.py")
+    parser.add_argument("run_dir", help="a run directory written by scripts/train.py, or an original MetaCar demo "
+                                        "agent (original:qtable|policy|ddpg-road|ddpg-traffic, or its .json file)")
     parser.add_argument("--episodes", type=positive_int, default=20, help="episodes to play (default 20)")
     parser.add_argument("--checkpoint", default="best", choices=["best", "latest"],
                         help="which checkpoint: best (default; the highest mean training return) or latest")
@@ -93,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     result = evaluate(agent, episodes=args.episodes, seed=seed, max_steps=args.max_steps)
     cut = f", {result['unfinished']} cut at {args.max_steps} steps" if result["unfinished"] else ""
-    print(f"{args.run_dir} ({args.checkpoint}, {result['env_steps']} training steps): mean return "
+    which = ("the original demo's agent" if isinstance(agent, OriginalAgent)
+             else f"{args.checkpoint}, {result['env_steps']} training steps")
+    print(f"{args.run_dir} ({which}): mean return "
           f"{result['mean_return']:.1f} +- {result['std_return']:.1f} (min {result['min_return']:.1f}, "
           f"max {result['max_return']:.1f}) over {result['episodes']} episodes{cut}")
     note = step_limit_note(agent, result["lengths"], result["returns"], args.run_dir)

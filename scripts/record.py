@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate import load_agent_or_report  # noqa: E402
 
 from agents.base import Agent  # noqa: E402
+from agents.originals import is_original_source  # noqa: E402
 from rl.console import format_number  # noqa: E402
 from rl.experiment import positive_int  # noqa: E402
 
@@ -208,7 +209,8 @@ def positive_float(text: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", help="a run directory written by scripts/train.py")
+    parser.add_argument("run_dir", help="a run directory written by scripts/train.py, or an original MetaCar demo "
+                                        "agent (original:ddpg-traffic, ... or its .json file; see evaluate.py)")
     parser.add_argument("--out", help="output file, .gif, .webp or .mp4 (default: RUN_DIR/episode.gif)")
     parser.add_argument("--episodes", type=positive_int, default=1, help="episodes to record, one after another")
     parser.add_argument("--checkpoint", default="best", choices=["best", "latest"], help="which checkpoint")
@@ -222,8 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=["cpu", "gpu", "auto"],
                         help="array backend (default: the run's own; --device cpu plays a GPU run anywhere)")
     args = parser.parse_args(argv)
-    if not Path(args.run_dir).is_dir():  # before --out's checks: its default folder is the run directory
+    original = is_original_source(args.run_dir)  # one of the original MetaCar demo's agents, not a run
+    if not original and not Path(args.run_dir).is_dir():  # before --out's checks: its default folder is the run's
         parser.error(f"run directory {args.run_dir!r} does not exist (a folder written by scripts/train.py)")
+    if original and not args.out:
+        parser.error("an original agent has no run directory to write into: give --out, e.g. --out original.gif")
     out = Path(args.out) if args.out else Path(args.run_dir) / "episode.gif"
     if out.suffix.lower() not in FORMATS:
         parser.error(f"--out must end in one of {', '.join(FORMATS)}, got {out.name!r}")

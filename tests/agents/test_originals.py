@@ -108,3 +108,20 @@ def test_damaged_qtables_are_refused(tmp_path, content, message):
 def test_unknown_bundled_name_lists_the_known_ones():
     with pytest.raises(OriginalAgentError, match="original:qtable, original:policy"):
         load_original("original:nope")
+
+
+def test_evaluate_and_record_take_an_original_like_a_run(tmp_path):
+    import subprocess
+
+    env = {"SDL_VIDEODRIVER": "dummy", "OPENBLAS_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    ev = subprocess.run([sys.executable, "scripts/evaluate.py", "original:qtable", "--episodes", "3"], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300, env=env)
+    assert ev.returncode == 0, ev.stderr
+    assert "original:qtable (the original demo's agent): mean return" in ev.stdout
+    rec = subprocess.run([sys.executable, "scripts/record.py", "original:qtable", "--out", str(tmp_path / "q.gif"),
+                          "--max-steps", "50"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert rec.returncode == 0, rec.stderr
+    assert (tmp_path / "q.gif").stat().st_size > 1000
+    bad = subprocess.run([sys.executable, "scripts/evaluate.py", str(BUNDLED["policy"].parent / "LICENSE")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
