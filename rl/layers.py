@@ -110,14 +110,18 @@ def _padding_config(padding: Any) -> Any:
     return padding if isinstance(padding, str) else [list(padding[0]), list(padding[1])]
 
 
-def _window_out(size: int | None, k: int, stride: int, dilation: int, pad: Any) -> int | None:
+def _window_out(size: int | None, k: int, stride: int, dilation: int, pad: Any, layer: Any) -> int | None:
     """Output length of a sliding window along one axis (TF's rule for 'same')."""
     if size is None:
         return None
     if pad == "same":
         return -(-size // stride)
     before, after = (0, 0) if pad == "valid" else pad
-    return (size + before + after - dilation * (k - 1) - 1) // stride + 1
+    out = (size + before + after - dilation * (k - 1) - 1) // stride + 1
+    if out < 1:  # as Keras, at build time: else the model builds and only its first call fails
+        raise ValueError(f"layer '{layer.name}': a window of {k} (dilation {dilation}) does not fit an input of "
+                         f"{size} padded by {before + after} to {size + before + after}")
+    return out
 
 
 def _axis_pads(padding: Any, axis: int) -> Any:
@@ -436,10 +440,11 @@ class _Conv2DBase(Layer):
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
         return (
             n,
-            _window_out(h, self.kernel_size[0], self.strides[0], self.dilation_rate[0], _axis_pads(self.padding, 0)),
-            _window_out(w, self.kernel_size[1], self.strides[1], self.dilation_rate[1], _axis_pads(self.padding, 1)),
+            _window_out(h, kh, sh, dh, _axis_pads(self.padding, 0), self),
+            _window_out(w, kw, sw, dw, _axis_pads(self.padding, 1), self),
             self._out_channels(c),
         )
 
@@ -622,8 +627,8 @@ class _Pooling2D(Layer):
     def compute_output_shape(self, input_shape):
         _check_rank(self, input_shape, 4, "NHWC")
         n, h, w, c = input_shape
-        return (n, _window_out(h, self.pool_size[0], self.strides[0], 1, self.padding),
-                _window_out(w, self.pool_size[1], self.strides[1], 1, self.padding), c)
+        return (n, _window_out(h, self.pool_size[0], self.strides[0], 1, self.padding, self),
+                _window_out(w, self.pool_size[1], self.strides[1], 1, self.padding, self), c)
 
     def get_config(self):
         return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),

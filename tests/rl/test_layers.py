@@ -361,3 +361,16 @@ def test_layer_classes_register_themselves_and_user_classes_come_through_custom_
     with pytest.raises(ValueError, match="unknown layer class 'Mine'"):
         L.deserialize(config)
     assert type(L.deserialize(config, custom_objects={"Mine": Mine})) is Mine
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [L.Conv2D(2, 3, dilation_rate=2), L.DepthwiseConv2D(5), L.MaxPooling2D(3), L.AveragePooling2D((1, 3), strides=3),
+     L.Conv2D(2, 4, padding=((0, 0), (1, 0)))],
+)
+def test_a_window_that_does_not_fit_is_refused_when_the_model_is_built(layer):
+    # It used to build with a 0-sized output and fail only at the first call (found by test_random_tfjs).
+    from rl.models import Sequential
+
+    with pytest.raises(ValueError, match=f"layer '{layer.name}': a window of .* does not fit an input of"):
+        Sequential([L.InputLayer((4, 2, 2)), layer])
