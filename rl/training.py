@@ -503,11 +503,12 @@ def evaluate(
     return out if (return_dict or run.names) else out["loss"]
 
 
-def predict(model: Any, x: Any, batch_size: int = 32) -> np.ndarray:
+def predict(model: Any, x: Any, batch_size: int = 32) -> Any:
     """Outputs of ``model`` on ``x (N, ...)`` in inference mode, as one host NumPy array ``(N, ...)``.
 
     For a model of several inputs, ``x`` is a list of arrays ``(N, ...)``, one per input in
-    ``model.inputs`` order: ``critic.predict([obs, actions])``.
+    ``model.inputs`` order: ``critic.predict([obs, actions])``. A model of several outputs gives a
+    list of arrays, one per output (as Keras).
     ``x`` may instead be a batched :class:`rl.data.Dataset` of ``x`` batches or ``(x, y)`` batches.
     """
     if isinstance(x, Dataset):
@@ -518,7 +519,9 @@ def predict(model: Any, x: Any, batch_size: int = 32) -> np.ndarray:
     outs = []
     with no_grad(), using_config("train", False):
         for xb, _ in batches:
-            outs.append(backend.to_numpy(model(_model_input(xb)).data))
+            out = model(_model_input(xb))
+            outs.append([backend.to_numpy(o.data) for o in (out if isinstance(out, list | tuple) else [out])])
     if not outs:
         raise ValueError("predict got no samples")
-    return np.concatenate(outs, axis=0)
+    joined = [np.concatenate(parts, axis=0) for parts in zip(*outs)]
+    return joined if isinstance(out, list | tuple) else joined[0]

@@ -242,3 +242,15 @@ def test_multi_input_models_take_a_list_in_predict_evaluate_and_fit():
         model.predict([obs, act, act])
     with pytest.raises(ValueError, match=r"different sample counts \[10, 9\]"):
         model.predict([obs, act[:9]])
+
+
+def test_predict_of_a_model_with_several_outputs_gives_one_array_per_output():
+    # It failed with AttributeError ('list' object has no attribute 'data'); found by test_random_tfjs.
+    inp = models.Input((3,))
+    model = models.Model(inp, [layers.Dense(2)(inp), layers.Dense(1, activation="tanh")(inp)])
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    out = model.predict(x, batch_size=16)  # three batches, joined per output
+    assert isinstance(out, list) and [o.shape for o in out] == [(40, 2), (40, 1)]
+    whole = model(x)
+    for got, want in zip(out, whole):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-6)
