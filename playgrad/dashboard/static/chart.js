@@ -31,7 +31,7 @@ const Chart = (() => {
     if (a >= 100) return v.toFixed(0);
     if (a >= 1) return v.toFixed(2).replace(/\.?0+$/, "");
     if (a === 0) return "0";
-    if (a >= 1e-3) return v.toPrecision(2);
+    if (a >= 1e-3) return String(+v.toPrecision(2)); // 0.5, not 0.50
     return v.toExponential(1);
   }
 
