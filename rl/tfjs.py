@@ -91,6 +91,7 @@ MAX_JSON_DEPTH = 100  # nesting of objects and lists in model.json
 MAX_WEIGHT_SPECS = 100_000
 MAX_WEIGHT_FILES = 10_000
 MAX_WEIGHT_RANK = 8
+MAX_LAYERS = 10_000  # nested models' layers included (MobileNetV2: 155); building each one takes time
 # Values the rebuilt layers may hold beyond the ones the shards provide (fresh weights of a strict=False
 # import); with it a topology cannot make the importer allocate more than about 4x the shards' size + 16 MiB.
 _UNLISTED_WEIGHT_VALUES = 1 << 22
@@ -850,6 +851,9 @@ def load_tfjs(path: str | Path, strict: bool = True) -> Model:
     if class_name not in ("Sequential", "Model"):
         raise TfjsFormatError(f"{json_path}: modelTopology class_name must be Sequential, Model or Functional, got "
                               f"{topo['class_name']!r}")
+    n_layers = _count_layers(topo)
+    if n_layers > MAX_LAYERS:
+        raise TfjsFormatError(f"{json_path}: the topology has {n_layers} layers, over the limit of {MAX_LAYERS}")
     problems: list[str] = []
     dropped: list[str] = []
     config = _clean_model_config(class_name, topo.get("config"), str(json_path), problems, dropped)
@@ -879,6 +883,18 @@ def load_tfjs(path: str | Path, strict: bool = True) -> Model:
                               "its first layer)")
     model.load_state_dict(_match_weights(json_path, model, weights, strict), strict=strict)
     return model
+
+
+def _count_layers(topo: dict[str, Any]) -> int:
+    """Layer entries in a topology, nested models' included (iterative; the depth is bounded already)."""
+    count, stack = 0, [topo]
+    while stack:
+        config = stack.pop().get("config")
+        layers = config if isinstance(config, list) else config.get("layers") if isinstance(config, dict) else None
+        if isinstance(layers, list):
+            count += len(layers)
+            stack.extend(e for e in layers if isinstance(e, dict))
+    return count
 
 
 _INITIALIZER_KEYS = ("kernel_initializer", "bias_initializer", "depthwise_initializer", "beta_initializer",

@@ -615,3 +615,12 @@ def test_fuzzed_model_json_is_loaded_or_refused_with_a_format_error(tmp_path, se
         assert str(tmp_path) in str(exc), f"the error does not name the file: {exc}; edits {edits!r}"
     except Exception as exc:  # noqa: BLE001 - the point: any other exception is the defect
         pytest.fail(f"seed {seed}: {type(exc).__name__}: {exc}\n  edits: {edits!r}")
+
+
+def test_too_many_layers_is_refused_before_building(tmp_path, monkeypatch):
+    monkeypatch.setattr(tfjs, "MAX_LAYERS", 50)
+    _tiny_saved(tmp_path)
+    drop = {"class_name": "Dropout", "config": {"rate": 0.1}}
+    _edit_manifest_or_topology(tmp_path, lambda d: d["modelTopology"]["config"]["layers"].extend([drop] * 60))
+    with pytest.raises(tfjs.TfjsFormatError, match="the topology has 62 layers, over the limit of 50"):
+        tfjs.load_tfjs(tmp_path)
