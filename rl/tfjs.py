@@ -551,7 +551,12 @@ def _read_weights(json_path: Path, doc: dict[str, Any]) -> dict[str, np.ndarray]
     sizes = []
     for k, name in enumerate(files):
         file = _shard_path(json_path, name)
-        if not file.exists():
+        try:
+            exists = file.exists()
+        except OSError as exc:  # a name longer than the file system allows (ENAMETOOLONG), ...
+            raise TfjsFormatError(f"{json_path}: weights path {name[:80]!r} cannot be a file here: "
+                                  f"{exc.strerror or exc}") from None
+        if not exists:
             start = sum(sizes)
             needed = [s.get("name") for s, (a, b) in zip(specs, ranges) if b > start]
             raise TfjsFormatError(
@@ -873,7 +878,7 @@ def load_tfjs(path: str | Path, strict: bool = True) -> Model:
         model = model_from_config({"class_name": class_name, "config": config})
     except TfjsFormatError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
         # Past the checks above, the file's values go straight into layer constructors and the graph
         # builder; whatever they reject is still the file's fault.
         raise TfjsFormatError(f"{json_path}: the architecture cannot be rebuilt: {type(exc).__name__}: {exc}") from None

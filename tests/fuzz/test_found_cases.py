@@ -51,3 +51,34 @@ def test_agent_state_part_of_the_wrong_kind_is_a_value_error(part, value):
     state[part] = value
     with pytest.raises(ValueError, match=rf"the checkpoint's '{part}' does not fit this agent"):
         agent.load_state_dict(state)
+
+
+def _tiny_tfjs(tmp_path):
+    from rl import layers
+    from rl.models import Sequential
+    from rl.tfjs import save_tfjs
+
+    save_tfjs(Sequential([layers.Dense(3, input_shape=(4,)), layers.Dense(2)]), tmp_path)
+    return json.loads((tmp_path / "model.json").read_text())
+
+
+def test_tfjs_layer_size_of_infinity_is_a_tfjs_format_error(tmp_path):
+    # test_fuzz_tfjs cnn-json cases 431, 622: int(inf) in a layer constructor escaped as OverflowError.
+    from rl.tfjs import TfjsFormatError, load_tfjs
+
+    doc = _tiny_tfjs(tmp_path)
+    doc["modelTopology"]["config"]["layers"][-1]["config"]["units"] = float("inf")
+    (tmp_path / "model.json").write_text(json.dumps(doc))  # Python writes Infinity, as a hostile file may
+    with pytest.raises(TfjsFormatError, match="cannot be rebuilt: OverflowError"):
+        load_tfjs(tmp_path)
+
+
+def test_tfjs_weights_path_too_long_for_the_file_system_is_a_tfjs_format_error(tmp_path):
+    # test_fuzz_tfjs cnn-json case 850: a 10000-character shard name gave OSError (File name too long).
+    from rl.tfjs import TfjsFormatError, load_tfjs
+
+    doc = _tiny_tfjs(tmp_path)
+    doc["weightsManifest"][0]["paths"][0] = "a" * 10_000
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(TfjsFormatError, match="cannot be a file here"):
+        load_tfjs(tmp_path)
