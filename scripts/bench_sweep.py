@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     over = {k: statistics.median(v) for k, v in per_job.items()}
     load = os.getloadavg()[0]
     local_ms, ray_ms = over["local"] * 1000, over["ray"] * 1000
+    job_s = statistics.median(train_all)
     section = f"""## Sweeps on Ray (`scripts/bench_sweep.py`)
 
 `{command_line(argv and ["scripts/bench_sweep.py", *argv])}` on {machine_description()} (1-minute load average
@@ -115,7 +116,8 @@ Medians of {args.rounds} alternating rounds.
 Ray's cluster start (two nodes, once per session): {cluster_start_s:.1f} s. Both sides include a scratch folder
 per job and packing its run directory for the head; Ray adds task scheduling, a worker process per node and the
 transfer of the packed run back: {ray_ms - local_ms:+.0f} ms per job measured here, against jobs of
-{statistics.median(train_all):.1f} s (median train.py time), so the cluster's cost is its start, not its jobs.
+{job_s:.1f} s (median train.py time), i.e. {(ray_ms - local_ms) / 10 / job_s:.0f}% of such a short job; the jobs
+of a real sweep run for minutes.
 """
     print(section)
     if not args.no_write:
