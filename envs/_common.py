@@ -13,8 +13,8 @@ Snapshots. :func:`capture_state`/:func:`restore_state` (and :class:`SnapshotMixi
 mixes in for ``get_state``/``set_state``) save every world's state for an exact ``train.py --resume``.
 
 Stable API (other envs may import it): :class:`WorldRNG`, :func:`seed_to_key`, :func:`discrete_action`,
-:func:`discrete_actions`, :func:`core_array_module`, :class:`SnapshotMixin`, :class:`BatchedVectorEnv`,
-:class:`PygameCanvas`.
+:func:`discrete_actions`, :func:`continuous_actions`, :func:`core_array_module`, :class:`SnapshotMixin`,
+:class:`BatchedVectorEnv`, :class:`PygameCanvas`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ __all__ = [
     "SnapshotMixin",
     "WorldRNG",
     "capture_state",
+    "continuous_actions",
     "core_array_module",
     "discrete_action",
     "discrete_actions",
@@ -147,6 +148,20 @@ def discrete_actions(actions: Any, num_envs: int, n: int, xp: Any = np) -> Any:
     return xp.asarray(a)
 
 
+def continuous_actions(actions: Any, num_envs: int, space: spaces.Box, xp: Any = np) -> Any:
+    """Return ``actions`` (shape (num_envs, *space.shape)) as a float64 array on ``xp``, or raise ``ValueError``
+    naming the space: a wrong shape or a non-finite value (NaN would poison the world's state for good)."""
+    a = actions if backend.is_device_array(actions) else np.asarray(actions)
+    shape = (num_envs, *space.shape)
+    if a.shape != shape or a.dtype.kind not in "iuf":
+        raise ValueError(f"actions must be a float array of shape {shape} (space {space} per world); "
+                         f"got shape {a.shape}, dtype {a.dtype}")
+    a = xp.asarray(a, dtype=xp.float64)
+    if not bool(xp.isfinite(a).all()):
+        raise ValueError(f"actions must be finite (space {space} per world); got {backend.to_numpy(a)!r}")
+    return a
+
+
 def core_array_module(device: str, xp: Any = None) -> Any:
     """The array module a vector env's core runs on: NumPy for ``device="cpu"`` (the default: a few
     worlds step faster on the host than as GPU kernels, and the agent needs them there anyway), the
@@ -165,18 +180,43 @@ def _is_array(value: Any) -> bool:
     return isinstance(value, np.ndarray) or backend.is_device_array(value)
 
 
+def _state_arrays(holder: Any) -> dict[str, Any]:
+    """A core's public arrays by name; a part it lists in ``STATE_PARTS`` gives a nested dict of its own."""
+    arrays: dict[str, Any] = {k: v for k, v in vars(holder).items() if not k.startswith("_") and _is_array(v)}
+    for part in getattr(holder, "STATE_PARTS", ()):
+        arrays[part] = _state_arrays(getattr(holder, part))
+    return arrays
+
+
+def _to_host(arrays: dict[str, Any]) -> dict[str, Any]:
+    return {k: _to_host(v) if isinstance(v, dict) else backend.to_numpy(v).copy() for k, v in arrays.items()}
+
+
+def _put_back(holder: Any, saved: dict[str, Any], xp: Any, where: str = "") -> None:
+    """Write ``saved`` (as :func:`_state_arrays` gave it) back into ``holder``, checking every field fits."""
+    current = _state_arrays(holder)
+    for key, value in saved.items():
+        if isinstance(value, dict) and isinstance(current.get(key), dict):
+            _put_back(getattr(holder, key), value, xp, f"{where}{key}.")
+            continue
+        now = current.get(key)
+        if now is None or isinstance(now, dict) or tuple(now.shape) != tuple(np.shape(value)):
+            raise ValueError(f"saved env state field {where}{key!r} does not fit this env (shape {np.shape(value)})")
+        setattr(holder, key, xp.asarray(value, dtype=now.dtype))
+
+
 def capture_state(core: Any, extra: dict[str, Any], np_random: np.random.Generator | None) -> dict[str, Any]:
     """Everything that decides a batched world's future, as host arrays and JSON-able scalars.
 
     By convention a core's public array attributes (names without a leading underscore) are its
     state and its private ones are constants derived from the level or config, or caches derived
-    from the state that the core's ``refresh_derived()`` recomputes (see :func:`restore_state`);
-    ``core.rng.state`` holds the per-world random streams. ``extra`` adds the vector env's own
-    bookkeeping.
+    from the state that the core's ``refresh_derived()`` recomputes (see :func:`restore_state`). A core
+    made of parts that hold state of their own names them in ``STATE_PARTS`` (MetaCar's ``("bots",)``);
+    their public arrays are saved too, as a nested dict. ``core.rng.state`` holds the per-world random
+    streams. ``extra`` adds the vector env's own bookkeeping.
     """
-    public = {k: v for k, v in vars(core).items() if not k.startswith("_") and _is_array(v)}
     state: dict[str, Any] = {
-        "core": {k: backend.to_numpy(v).copy() for k, v in public.items()},
+        "core": _to_host(_state_arrays(core)),
         "env": {k: backend.to_numpy(v).copy() if _is_array(v) else v for k, v in extra.items()},
     }
     rng = getattr(core, "rng", None)
@@ -195,11 +235,7 @@ def restore_state(core: Any, owner: Any, state: dict[str, Any]) -> np.random.Gen
     ``refresh_derived()``, called once the state is back.
     """
     xp = core.xp
-    for key, value in state["core"].items():
-        current = getattr(core, key, None)
-        if not _is_array(current) or tuple(current.shape) != tuple(np.shape(value)):
-            raise ValueError(f"saved env state field {key!r} does not fit this env (shape {np.shape(value)})")
-        setattr(core, key, xp.asarray(value, dtype=current.dtype))
+    _put_back(core, state["core"], xp)
     for key, value in state["env"].items():
         current = getattr(owner, key)
         setattr(owner, key, xp.asarray(value, dtype=current.dtype) if _is_array(current) else value)
@@ -240,24 +276,32 @@ class BatchedVectorEnv(SnapshotMixin, VectorEnv):
     """A native ``VectorEnv`` over a batched core, with Gymnasium 1.x next-step autoreset.
 
     The core provides ``num_worlds``, ``xp``, ``rng`` (:class:`WorldRNG`), ``reset_worlds(idx)``,
-    ``step(actions, active) -> (reward float32 (N,), terminated bool (N,))`` (worlds where
-    ``active`` is False must not draw random numbers; their state is overwritten by a reset right
-    after) and ``observe() -> obs (N, *obs_shape)``. Truncation at ``max_episode_steps`` is kept here.
+    ``step(actions, active) -> (reward (N,), terminated bool (N,))`` (worlds where ``active`` is False
+    must not draw random numbers; their state is overwritten by a reset right after) and
+    ``observe() -> obs (N, *obs_shape)``. Truncation at ``max_episode_steps`` is kept here.
+
+    Actions are checked against the single action space: ``Discrete(n)`` takes an int array (N,),
+    ``Box`` a float array (N, *shape) of finite values (the core clips to the box if it wants to).
+    A subclass adapts a core with another interface by overriding :meth:`_reset_worlds`,
+    :meth:`_step_worlds`, :meth:`_observe` and :meth:`_infos` (``infos`` are a dict of (N,) arrays).
 
     A world that ended on the previous step is reset on the next ``step`` call instead of being
     stepped: its action is ignored, and it returns the first observation of the new episode with
-    reward 0, terminated False and truncated False (``AutoresetMode.NEXT_STEP``).
+    reward 0, terminated False and truncated False (``AutoresetMode.NEXT_STEP``). Everything is
+    returned as NumPy arrays, whichever array module the core runs on.
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP}
     _SNAPSHOT_ATTRS = ("_steps", "_prev_done", "_reset_called")
 
     def _setup(
-        self, core: Any, single_action_space: spaces.Discrete, single_observation_space: spaces.Space,
+        self, core: Any, single_action_space: spaces.Space, single_observation_space: spaces.Space,
         max_episode_steps: int | None,
     ) -> None:
         if max_episode_steps is not None and (not isinstance(max_episode_steps, int) or max_episode_steps < 1):
             raise ValueError(f"max_steps must be a positive int or None, got {max_episode_steps!r}")
+        if not isinstance(single_action_space, spaces.Discrete | spaces.Box):
+            raise TypeError(f"BatchedVectorEnv supports Discrete and Box actions, got {single_action_space}")
         self.core = core
         self.num_envs = core.num_worlds
         self.max_episode_steps = max_episode_steps
@@ -277,20 +321,20 @@ class BatchedVectorEnv(SnapshotMixin, VectorEnv):
         if seed is not None or not self._reset_called:
             core.rng.seed(seed, self.np_random)
         self._reset_called = True
-        core.reset_worlds(xp.arange(self.num_envs))
+        self._reset_worlds(xp.arange(self.num_envs), options)
         self._steps[:] = 0
         self._prev_done[:] = False
-        return backend.to_numpy(core.observe()), {}
+        return backend.to_numpy(self._observe()), self._infos()
 
     def step(self, actions: Any):
-        """Advance all worlds one step; returns NumPy ``(obs, reward, terminated, truncated, info)``."""
+        """Advance all worlds one step; returns NumPy ``(obs, reward, terminated, truncated, infos)``."""
         if not self._reset_called:
             raise RuntimeError("call reset() before step()")
-        core, xp = self.core, self.core.xp
-        a = discrete_actions(actions, self.num_envs, int(self.single_action_space.n), xp)
+        xp = self.core.xp
+        a = self._check_actions(actions)
         prev_done = self._prev_done
         active = ~prev_done
-        reward, terminated = core.step(a, active)
+        reward, terminated = self._step_worlds(a, active)
         self._steps += 1
         if self.max_episode_steps is None:
             truncated = xp.zeros(self.num_envs, dtype=bool)
@@ -298,14 +342,38 @@ class BatchedVectorEnv(SnapshotMixin, VectorEnv):
             truncated = self._steps >= self.max_episode_steps
         restarted = xp.flatnonzero(prev_done)
         if restarted.size:
-            core.reset_worlds(restarted)
+            self._reset_worlds(restarted, None)
             self._steps[restarted] = 0
             reward[restarted] = 0.0
             terminated &= active  # whole-array masks: cheaper than more scatters
             truncated &= active
         self._prev_done = terminated | truncated
         to_np = backend.to_numpy
-        return to_np(core.observe()), to_np(reward), to_np(terminated), to_np(truncated), {}
+        return to_np(self._observe()), to_np(reward), to_np(terminated), to_np(truncated), self._infos()
+
+    # Overridable adapters between the vector env and its core -------------------------------------
+    def _reset_worlds(self, worlds: Any, options: dict[str, Any] | None) -> None:
+        """Reset the worlds with indices ``worlds`` (int array); ``options`` are ``reset``'s (None on autoreset)."""
+        self.core.reset_worlds(worlds)
+
+    def _step_worlds(self, actions: Any, active: Any) -> tuple[Any, Any]:
+        """``(reward (N,), terminated bool (N,))``, arrays this env may write into."""
+        return self.core.step(actions, active)
+
+    def _observe(self) -> Any:
+        """Observations of every world, (N, *obs_shape), on the core's array module."""
+        return self.core.observe()
+
+    def _infos(self) -> dict[str, Any]:
+        """``infos`` for ``reset``/``step``: a dict of NumPy (N,) arrays (empty by default)."""
+        return {}
+
+    def _check_actions(self, actions: Any) -> Any:
+        """``actions`` on the core's array module, or ``ValueError`` naming the action space."""
+        space, n, xp = self.single_action_space, self.num_envs, self.core.xp
+        if isinstance(space, spaces.Discrete):
+            return discrete_actions(actions, n, int(space.n), xp)
+        return continuous_actions(actions, n, space, xp)
 
 
 class PygameCanvas:

@@ -84,9 +84,10 @@ decisions:
   car in the same lane), not of its ``reset()`` (which forces the file's lanes); they differ only for a file
   with two cars in one lane of one tile. Everything is reset (ControlMotion's last throttle/steering and
   the bots' pending manoeuvres too); bots' lidar starts empty, as after ``load``.
-* **Randomness** (bots' turn draws, random lanes, shuffles) comes from a seeded per-world hash, not
-  ``Math.random``; shuffles pick uniformly among empty tiles (the original's ``sort(random - 0.5)`` is
-  biased).
+* **Randomness** (bots' turn draws, random lanes, shuffles) comes from the world's own seeded stream (the
+  one every playgrad env uses, :class:`envs._common.WorldRNG`: ``reset(seed=s)`` here equals world i of a
+  vector env reset with ``seed=s - i``), not ``Math.random``; shuffles pick uniformly among empty tiles
+  (the original's ``sort(random - 0.5)`` is biased).
 * **Validation**: lidar ``pts/width/height`` of 0 and ``rotation_step`` 0 raise ``ValueError`` (the original
   silently falls back to the default through ``||``); a level with no agent raises ``LevelError``.
 * **Bots** use no neighbourhood pre-filter in detection (the original's ``|dmx| < 2`` filter provably never
@@ -120,7 +121,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .core import MetaCarCore, key_from_seed
+from .core import MetaCarCore
 from .level import Level, load_level
 
 __all__ = ["MetaCarEnv", "check_max_steps", "make_spaces", "normalise_shuffle", "reset_shuffle"]
@@ -221,7 +222,7 @@ class MetaCarEnv(gym.Env):
         self.steps = 0
         self.last_reward = 0.0
         self.last_action: Any = None
-        self._keyed = False
+        self._seeded = False
         self._renderer = None
         self._act = np.zeros(1, dtype=np.int64)
         self._obs_len = self.core.num_lidar + 1
@@ -232,12 +233,9 @@ class MetaCarEnv(gym.Env):
         ``{"shuffle": False | True | "agent" | "all"}`` overrides ``shuffle_on_reset`` for this reset."""
         shuffle = reset_shuffle(options, self.shuffle_on_reset)
         super().reset(seed=seed)
-        if seed is not None:
-            self.core.set_keys(np.array([0]), [key_from_seed(seed)])
-            self._keyed = True
-        elif not self._keyed:
-            self.core.set_keys(np.array([0]), [key_from_seed(int(self.np_random.integers(2**63)))])
-            self._keyed = True
+        if seed is not None or not self._seeded:
+            self.core.rng.seed(seed, self.np_random)
+            self._seeded = True
         self.core.reset(None, shuffle=shuffle)
         self.steps = 0
         self.last_reward = 0.0

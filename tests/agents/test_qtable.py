@@ -102,7 +102,11 @@ def test_untrained_table_crashes():
 
 @pytest.mark.slow
 def test_learns_level0_without_crashing():
-    agent = level0_agent(seed=0)
+    # At this budget the greedy table ends in one of two policies, both crash-free: driving round the ring
+    # (mean return ~786) or stopping to turn in places (~374-430). Which one depends on the seed's start
+    # tiles: 8 of seeds 0-14 drove with MetaCar's former random streams, 9 of 15 with the shared WorldRNG
+    # streams it uses now (seed 0 no longer does); seed 2 drives with both.
+    agent = level0_agent(seed=2)
     agent.learn(200_000, FakeHooks())  # 250 episodes of 800 steps, 20 cars side by side
     result = qtable.crash_free_rate(agent, episodes=100)
     assert result["rate"] >= 0.9, result

@@ -23,7 +23,7 @@ E, S, W, N = 0.0, 0.5, 1.0, 1.5  # headings in units of pi (y down: S = +pi/2)
 
 def _core(level="level1", n=1, seed=0, **kw):
     core = MetaCarCore(load_level(level) if isinstance(level, str) else level, n, **kw)
-    core.set_keys(np.arange(n), np.arange(n, dtype=np.uint64) + np.uint64(seed))
+    core.rng.seed(seed, None)
     core.reset()
     return core
 
@@ -249,7 +249,7 @@ def test_bot_stops_behind_a_car_in_its_lidar():
     core.refresh_derived()
     for _ in range(60):
         core.step(np.array([4]))
-    assert core.x[0, 1] < 380.0 - 33.6 and float(core.bot_speed[0, 0]) == 0.0
+    assert core.x[0, 1] < 380.0 - 33.6 and float(core.bots.speed[0, 0]) == 0.0
 
 
 # --------------------------------------------------------------------------------- Gymnasium contract
@@ -378,8 +378,22 @@ def test_vector_env_equals_single_envs(motion):
 def test_vector_env_rejects_bad_actions():
     vec = MetaCarVectorEnv(3, level="level1")
     vec.reset(seed=0)
-    with pytest.raises(ValueError, match="actions must be 3 integers"):
+    with pytest.raises(ValueError, match=r"actions must lie in \[0, 5\) \(space MultiDiscrete"):
         vec.step(np.array([0, 1, 7]))
+    with pytest.raises(ValueError, match=r"must be an int array of shape \(3,\)"):
+        vec.step(np.zeros((3, 2)))
+
+
+def test_control_vector_env_rejects_bad_actions_and_clips_out_of_range_ones():
+    # The shared base checks Box actions: shape and finiteness (NaN would poison a world's pose for good).
+    vec = MetaCarVectorEnv(2, level="level2", motion="control")
+    vec.reset(seed=0)
+    with pytest.raises(ValueError, match=r"float array of shape \(2, 2\)"):
+        vec.step(np.zeros(2))
+    with pytest.raises(ValueError, match="actions must be finite"):
+        vec.step(np.array([[0.5, 0.0], [np.nan, 0.0]]))
+    obs, reward, *_ = vec.step(np.array([[5.0, 0.0], [1.0, 0.0]]))  # 5 is clipped to 1, as the original
+    assert obs[0].tolist() == obs[1].tolist() and reward[0] == reward[1]
 
 
 # ------------------------------------------------------------------------------------------- controls

@@ -110,26 +110,19 @@ def run_port(level: str, motion: str, rotation_step: float, actions: list, draws
     """The same run through MetaCarCore (one world), recorded like harness.js records the original."""
     core = MetaCarCore(load_level(level), 1, motion=motion, rotation_step=rotation_step)
     core.reset()
-    if draws is not None:
-        table = np.asarray(draws)
-        drawn = core._uniform
-
-        def uniform(idx, stream, index):  # stream 0 = the bots' junction draws: the page's table
-            if stream != 0:
-                return drawn(idx, stream, index)
-            return table[int(core.step_count[0])][np.asarray(index, dtype=np.int64)][None, :]
-
-        core._uniform = uniform
+    step = 0
+    if draws is not None:  # the bots' junction coins: the page's table, row = step
+        core._draw_bot_turns = lambda worlds: np.asarray(draws)[step][None, :]
 
     def snapshot() -> dict:
         return {"agent": [float(core.x[0, 0]), float(core.y[0, 0]), float(core.theta[0, 0])],
                 "lidar": core.agent_lidar[0].tolist(),
                 "bots": np.stack([core.x[0, 1:], core.y[0, 1:], core.theta[0, 1:]], axis=1).tolist(),
-                "botLidar": core.bot_lidar[0].tolist()}
+                "botLidar": core.bots.lidar[0].tolist()}
 
     start = snapshot()
     steps = []
-    for action in actions:
+    for step, action in enumerate(actions):  # noqa: B007 - `step` is read by the draws lambda
         reward = core.step(np.array([action]))
         snap = snapshot()
         snap["reward"] = float(reward[0])

@@ -18,7 +18,7 @@ SPEC_CAPTORS = [(11.8, 14.8, 0.0, 3.0), (-17.8, -14.8, -2.0, 1.0), (0.0, 3.0, -4
 
 def _core(level="level1", n=1, seed=0, **kw):
     core = MetaCarCore(load_level(level) if isinstance(level, str) else level, n, **kw)
-    core.set_keys(np.arange(n), np.arange(n, dtype=np.uint64) + np.uint64(seed))
+    core.rng.seed(seed, None)
     core.reset()
     return core
 
@@ -129,7 +129,7 @@ def test_bots_lidar_follows_the_original_one_bot_after_another_order():
     for _ in range(300):
         old = _poses(core)
         core.step(np.array([0]))
-        assert core.bot_lidar[0].tolist() == _replayed_bot_lidars(core, old, _poses(core))
+        assert core.bots.lidar[0].tolist() == _replayed_bot_lidars(core, old, _poses(core))
 
 
 # Hand-made edge crossings in level1 (bots A, B, C = car slots 1, 2, 3; agent = slot 0), where the order of
@@ -148,14 +148,14 @@ def test_bots_see_earlier_bots_moved_and_later_cars_not_yet(placed, stopped, act
     for slot, x in placed.items():
         core.x[0, slot], core.y[0, slot], core.theta[0, slot] = x, 225.0, 0.0
     core.refresh_derived()
-    core.bot_lidar[0] = -1.0
+    core.bots.lidar[0] = -1.0
     for slot in stopped:
-        core.bot_lidar[0, slot - 1] = [-1.0, 1.0, -1.0, -1.0]  # a car in the far-right cell: stop
+        core.bots.lidar[0, slot - 1] = [-1.0, 1.0, -1.0, -1.0]  # a car in the far-right cell: stop
     old = _poses(core)
     core.step(np.array([action]))
-    assert core.bot_lidar[0].tolist() == _replayed_bot_lidars(core, old, _poses(core))
+    assert core.bots.lidar[0].tolist() == _replayed_bot_lidars(core, old, _poses(core))
     slot, far_cells = expected
-    assert core.bot_lidar[0, slot - 1, :2].tolist() == far_cells
+    assert core.bots.lidar[0, slot - 1, :2].tolist() == far_cells
 
 
 def test_touching_edges_do_not_count():
@@ -287,18 +287,18 @@ def test_bot_stop_test_ignores_far_left_cell_and_a_stop_cancels_an_optional_turn
     core.x[0, 0] = -1000.0
     core.refresh_derived()
     x0 = float(core.x[0, 1])
-    core.bot_lidar[0, 0] = [1.0, -1.0, -1.0, -1.0]  # a car only in cell [0][0]: "1,-1,-1,-1" has no ",1"
+    core.bots.lidar[0, 0] = [1.0, -1.0, -1.0, -1.0]  # a car only in cell [0][0]: "1,-1,-1,-1" has no ",1"
     core.step(np.array([4]))
     assert float(core.x[0, 1]) == pytest.approx(x0 + 0.8)
     # Bot A pretends it took an optional right turn on this tile; a car in cell [1][1] stops it and it
     # turns back to its previous heading (East), without moving.
     core.theta[0, 1] = math.pi / 2
-    core.bot_turned[0, 0], core.bot_optional[0, 0], core.bot_prev_theta[0, 0] = True, True, 0.0
-    core.bot_lidar[0, 0] = [-1.0, -1.0, -1.0, 1.0]
+    core.bots.turned[0, 0], core.bots.optional[0, 0], core.bots.prev_theta[0, 0] = True, True, 0.0
+    core.bots.lidar[0, 0] = [-1.0, -1.0, -1.0, 1.0]
     x1, y1 = float(core.x[0, 1]), float(core.y[0, 1])
     core.step(np.array([4]))
     assert (float(core.x[0, 1]), float(core.y[0, 1]), float(core.theta[0, 1])) == (x1, y1, 0.0)
-    assert float(core.bot_speed[0, 0]) == 0.0
+    assert float(core.bots.speed[0, 0]) == 0.0
 
 
 # ------------------------------------------------------------------------------------- §1.2 placement

@@ -65,3 +65,20 @@ def test_metacar_resume_after_the_bots_moved_continues_identically():
         want, got = a.step(actions[t]), b.step(actions[t])
         for x, y in zip(got[:4], want[:4]):
             np.testing.assert_array_equal(x, y, err_msg=f"step {t}")
+
+
+@pytest.mark.parametrize(("env_id", "kwargs", "action"), [
+    ("envs/CartPole-v1", {}, lambda n: np.zeros(n, dtype=np.int64)),
+    ("envs/Snake-v0", {"height": 6, "width": 6}, lambda n: np.zeros(n, dtype=np.int64)),
+    ("envs/MetaCar-v0", {"level": "level1"}, lambda n: np.zeros(n, dtype=np.int64)),
+    ("envs/MetaCar-v0", {"level": "level2", "motion": "control"}, lambda n: np.full((n, 2), 0.5)),
+])
+def test_vector_envs_return_numpy_arrays_whatever_the_device(env_id, kwargs, action):
+    # All three share envs._common.BatchedVectorEnv: a core on the backend (CuPy under a GPU, the simulated
+    # one under `make test-simgpu`) still hands NumPy to the agent; MetaCar used to return backend arrays.
+    env = gym.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point", device="backend", **kwargs)
+    obs, infos = env.reset(seed=0)
+    out = env.step(action(3))
+    for value in (obs, *out[:4], *infos.values(), *out[4].values()):
+        assert type(value) is np.ndarray, (env_id, type(value))
+    env.close()
