@@ -15,7 +15,6 @@ from envs.metacar.level import (
     quantised_orientation,
     save_level,
 )
-from envs.metacar.render import MetaCarRenderer
 
 
 @pytest.mark.parametrize("name", LEVEL_NAMES)
@@ -218,76 +217,5 @@ def test_a_directory_or_an_integer_too_long_is_a_level_error(tmp_path):
         load_level(path)
 
 
-def _mutate(text: str, rng: np.random.Generator) -> str:
-    """One random edit of a level file's text: structural (JSON-aware) or raw characters."""
-    kind = int(rng.integers(6))
-    try:
-        data = json.loads(text)
-    except ValueError:  # an earlier edit broke the JSON: only raw edits apply
-        kind = 3 + kind % 3
-    if kind < 3:  # edit the parsed object and write it back
-        values = [0, 1, -1, 2, 1e308, -1e308, 1.5, 10**30, "↕", "x", "", None, True, [], {}, [[0]], {"x": 1},
-                  float("nan")]
-        keys = ["map", "cars", "agent", "tree", "house", "line", "mx", "my", "x", "y"]
-        target = data
-        for _ in range(int(rng.integers(1, 4))):  # walk down to a random container
-            children = list(target.items()) if isinstance(target, dict) else list(enumerate(target))
-            children = [(k, v) for k, v in children if isinstance(v, dict | list) and v]
-            if not children:
-                break
-            target = children[int(rng.integers(len(children)))][1]
-        if isinstance(target, dict):
-            key = keys[int(rng.integers(len(keys)))] if rng.random() < 0.5 or not target else \
-                list(target)[int(rng.integers(len(target)))]
-            if kind == 0:
-                target.pop(key, None)
-            else:
-                target[key] = values[int(rng.integers(len(values)))]
-        elif target:
-            i = int(rng.integers(len(target)))
-            if kind == 0:
-                del target[i]
-            elif kind == 1:
-                target[i] = values[int(rng.integers(len(values)))]
-            else:
-                target.append(target[i])
-        return json.dumps(data, ensure_ascii=False, allow_nan=True)
-    pos = int(rng.integers(len(text) + 1))
-    if kind == 3:  # delete a run of characters
-        return text[:pos] + text[pos + int(rng.integers(1, 20)):]
-    if kind == 4:  # insert brackets, quotes, digits or arrows
-        alphabet = '[]{}",:0123456789-.eE ↕↔↱\\'
-        return text[:pos] + "".join(alphabet[int(i)] for i in rng.integers(len(alphabet), size=8)) + text[pos:]
-    return text[:pos] + text[pos:][::-1][:50][::-1] * 2 + text[pos + 50:]  # duplicate a chunk
-
-
-@pytest.mark.parametrize("name", LEVEL_NAMES)
-def test_fuzzed_level_files_load_or_raise_level_error(tmp_path, name):
-    # Seeded mutations of the real level files: the reader either returns a Level (and a level with an agent
-    # then builds and steps) or raises LevelError; any other exception is a bug. The failing case prints the
-    # seed and the file text to replay it.
-    original = level_path(name).read_text(encoding="utf-8")
-    path = tmp_path / f"{name}.json"
-    for seed in range(150):
-        rng = np.random.default_rng([LEVEL_NAMES.index(name), seed])
-        text = original
-        for _ in range(int(rng.integers(1, 4))):
-            text = _mutate(text, rng)
-        path.write_text(text, encoding="utf-8")
-        try:
-            level = load_level(path, require_agent=False)
-        except LevelError:
-            continue
-        except Exception as exc:  # noqa: BLE001 - the point of the test
-            pytest.fail(f"{name} mutation seed {seed}: {type(exc).__name__}: {exc}\nfile text:\n{text[:2000]}")
-        assert level.rows <= 64 and level.cols <= 64
-        if level.agent is not None:  # what a loaded level is for: it builds, steps and draws
-            core = MetaCarCore(level, 1)
-            core.reset()
-            core.step(np.array([0]))
-            renderer = MetaCarRenderer(core, mode="rgb_array")
-            try:
-                frame = renderer.render(world=0, step=1, reward=0.0)
-            finally:
-                renderer.close()
-            assert frame.shape[1:] == (level.width_px, 3), f"{name} mutation seed {seed}"  # (+ a HUD strip)
+# Seeded fuzzing of the level reader (damaged real level files must load, step and render, or raise
+# LevelError) lives with the other readers' in tests/fuzz/test_fuzz_level.py.
