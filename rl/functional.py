@@ -295,7 +295,10 @@ class _Where(Function):
     def backward(self, g):
         zero = g.dtype.type(0)
         xp = backend.get_array_module(g)
-        return None, xp.where(self.cond, g, zero), xp.where(self.cond, zero, g)
+        # A constant side (``where(mask, x, 0.0)``) needs no gradient: skip its pass.
+        ga = xp.where(self.cond, g, zero) if self.inputs[1].requires_grad else None
+        gb = xp.where(self.cond, zero, g) if self.inputs[2].requires_grad else None
+        return None, ga, gb
 
 
 def _operands(a: Any, b: Any) -> tuple[Tensor, Tensor]:
@@ -334,12 +337,21 @@ class _TakeAlongAxis(Function):
     def backward(self, g):
         xp = backend.get_array_module(g)
         out = xp.zeros(self.shape, dtype=g.dtype)
+        axis = self.axis % len(self.shape)
         # put_along_axis would drop repeated indices; add.at over an explicit index grid keeps them.
         # The grid follows g's shape: indices may broadcast against x's other axes, as in NumPy.
         # Open grids from arange: cupy.indices has no sparse=True (it takes dimensions and dtype only).
-        idx = [xp.arange(n).reshape((1,) * i + (n,) + (1,) * (g.ndim - i - 1)) for i, n in enumerate(g.shape)]
-        idx[self.axis % len(self.shape)] = xp.broadcast_to(self.indices, g.shape)
-        xp.add.at(out, tuple(idx), g)
+        # An axis where x has size 1 and the indices broadcast it maps every position to element 0.
+        idx = [(xp.arange(n) if m == n else xp.zeros(n, dtype=xp.int64)).reshape(
+            (1,) * i + (n,) + (1,) * (g.ndim - i - 1)) for i, (n, m) in enumerate(zip(g.shape, self.shape))]
+        idx[axis] = xp.broadcast_to(self.indices, g.shape)
+        if g.shape[axis] == 1 and all(n == 1 or n == m for n, m in zip(self.indices.shape, self.shape)):
+            # One index per line along the axis (the action or label of each row) and no broadcast
+            # over x's other axes: no element is picked twice, so a plain scatter is exact and much
+            # cheaper than add.at.
+            out[tuple(idx)] = g
+        else:
+            xp.add.at(out, tuple(idx), g)
         return out, None
 
 

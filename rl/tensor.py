@@ -478,7 +478,7 @@ class Sub(Function):
         return a - b
 
     def backward(self, g):
-        return g, -g
+        return g, (-g if self.inputs[1].requires_grad else None)
 
 
 class Mul(Function):
@@ -487,7 +487,9 @@ class Mul(Function):
         return a * b
 
     def backward(self, g):
-        return g * self.b, g * self.a
+        # Only the inputs that need a gradient get one: in ``x * constant`` half the work is skipped.
+        a_in, b_in = self.inputs
+        return (g * self.b if a_in.requires_grad else None), (g * self.a if b_in.requires_grad else None)
 
 
 class Div(Function):
@@ -520,6 +522,8 @@ class Pow(Function):
     def backward(self, g):
         if self.exponent == 0:  # d(a**0)/da = 0 everywhere (the formula gives 0 * inf = nan at a = 0)
             return backend.get_array_module(g).zeros_like(g)
+        if self.exponent == 2:  # squares (losses): a ** 1 is a exactly, so skip that pass
+            return g * 2 * self.a
         return g * self.exponent * self.a ** (self.exponent - 1)
 
 
@@ -630,9 +634,16 @@ class Sum(Function):
 class Mean(Function):
     def forward(self, a, axis, keepdims):
         self.shape, self.axis, self.keepdims = a.shape, axis, keepdims
-        out = a.mean(axis=axis, keepdims=keepdims)
-        self.count = a.size // max(out.size, 1) if a.size else 1
-        return out
+        if a.dtype.kind != "f" or a.dtype.itemsize < 4 or not a.size:  # float16 means accumulate in float32
+            out = a.mean(axis=axis, keepdims=keepdims)
+            self.count = a.size // max(out.size, 1) if a.size else 1
+            return out
+        # A float mean is NumPy's own sum then one division by the count (what ndarray.mean does,
+        # bit for bit), without ndarray.mean's Python-level wrapper, which costs more than the sum
+        # on the small arrays of RL losses.
+        out = a.sum(axis=axis, keepdims=keepdims)
+        self.count = a.size // max(out.size, 1)
+        return out / self.count
 
     def backward(self, g):
         xp = backend.get_array_module(g)

@@ -11,9 +11,14 @@
 2. **Embedding cache**: 50 epochs of head training on ``--cache-images`` images, timed as one backbone
    pass plus 50 epochs on the cached embeddings, beside one epoch that re-runs the backbone (what
    every epoch would cost without the cache).
-3. **GPU**: the same folded path on CuPy when a GPU is usable, else a note.
+3. **ONNX Runtime** (the CPU inference frontier), when the ``onnx`` extra is installed: the same model
+   exported by :func:`rl.onnx.export_onnx` and run by ONNX Runtime's CPU provider with 1 and 2 intra-op
+   threads, beside the folded path with as many threads (``FoldedMobileNetV2(threads=...)``), batch 1
+   and 16, alternating in ``--rounds`` rounds; the issue's target is >= 0.5x ONNX Runtime's images/s.
+   Written to its own section, ``bench_transfer_ort`` (``--ort-only`` measures just this).
+4. **GPU**: the same folded path on CuPy when a GPU is usable, else a note.
 
-Writes section ``bench_transfer`` of ``docs/benchmarks.md`` (unless ``--no-write``).
+Writes sections ``bench_transfer`` and ``bench_transfer_ort`` of ``docs/benchmarks.md`` (unless ``--no-write``).
 """
 
 from __future__ import annotations
@@ -63,6 +68,70 @@ def ours_images_per_s(net: FoldedMobileNetV2, repeats: int) -> dict[int, float]:
         x = rng.standard_normal((b, 224, 224, 3)).astype(np.float32)
         out[b] = b / median_time(lambda x=x: net(x), repeats=repeats, warmup=1)
     return out
+
+
+def ort_runner(onnx_path: Path, threads: int):
+    """ONNX Runtime's CPU session on ``threads`` intra-op threads (sequential graph, one inter-op thread) as
+    ``run(x) -> logits``; None when onnxruntime is not installed."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})[0]
+
+
+def ort_comparison(model: rl.Model, rounds: int, repeats: int, threads_list=(1, 2)) -> list[str]:
+    """Markdown rows: the folded path vs ONNX Runtime, same weights and thread count, batch 1 and 16."""
+    import tempfile
+
+    try:
+        import onnxruntime as ort
+
+        from rl.onnx import export_onnx
+    except ImportError as e:
+        return [f"ONNX Runtime: not measured ({e}; `pip install 'playgrad[onnx]'`)."]
+    rng = np.random.default_rng(3)
+    inputs = {b: rng.standard_normal((b, 224, 224, 3)).astype(np.float32) for b in BATCHES}
+    ours: dict[tuple[int, int], list[float]] = {}
+    theirs: dict[tuple[int, int], list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(model, Path(tmp) / "mobilenet_v2.onnx")
+        nets = {t: FoldedMobileNetV2(model, threads=t) for t in threads_list}
+        sessions = {t: ort_runner(path, t) for t in threads_list}
+        # Same weights, same answer: a wrong export or fold would make the speed comparison meaningless.
+        diff = float(np.abs(nets[1](inputs[1]) - sessions[1](inputs[1])).max())
+        for r in range(rounds):
+            for t in threads_list:
+                for b, x in inputs.items():
+                    theirs.setdefault((t, b), []).append(
+                        b / median_time(lambda x=x, t=t: sessions[t](x), repeats=repeats, warmup=1))
+                    ours.setdefault((t, b), []).append(
+                        b / median_time(lambda x=x, t=t: nets[t](x), repeats=repeats, warmup=1))
+            print(f"round {r + 1} vs ONNX Runtime: " + ", ".join(
+                f"{t}t b{b} ours {ours[t, b][-1]:.1f} ort {theirs[t, b][-1]:.1f}"
+                for t in threads_list for b in BATCHES))
+        for net in nets.values():
+            net.close()
+    lines = [f"Machine: {machine_description()}. Command: `{command_line()}`.", "",
+             f"MobileNetV2 224x224 inference against ONNX Runtime {ort.__version__} (CPU execution provider, "
+             "the model exported by "
+             f"`rl.onnx.export_onnx`, same weights; largest logit difference at batch 1: {diff:.1e}). Images/s, "
+             f"medians of {rounds} alternating rounds of {repeats} calls; the folded path with the same number of "
+             "threads (BLAS single-threaded inside it). Target: >= 0.5x ONNX Runtime.", "",
+             "| threads | batch | playgrad folded NumPy (images/s) | ONNX Runtime (images/s) | playgrad / ORT |",
+             "| ---: | ---: | ---: | ---: | --- |"]
+    for t in threads_list:
+        for b in BATCHES:
+            o, e = statistics.median(ours[t, b]), statistics.median(theirs[t, b])
+            lines.append(f"| {t} | {b} | {o:.1f} | {e:.1f} | {o / e:.2f}, "
+                         f"{verdict(o / e, 0.5, higher_is_better=True)} |")
+    return lines
 
 
 def cache_timing(model: rl.Model, n_images: int, epochs: int) -> dict[str, float]:
@@ -118,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="alternating torch/ours rounds")
     parser.add_argument("--cache-images", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--no-ort", action="store_true", help="skip the ONNX Runtime comparison")
+    parser.add_argument("--ort-only", action="store_true",
+                        help="only the ONNX Runtime comparison (section bench_transfer_ort)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     from rl import backend
@@ -127,6 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     backend.use_device("cpu")
     weights = mobilenet_v2_path()
     model = mobilenet_v2(weights=weights)
+    if not args.no_ort:
+        ort_markdown = ("## bench_transfer_ort: MobileNetV2 inference, playgrad vs ONNX Runtime\n\n"
+                        + "\n".join(ort_comparison(model, args.rounds, args.repeats)) + "\n")
+        print(ort_markdown)
+        if not args.no_write:
+            write_section("bench_transfer_ort", ort_markdown)
+    if args.ort_only:
+        return 0
     net = FoldedMobileNetV2(model)
     ours: dict[int, list[float]] = {b: [] for b in BATCHES}
     torch: dict[int, list[float]] = {b: [] for b in BATCHES}

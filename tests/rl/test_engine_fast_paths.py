@@ -1,0 +1,101 @@
+"""The engine's fast paths (issue 16) give exactly what the general code gives.
+
+Each shortcut taken for speed is compared bit for bit with the slower formula it replaces, on seeded
+random cases (the failure message names the case):
+
+* ``Mean`` on float32/float64 arrays is a sum and one division, not ``ndarray.mean``;
+* ``take_along_axis``'s backward scatters with a plain assignment when no element can be picked twice
+  (one index per line), and keeps ``add.at`` otherwise (indices that broadcast over an axis where x has
+  size 1 used to index past it: fixed, the case is here);
+* ``Mul``, ``Sub`` and ``where`` hand no gradient to an input that does not need one;
+* ``x ** 2``'s backward skips the ``x ** 1`` pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rl.functional as F
+from rl.tensor import Tensor
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mean_is_bitwise_ndarray_mean(seed):
+    rng = np.random.default_rng(seed)
+    for dtype in (np.float32, np.float64, np.float16):
+        shape = tuple(int(n) for n in rng.integers(1, 40, size=rng.integers(1, 4)))
+        a = (rng.standard_normal(shape) * 10 ** rng.uniform(-3, 3)).astype(dtype)
+        axes = [None, *range(a.ndim), tuple(range(a.ndim))]
+        for axis in axes:
+            for keepdims in (False, True):
+                got = Tensor(a).mean(axis=axis, keepdims=keepdims).data
+                want = a.mean(axis=axis, keepdims=keepdims)
+                case = f"seed {seed} dtype {np.dtype(dtype).name} shape {shape} axis {axis} keepdims {keepdims}"
+                assert np.asarray(got).dtype == np.asarray(want).dtype, case
+                assert np.shape(got) == np.shape(want), case
+                np.testing.assert_array_equal(got, want, err_msg=case)
+
+
+def test_mean_backward_spreads_evenly():
+    x = Tensor(np.arange(12, dtype=np.float32).reshape(3, 4), requires_grad=True)
+    x.mean(axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.full((3, 4), 0.25, np.float32))
+
+
+def _take_along_reference_grad(shape, indices, axis, g):
+    """Element by element: output position p took x at p with p[axis] replaced by its index (and 0 on the
+    axes where x has size 1 and was broadcast); its gradient adds there."""
+    out = np.zeros(shape, dtype=g.dtype)  # summed in g's dtype and in C order, as add.at does
+    picked = np.broadcast_to(indices, g.shape)
+    for p in np.ndindex(*g.shape):
+        where = [0 if shape[i] == 1 else p[i] for i in range(len(shape))]
+        where[axis] = picked[p]
+        out[tuple(where)] += g[p]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_take_along_axis_backward_matches_add_at(seed):
+    rng = np.random.default_rng(seed)
+    b, k = int(rng.integers(1, 9)), int(rng.integers(1, 6))
+    x = rng.standard_normal((b, k)).astype(np.float32)
+    cases = {
+        "one index per row (the scatter path)": (rng.integers(0, k, size=(b, 1)), 1),
+        "several per row, repeats (add.at)": (rng.integers(0, k, size=(b, 3)), 1),
+        "along axis 0": (rng.integers(0, b, size=(1, k)), 0),
+        "indices broadcast over x's size-1 axis (add.at)": (rng.integers(0, k, size=(4, 1)), 1),
+    }
+    for name, (indices, axis) in cases.items():
+        xin = x[:1] if "broadcast" in name else x
+        t = Tensor(xin, requires_grad=True)
+        y = F.take_along_axis(t, indices, axis=axis)
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        y.backward(g)
+        want = _take_along_reference_grad(xin.shape, indices, axis, g)
+        np.testing.assert_array_equal(t.grad, want, err_msg=f"seed {seed}: {name}")
+
+
+def test_constant_operands_get_no_gradient_and_grads_are_unchanged():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((5, 3)).astype(np.float32)
+    c = rng.standard_normal((5, 3)).astype(np.float32)
+    g = rng.standard_normal((5, 3)).astype(np.float32)
+    for name, op, want in [
+        ("x * c", lambda x: x * c, g * c),
+        ("c * x", lambda x: c * x, g * c),
+        ("x - c", lambda x: x - c, g),
+        ("c - x", lambda x: c - x, -g),
+        ("where(x > 0, x, 0)", lambda x: F.where(x.data > 0, x, 0.0), np.where(a > 0, g, 0)),
+        ("where(x > 0, 0, x)", lambda x: F.where(x.data > 0, 0.0, x), np.where(a > 0, 0, g)),
+        ("x ** 2", lambda x: x**2, g * 2 * a),
+        ("x ** 2.0", lambda x: x**2.0, g * 2.0 * a),
+    ]:
+        x = Tensor(a, requires_grad=True)
+        op(x).backward(g)
+        np.testing.assert_array_equal(x.grad, want, err_msg=name)
+    # Both sides needing gradients still get both.
+    x, y = Tensor(a, requires_grad=True), Tensor(c, requires_grad=True)
+    (x * y).backward(g)
+    np.testing.assert_array_equal(x.grad, g * c)
+    np.testing.assert_array_equal(y.grad, g * a)
