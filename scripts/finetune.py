@@ -147,14 +147,18 @@ class EpochRecorder(Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.start, self.samples = time.perf_counter(), 0
+        self.trained = self.start
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self.samples += int((logs or {}).get("size", 0))
+        self.trained = time.perf_counter()  # the training part of the epoch ends with its last batch
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         seconds = time.perf_counter() - self.start
+        train_seconds = self.trained - self.start  # images/s of training, not of the validation pass after it
         record = {"phase": self.phase, "epoch": epoch + 1, "seconds": round(seconds, 3),
-                  "images_per_s": round(self.samples / max(seconds, 1e-9), 1),
+                  "train_seconds": round(train_seconds, 3),
+                  "images_per_s": round(self.samples / max(train_seconds, 1e-9), 1),
                   **{k: round(float(v), 6) for k, v in (logs or {}).items()}}
         self.metrics.log(record)
         self.save()

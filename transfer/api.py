@@ -40,7 +40,7 @@ import numpy as np
 
 from rl import backend, data
 from rl import functional as F
-from rl.layers import Layer
+from rl.layers import BatchNormalization, Layer
 from rl.models import Model
 from rl.optimizers import Optimizer, get_optimizer
 from rl.tensor import Tensor, no_grad, using_config
@@ -315,13 +315,17 @@ class TransferModel(Model):
             and returning the outputs (logits for classification).
         cut_at: last backbone block used (``"features.N"``).
         fine_tune_blocks: how many blocks under ``cut_at`` (inclusive) train; the rest are frozen.
+        train_batch_norm: let the batch norms of the fine-tuned blocks train too (batch statistics,
+            moving averages updated). Off by default, as Keras advises for fine-tuning: their
+            ImageNet statistics are better than those of a small batch of new images, and a few
+            steps in training mode can undo what the head learned on the frozen features.
 
     ``model(images)`` / ``predict`` / ``fit`` work on ``(N, 224, 224, 3)`` preprocessed images;
     :meth:`fit_cached` is the fast way to train.
     """
 
     def __init__(self, backbone: Model, head: Layer, cut_at: str | int = "features.18", fine_tune_blocks: int = 0,
-                 name: str = "transfer_model"):
+                 name: str = "transfer_model", train_batch_norm: bool = False):
         super().__init__(name=name)
         self.backbone = backbone
         self.head = head
@@ -332,14 +336,16 @@ class TransferModel(Model):
         self.input_hw = tuple(backbone.input.shape[1:3])
         object.__setattr__(self, "_cache", None)
         object.__setattr__(self, "_top_model", None)
+        self.train_batch_norm = bool(train_batch_norm)
         self.set_fine_tune(fine_tune_blocks)
 
     # ------------------------------------------------------------------------------ freezing
     def set_fine_tune(self, n: int) -> list[str]:
         """Freeze every backbone block, then unfreeze the top ``n`` up to ``cut_at``; returns their names.
 
-        The cached frozen features are recomputed on the next use when the cut between frozen and
-        trainable blocks moves.
+        Their batch norms stay frozen (inference mode) unless the model was made with
+        ``train_batch_norm=True``. The cached frozen features are recomputed on the next use when
+        the cut between frozen and trainable blocks moves.
         """
         if not 0 <= n <= self.cut_index + 1:
             raise ValueError(f"fine_tune_blocks must be in 0..{self.cut_index + 1}, got {n}")
@@ -347,6 +353,11 @@ class TransferModel(Model):
         self.first_trainable = self.cut_index + 1 - n  # index of the lowest trainable block
         top = list(BLOCK_NAMES[self.first_trainable : self.cut_index + 1])
         unfreeze(self.backbone, top)
+        if not self.train_batch_norm:
+            for name in top:
+                for layer in block_layers(self.backbone, name):
+                    if isinstance(layer, BatchNormalization):
+                        layer.trainable = False
         self.fine_tune_blocks = n
         object.__setattr__(self, "_cache", None)
         return top

@@ -153,6 +153,19 @@ def test_fine_tune_top_blocks_with_a_lower_learning_rate(backbone, images):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.parametrize("train_batch_norm", [False, True])
+def test_fine_tuned_blocks_keep_batch_norm_in_inference_mode_unless_asked(backbone, images, train_batch_norm):
+    model = TransferModel(backbone, rl.Sequential([Dense(2)], name="head"), fine_tune_blocks=1,
+                          train_batch_norm=train_batch_norm)
+    bn = backbone.get_layer("features.18.1")
+    assert isinstance(bn, rl.layers.BatchNormalization) and bn.trainable is train_batch_norm
+    assert backbone.get_layer("features.18.0").trainable  # the conv trains either way
+    before = backend.to_numpy(bn.moving_mean.data).copy()
+    model.fit_cached(images, np.arange(12) % 2, epochs=1, batch_size=6, head_lr=1e-2, backbone_lr=1e-3)
+    moved = not np.allclose(backend.to_numpy(bn.moving_mean.data), before)
+    assert moved is train_batch_norm
+
+
 def test_transfer_model_runs_as_an_rl_model_on_images(backbone, images):
     model = TransferModel(backbone, rl.Sequential([Dense(4)], name="head"), cut_at="features.10")
     out = model.predict(images, batch_size=8)
