@@ -191,6 +191,9 @@ class Model(Layer, register_as=("Functional",)):
             for t in node.outputs:
                 slot[id(t)] = len(slot)
         self._n_slots = len(slot)
+        unused = [t.node.layer.name for t in self._inputs if id(t) not in slot]  # type: ignore[union-attr]
+        if unused:  # the graph is walked back from the outputs, so an input nothing uses is never reached
+            raise ValueError(f"model input(s) {unused} are not used by any output; leave them out of inputs")
         self._input_slots = [slot[id(t)] for t in self._inputs]
         self._output_slots = [slot[id(t)] for t in self._outputs]
         self._input_dtypes = [t.dtype for t in self._inputs]

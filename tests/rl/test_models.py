@@ -357,3 +357,10 @@ def test_seeding_makes_weights_reproducible():
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
     assert not np.array_equal(a.get_weights()[0], _mlp().get_weights()[0])
+
+
+def test_an_input_no_output_uses_is_a_clear_error():
+    # It was a bare KeyError from the graph builder (found while writing test_random_tfjs).
+    a, b = Input((3,), name="used"), Input((3,), name="unused")
+    with pytest.raises(ValueError, match=r"model input\(s\) \['unused'\] are not used by any output"):
+        Model([a, b], L.Dense(2)(a))
