@@ -131,6 +131,14 @@ class OriginalAgent:
             return np.asarray(backend.to_numpy(self.model.predict(x)), dtype=np.float64)
         return None
 
+    def explain(self, obs: Any) -> dict[str, np.ndarray]:
+        """For the play window's panel, ONE observation ``(D,)``: ``{"q_values": (3,)}`` (table), ``{"probs": (3,)}``
+        (policy), or ``{}`` for an actor (the panel shows its action; its critic is not shipped with it)."""
+        values = self.action_values(np.asarray(obs).reshape(1, -1))
+        if values is None:
+            return {}
+        return {"q_values" if self.table is not None else "probs": values[0]}
+
     @staticmethod
     def state_key(cells: np.ndarray) -> str:
         """The Q-table demo's state key: the lidar cells as ``"-1,0,-1,-1"`` (far row first, left to right)."""

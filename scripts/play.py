@@ -5,6 +5,7 @@
     python scripts/play.py metacar --level level1 [--motion control]
     python scripts/play.py snake --headless --frames 300     # no window, no waiting: for tests
     python scripts/play.py cartpole --agent runs/cartpole_ppo-s0-...   # watch a trained agent
+    python scripts/play.py metacar --agent original:ddpg-traffic       # the original demo's own agent drives
 
 Keys (the strip under the picture repeats them):
   cartpole   Left/Right push the cart
@@ -443,10 +444,18 @@ def run_play(
 
 
 def load_agent_policy(run_dir: str, tag: str) -> tuple[Any, dict[str, Any], str]:
-    """Load a run's agent; return (agent, the run's env kwargs, its env id)."""
+    """Load a run's agent; return (agent, the run's env kwargs, its env id).
+
+    ``run_dir`` may name one of the original MetaCar demo's agents instead (``original:ddpg-traffic``, its
+    ``.json`` file or a folder holding one; :mod:`agents.originals`): it plays in the setting it was trained in.
+    """
+    from agents.originals import is_original_source, load_original  # noqa: PLC0415
     from agents.runner import load_agent  # noqa: PLC0415
     from rl.experiment import RunDir  # noqa: PLC0415
 
+    if is_original_source(run_dir):
+        agent = load_original(run_dir)
+        return agent, dict(agent.experiment.env), agent.experiment.env_id
     config = RunDir.open(run_dir).read_config()  # a mistyped path raises RunNotFoundError and creates nothing
     agent = load_agent(run_dir, tag=tag)
     return agent, dict(config.get("env", {})), config.get("experiment", {}).get("env_id", "")
@@ -474,7 +483,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="frames (steps) per second (default: the env's render_fps; 6 for snake played by hand)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the env's random stream: the same seed, the same starts (default: unseeded)")
-    p.add_argument("--agent", metavar="RUN_DIR", default=None, help="let this run's trained agent play")
+    p.add_argument("--agent", metavar="RUN_DIR", default=None,
+                   help="let this run's trained agent play (metacar: also an original demo agent, "
+                        "original:qtable|policy|ddpg-road|ddpg-traffic or its .json file)")
     p.add_argument("--tag", default="best", choices=["best", "latest"],
                    help="which checkpoint of --agent: best (default) or latest")
     cp = p.add_argument_group("cartpole")

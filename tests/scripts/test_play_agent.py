@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PLAY = ROOT / "scripts" / "play.py"
 TRAIN = ROOT / "scripts" / "train.py"
@@ -46,3 +48,12 @@ def test_a_run_whose_env_table_names_the_vector_device_plays(cartpole_run, tmp_p
     out = subprocess.run([sys.executable, str(PLAY), "cartpole", "--agent", str(run), "--headless", "--frames", "30"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("original", ["original:qtable", "original:ddpg-road"])
+def test_an_original_metacar_agent_plays_in_its_own_setting(original):
+    # The original demo's agents (agents/originals.py) play like a run: its own level, motion and lidar.
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "play.py"), "metacar", "--agent", original,
+                          "--headless", "--frames", "40"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "frames" in out.stdout and "Traceback" not in out.stderr
