@@ -432,13 +432,45 @@ def _optimizer_case(rng: np.random.Generator) -> dict[str, Any]:
         cfg.update(betas=(float(rng.choice([0.8, 0.9])), float(rng.choice([0.99, 0.999]))),
                    eps=float(rng.choice([1e-8, 1e-3])), amsgrad=bool(rng.random() < 0.5),
                    weight_decay=float(rng.choice([0.0, 0.01, 0.1])))
+    # Half the time the learning rate follows a schedule, read at the step count before each step.
+    cfg["schedule"] = None if rng.random() < 0.5 else str(rng.choice(["linear", "exponential", "cosine"]))
     return {"kind": kind, "config": cfg, "clipnorm": None if rng.random() < 0.6 else float(rng.uniform(0.5, 3)),
             "dtypes": [str(rng.choice(DTYPES)) for _ in range(int(rng.integers(1, 4)))],
             "steps": int(rng.integers(2, 7)), "skip_prob": float(rng.choice([0.0, 0.3]))}
 
 
+def _schedule(case: dict[str, Any]) -> Any:
+    """The case's rl.schedules learning rate (or its float)."""
+    from rl import schedules
+
+    lr, kind = case["config"]["lr"], case["config"]["schedule"]
+    if kind is None:
+        return lr
+    if kind == "linear":
+        return schedules.LinearDecay(lr, lr * 0.1, 4)
+    if kind == "exponential":
+        return schedules.ExponentialDecay(lr, decay_steps=2, decay_rate=0.5)
+    return schedules.CosineDecay(lr, decay_steps=5)
+
+
+def _ours_optimizer(case: dict[str, Any], params: list[Tensor]) -> Any:
+    cfg = {k: v for k, v in case["config"].items() if k != "schedule"}
+    cfg["lr"] = _schedule(case)
+    return optimizers.get_optimizer(case["kind"], params, clipnorm=case["clipnorm"], **cfg)
+
+
 def _torch_optimizer(case: dict[str, Any], params: list[Any]) -> Any:
-    cfg = dict(case["config"])
+    """torch's optimizer and a LambdaLR following the same schedule (None without one)."""
+    opt = _torch_optimizer_only(case, params)
+    lr = _schedule(case)
+    if not callable(lr):
+        return opt, None
+    base = case["config"]["lr"]
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr(step) / base)
+
+
+def _torch_optimizer_only(case: dict[str, Any], params: list[Any]) -> Any:
+    cfg = {k: v for k, v in case["config"].items() if k != "schedule"}
     if case["kind"] == "sgd":
         return torch.optim.SGD(params, **cfg)
     if case["kind"] == "rmsprop":
@@ -456,8 +488,8 @@ def test_random_optimizer(seed):
     init = [rng.normal(size=s) for s in shapes]
     ours = [Tensor(a.astype(dt), requires_grad=True) for a, dt in zip(init, case["dtypes"])]
     theirs = [torch.tensor(a, requires_grad=True) for a in init]
-    opt = optimizers.get_optimizer(case["kind"], ours, clipnorm=case["clipnorm"], **case["config"])
-    topt = _torch_optimizer(case, theirs)
+    opt = _ours_optimizer(case, ours)
+    topt, tsched = _torch_optimizer(case, theirs)
     tol_dtype = "float32" if case["clipnorm"] is not None and "float32" in case["dtypes"] else None
     for step in range(case["steps"]):
         for p, tp in zip(ours, theirs):
@@ -471,6 +503,8 @@ def test_random_optimizer(seed):
             torch.nn.utils.clip_grad_norm_([tp for tp in theirs if tp.grad is not None], case["clipnorm"])
         opt.step()
         topt.step()
+        if tsched is not None:
+            tsched.step()
         for i, (p, tp) in enumerate(zip(ours, theirs)):
             # float32 parameters drift from torch's float64 ones by rounding each step: compared loosely. So
             # are float64 ones clipped together with float32 ones, whose float32 gradients enter the norm.
@@ -794,10 +828,10 @@ def test_random_optimizer_resume_is_exact(seed):
             opt.step()
 
     straight = [Tensor(a.copy(), requires_grad=True) for a in init]
-    opt = optimizers.get_optimizer(case["kind"], straight, clipnorm=case["clipnorm"], **case["config"])
+    opt = _ours_optimizer(case, straight)
     run(straight, opt, grads)
     first = [Tensor(a.copy(), requires_grad=True) for a in init]
-    opt1 = optimizers.get_optimizer(case["kind"], first, clipnorm=case["clipnorm"], **case["config"])
+    opt1 = _ours_optimizer(case, first)
     run(first, opt1, grads[:cut])
     resumed = [Tensor(p.numpy().copy(), requires_grad=True) for p in first]
     opt2 = optimizers.get_optimizer(opt1.get_config(), resumed)
