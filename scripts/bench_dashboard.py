@@ -112,6 +112,36 @@ def bench_histograms(pairs: int, steps: int, runs_dir: Path) -> dict[str, list[f
     return times
 
 
+def bench_snapshot(repeats: int) -> dict[str, float]:
+    """Median seconds of one histogram snapshot of make run's two networks (weights and gradients), and how many
+    snapshots make run writes (its updates / 10)."""
+    import numpy as np  # noqa: PLC0415
+
+    from agents.runner import make_agent  # noqa: PLC0415
+    from rl.experiment import load_toml  # noqa: PLC0415
+    from rl.summaries import HistogramWriter, named_tensors  # noqa: PLC0415
+
+    config = load_toml(CONFIG)
+    agent = make_agent(config)
+    networks = agent.networks()
+    rng = np.random.default_rng(0)
+    for _, tensor in named_tensors(networks):  # a gradient on every weight, as after an update
+        tensor.grad = rng.normal(size=tensor.shape).astype(np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = HistogramWriter(Path(tmp) / "histograms.jsonl")
+        samples = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            writer.write(0, networks)
+            samples.append(time.perf_counter() - t)
+        writer.close()
+        size = (Path(tmp) / "histograms.jsonl").stat().st_size / repeats
+    a = config["agent"]
+    updates = config["experiment"]["total_steps"] // (a["num_envs"] * a["num_steps"])
+    every = config["experiment"]["histogram_every"]
+    return {"snapshot_s": statistics.median(samples), "snapshots": -(-updates // every), "bytes": size}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["serve", "histograms"],
@@ -134,14 +164,23 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(f"| first request: the whole file parsed once ({s['points']:,} episode points) | "
                     f"{s['first_s']:.1f} s | once per server start |")
     if args.only in (None, "histograms"):
+        snap = bench_snapshot(args.repeats)
         with tempfile.TemporaryDirectory() as tmp:
             t = bench_histograms(args.pairs, args.steps, Path(tmp))
         off, on = statistics.median(t["off"]), statistics.median(t["on"])
         ratio = on / off
-        print(json.dumps({"off": t["off"], "on": t["on"], "ratio": ratio}))
+        print(json.dumps({"off": t["off"], "on": t["on"], "ratio": ratio, **snap}))
         rows.append(f"| `make run`'s training ({args.steps:,} of its 1M steps) with weight+gradient histograms every "
                     f"10 updates vs none: median of {args.pairs} each, alternating | {on:.2f} s vs {off:.2f} s "
-                    f"(x{ratio:.3f}) | {verdict(ratio - 1, TARGET_OVERHEAD)} overhead |")
+                    f"(x{ratio:.3f}; runs varied {min(t['off'] + t['on']):.1f}-{max(t['off'] + t['on']):.1f} s) | "
+                    f"{verdict(100 * (ratio - 1), 100 * TARGET_OVERHEAD, unit='%')} |")
+        total = snap["snapshot_s"] * snap["snapshots"]
+        share = 100 * total / (off * 1_000_000 / args.steps)  # of a full make run, scaled from the shortened one
+        rows.append(f"| one histogram snapshot of make run's networks (policy + value, weights and gradients, "
+                    f"{snap['bytes'] / 1024:.1f} KiB a line; median of {args.repeats}) x the {snap['snapshots']} "
+                    f"snapshots of a full make run | {1000 * snap['snapshot_s']:.2f} ms x {snap['snapshots']} = "
+                    f"{total:.2f} s, {share:.2f}% of the full run's training time (scaled from the row above) | "
+                    f"{verdict(share, 100 * TARGET_OVERHEAD, unit='%')} |")
     md = (f"## Dashboard and histograms (`scripts/bench_dashboard.py`)\n\n"
           f"Measured with `{command_line(argv and ['scripts/bench_dashboard.py', *argv])}` on {machine_description()}"
           f" (a shared, loaded 2-core machine: other jobs ran at the same time).\n\n"

@@ -22,12 +22,17 @@ from playgrad.dashboard import DEFAULT_PORT, DashboardError, make_server  # noqa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs_dir", nargs="?", default="runs", help="folder of run directories (default: runs)")
+    parser.add_argument("runs_dir", nargs="?", help="folder of run directories (default: runs)")
+    parser.add_argument("--runs-dir", dest="runs_dir_option", metavar="RUNS_DIR",
+                        help="the same, spelled as train.py and sweep.py spell it")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--open", action="store_true", help="open the page in the default browser")
     args = parser.parse_args(argv)
+    if args.runs_dir and args.runs_dir_option and args.runs_dir != args.runs_dir_option:
+        parser.error(f"two runs folders given ({args.runs_dir} and --runs-dir {args.runs_dir_option}); give one")
+    args.runs_dir = args.runs_dir or args.runs_dir_option or "runs"
     if not 0 <= args.port <= 65535:
         print(f"error: --port must be 0-65535, got {args.port}", file=sys.stderr)
         return 2

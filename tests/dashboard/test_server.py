@@ -259,3 +259,23 @@ def test_image_model_panel_top5_and_feature_maps(serve, tmp_path):
     assert post(server, "/api/image_model", {"image": "data:image/png;base64,AAAA", "layer": "features.3"})[0] == 400
     status, body = post(server, "/api/image_model", {"sample": "cat", "layer": "features.99"})
     assert status == 400 and "features.18" in body["error"]
+
+
+def test_the_cli_serves_until_ctrl_c(tmp_path):
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[2]
+    proc = subprocess.Popen([sys.executable, "scripts/dashboard.py", "--runs-dir", str(tmp_path), "--port", "0"],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+        with urllib.request.urlopen(url + "api/runs", timeout=30) as r:
+            assert json.load(r) == {"root": str(tmp_path.resolve()), "exists": True, "runs": []}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "stopped" in out and err == "", (out, err)
