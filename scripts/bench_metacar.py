@@ -205,6 +205,8 @@ def table_row(exp: Experiment, r: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", action="append", help="config name(s) to run (default: all that exist)")
+    parser.add_argument("--peers-only", action="store_true",
+                        help="train nothing: keep every row of ours, re-score the original agents and the verdicts")
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per trained agent")
     parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
@@ -212,7 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in args.only or [] if name not in names]
     if unknown:
         parser.error(f"--only: unknown experiment {', '.join(unknown)}; valid: {', '.join(names)}")
-    kept = previous_rows(_benchlib.BENCHMARKS_MD) if args.only else {}
+    if args.peers_only and args.only:
+        parser.error("--peers-only trains nothing; drop --only")
+    selective = bool(args.only) or args.peers_only  # rows of experiments not trained now are kept
+    measured = set(args.only or []) if selective else set(names)
+    kept = previous_rows(_benchlib.BENCHMARKS_MD) if selective else {}
 
     rows = ["| experiment | seed | weights | target | reward/step | crash-free | mean speed (px/step) "
             "| 800 steps at >= 1 px/step | from the level's start: reward/step, crash-free, speed "
@@ -221,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     kept_names, ours, peers = [], [], []
     with tempfile.TemporaryDirectory() as runs_dir:
         for exp in EXPERIMENTS:
-            if args.only and exp.config not in args.only:
+            if exp.config not in measured:
                 ours.extend(kept.get(exp.config, []))  # not re-measured: the section's rows stay as they were
                 kept_names += [exp.config] if exp.config in kept else []
             elif not (ROOT / "configs" / f"{exp.config}.toml").exists():
@@ -233,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                     for r in run_one(exp, seed, runs_dir, args.episodes):
                         ours.append(table_row(exp, r))
                         print(ours[-1], flush=True)
-            if exp.config in ORIGINAL_OF and (exp.config in kept or not args.only or exp.config in args.only):
+            if exp.config in ORIGINAL_OF and (exp.config in kept or exp.config in measured):
                 for seed in exp.seeds:  # the same worlds as our rows of this seed
                     peers.append(table_row(exp, judge_original(exp, seed, args.episodes)))
                     print(peers[-1], flush=True)
@@ -241,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
              or row_name(r).startswith(f"original {ORIGINAL_OF.get(exp.config, '?')} ")]
     load = os.getloadavg()[0]
     kept_note = (f"Rows of {', '.join(f'`{n}`' for n in kept_names)} are kept from an earlier run of this script "
-                 "(this one re-measured only the others, with `--only`); their wall times are from that run's load."
+                 "(this one re-measured only the others, with `--only` or `--peers-only`); their wall times are from "
+                 "that run's load."
                  if kept_names else "")
     text = "\n".join([
         "## MetaCar experiments (`scripts/bench_metacar.py`)",
