@@ -194,3 +194,22 @@ def test_runner_summaries_cadence_and_tensorboard_scalars(conv_model, tmp_path):
     assert [e.step for e in acc.Histograms("net/conv/kernel")] == [100, 400, 700, 1000]
     assert acc.Histograms("grad/net/conv/kernel")
     assert acc.Histograms("net/conv/kernel")[-1].histogram_value.num == 36
+
+
+def test_dashboard_callback_tensorboard_scalars_equal_its_metrics(conv_model, tmp_path):
+    tb = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",
+                             reason="tensorboard not installed (pip install 'playgrad[tensorboard]')")
+    pytest.importorskip("tensorboardX", reason="tensorboardX not installed (pip install 'playgrad[tensorboard]')")
+    x, y = data()
+    cb = vis.DashboardCallback(tmp_path, tensorboard=True, batch_every=1)
+    conv_model.fit(x, y, epochs=2, batch_size=16, validation_split=0.25, verbose=0, callbacks=[cb])
+    recs = [json.loads(s) for s in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    acc = tb.EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={tb.SCALARS: 0, tb.HISTOGRAMS: 0})
+    acc.Reload()
+    for key in ("loss", "val_loss", "accuracy", "batch_loss", "epoch"):
+        expect = [(r["step"], r[key]) for r in recs if key in r]
+        got = [(e.step, e.value) for e in acc.Scalars(key)]
+        assert [s for s, _ in got] == [s for s, _ in expect] and len(expect) >= 2, key
+        assert [v for _, v in got] == pytest.approx([v for _, v in expect], rel=1e-6), key
+    epoch_steps = [r["step"] for r in recs if "epoch" in r]
+    assert [e.step for e in acc.Histograms(f"{conv_model.name}/conv/kernel")] == epoch_steps
