@@ -118,14 +118,16 @@ def bench_pipeline(folder: str, images: int, workers: int, batch: int, rounds: i
             "samples": rates}
 
 
-def bench_finetune(folder: str, workers: int, head_epochs: int, fine_tune_steps: int, log=print) -> dict:
-    """scripts/finetune.py on the whole folder under /usr/bin/time -v: peak RSS and the epoch rates."""
+def bench_finetune(folder: str, workers: int, head_epochs: int, fine_tune_steps: int, max_per_class: int = 0,
+                   log=print) -> dict:
+    """scripts/finetune.py on the folder (``max_per_class`` of each class; 0 = all) under /usr/bin/time -v:
+    peak RSS and the epoch rates."""
     runs = tempfile.mkdtemp(prefix="bench_data_runs-")
     cmd = ["/usr/bin/time", "-v", sys.executable, str(Path(__file__).resolve().parent / "finetune.py"),
            str(Path(__file__).resolve().parent.parent / "configs" / "finetune_stream.toml"),
            "--runs-dir", runs, "--set", f'data.image_folder="{folder}"', "--set", f"data.workers={workers}",
            "--set", f"head.epochs={head_epochs}", "--set", "fine_tune.blocks=2",
-           "--set", f"fine_tune.steps_per_epoch={fine_tune_steps}"]
+           "--set", f"fine_tune.steps_per_epoch={fine_tune_steps}", "--set", f"data.max_per_class={max_per_class}"]
     log("running: " + " ".join(cmd))
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -197,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss", action="store_true", help="also run finetune.py on the whole folder (slow)")
     parser.add_argument("--head-epochs", type=int, default=10)
     parser.add_argument("--fine-tune-steps", type=int, default=40)
+    parser.add_argument("--max-per-class", type=int, default=0,
+                        help="images per class in the finetune.py run (0 = the whole folder)")
     parser.add_argument("--device-prefetch", action="store_true",
                         help="also time the embedding pass with and without prefetch(device='active')")
     parser.add_argument("--skip-pipeline", action="store_true", help="leave out the torch comparison")
@@ -251,11 +255,13 @@ def pipeline_lines(args: argparse.Namespace) -> list[str]:
 
 
 def rss_lines(args: argparse.Namespace) -> list[str]:
-    fin = bench_finetune(args.folder, args.workers, args.head_epochs, args.fine_tune_steps)
+    fin = bench_finetune(args.folder, args.workers, args.head_epochs, args.fine_tune_steps, args.max_per_class)
     speedup = fin["cached_images_per_s"] / fin["backbone_images_per_s"]
+    which = f"{args.max_per_class} images per class of the folder" if args.max_per_class else "the whole folder"
     return [
         "",
-        f"`scripts/finetune.py` on the whole folder ({fin['classes']} classes, {fin['train_images']} training "
+        f"`scripts/finetune.py` on {which} "
+        f"({fin['classes']} classes, {fin['train_images']} training "
         f"images; {args.head_epochs} head epochs from the cache, then {args.fine_tune_steps} fine-tuning steps "
         f"of the top 2 blocks on streamed augmented images), under `/usr/bin/time -v`:",
         "",
