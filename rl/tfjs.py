@@ -873,7 +873,8 @@ def load_tfjs(path: str | Path, strict: bool = True) -> Model:
     # 60000x60000 in a tiny file would otherwise allocate 13 GiB of fresh weights before any check).
     weights = _read_weights(json_path, doc)
     budget = _ValueBudget(json_path, sum(w.size for w in weights.values()) + _UNLISTED_WEIGHT_VALUES)
-    config = _budget_initializers(config, budget)
+    if isinstance(config, dict) and isinstance(config.get("layers"), list):
+        config = {**config, "layers": _budget_initializers(config["layers"], budget)}
     try:
         model = model_from_config({"class_name": class_name, "config": config})
     except TfjsFormatError:
@@ -934,21 +935,43 @@ class _BudgetedInitializer:
         return self.inner(shape, dtype, rng)
 
 
-def _budget_initializers(config: Any, budget: _ValueBudget) -> Any:
-    """``config`` (cleaned, nested models included) with every layer's initializers drawing on ``budget``."""
-    if isinstance(config, list):
-        return [_budget_initializers(c, budget) for c in config]
-    if not isinstance(config, dict):
-        return config
-    out = {}
-    for key, value in config.items():
-        if key in _INITIALIZER_KEYS:
-            out[key] = _BudgetedInitializer(initializers.get(value), budget)
-        elif key in ("layers", "config") or (isinstance(value, dict) and "class_name" in value):
-            out[key] = _budget_initializers(value, budget)
-        else:
-            out[key] = value
+def _budget_initializers(entries: Any, budget: _ValueBudget) -> Any:
+    """Layer ``entries`` (cleaned; a list, nested models included) with every initializer drawing on ``budget``.
+
+    Also the initializers a config leaves out: the constructor's defaults would allocate unchecked.
+    """
+    out = []
+    for entry in entries:
+        config = entry.get("config") if isinstance(entry, dict) else None
+        if not isinstance(config, dict):
+            out.append(entry)  # malformed: the graph builder reports it
+            continue
+        if entry.get("class_name") in ("Sequential", "Model"):
+            layers = config.get("layers")
+            nested = {**config, "layers": _budget_initializers(layers, budget)} if isinstance(layers, list) else config
+            out.append({**entry, "config": nested})
+            continue
+        cls = getattr(L, entry.get("class_name"), None) if isinstance(entry.get("class_name"), str) else None
+        if not isinstance(cls, type):
+            out.append(entry)
+            continue
+        config = dict(config)
+        for key in _INITIALIZER_KEYS:
+            default = _init_default(cls, key)
+            if key in config or default is not inspect.Parameter.empty:
+                config[key] = _BudgetedInitializer(initializers.get(config.get(key, default)), budget)
+        out.append({**entry, "config": config})
     return out
+
+
+def _init_default(cls: type, key: str) -> Any:
+    """The default of constructor argument ``key`` of ``cls`` (or a base), ``inspect.Parameter.empty`` if none."""
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        param = inspect.signature(init).parameters.get(key) if init is not None else None
+        if param is not None:
+            return param.default
+    return inspect.Parameter.empty
 
 
 def _unwrap_initializers(model: Model) -> None:

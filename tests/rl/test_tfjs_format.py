@@ -624,3 +624,27 @@ def test_too_many_layers_is_refused_before_building(tmp_path, monkeypatch):
     _edit_manifest_or_topology(tmp_path, lambda d: d["modelTopology"]["config"]["layers"].extend([drop] * 60))
     with pytest.raises(tfjs.TfjsFormatError, match="the topology has 62 layers, over the limit of 50"):
         tfjs.load_tfjs(tmp_path)
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_huge_layer_without_initializer_keys_is_refused_before_allocating(tmp_path, nested):
+    import tracemalloc
+
+    # TF.js may leave initializers out; the constructor's defaults used to allocate without the budget
+    # (a Dense 20000x20000 here: 6 GB at peak).
+    dense = {"class_name": "Dense", "config": {"units": 20000, "name": "big", "batch_input_shape": [None, 20000]}}
+    layers = [{"class_name": "Sequential", "config": {"name": "inner", "layers": [dense]}}] if nested else [dense]
+    (tmp_path / "w.bin").write_bytes(np.zeros(4, "<f4").tobytes())
+    doc = {"modelTopology": {"class_name": "Sequential", "config": {"layers": layers}},
+           "weightsManifest": [{"paths": ["w.bin"], "weights": [{"name": "big/bias", "shape": [4],
+                                                                 "dtype": "float32"}]}]}
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    tracemalloc.start()
+    try:
+        with pytest.raises(tfjs.TfjsFormatError, match=r"need more values than the weight shards hold .*\[20000, "
+                                                       r"20000\]"):
+            tfjs.load_tfjs(tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20, peak
