@@ -193,13 +193,17 @@ def car_boxes(xp: Any, x: Any, y: Any, cos_th: Any, sin_th: Any) -> tuple[Any, A
 
 def _tile_span(xp: Any, lo: Any, hi: Any, limit: int) -> tuple[Any, Any]:
     """First and last tile index (float arrays) a box ``[lo, hi]`` strictly overlaps along one axis, clipped to
-    ``[-1, limit]`` (the grass border). Exact: the float division only guesses, the strict tests decide."""
+    ``[-1, limit]`` (the grass border).
+
+    Exact, although ``lo / 60`` is rounded: rounding is monotone and exact at multiples of 60, so
+    ``floor(lo / 60)`` can only come out one too big (``lo`` just below a tile edge, the quotient rounded up
+    to it) and ``ceil(hi / 60) - 1`` one too small (``hi`` just past an edge, rounded down to it); one strict
+    comparison each corrects them.
+    """
     first = xp.floor(lo / TILE_PX)
-    first = xp.where(first * TILE_PX > lo, first - 1, first)  # lo/60 rounded up across a tile edge
-    first = xp.where((first + 1) * TILE_PX <= lo, first + 1, first)  # the box starts on or past the tile's end
+    first -= first * TILE_PX > lo
     last = xp.ceil(hi / TILE_PX) - 1
-    last = xp.where(last * TILE_PX >= hi, last - 1, last)  # the box ends on or before the tile's start
-    last = xp.where((last + 1) * TILE_PX < hi, last + 1, last)
+    last += (last + 1) * TILE_PX < hi
     mn, mxm = xp.minimum, xp.maximum  # np.clip is several times slower on small arrays
     return mn(mxm(first, -1), limit), mn(mxm(last, -1), limit)
 
@@ -234,10 +238,13 @@ class Detector:
         cat = np.concatenate
         fields = {name: cat([getattr(lay, name)[:n] for lay, n in zip(layouts, per_layout)])
                   for name in ("x0", "x1", "y0", "y1", "child_x")}
-        self._x0, self._x1, self._y0, self._y1, self._child_x = (xp.asarray(fields[n]) for n in
-                                                                   ("x0", "x1", "y0", "y1", "child_x"))
-        self._pivot_x = xp.asarray(cat([np.full(n, lay.pivot_x) for lay, n in zip(layouts, per_layout)]))
-        self._pivot_y = xp.asarray(cat([np.full(n, lay.pivot_y) for lay, n in zip(layouts, per_layout)]))
+        self._x0, self._x1, self._y0, self._y1 = (xp.asarray(fields[n]) for n in ("x0", "x1", "y0", "y1"))
+        # Children with an x offset (the agent's captors when pos != 0): their columns and offsets.
+        shifted = np.flatnonzero(fields["child_x"] != 0)
+        self._shifted = xp.asarray(shifted)
+        self._child_x = xp.asarray(fields["child_x"][shifted])
+        self._pivot_x = xp.asarray(np.array([lay.pivot_x for lay in layouts]))  # per car (K,)
+        self._pivot_y = xp.asarray(np.array([lay.pivot_y for lay in layouts]))
         owner = [0] * (p + 4) + [1 + b for b in range(nb) for _ in range(4)]
         self._owner = xp.asarray(np.array(owner, dtype=np.int64))
         # Candidate cars per bot sensor: columns 0..K-1 are the cars' old poses, K..2K-1 their new poses.
@@ -253,20 +260,22 @@ class Detector:
     def sensor_boxes(self, x: Any, y: Any, cos_th: Any, sin_th: Any) -> tuple[Any, Any, Any, Any]:
         """Every sensor's box ``(left, right, top, bottom)`` (M, S) from its owner's pose (cars' arrays (M, K)).
 
-        ``right``/``bottom`` are Pixi's ``x + width``/``y + height``. The container's matrix is
-        ``a = d = cos``, ``b = sin``, ``c = -sin``, translation ``pos - pivot*matrix``; a child adds its offset
-        ``child_x * (a, b)``; a corner is ``(a*x0 + c*y0) + tx``.
+        ``right``/``bottom`` are Pixi's ``x + width``/``y + height``. A car's lidar container has the matrix
+        ``a = d = cos``, ``b = sin``, ``c = -sin`` and the translation ``pos - (pivot_x*a + pivot_y*c, ...)``;
+        a child adds ``child_x * (a, b)`` to it; a corner is ``(a*x0 + c*y0) + tx``. Same operations, same order.
         """
-        own = self._owner
-        x, y, a, b = x[:, own], y[:, own], cos_th[:, own], sin_th[:, own]
-        c = -b
-        px, py = self._pivot_x, self._pivot_y
-        tx = x - (px * a + py * c)
-        ty = y - (px * b + py * a)
-        cx = self._child_x
-        tx = (cx * a + 0.0 * c) + tx
-        ty = (cx * b + 0.0 * a) + ty
         xp = self.xp
+        px, py = self._pivot_x, self._pivot_y
+        # Per car first (K columns, not S): the containers' translations.
+        car_tx = x - (px * cos_th + py * -sin_th)
+        car_ty = y - (px * sin_th + py * cos_th)
+        own = self._owner
+        a, b, tx, ty = cos_th[:, own], sin_th[:, own], car_tx[:, own], car_ty[:, own]
+        if self._shifted.size:  # (child_x*a + 0*c) + tx: the zero term never changes the sum
+            cols, cx = self._shifted, self._child_x
+            tx[:, cols] = cx * a[:, cols] + tx[:, cols]
+            ty[:, cols] = cx * b[:, cols] + ty[:, cols]
+        c = -b
         mn, mxm = xp.minimum, xp.maximum
         ax0, ax1, cy0, cy1 = a * self._x0, a * self._x1, c * self._y0, c * self._y1
         bx0, bx1, dy0, dy1 = b * self._x0, b * self._x1, a * self._y0, a * self._y1
