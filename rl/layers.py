@@ -232,6 +232,8 @@ class Dense(Layer):
         self.units = int(units)
         self.activation = _activation_name(activation)
         self._act = None if activation in (None, "linear") else F.get_activation(activation)
+        # tanh and relu run inside the linear node (one graph node per layer instead of two).
+        self._fused = next((k for k, f in F.LINEAR_FUSED_ACTIVATIONS.items() if self._act is f), None)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
@@ -246,6 +248,8 @@ class Dense(Layer):
             self.bias = self.add_weight("bias", (self.units,), self.bias_initializer)
 
     def call(self, inputs):
+        if self._fused is not None:
+            return F.linear(inputs, self.kernel, self.bias, activation=self._fused)  # type: ignore[arg-type]
         y = F.linear(inputs, self.kernel, self.bias)  # type: ignore[arg-type]
         return y if self._act is None else self._act(y)
 

@@ -417,18 +417,21 @@ class Function:
         # The hot path of every model: kept to plain attribute stores and one pass over the inputs.
         fn = cls()
         needs_grad = False
+        all_tensors = True
         arrays = []
         for x in inputs:
             if type(x) is Tensor:
                 arrays.append(x.data)
-                needs_grad = needs_grad or x.requires_grad
+                if x.requires_grad:
+                    needs_grad = True
             else:
                 arrays.append(x)
+                all_tensors = False
         out = _new_tensor(fn.forward(*arrays, **params))
         if needs_grad and config.enable_grad:
             out.requires_grad = True
             # Constants become grad-free tensors so backward can zip inputs and grads.
-            fn.inputs = tuple(x if type(x) is Tensor else _CONSTANT for x in inputs)
+            fn.inputs = inputs if all_tensors else tuple([x if type(x) is Tensor else _CONSTANT for x in inputs])
             out.creator = fn
         return out
 
@@ -619,16 +622,34 @@ class Cast(Function):
         return g.astype(self.dtype_in) if self.dtype_in.kind == "f" else None
 
 
+def _reduce_sum(a: Any, axis: Any, keepdims: bool) -> Any:
+    """``a.sum(axis, keepdims=...)``; on NumPy the ufunc reduction it wraps, called directly (ndarray.sum
+    passes through a Python-level wrapper that costs as much as summing a small array)."""
+    if type(a) is np.ndarray:
+        return np.add.reduce(a, axis=axis, keepdims=keepdims)
+    return a.sum(axis=axis, keepdims=keepdims)
+
+
+def _spread(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
+    """The gradient of a reduction over ``axis``: ``g`` repeated back to the input's ``shape``."""
+    xp = backend.get_array_module(g)
+    if axis is not None and not keepdims:
+        g = xp.expand_dims(g, axis)
+    if xp is np:
+        # A filled array rather than np.broadcast_to's read-only view: same values, one C call.
+        out = np.empty(shape, dtype=g.dtype)
+        out[...] = g
+        return out
+    return xp.broadcast_to(g, shape)
+
+
 class Sum(Function):
     def forward(self, a, axis, keepdims):
         self.shape, self.axis, self.keepdims = a.shape, axis, keepdims
-        return a.sum(axis=axis, keepdims=keepdims)
+        return _reduce_sum(a, axis, keepdims)
 
     def backward(self, g):
-        xp = backend.get_array_module(g)
-        if self.axis is not None and not self.keepdims:
-            g = xp.expand_dims(g, self.axis)
-        return xp.broadcast_to(g, self.shape)
+        return _spread(g, self.shape, self.axis, self.keepdims)
 
 
 class Mean(Function):
@@ -641,15 +662,12 @@ class Mean(Function):
         # A float mean is NumPy's own sum then one division by the count (what ndarray.mean does,
         # bit for bit), without ndarray.mean's Python-level wrapper, which costs more than the sum
         # on the small arrays of RL losses.
-        out = a.sum(axis=axis, keepdims=keepdims)
+        out = _reduce_sum(a, axis, keepdims)
         self.count = a.size // max(out.size, 1)
         return out / self.count
 
     def backward(self, g):
-        xp = backend.get_array_module(g)
-        if self.axis is not None and not self.keepdims:
-            g = xp.expand_dims(g, self.axis)
-        return xp.broadcast_to(g / self.count, self.shape)
+        return _spread(g / self.count, self.shape, self.axis, self.keepdims)
 
 
 class Max(Function):

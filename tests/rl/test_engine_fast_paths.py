@@ -99,3 +99,37 @@ def test_constant_operands_get_no_gradient_and_grads_are_unchanged():
     (x * y).backward(g)
     np.testing.assert_array_equal(x.grad, g * c)
     np.testing.assert_array_equal(y.grad, g * a)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("seed", range(3))
+def test_linear_with_fused_activation_is_bitwise_the_two_nodes(activation, seed):
+    rng = np.random.default_rng(seed)
+    x0 = rng.standard_normal((7, 5)).astype(np.float32)
+    w0, b0 = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal(4).astype(np.float32)
+    g = rng.standard_normal((7, 4)).astype(np.float32)
+    results = []
+    for fused in (True, False):
+        x, w, b = (Tensor(a, requires_grad=True) for a in (x0, w0, b0))
+        if fused:
+            y = F.linear(x, w, b, activation=activation)
+        else:
+            y = F.get_activation(activation)(F.linear(x, w, b))
+        y.backward(g)
+        results.append([y.data, x.grad, w.grad, b.grad])
+    for name, got, want in zip(["y", "dx", "dw", "db"], *results):
+        np.testing.assert_array_equal(got, want, err_msg=f"seed {seed} {activation}: {name}")
+
+
+def test_dense_fuses_tanh_and_relu_only():
+    from rl.layers import Dense
+
+    x = Tensor(np.ones((2, 3), np.float32))
+    for activation, fused in [("tanh", True), ("relu", True), ("sigmoid", False), (None, False)]:
+        layer = Dense(4, activation=activation, input_shape=(3,))
+        y = layer(x)
+        assert layer._fused == (activation if fused else None)
+        # One node per layer when fused (or linear); the activation's own node on top otherwise.
+        assert (type(y.creator).__name__ == "_Linear") == (fused or activation is None), activation
+    with pytest.raises(ValueError, match="linear fuses only"):
+        F.linear(x, Tensor(np.ones((3, 4), np.float32)), None, activation="sigmoid")
