@@ -29,31 +29,13 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-# ``python scripts/play.py`` puts scripts/ on the path, not the repository root with ``envs``.
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+from envs.games import CONTROL_ACTION_NAMES, GAMES
+from rl.console import format_number
 
-from rl.console import format_number  # noqa: E402
-
-# name: (env id, controls module); a game's controls are imported only when it is played.
-GAMES = {
-    "cartpole": ("envs/CartPole-v1", "envs.cartpole.controls"),
-    "snake": ("envs/Snake-v0", "envs.snake.controls"),
-    "metacar": ("envs/MetaCar-v0", "envs.metacar.controls"),
-}
-# Action labels for the agent panel, by game (MetaCar's depend on its motion).
-ACTION_NAMES = {
-    "cartpole": ("left", "right"),
-    "snake": ("straight", "left", "right"),
-    "metacar": ("up", "left", "right", "down", "wait"),
-}
-CONTROL_ACTION_NAMES = ("throttle", "steering")  # MetaCar's motion="control"
 # Steps per second when a person plays: the env's own 10 for Snake (the book's demo speed, fine for
 # watching an agent) left newcomers 27 steps per game.
 HUMAN_FPS = {"snake": 6.0}
@@ -99,10 +81,8 @@ def make_env(game: str, render_mode: str = "rgb_array", **env_kwargs: Any) -> tu
     """
     if game not in GAMES:
         raise ValueError(f"unknown game {game!r}; expected one of {sorted(GAMES)}")
-    env_id, controls = GAMES[game]
-    import gymnasium as gym  # noqa: PLC0415 - after SDL settings are in place
-
-    import envs  # noqa: F401, PLC0415 - registers the ids
+    env_id, controls = GAMES[game].env_id, GAMES[game].controls
+    import gymnasium as gym  # noqa: PLC0415 - (importing envs.games has registered the ids)
 
     human_action = importlib.import_module(controls).human_action
     return gym.make(env_id, render_mode=render_mode, **env_kwargs), human_action
@@ -113,7 +93,7 @@ def key_help(game: str, env: Any, agent: bool) -> str:
     common = "R restart   P pause   Esc quit"
     if agent:
         return f"agent playing   {common}"
-    return f"{importlib.import_module(GAMES[game][1]).key_help(env)}   {common}"
+    return f"{importlib.import_module(GAMES[game].controls).key_help(env)}   {common}"
 
 
 class Played(list):
@@ -535,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as exc:  # a missing or corrupt checkpoint, a run the env refuses: say which
             print(f"play.py: cannot load agent from {args.agent}: {exc}", file=sys.stderr)
             return 2
-        if env_id != GAMES[args.game][0]:
+        if env_id != GAMES[args.game].env_id:
             print(f"play.py: {args.agent} trained on {env_id!r}, not {args.game}", file=sys.stderr)
             return 2
         # The run's [env] table was written for its vector env: `device` (where a batch of worlds runs) has
@@ -570,7 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if env_kwargs.get("motion", "basic") == "control":
         names = CONTROL_ACTION_NAMES
     else:
-        names = ACTION_NAMES.get(args.game, ())
+        names = GAMES[args.game].action_names
     try:
         played = run_play(env, policy=policy, human_action=human_action, frames=frames, seed=args.seed,
                           end_pause_s=0.0 if args.headless else END_PAUSE_S, overlay=overlay,

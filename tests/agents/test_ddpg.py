@@ -15,10 +15,10 @@ from agents.ddpg import adapt_param_noise, smooth_target_actions, soft_update
 from agents.episodes import FinishedEpisodes
 from agents.replay import ReplayBatch
 from agents.runner import evaluate, load_checkpoint, make_agent, save_checkpoint, strip_wall_clock
+from playgrad.training import train
 from rl import backend
 from rl.experiment import RunDir
 from rl.tensor import Tensor
-from scripts.train import train
 
 TD3 = {"twin_critics": True, "policy_delay": 2, "target_noise": 0.2, "target_noise_clip": 0.5}  # the paper's
 LEVEL2 = {"level": "level2", "motion": "control", "lidar": {"pts": 5, "width": 3, "height": 7, "pos": -0.5},

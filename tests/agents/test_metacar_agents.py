@@ -10,9 +10,9 @@ from test_reinforce import FakeHooks  # same directory (pytest prepends it to sy
 from threadpoolctl import threadpool_limits  # via scikit-learn, a dev dependency
 
 from agents.runner import evaluate, make_agent
+from playgrad.training import train
 from rl import backend
 from rl.experiment import apply_overrides, load_toml
-from scripts.train import train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -19,9 +19,9 @@ from agents.runner import (
     single_blas_thread,
     strip_wall_clock,
 )
+from playgrad.training import train
 from rl import backend
 from rl.experiment import ConfigError, RunDir, RunNotFoundError, apply_overrides, load_toml
-from scripts.train import train
 
 
 @pytest.fixture(autouse=True)
@@ -307,7 +307,7 @@ def test_the_runner_stamps_every_progress_record_with_the_wall_clock(tmp_path, w
 # ------------------------------------------------------------------------------------- hostile runs and configs
 @pytest.mark.parametrize("name", ["../../escape", "/tmp/playgrad-absolute", "nul\x00byte", "n" * 300])
 def test_a_run_name_cannot_write_outside_the_runs_dir(tmp_path, capsys, name):
-    from scripts.train import main
+    from playgrad.cli.train import main
 
     runs = tmp_path / "deep" / "er" / "runs"
     runs.mkdir(parents=True)
@@ -320,7 +320,7 @@ def test_a_run_name_cannot_write_outside_the_runs_dir(tmp_path, capsys, name):
 
 
 def test_a_file_given_as_runs_dir_is_one_line(tmp_path, capsys):
-    from scripts.train import main
+    from playgrad.cli.train import main
 
     (tmp_path / "runs").write_text("not a folder")
     assert main([ppo_config(tmp_path), "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 2
@@ -433,7 +433,7 @@ def test_stale_temp_files_are_removed_when_a_run_starts_or_resumes(tmp_path):
 
 
 def test_a_run_killed_before_its_first_checkpoint_says_to_start_again(tmp_path, capsys):
-    from scripts.train import main
+    from playgrad.cli.train import main
 
     run = RunDir(tmp_path / "killed")
     run.config_path.write_text(load_toml_text(reinforce_config(tmp_path)))

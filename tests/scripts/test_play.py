@@ -1,7 +1,6 @@
 """scripts/play.py: headless runs end cleanly, quitting and restarting work, a policy can play, and
 the keyboard controls map arrows to the right actions."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -15,13 +14,11 @@ import envs  # noqa: F401  (registers the ids)
 from envs.cartpole import controls as cartpole_controls
 from envs.snake import controls as snake_controls
 from envs.snake.core import DOWN, LEFT, RIGHT, UP
+from playgrad.cli import play
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAY = ROOT / "scripts" / "play.py"
 
-_spec = importlib.util.spec_from_file_location("play", PLAY)
-play = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(play)
 
 
 @pytest.mark.parametrize("argv", [["cartpole", "--variant", "book"], ["snake", "--height", "6", "--width", "7"]])

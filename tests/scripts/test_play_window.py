@@ -1,17 +1,16 @@
 """scripts/play.py's window: every frame on screen is composed once (picture, agent panel, key strip) and
 flipped once, so the agent panel is in every frame; the panel reads as intended."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pygame
 import pytest
 
+from envs.games import GAMES
+from playgrad.cli import play
+
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("play", ROOT / "scripts" / "play.py")
-play = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(play)
 
 PANEL_COLOUR = (28, 30, 38)  # the panel's background, as the test knows it (not read from play.py)
 
@@ -39,7 +38,7 @@ def test_every_frame_on_screen_shows_the_agent_panel(game, kwargs, monkeypatch):
     frames = 40
     played = play.run_play(env, policy=lambda obs: 0, frames=frames, seed=0, end_pause_s=0,
                            overlay=lambda obs: {"q_values": np.linspace(-1.0, 1.0, n)},
-                           action_names=play.ACTION_NAMES[game])
+                           action_names=GAMES[game].action_names)
     env.close()
     assert played.frames == frames
     flips = len(shown)

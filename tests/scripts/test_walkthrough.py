@@ -19,12 +19,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rl.experiment import RunNotFoundError
+from playgrad.training import train
+from rl.experiment import ConfigError, RunNotFoundError
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script(name):
+    """A command's module: playgrad.cli.NAME (what scripts/NAME.py runs), or scripts/NAME.py itself for a script
+    whose code is still in scripts/."""
+    if importlib.util.find_spec(f"playgrad.cli.{name}") is not None:
+        return importlib.import_module(f"playgrad.cli.{name}")
     spec = importlib.util.spec_from_file_location(f"_walkthrough_{name}", ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
@@ -43,7 +48,7 @@ def _tiny_config(tmp_path: Path) -> Path:
 def finished_run(tmp_path_factory) -> Path:
     """A finished (evaluated) cart-pole run: one REINFORCE iteration of two games."""
     tmp = tmp_path_factory.mktemp("finished")
-    return _script("train").train(str(_tiny_config(tmp)), [], runs_dir=str(tmp / "runs"), progress=False)
+    return train(str(_tiny_config(tmp)), [], runs_dir=str(tmp / "runs"), progress=False)
 
 
 # ----------------------------------------------------------------------------- mistyped run directories
@@ -58,9 +63,8 @@ def test_a_mistyped_run_directory_is_reported_and_not_created(tmp_path, capsys):
         play.load_agent_policy(str(missing), "best")
     assert play.main(["cartpole", "--headless", "--agent", str(missing)]) == 2
     assert f"cannot load agent: {missing} does not exist" in capsys.readouterr().err
-    train = _script("train")
-    with pytest.raises(train.ConfigError, match="does not exist"):
-        train.train(None, [], resume=str(missing), progress=False)
+    with pytest.raises(ConfigError, match="does not exist"):
+        train(None, [], resume=str(missing), progress=False)
     plot = _script("plot")
     with pytest.raises(plot.ConfigError, match="does not exist"):
         plot.plot([str(missing)], tmp_path / "c.png")
@@ -213,10 +217,9 @@ def test_serve_web_names_a_wrong_run_before_a_missing_tfjs(finished_run, tmp_pat
 
 def _snake_run(tmp_path: Path) -> Path:
     """A Snake DQN run of a few frames (no update): enough for serve_web to export its Q-network."""
-    train = _script("train")
-    return train.train(str(ROOT / "configs/snake_dqn_small.toml"),
-                       ["experiment.total_steps=64", "experiment.eval_episodes=1", "agent.num_envs=2",
-                        "env.max_steps=20"], runs_dir=str(tmp_path / "runs"), progress=False)
+    return train(str(ROOT / "configs/snake_dqn_small.toml"),
+                 ["experiment.total_steps=64", "experiment.eval_episodes=1", "agent.num_envs=2",
+                  "env.max_steps=20"], runs_dir=str(tmp_path / "runs"), progress=False)
 
 
 def test_serve_web_port_in_use_says_what_to_do(tmp_path, monkeypatch):

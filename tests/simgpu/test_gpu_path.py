@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from agents.runner import evaluate, load_agent, single_blas_thread
+from playgrad.training import train
 from rl import backend
 from rl.tensor import Tensor
-from scripts.train import train
 
 GPU, WHY = backend.gpu_status()
 pytestmark = pytest.mark.skipif(not GPU, reason=f"no usable CuPy: {WHY}")

@@ -1,0 +1,51 @@
+"""The ``playgrad`` command: one subcommand per user-facing script.
+
+    playgrad train configs/cartpole_ppo.toml          # = python scripts/train.py configs/cartpole_ppo.toml
+    playgrad play snake
+    playgrad --help                                   # the commands
+    playgrad train --help                             # one command's manual
+
+Each subcommand is a module here with ``main(argv) -> int`` (its exit status); ``scripts/NAME.py`` is a three-line
+shim that calls the same ``main``, so the README's ``python scripts/NAME.py`` commands and ``playgrad NAME`` are one
+program. A subcommand's module is imported only when it runs: ``train`` sets its BLAS thread count before NumPy
+loads, so this file imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name: what it does (the module is playgrad.cli.<name with "_" for "-">)
+COMMANDS = {
+    "train": "train an agent from a TOML config; writes a run directory",
+    "play": "play a game with the keyboard, or watch a trained agent play it",
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: playgrad COMMAND [options]   (playgrad COMMAND --help for a command's options)", "",
+             "commands (each also runs as python scripts/COMMAND.py, with _ for -):"]
+    lines += [f"  {name:<{width}}  {summary}" for name, summary in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``playgrad COMMAND ARGS...``: the subcommand's ``main(ARGS)``; its exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage(), file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    name = argv[0].replace("_", "-")  # `playgrad export_tfjs` as the script is spelled works too
+    if name not in COMMANDS:
+        print(f"playgrad: unknown command {argv[0]!r}; the commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
+    program = sys.argv[0]
+    sys.argv[0] = f"playgrad {name}"  # argparse's usage line names the subcommand
+    try:
+        return module.main(argv[1:])
+    finally:
+        sys.argv[0] = program
