@@ -96,12 +96,12 @@ def bench_serve(lines: int, repeats: int) -> dict[str, float]:
 
 
 def bench_histograms(pairs: int, steps: int, runs_dir: Path) -> dict[str, list[float]]:
-    import train as train_script  # noqa: PLC0415
+    from playgrad.training import train  # noqa: PLC0415
 
     times: dict[str, list[float]] = {"off": [], "on": []}
     for i in range(pairs):
         for label, every in (("off", 0), ("on", 10)) if i % 2 == 0 else (("on", 10), ("off", 0)):
-            run = train_script.train(str(CONFIG), [f"experiment.total_steps={steps}", "experiment.eval_episodes=1",
+            run = train(str(CONFIG), [f"experiment.total_steps={steps}", "experiment.eval_episodes=1",
                                                    f"experiment.histogram_every={every}"],
                                      runs_dir=str(runs_dir), progress=False)
             recs = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
@@ -184,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     md = (f"## Dashboard and histograms (`scripts/bench_dashboard.py`)\n\n"
           f"Measured with `{command_line(argv and ['scripts/bench_dashboard.py', *argv])}` on {machine_description()}"
           f" (a shared, loaded 2-core machine: other jobs ran at the same time).\n\n"
-          f"| what | measured | target |\n|---|---|---|\n" + "\n".join(rows) + "\n")
+          f"| what | measured | target |\n|---|---|---|\n" + "\n".join(rows) + "\n"
+          + ("\nThe alternating trainings resolve the cost only as finely as the machine's noise allows (the spread of "
+             "runs of one setting, in the row, can exceed the effect); the snapshot row times the histograms "
+             "themselves, which is the cost they add.\n" if args.only != "serve" else ""))
     print(md)
     if not args.no_write:
         write_section("bench_dashboard", md)
