@@ -20,7 +20,11 @@ from collections.abc import Sequence
 # name: what it does (the module is playgrad.cli.<name with "_" for "-">)
 COMMANDS = {
     "train": "train an agent from a TOML config; writes a run directory",
+    "evaluate": "score a trained run (or an original MetaCar demo agent) over deterministic episodes",
     "play": "play a game with the keyboard, or watch a trained agent play it",
+    "record": "record a trained agent's episodes as a GIF, WebP or MP4",
+    "plot": "draw learning curves of runs to a PNG",
+    "main-job": "make run's job: train a car in MetaCar traffic, plot it, record an episode",
 }
 
 

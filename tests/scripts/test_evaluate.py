@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
 
+from playgrad.cli import evaluate as evaluate_script
+
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("_script_evaluate", ROOT / "scripts" / "evaluate.py")
-evaluate_script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(evaluate_script)
 
 
 class EndlessEnv:

@@ -1,6 +1,7 @@
 """scripts/plot.py draws a PNG; scripts/sweep.py runs seeds in parallel and summarizes them; scripts/main_job.py
 plots the run it trained."""
 
+import importlib
 import importlib.util
 import json
 import subprocess
@@ -9,10 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from playgrad import curves
+from playgrad.cli import main_job
+from playgrad.cli import plot as plot_command
+from rl.experiment import RunDir
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script(name):
+    """A command's module: playgrad.cli.NAME (what scripts/NAME.py runs), or scripts/NAME.py itself for a script
+    whose code is still in scripts/."""
+    if importlib.util.find_spec(f"playgrad.cli.{name}") is not None:
+        return importlib.import_module(f"playgrad.cli.{name}")
     spec = importlib.util.spec_from_file_location(f"_script_{name}", ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -75,13 +85,12 @@ def test_plot_window_must_be_positive(tmp_path, capsys):
     (run / "config.toml").write_text('[experiment]\nname = "x"\n')
     (run / "metrics.jsonl").write_text("".join(json.dumps({"env_steps": 10 * i, "episode_return": float(i)}) + "\n"
                                                for i in range(1, 4)))
-    plot = _script("plot")
     with pytest.raises(SystemExit) as exc:
-        plot.main([str(run), "--window", "0", "--out", str(tmp_path / "c.png")])
+        plot_command.main([str(run), "--window", "0", "--out", str(tmp_path / "c.png")])
     assert exc.value.code == 2 and "--window: must be at least 1" in capsys.readouterr().err
     with pytest.raises(ValueError, match="window must be at least 1"):
-        plot.plot([str(run)], tmp_path / "c.png", window=0)
-    steps, smooth = plot.episode_curve(plot.RunDir(run), window=2)
+        curves.plot([str(run)], tmp_path / "c.png", window=0)
+    steps, smooth = curves.episode_curve(RunDir(run), window=2)
     assert steps.tolist() == [10, 20, 30] and smooth.tolist() == [1.0, 1.5, 2.5]
 
 
@@ -96,7 +105,6 @@ def test_sweep_refuses_seeds_that_name_no_seed(text):
 def test_main_job_plots_the_run_it_trained(tmp_path, monkeypatch, capsys):
     # The run used to be found by the config's file name: with another experiment.name it picked an older run
     # (here one without a config, so plotting it failed) or none at all.
-    main_job = _script("main_job")
     config = tiny_config(tmp_path)
     monkeypatch.setattr(main_job, "CONFIG", config)
     monkeypatch.setattr(main_job, "ROOT", tmp_path)
@@ -145,10 +153,9 @@ def test_sweep_without_ray_says_so_before_announcing_jobs(tmp_path, capsys, monk
 
 def test_plot_counts_seeds_and_says_when_runs_repeat_one():
     # Two runs of seed 0 and two of seed 1 were labelled "mean of 4 seeds".
-    plot = _script("plot")
-    assert plot.seeds_label([0, 1, 2]) == "mean of 3 seeds (0, 1, 2)"
-    assert plot.seeds_label([0, 0, 1, 1]) == "mean of 4 runs of 2 seeds (0, 1); runs repeat a seed"
-    assert plot.seeds_label([3, 3]) == "mean of 2 runs of 1 seed (3); runs repeat a seed"
+    assert curves.seeds_label([0, 1, 2]) == "mean of 3 seeds (0, 1, 2)"
+    assert curves.seeds_label([0, 0, 1, 1]) == "mean of 4 runs of 2 seeds (0, 1); runs repeat a seed"
+    assert curves.seeds_label([3, 3]) == "mean of 2 runs of 1 seed (3); runs repeat a seed"
 
 
 def test_the_legend_sits_below_the_axes(tmp_path):
@@ -158,7 +165,6 @@ def test_the_legend_sits_below_the_axes(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plot = _script("plot")
     runs = []
     for seed in (0, 1):
         run = tmp_path / f"run{seed}"
@@ -180,7 +186,7 @@ def test_the_legend_sits_below_the_axes(tmp_path):
 
     plt.Figure.savefig = savefig
     try:
-        plot.plot(runs, tmp_path / "c.png", window=2)
+        curves.plot(runs, tmp_path / "c.png", window=2)
     finally:
         plt.Figure.savefig = real_savefig
     assert captured["legend"].y1 <= captured["axes"].y0  # wholly under the axes (display y grows upwards)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -15,14 +14,13 @@ from PIL import Image
 
 import envs  # noqa: F401
 from agents.runner import load_agent
+from playgrad import recording
+from playgrad.cli import main_job
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD = ROOT / "scripts" / "record.py"
 TRAIN = ROOT / "scripts" / "train.py"
 
-_spec = importlib.util.spec_from_file_location("_script_record", RECORD)
-record = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(record)
 
 
 def _run(*args):
@@ -99,7 +97,7 @@ def test_bad_arguments_are_named(cartpole_run, args, message):
 
 
 def test_mp4_holds_every_step_at_the_envs_speed(cartpole_run, tmp_path):
-    encoder = record.video_encoder()
+    encoder = recording.video_encoder()
     if encoder is None:
         pytest.skip("imageio-ffmpeg is not installed (pip install -e '.[video]')")
     out_file = tmp_path / "cart.mp4"
@@ -131,13 +129,10 @@ def test_missing_run_is_reported(tmp_path):
 
 
 def test_frame_skip_keeps_gif_frames_at_least_20_ms():
-    assert [record.default_every(fps) for fps in (10, 50, 60, 120, 151)] == [1, 1, 2, 3, 4]
+    assert [recording.default_every(fps) for fps in (10, 50, 60, 120, 151)] == [1, 1, 2, 3, 4]
 
 
 def test_main_job_records_an_episode_of_its_run(tmp_path, monkeypatch, capsys):
-    spec = importlib.util.spec_from_file_location("_script_main_job", ROOT / "scripts" / "main_job.py")
-    main_job = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(main_job)
     config = tmp_path / "tiny.toml"
     text = (ROOT / "configs" / "cartpole_ppo.toml").read_text()
     text = text.replace("total_steps = 100_000", "total_steps = 512").replace("eval_episodes = 20", "eval_episodes = 1")

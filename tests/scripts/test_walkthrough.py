@@ -8,6 +8,7 @@ process (pygame's banner, SIGTERM).
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import json
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from playgrad import curves
 from playgrad.training import train
 from rl.experiment import ConfigError, RunNotFoundError
 
@@ -65,9 +67,8 @@ def test_a_mistyped_run_directory_is_reported_and_not_created(tmp_path, capsys):
     assert f"cannot load agent: {missing} does not exist" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="does not exist"):
         train(None, [], resume=str(missing), progress=False)
-    plot = _script("plot")
-    with pytest.raises(plot.ConfigError, match="does not exist"):
-        plot.plot([str(missing)], tmp_path / "c.png")
+    with pytest.raises(ConfigError, match="does not exist"):
+        curves.plot([str(missing)], tmp_path / "c.png")
     assert not (tmp_path / "runs").exists()
 
 
@@ -140,7 +141,7 @@ def test_a_sweeps_grid_points_are_separate_curves(tmp_path):
             _fake_run(tmp_path, "ppo", [fixed, "agent.lr=1e-3", "experiment.seed=1"], [3.0, 4.0]),
             _fake_run(tmp_path, "ppo", [fixed, "agent.lr=3e-4"], [0.0, 0.0]),
             _fake_run(tmp_path, "dqn", [], [5.0, 5.0])]
-    groups = _script("plot").curve_groups([str(r) for r in runs], window=1)
+    groups = curves.curve_groups([str(r) for r in runs], window=1)
     assert sorted(groups) == ["dqn", "ppo agent.lr=1e-3", "ppo agent.lr=3e-4"]  # the shared override is not named
     assert len(groups["ppo agent.lr=1e-3"]) == 2  # two seeds of one grid point: one curve with a band
     np.testing.assert_array_equal(groups["ppo agent.lr=3e-4"][0][1], [0.0, 0.0])
