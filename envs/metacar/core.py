@@ -302,28 +302,6 @@ class MetaCarCore:
         self.speed = v
         self.tile[:, 0] = self.roads.road_index(xp.floor(self.x[:, 0] / TILE_PX), xp.floor(self.y[:, 0] / TILE_PX))
 
-    def cars_on_road(self) -> Any:
-        """(N, K) bool: every car judged by the agent's on-road rule (all four captors on road tiles).
-
-        Not used by the dynamics (bots are never off road in the original); for tests and analysis.
-        """
-        xp = self.xp
-        c, s = xp.cos(self.theta)[:, :, None], xp.sin(self.theta)[:, :, None]
-        x0, x1, y0, y1 = (xp.asarray(CAPTORS[:, i]) for i in range(4))
-        left = self.x[:, :, None] + xp.minimum(x0 * c, x1 * c) - xp.maximum(y0 * s, y1 * s)
-        right = self.x[:, :, None] + xp.maximum(x0 * c, x1 * c) - xp.minimum(y0 * s, y1 * s)
-        top = self.y[:, :, None] + xp.minimum(x0 * s, x1 * s) + xp.minimum(y0 * c, y1 * c)
-        bottom = self.y[:, :, None] + xp.maximum(x0 * s, x1 * s) + xp.maximum(y0 * c, y1 * c)
-        count = 0
-        for lo_x, hi_x in ((left, None), (None, right)):
-            for lo_y, hi_y in ((top, None), (None, bottom)):
-                tx = xp.floor(lo_x / TILE_PX) if lo_x is not None else xp.ceil(hi_x / TILE_PX) - 1
-                ty = xp.floor(lo_y / TILE_PX) if lo_y is not None else xp.ceil(hi_y / TILE_PX) - 1
-                count = count + (self.roads.lookup(self.roads.is_road_flat, tx, ty) > 0)
-        # Corners counted above are the box's four corner tiles; a box inside one tile counts it 4 times,
-        # so "every captor on road" is "all four corner tiles of every captor are road".
-        return (count == 4).all(axis=2)
-
     # ----------------------------------------------------------------------------------- observation
     def observation(self, kind: str = "linear") -> Any:
         """Agent observation, float32: ``"linear"`` (N, P+1) = lidar row by row then speed (the original's
