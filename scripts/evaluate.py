@@ -1,4 +1,7 @@
-"""``python scripts/evaluate.py``: the same as ``playgrad evaluate`` (the code is in :mod:`playgrad.cli.evaluate`)."""
+"""``python scripts/evaluate.py``: the same program as ``playgrad evaluate``.
+
+Its code is in :mod:`playgrad.cli.evaluate`; this file only runs it (the project is installed by ``make run``).
+"""
 
 import sys
 

@@ -1,4 +1,7 @@
-"""``python scripts/main_job.py``: the same as ``playgrad main-job`` (the code is in :mod:`playgrad.cli.main_job`)."""
+"""``python scripts/main_job.py``: the same program as ``playgrad main-job``.
+
+Its code is in :mod:`playgrad.cli.main_job`; this file only runs it (the project is installed by ``make run``).
+"""
 
 import sys
 

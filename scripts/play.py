@@ -1,4 +1,7 @@
-"""``python scripts/play.py``: the same as ``playgrad play`` (the code is in :mod:`playgrad.cli.play`)."""
+"""``python scripts/play.py``: the same program as ``playgrad play``.
+
+Its code is in :mod:`playgrad.cli.play`; this file only runs it (the project is installed by ``make run``).
+"""
 
 import sys
 

@@ -1,4 +1,7 @@
-"""``python scripts/plot.py``: the same as ``playgrad plot`` (the code is in :mod:`playgrad.cli.plot`)."""
+"""``python scripts/plot.py``: the same program as ``playgrad plot``.
+
+Its code is in :mod:`playgrad.cli.plot`; this file only runs it (the project is installed by ``make run``).
+"""
 
 import sys
 

@@ -1,4 +1,7 @@
-"""``python scripts/record.py``: the same as ``playgrad record`` (the code is in :mod:`playgrad.cli.record`)."""
+"""``python scripts/record.py``: the same program as ``playgrad record``.
+
+Its code is in :mod:`playgrad.cli.record`; this file only runs it (the project is installed by ``make run``).
+"""
 
 import sys
 

@@ -1,4 +1,7 @@
-"""``python scripts/train.py``: the same as ``playgrad train`` (the code is in :mod:`playgrad.cli.train`)."""
+"""``python scripts/train.py``: the same program as ``playgrad train``.
+
+Its code is in :mod:`playgrad.cli.train`; this file only runs it (the project is installed by ``make run``).
+"""
 
 import sys
 

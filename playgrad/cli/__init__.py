@@ -24,6 +24,13 @@ COMMANDS = {
     "play": "play a game with the keyboard, or watch a trained agent play it",
     "record": "record a trained agent's episodes as a GIF, WebP or MP4",
     "plot": "draw learning curves of runs to a PNG",
+    "sweep": "train a config over seeds and a grid of overrides, in parallel or on a Ray cluster",
+    "tune": "search a config's hyperparameters with Optuna (pruning, resumable studies)",
+    "export-tfjs": "export a run's network (or a pretrained model) as a TensorFlow.js layers model",
+    "export-onnx": "export a run's policy (or a saved model) as ONNX, checked in ONNX Runtime",
+    "serve-web": "serve the browser page where a trained Snake agent plays with TF.js",
+    "edit-level": "draw a MetaCar level (pygame editor)",
+    "fetch-weights": "download pretrained weights (MobileNetV2) into the cache",
     "main-job": "make run's job: train a car in MetaCar traffic, plot it, record an episode",
 }
 

@@ -19,10 +19,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from envs.metacar.editor import PALETTE, LevelEditor  # noqa: E402
-from envs.metacar.level import TILE_PX, LevelError  # noqa: E402
+from envs.metacar.editor import PALETTE, LevelEditor
+from envs.metacar.level import TILE_PX, LevelError
 
 PALETTE_COLS = 2
 PALETTE_W = PALETTE_COLS * (TILE_PX + 8) + 8

@@ -19,10 +19,8 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from playgrad.sources import ExportError, load_source  # noqa: E402
-from rl.onnx import OnnxExportError, export_onnx, verify_onnx  # noqa: E402
+from playgrad.sources import ExportError, load_source
+from rl.onnx import OnnxExportError, export_onnx, verify_onnx
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,10 +33,8 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from playgrad.sources import NETWORKS, ExportError, load_source, network_of_agent  # noqa: E402
-from rl import tfjs  # noqa: E402
+from playgrad.sources import NETWORKS, ExportError, load_source, network_of_agent
+from rl import tfjs
 
 __all__ = ["NETWORKS", "ExportError", "export", "load_source", "main", "network_of_agent"]
 

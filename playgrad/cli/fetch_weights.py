@@ -12,11 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-try:
-    from transfer import weights
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from transfer import weights
+from transfer import weights
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,8 +29,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]  # the source checkout: web/ and the tests' npm TF.js
 
 WEB_DIR = ROOT / "web"
 TFJS_BUNDLES = (WEB_DIR / "vendor" / "tf.min.js",

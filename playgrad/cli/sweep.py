@@ -32,10 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from playgrad.sweeps import (  # noqa: E402
+from playgrad.sweeps import (
     JobResult,
     JobSpec,
     Storage,
@@ -46,7 +43,7 @@ from playgrad.sweeps import (  # noqa: E402
     finished_jobs,
     run_jobs,
 )
-from rl.experiment import atomic_write_text, positive_int  # noqa: E402
+from rl.experiment import atomic_write_text, positive_int
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -30,10 +30,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from playgrad.sweeps import (  # noqa: E402
+from playgrad.sweeps import (
     JobResult,
     JobSpec,
     Storage,
@@ -42,8 +39,8 @@ from playgrad.sweeps import (  # noqa: E402
     connect_ray,
     deliver_archive,
 )
-from playgrad.tuning import Oracle, overrides_of, parse_space, run_study  # noqa: E402
-from rl.experiment import apply_overrides, atomic_write_text, dump_toml, load_toml, positive_int  # noqa: E402
+from playgrad.tuning import Oracle, overrides_of, parse_space, run_study
+from rl.experiment import apply_overrides, atomic_write_text, dump_toml, load_toml, positive_int
 
 
 def representative_points(dims: list[Any]) -> list[list[str]]:

@@ -100,12 +100,9 @@ def test_edit_level_script_headless_and_play(tmp_path):
 
 
 def _edit_level_script():
-    import importlib.util
+    from playgrad.cli import edit_level  # noqa: PLC0415
 
-    spec = importlib.util.spec_from_file_location("_script_edit_level", ROOT / "scripts" / "edit_level.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return edit_level
 
 
 def test_saving_where_it_cannot_write_keeps_the_editor_open(tmp_path, monkeypatch):

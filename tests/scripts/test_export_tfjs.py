@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from playgrad import sources
+from playgrad.cli import export_tfjs
 from rl import tfjs
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("export_tfjs", ROOT / "scripts" / "export_tfjs.py")
-export_tfjs = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(export_tfjs)
 
 
 def _same_predictions(model, out_dir: Path, x: np.ndarray) -> None:
@@ -50,7 +48,7 @@ def _agent(agent_name: str, env_id: str, agent_table: dict, env_table: dict | No
 def test_snake_dqn_exports_its_online_q_network(tmp_path):
     agent = _agent("dqn", "envs/Snake-v0", {"conv_filters": [8, 16], "hidden_sizes": [16], "buffer_size": 100,
                                              "learning_starts": 10, "batch_size": 8})
-    model, meta = export_tfjs.network_of_agent(agent, "dqn")
+    model, meta = sources.network_of_agent(agent, "dqn")
     assert model is agent.q_net and meta["network"] == "q_net"
     tfjs.save_tfjs(model, tmp_path, metadata=meta)
     _same_predictions(model, tmp_path, np.random.default_rng(1).integers(0, 3, (4, 9, 9, 2)).astype(np.float32))
@@ -58,7 +56,7 @@ def test_snake_dqn_exports_its_online_q_network(tmp_path):
 
 def test_metacar_ddpg_exports_its_actor(tmp_path):
     agent = _agent("ddpg", "envs/MetaCar-v0", {}, {"motion": "control"})
-    model, meta = export_tfjs.network_of_agent(agent, "ddpg")
+    model, meta = sources.network_of_agent(agent, "ddpg")
     assert model is agent.actor
     tfjs.save_tfjs(model, tmp_path, metadata=meta)
     obs_dim = model.inputs[0].shape[-1]
@@ -92,7 +90,7 @@ def test_errors_name_the_problem(tmp_path, capsys, monkeypatch):
     from agents import base
 
     monkeypatch.setitem(base.AGENTS, "future", "agents.future")
-    monkeypatch.setitem(export_tfjs.NETWORKS, "future", ("actor", "actions"))
+    monkeypatch.setitem(sources.NETWORKS, "future", ("actor", "actions"))
     (run / "config.toml").write_text('[experiment]\nagent = "future"\nenv_id = "envs/MetaCar-v0"\n')
     assert export_tfjs.main([str(run), str(tmp_path / "out")]) == 2
     assert "'future' is not available yet (future.py is missing)" in capsys.readouterr().err

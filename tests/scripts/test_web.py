@@ -11,7 +11,6 @@ Skipped, with the reason, where Node, Chromium or the npm TF.js package is missi
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -24,13 +23,11 @@ import pytest
 
 import envs  # noqa: F401  (registers the ids)
 from envs.snake.core import SnakeCore
+from playgrad.cli import serve_web
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAKE_JS = ROOT / "web" / "snake.js"
 _DY, _DX = (-1, 0, 1, 0), (0, 1, 0, -1)  # up, right, down, left (envs/snake/core.py)
-_spec = importlib.util.spec_from_file_location("serve_web", ROOT / "scripts" / "serve_web.py")
-serve_web = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(serve_web)
 
 
 def _snake_cells(core: SnakeCore, world: int = 0) -> list[list[int]]:

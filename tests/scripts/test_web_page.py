@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from playgrad.cli import serve_web
+
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("serve_web_page", ROOT / "scripts" / "serve_web.py")
-serve_web = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(serve_web)
 
 
 @pytest.mark.browser
