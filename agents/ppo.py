@@ -218,7 +218,12 @@ class PPO(Agent):
                     continue
                 x = Tensor(obs[mb])
                 dist = self._dist(x)
-                logp, entropy = dist.log_prob(actions[mb]), dist.entropy()
+                logp = dist.log_prob(actions[mb])
+                if c.ent_coef:
+                    entropy = dist.entropy()
+                else:  # a term weighted 0 adds nothing to the gradient: compute it for the log only
+                    with no_grad():
+                        entropy = dist.entropy()
                 adv = adv_all[mb]
                 if c.normalize_advantages and mb.shape[0] > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
@@ -233,7 +238,9 @@ class PPO(Agent):
                 else:
                     value_loss = ((v - ret_all[mb]) ** 2).mean()  # SB3's MSE (CleanRL halves it)
                 entropy_mean = entropy.mean()
-                loss = policy_loss + value_loss * c.vf_coef - entropy_mean * c.ent_coef
+                loss = policy_loss + value_loss * c.vf_coef
+                if c.ent_coef:
+                    loss = loss - entropy_mean * c.ent_coef
                 self.optimizer.zero_grad()
                 loss.backward()
                 self.optimizer.step()  # the gradient norm is clipped to max_grad_norm inside
