@@ -296,6 +296,7 @@ class MetricsFile:
 
     def _reset(self) -> None:
         self.offset = 0
+        self.size = 0  # the file's size at the last refresh (offset < size: more to read)
         self.lines = 0
         self.identity: tuple[int, int] | None = None
         self.columns: dict[str, tuple[array, array]] = {}
@@ -306,30 +307,35 @@ class MetricsFile:
         self.best_mean: float | None = None
         self.last: dict[str, Any] = {}  # the last value of every key
 
-    def refresh(self) -> None:
-        """Read whatever complete lines were appended since the last call."""
+    def refresh(self, max_bytes: int | None = None) -> bool:
+        """Read the complete lines appended since the last call: all of them, or about ``max_bytes`` of them (a
+        caller that must answer quickly reads a big file over several calls). True once everything is read."""
         with self._lock:
             try:
                 st = os.stat(self.path)
             except FileNotFoundError:
                 self._reset()
-                return
+                return True
             identity = (st.st_ino, st.st_dev)
             if identity != self.identity or st.st_size < self.offset:
                 self._reset()
                 self.identity = identity
+            self.size = st.st_size
             if st.st_size == self.offset:
-                return
+                return True
+            want = st.st_size - self.offset
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
-                chunk = f.read(st.st_size - self.offset)
+                chunk = f.read(want if max_bytes is None else min(want, max_bytes))
+                if b"\n" not in chunk and len(chunk) < want:  # one line longer than the budget: read to its end
+                    chunk += f.readline()
             end = chunk.rfind(b"\n")
-            if end < 0:
-                return  # only a half-written line so far
-            self.offset += end + 1
-            for raw in chunk[: end + 1].splitlines():
-                self.lines += 1
-                self._add(raw)
+            if end >= 0:  # else only a half-written line so far
+                self.offset += end + 1
+                for raw in chunk[: end + 1].splitlines():
+                    self.lines += 1
+                    self._add(raw)
+            return len(chunk) >= want  # all read but, at most, a half-written last line
 
     def _add(self, raw: bytes) -> None:
         if not raw.strip():

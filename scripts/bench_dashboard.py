@@ -5,7 +5,8 @@
     python scripts/bench_dashboard.py --only histograms --pairs 5 --steps 200000
 
 * serve: a synthetic ``metrics.jsonl`` of ``--lines`` lines shaped like PPO's (one update record per 16
-  episode ends); the time of the first request (the whole file parsed once), then the median of
+  episode ends); the time of the first answer (8 MiB of the file parsed) and of reading all of it over the
+  following requests, then the median of
   ``--repeats`` HTTP requests of the downsampled ``episode_return`` curve (2,000 points) with the file
   unchanged and with 1,000 lines appended before each (the incremental read). Targets: < 200 ms.
 * histograms: ``configs/metacar_level1_ppo.toml`` (what `make run` trains) shortened to ``--steps``, trained
@@ -72,27 +73,32 @@ def bench_serve(lines: int, repeats: int) -> dict[str, float]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"{server.url}api/series?run=big-run&key=episode_return&max_points=2000"
 
-        def fetch() -> float:
+        def fetch() -> tuple[float, bool]:
             t0 = time.perf_counter()
             with urllib.request.urlopen(url, timeout=600) as r:
                 body = json.load(r)
             assert len(body["series"]["episode_return"]["x"]) == 2000, "not downsampled to 2000 points"
-            return time.perf_counter() - t0
+            return time.perf_counter() - t0, body["complete"]
 
         try:
-            first = fetch()
-            warm = statistics.median(fetch() for _ in range(repeats))
+            first, complete = fetch()  # the first answer: the file's first READ_BUDGET bytes
+            whole, requests = first, 1
+            while not complete:  # the page's next polls read the rest
+                t, complete = fetch()
+                whole, requests = whole + t, requests + 1
+            warm = statistics.median(fetch()[0] for _ in range(repeats))
             appended = []
             done = lines
             for _ in range(repeats):
                 write_metrics(run / "metrics.jsonl", 1000, start=done)
                 done += 1000
-                appended.append(fetch())
+                appended.append(fetch()[0])
             rows = len(server.index.entry(run).metrics.columns["episode_return"][0])
         finally:
             server.shutdown()
             server.server_close()
-    return {"first_s": first, "warm_s": warm, "append_s": statistics.median(appended), "points": rows}
+    return {"first_s": first, "whole_s": whole, "requests": requests, "warm_s": warm,
+            "append_s": statistics.median(appended), "points": rows}
 
 
 def bench_histograms(pairs: int, steps: int, runs_dir: Path) -> dict[str, list[float]]:
@@ -161,8 +167,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"{verdict(1000 * s['warm_s'], TARGET_MS, unit=' ms')} |")
         rows.append(f"| the same after 1,000 lines were appended (incremental read + downsample) | "
                     f"{1000 * s['append_s']:.1f} ms | {verdict(1000 * s['append_s'], TARGET_MS, unit=' ms')} |")
-        rows.append(f"| first request: the whole file parsed once ({s['points']:,} episode points) | "
-                    f"{s['first_s']:.1f} s | once per server start |")
+        rows.append(f"| a fresh server's first answer about the file (its first 8 MiB parsed) | "
+                    f"{1000 * s['first_s']:.0f} ms | - |")
+        rows.append(f"| the whole file parsed, over {s['requests']} requests (the page's polls; "
+                    f"{s['points']:,} episode points) | {s['whole_s']:.1f} s | once per server start |")
     if args.only in (None, "histograms"):
         snap = bench_snapshot(args.repeats)
         with tempfile.TemporaryDirectory() as tmp:

@@ -20,6 +20,9 @@ Independently a run may be *damaged*: a file that should parse does not (a broke
 malformed line in the middle of ``metrics.jsonl``, an unreadable ``eval.json``). The reason is shown and
 the rest of the run, and every other run, keeps being served. A half-written *last* line of
 ``metrics.jsonl`` is not damage: it is a line being written, read once its newline arrives.
+
+A big ``metrics.jsonl`` (a million lines is 80 MB) is read :data:`READ_BUDGET` bytes per request, so the runs
+table answers at once and the run's curves fill in over the next polls (its row says how much is read).
 """
 
 from __future__ import annotations
@@ -35,10 +38,11 @@ from typing import Any
 
 from rl.summaries import MetricsFile
 
-__all__ = ["MAX_DEPTH", "RUNNING_WINDOW_S", "RunIndex"]
+__all__ = ["MAX_DEPTH", "READ_BUDGET", "RUNNING_WINDOW_S", "RunIndex"]
 
 MAX_DEPTH = 4  # runs/sweep-x/p0-lr/run: three levels; one more for a user's own folder of sweeps
 RUNNING_WINDOW_S = 60.0  # a run whose files changed this recently is shown as running
+READ_BUDGET = 8 * 1024 * 1024  # bytes of new metrics read per run per request: a 1M-line file arrives over polls
 MEDIA_SUFFIXES = (".gif", ".webp", ".mp4", ".webm", ".png", ".jpg", ".jpeg")
 
 
@@ -119,7 +123,7 @@ class RunIndex:
         now = time.time() if now is None else now
         entry = self.entry(path)
         metrics = entry.metrics
-        metrics.refresh()
+        complete = metrics.refresh(max_bytes=READ_BUDGET)
         problems = list(metrics.errors[:3])
         config: dict[str, Any] = {}
         if (path / "config.toml").is_file():
@@ -161,6 +165,7 @@ class RunIndex:
             "wall_s": wall,
             "sps": metrics.last.get("sps"),
             "lines": metrics.lines,
+            "reading": None if complete else metrics.offset / max(metrics.size, 1),  # a big file, read over polls
             "keys": metrics.keys(),
             "started": started or _mtime(path / "config.toml") or _mtime(path),
             "media": self._media(path),

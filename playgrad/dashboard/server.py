@@ -9,7 +9,8 @@ Endpoints (``run`` is a run's path relative to the runs folder, as ``/api/runs``
 ``GET /api/runs``                         every run's row (:meth:`RunIndex.summary`) and the runs folder
 ``GET /api/series?run=R&key=K[&key=K2]``  columns of ``metrics.jsonl`` against env steps, downsampled to
   ``[&max_points=N][&since=LINES]``       ``max_points`` (default 2000); ``since`` = the line count the page
-                                          has: ``{"unchanged": true}`` when nothing was appended
+                                          has: ``{"unchanged": true}`` when nothing was appended;
+                                          ``"complete": false`` while a big file is still being read
 ``GET /api/config?run=R``                 ``config.toml`` (parsed), ``command.txt``, ``info.json``
 ``GET /api/histograms?run=R``             ``histograms.jsonl`` (see :mod:`rl.summaries`)
 ``GET /api/model?run=R``                  ``model.json`` (layer tables of the run's networks)
@@ -44,7 +45,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from playgrad.dashboard.images import ImageModel
-from playgrad.dashboard.runs import RunIndex
+from playgrad.dashboard.runs import READ_BUDGET, RunIndex
 
 __all__ = ["DEFAULT_PORT", "DashboardError", "DashboardServer", "make_server"]
 
@@ -195,12 +196,13 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             raise _HTTPError(HTTPStatus.BAD_REQUEST, "max_points and since must be integers") from None
         metrics = self.server.index.entry(path).metrics
-        metrics.refresh()
+        complete = metrics.refresh(max_bytes=READ_BUDGET)
         if since == metrics.lines:
-            self._json({"unchanged": True, "lines": metrics.lines})
+            self._json({"unchanged": True, "lines": metrics.lines, "complete": complete})
             return
         keys = query.get("key") or ["episode_return"]
-        self._json({"lines": metrics.lines, "series": {k: metrics.series(k, max_points) for k in keys}})
+        self._json({"lines": metrics.lines, "complete": complete,
+                    "series": {k: metrics.series(k, max_points) for k in keys}})
 
     def api_config(self, query: dict[str, list[str]]) -> None:
         path = self._run(query)

@@ -279,3 +279,49 @@ def test_the_cli_serves_until_ctrl_c(tmp_path):
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and "stopped" in out and err == "", (out, err)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_budgeted_read_gives_what_one_read_gives(tmp_path, seed):
+    """Read in slices of a few bytes (lines longer than a slice included), a file ends as one read leaves it."""
+    rng = np.random.default_rng(seed)
+    path = tmp_path / "metrics.jsonl"
+    lines = [json.dumps({"env_steps": i, "episode_return": float(rng.normal()), "pad": "x" * int(rng.integers(0, 200))})
+             for i in range(300)]
+    path.write_text("\n".join(lines) + "\n" + '{"env_steps": 300, "episode_re')  # and a half-written line
+    whole = MetricsFile(path)
+    assert whole.refresh() is True
+    sliced = MetricsFile(path)
+    budget = int(rng.integers(20, 400))
+    calls = 1
+    while not sliced.refresh(max_bytes=budget):
+        calls += 1
+        assert calls < 10_000, f"seed {seed}: no progress with budget {budget}"
+    assert calls > 1, f"seed {seed}"
+    assert (sliced.lines, sliced.offset) == (whole.lines, whole.offset) == (300, path.stat().st_size - 30)
+    assert sliced.series("episode_return") == whole.series("episode_return"), f"seed {seed} budget {budget}"
+    assert sliced.best_mean == whole.best_mean and sliced.errors == whole.errors == []
+
+
+def test_a_big_metrics_file_is_served_while_it_is_read(tmp_path, serve, monkeypatch):
+    import playgrad.dashboard.runs as runs_module
+    import playgrad.dashboard.server as server_module
+
+    monkeypatch.setattr(runs_module, "READ_BUDGET", 2000)
+    monkeypatch.setattr(server_module, "READ_BUDGET", 2000)
+    run = tmp_path / "big"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"env_steps": i, "episode_return": float(i)}) + "\n"
+                                               for i in range(500)))
+    server = serve(tmp_path)
+    (row,) = get(server, "/api/runs")[1]["runs"]
+    assert 0 < row["reading"] < 1 and 0 < row["lines"] < 500
+    seen = [row["lines"]]
+    for _ in range(100):
+        body = get(server, "/api/series?run=big")[1]
+        seen.append(body["lines"])
+        if body["complete"]:
+            break
+    assert body["complete"] and body["lines"] == 500 and seen == sorted(seen)
+    assert body["series"]["episode_return"]["y"] == [float(i) for i in range(500)]
+    assert get(server, "/api/runs")[1]["runs"][0]["reading"] is None

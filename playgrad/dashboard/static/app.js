@@ -66,7 +66,8 @@ function renderRuns() {
     for (const r of members) {
       const ev = r.eval && r.eval.mean_return !== undefined ? Chart.fmt(r.eval.mean_return) + (r.eval.std_return !== undefined ? ` ± ${Chart.fmt(r.eval.std_return)}` : "")
         : r.eval && r.eval.accuracy !== undefined ? (100 * r.eval.accuracy).toFixed(1) + "%" : "–";
-      const steps = r.total_steps ? `${Chart.fmt(r.steps)} / ${Chart.fmt(r.total_steps)}` : Chart.fmt(r.steps);
+      const steps = (r.total_steps ? `${Chart.fmt(r.steps)} / ${Chart.fmt(r.total_steps)}` : Chart.fmt(r.steps)) +
+        (r.reading !== null && r.reading !== undefined ? ` <span class="hint">(reading ${Math.floor(100 * r.reading)}%)</span>` : "");
       const damaged = r.damaged ? `<span class="badge damaged" title="${esc(r.damaged)}">damaged</span>` : "";
       rows.push(`<tr class="run${r.id === state.focused ? " focused" : ""}${r.damaged ? " damaged" : ""}" data-run="${esc(r.id)}">` +
         `<td><input type="checkbox" data-run="${esc(r.id)}" ${state.selected.has(r.id) ? "checked" : ""}></td>` +
