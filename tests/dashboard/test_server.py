@@ -72,7 +72,8 @@ def test_series_are_the_metrics_file_and_downsampling_keeps_spikes(trained_runs,
     assert list(zip(s["x"], s["y"])) == ep and body["lines"] == len(recs)
     assert s["y"] and "lo" not in s  # short: served as is
     # The page sends the line count it has: nothing new, nothing sent.
-    assert get(server, f"/api/series?run={rid}&since={len(recs)}")[1] == {"unchanged": True, "lines": len(recs)}
+    unchanged = {"unchanged": True, "lines": len(recs), "complete": True}
+    assert get(server, f"/api/series?run={rid}&since={len(recs)}")[1] == unchanged
     # Downsampled: bucket means, with the min and max of each bucket as a band.
     status, body = get(server, f"/api/series?run={rid}&key=episode_return&max_points=10")
     d = body["series"]["episode_return"]
