@@ -4,7 +4,7 @@
     python scripts/serve_web.py runs/snake_dqn-s0-... --port 8080 --tag latest
     python scripts/serve_web.py path/to/exported_model_dir                  # a directory holding model.json
 
-A run directory's online Q-network is first exported (:mod:`scripts.export_tfjs`) to a temporary
+A run directory's online Q-network is first exported (as ``export_tfjs.py`` does) to a temporary
 directory, removed on exit. The server is Python's ``http.server`` and maps three places into one
 site::
 

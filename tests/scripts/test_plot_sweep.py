@@ -1,8 +1,6 @@
 """scripts/plot.py draws a PNG; scripts/sweep.py runs seeds in parallel and summarizes them; scripts/main_job.py
 plots the run it trained."""
 
-import importlib
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,22 +9,11 @@ from pathlib import Path
 import pytest
 
 from playgrad import curves
-from playgrad.cli import main_job
+from playgrad.cli import main_job, sweep
 from playgrad.cli import plot as plot_command
 from rl.experiment import RunDir
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _script(name):
-    """A command's module: playgrad.cli.NAME (what scripts/NAME.py runs), or scripts/NAME.py itself for a script
-    whose code is still in scripts/."""
-    if importlib.util.find_spec(f"playgrad.cli.{name}") is not None:
-        return importlib.import_module(f"playgrad.cli.{name}")
-    spec = importlib.util.spec_from_file_location(f"_script_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tiny_config(tmp_path):
@@ -98,8 +85,8 @@ def test_plot_window_must_be_positive(tmp_path, capsys):
 def test_sweep_refuses_seeds_that_name_no_seed(text):
     # "4-0" used to start zero jobs and report success.
     with pytest.raises(SystemExit, match="names no seed"):
-        _script("sweep").parse_seeds(text)
-    assert _script("sweep").parse_seeds("0-2,5") == [0, 1, 2, 5]
+        sweep.parse_seeds(text)
+    assert sweep.parse_seeds("0-2,5") == [0, 1, 2, 5]
 
 
 def test_main_job_plots_the_run_it_trained(tmp_path, monkeypatch, capsys):
@@ -119,13 +106,12 @@ def test_main_job_plots_the_run_it_trained(tmp_path, monkeypatch, capsys):
 
 def test_sweep_refuses_zero_workers(capsys):
     with pytest.raises(SystemExit):
-        _script("sweep").main(["configs/cartpole_ppo.toml", "--seeds", "0", "--workers", "0"])
+        sweep.main(["configs/cartpole_ppo.toml", "--seeds", "0", "--workers", "0"])
     assert "--workers: must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_sweep_checks_every_jobs_config_once_before_starting_any(tmp_path, capsys, monkeypatch):
     # A typo in a --grid (or --set) key ran every job and printed the same error for each.
-    sweep = _script("sweep")
     started = []
     monkeypatch.setattr(sweep, "run_jobs", lambda *jobs, **kw: started.append(jobs))
     runs = tmp_path / "runs"
@@ -145,7 +131,6 @@ def test_sweep_checks_every_jobs_config_once_before_starting_any(tmp_path, capsy
 
 def test_sweep_without_ray_says_so_before_announcing_jobs(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, installed or not
-    sweep = _script("sweep")
     assert sweep.main([str(tiny_config(tmp_path)), "--seeds", "0-1", "--runs-dir", str(tmp_path / "r"), "--ray"]) == 2
     out, err = capsys.readouterr()
     assert "--ray needs Ray" in err and "jobs ->" not in out
