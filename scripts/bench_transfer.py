@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -86,9 +87,28 @@ def ort_runner(onnx_path: Path, threads: int):
     return lambda x: session.run(None, {name: x})[0]
 
 
+def wall_and_cpu(fn, repeats: int) -> tuple[float, float]:
+    """Median wall seconds and median process-CPU seconds of one call of ``fn`` (after one warm-up call).
+
+    On a shared machine the wall time of a one-thread runner mostly measures the queue for the cores;
+    its CPU seconds measure the work (all of the process's threads: use it for one-thread runners).
+    """
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    return statistics.median(walls), statistics.median(cpus)
+
+
 def ort_comparison(model: rl.Model, rounds: int, repeats: int, threads_list=(1, 2)) -> list[str]:
-    """Markdown rows: the folded path vs ONNX Runtime, same weights and thread count, batch 1 and 16."""
+    """Markdown rows: the folded path (NumPy, and with the optional numba kernel when installed) vs ONNX
+    Runtime, same weights and thread count, batch 1 and 16, alternating within each round."""
     import tempfile
+
+    from transfer import _numba_kernels
 
     try:
         import onnxruntime as ort
@@ -96,41 +116,63 @@ def ort_comparison(model: rl.Model, rounds: int, repeats: int, threads_list=(1, 
         from rl.onnx import export_onnx
     except ImportError as e:
         return [f"ONNX Runtime: not measured ({e}; `pip install 'playgrad[onnx]'`)."]
+    kernels = ["numpy", "numba"] if _numba_kernels.available() else ["numpy"]
     rng = np.random.default_rng(3)
     inputs = {b: rng.standard_normal((b, 224, 224, 3)).astype(np.float32) for b in BATCHES}
-    ours: dict[tuple[int, int], list[float]] = {}
-    theirs: dict[tuple[int, int], list[float]] = {}
+    ips: dict[tuple[str, int, int], list[float]] = {}  # (runner, threads, batch) -> images/s per round
+    cpu_ips: dict[tuple[str, int, int], list[float]] = {}  # the same per CPU-second (one-thread runners)
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(model, Path(tmp) / "mobilenet_v2.onnx")
-        nets = {t: FoldedMobileNetV2(model, threads=t) for t in threads_list}
-        sessions = {t: ort_runner(path, t) for t in threads_list}
+        runners = {}
+        for t in threads_list:
+            runners["ort", t] = ort_runner(path, t)
+            for k in kernels:
+                runners[k, t] = FoldedMobileNetV2(model, threads=t, kernels=k)
         # Same weights, same answer: a wrong export or fold would make the speed comparison meaningless.
-        diff = float(np.abs(nets[1](inputs[1]) - sessions[1](inputs[1])).max())
+        diff = float(np.abs(runners["numpy", 1](inputs[1]) - runners["ort", 1](inputs[1])).max())
         for r in range(rounds):
-            for t in threads_list:
+            for (name, t), run in runners.items():
                 for b, x in inputs.items():
-                    theirs.setdefault((t, b), []).append(
-                        b / median_time(lambda x=x, t=t: sessions[t](x), repeats=repeats, warmup=1))
-                    ours.setdefault((t, b), []).append(
-                        b / median_time(lambda x=x, t=t: nets[t](x), repeats=repeats, warmup=1))
+                    wall, cpu = wall_and_cpu(lambda x=x, run=run: run(x), repeats)
+                    ips.setdefault((name, t, b), []).append(b / wall)
+                    cpu_ips.setdefault((name, t, b), []).append(b / cpu)
             print(f"round {r + 1} vs ONNX Runtime: " + ", ".join(
-                f"{t}t b{b} ours {ours[t, b][-1]:.1f} ort {theirs[t, b][-1]:.1f}"
-                for t in threads_list for b in BATCHES))
-        for net in nets.values():
-            net.close()
+                f"{name} {t}t b{b} {v[-1]:.1f}" for (name, t, b), v in ips.items()), flush=True)
+        for (name, _t), run in runners.items():
+            if name != "ort":
+                run.close()
+    med = {key: statistics.median(v) for key, v in ips.items()}
+    cpu_med = {key: statistics.median(v) for key, v in cpu_ips.items()}
+    numba_col = " | + numba depthwise kernel (images/s) | with numba / ORT" if "numba" in kernels else ""
     lines = [f"Machine: {machine_description()}. Command: `{command_line()}`.", "",
              f"MobileNetV2 224x224 inference against ONNX Runtime {ort.__version__} (CPU execution provider, "
              "the model exported by "
              f"`rl.onnx.export_onnx`, same weights; largest logit difference at batch 1: {diff:.1e}). Images/s, "
-             f"medians of {rounds} alternating rounds of {repeats} calls; the folded path with the same number of "
-             "threads (BLAS single-threaded inside it). Target: >= 0.5x ONNX Runtime.", "",
-             "| threads | batch | playgrad folded NumPy (images/s) | ONNX Runtime (images/s) | playgrad / ORT |",
-             "| ---: | ---: | ---: | ---: | --- |"]
+             f"medians of {rounds} rounds of {repeats} calls, the runners alternating within each round; "
+             "`FoldedMobileNetV2` with the same number of threads (BLAS single-threaded inside it), with NumPy "
+             "ops only (`kernels=\"numpy\"`) and, where numba is installed (the optional `accel` extra), with its "
+             "3x3 depthwise convolutions as one compiled loop each (`kernels=\"numba\"`, bit-identical "
+             f"outputs). Target: >= 0.5x ONNX Runtime. 1-minute load average at the end: {os.getloadavg()[0]:.1f}; "
+             "on a shared machine the wall-clock rows mostly time the queue for the cores, so the one-thread "
+             "rows are also given per CPU-second of the process (the work itself).", "",
+             f"| threads | batch | ONNX Runtime (images/s) | playgrad NumPy path (images/s) | NumPy / ORT{numba_col} |",
+             "| ---: | ---: | ---: | ---: | --- |" + (" ---: | --- |" if "numba" in kernels else "")]
     for t in threads_list:
         for b in BATCHES:
-            o, e = statistics.median(ours[t, b]), statistics.median(theirs[t, b])
-            lines.append(f"| {t} | {b} | {o:.1f} | {e:.1f} | {o / e:.2f}, "
-                         f"{verdict(o / e, 0.5, higher_is_better=True)} |")
+            e = med["ort", t, b]
+            row = f"| {t} | {b} | {e:.1f} |"
+            for k in kernels:
+                o = med[k, t, b]
+                row += f" {o:.1f} | {o / e:.2f}, {verdict(o / e, 0.5, higher_is_better=True)} |"
+            lines.append(row)
+    t = 1
+    for b in BATCHES:
+        e = cpu_med["ort", t, b]
+        row = f"| 1, per CPU-second | {b} | {e:.1f} |"
+        for k in kernels:
+            o = cpu_med[k, t, b]
+            row += f" {o:.1f} | {o / e:.2f}, {verdict(o / e, 0.5, higher_is_better=True)} |"
+        lines.append(row)
     return lines
 
 

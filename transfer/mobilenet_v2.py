@@ -69,6 +69,7 @@ from rl.layers import (
     ReLU,
 )
 from rl.models import Model
+from transfer import _numba_kernels
 
 __all__ = [
     "BLOCK_NAMES",
@@ -379,12 +380,21 @@ class FoldedMobileNetV2:
         until: last block to run (``"features.N"``/``N``), ``"embedding"`` (pooled ``(N, 1280)``), or
             ``"logits"``; default: whatever the model ends with.
         threads: worker threads for batches of 2 and more (default: the CPU count, at most 4).
+        kernels: ``"numpy"`` (NumPy ops only), ``"numba"`` (the 3x3 depthwise convolutions as one
+            compiled loop each, :mod:`transfer._numba_kernels`; bit-identical results, needs ``numba``),
+            or ``"auto"`` (numba when installed).
 
     Call it on ``(N, H, W, 3)`` float arrays (NumPy or the active device's); the result is on the same
     device: ``(N, h, w, C)`` feature maps, ``(N, 1280)`` embeddings or ``(N, 1000)`` logits.
     """
 
-    def __init__(self, model: Model, until: str | int | None = None, threads: int | None = None):
+    def __init__(self, model: Model, until: str | int | None = None, threads: int | None = None,
+                 kernels: str = "auto"):
+        if kernels not in ("auto", "numpy", "numba"):
+            raise ValueError(f"kernels must be 'auto', 'numpy' or 'numba', got {kernels!r}")
+        if kernels == "numba" and not _numba_kernels.available():
+            raise ValueError("kernels='numba' needs numba: pip install 'playgrad[accel]'")
+        self.kernels = "numba" if kernels == "numba" or (kernels == "auto" and _numba_kernels.available()) else "numpy"
         self.model = model
         present = [n for n in BLOCK_NAMES if _has_layer(model, _SPECS[n].layer_names()[0])]
         if not present or present != list(BLOCK_NAMES[: len(present)]):
@@ -518,14 +528,17 @@ class FoldedMobileNetV2:
         else:
             xs, ds, rs = x, dest, residual
             items = [(b, r, min(r + rows, ho)) for b in range(n) for r in range(0, ho, rows)]
+        run = _run_bands
+        if self.kernels == "numba" and step.kind == "dw" and padded_in and residual is None:
+            run = _run_dw_bands_compiled
         if self._pool is None or len(items) < 2:
-            _run_bands(xs, ds, rs, step, items, self._scratch(0, scratch_elems))
+            run(xs, ds, rs, step, items, self._scratch(0, scratch_elems))
             return out
         groups = np.array_split(np.arange(len(items)), min(self.threads, len(items)))
-        futures = [self._pool.submit(_run_bands, xs, ds, rs, step, [items[i] for i in g],
+        futures = [self._pool.submit(run, xs, ds, rs, step, [items[i] for i in g],
                                      self._scratch(t, scratch_elems))
                    for t, g in enumerate(groups[1:], start=1)]
-        _run_bands(xs, ds, rs, step, [items[i] for i in groups[0]], self._scratch(0, scratch_elems))
+        run(xs, ds, rs, step, [items[i] for i in groups[0]], self._scratch(0, scratch_elems))
         for f in futures:
             f.result()
         return out
@@ -615,6 +628,15 @@ def _run_bands(x: np.ndarray, dest: np.ndarray, residual: Any, step: _Step, item
             np.add(acc, residual[b, r0:r1], out=d)
         else:
             d[...] = acc
+
+
+def _run_dw_bands_compiled(x: np.ndarray, dest: np.ndarray, residual: Any, step: _Step, items: list,
+                           scratch: np.ndarray) -> None:
+    """:func:`_run_bands` for a 3x3 depthwise step (zero-bordered input, no residual) with the compiled
+    kernel: each output value computed once, in a register (same arithmetic, same order)."""
+    kernel = _numba_kernels.depthwise3x3_band
+    for b, r0, r1 in items:
+        kernel(x[b], step.kernel, step.bias, step.stride, r0, step.relu6, dest[b, r0:r1])
 
 
 def _has_layer(model: Model, name: str) -> bool:
