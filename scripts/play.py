@@ -1,11 +1,18 @@
 """``python scripts/play.py``: the same program as ``playgrad play``.
 
-Its code is in :mod:`playgrad.cli.play`; this file only runs it (the project is installed by ``make run``).
+Its code is in :mod:`playgrad.cli.play`; this file only runs it, in a Python where the project is installed
+(``make run`` installs it into .venv).
 """
 
 import sys
 
-from playgrad.cli.play import main
+try:
+    from playgrad.cli.play import main
+except ModuleNotFoundError as exc:
+    if exc.name != "playgrad":
+        raise
+    sys.exit(f"{sys.executable} has no playgrad installed: run make run once (or pip install -e .), then "
+             f".venv/bin/python scripts/play.py")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,11 +1,18 @@
 """``python scripts/sweep.py``: the same program as ``playgrad sweep``.
 
-Its code is in :mod:`playgrad.cli.sweep`; this file only runs it (the project is installed by ``make run``).
+Its code is in :mod:`playgrad.cli.sweep`; this file only runs it, in a Python where the project is installed
+(``make run`` installs it into .venv).
 """
 
 import sys
 
-from playgrad.cli.sweep import main
+try:
+    from playgrad.cli.sweep import main
+except ModuleNotFoundError as exc:
+    if exc.name != "playgrad":
+        raise
+    sys.exit(f"{sys.executable} has no playgrad installed: run make run once (or pip install -e .), then "
+             f".venv/bin/python scripts/sweep.py")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,8 +5,8 @@
     playgrad --help                                   # the commands
     playgrad train --help                             # one command's manual
 
-Each subcommand is a module here with ``main(argv) -> int`` (its exit status); ``scripts/NAME.py`` is a three-line
-shim that calls the same ``main``, so the README's ``python scripts/NAME.py`` commands and ``playgrad NAME`` are one
+Each subcommand is a module here with ``main(argv) -> int`` (its exit status); ``scripts/NAME.py`` is a shim
+that calls the same ``main``, so the README's ``python scripts/NAME.py`` commands and ``playgrad NAME`` are one
 program. A subcommand's module is imported only when it runs: ``train`` sets its BLAS thread count before NumPy
 loads, so this file imports nothing heavy.
 """

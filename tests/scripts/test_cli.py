@@ -113,3 +113,12 @@ def test_the_installed_console_script_runs():
         pytest.skip(f"no {exe}: the project was installed before [project.scripts]; run pip install -e .")
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "train" in out.stdout and "main-job" in out.stdout, out.stderr
+
+
+def test_a_script_run_where_playgrad_is_not_installed_says_so_in_one_line(tmp_path):
+    # -S: no site-packages, so neither the editable install nor anything else of the venv is importable (a system
+    # Python in a fresh clone); run from elsewhere, so the checkout is not on sys.path either.
+    out = subprocess.run([sys.executable, "-S", str(SCRIPTS / "train.py"), "configs/cartpole_ppo.toml"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.count("\n") == 1 and "has no playgrad installed: run make run once" in out.stderr
