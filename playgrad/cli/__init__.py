@@ -24,6 +24,7 @@ COMMANDS = {
     "play": "play a game with the keyboard, or watch a trained agent play it",
     "record": "record a trained agent's episodes as a GIF, WebP or MP4",
     "plot": "draw learning curves of runs to a PNG",
+    "dashboard": "the web dashboard over a runs folder: live curves, config diffs, episodes, model internals",
     "sweep": "train a config over seeds and a grid of overrides, in parallel or on a Ray cluster",
     "tune": "search a config's hyperparameters with Optuna (pruning, resumable studies)",
     "export-tfjs": "export a run's network (or a pretrained model) as a TensorFlow.js layers model",

@@ -51,7 +51,6 @@ __all__ = ["DEFAULT_PORT", "DashboardError", "DashboardServer", "make_server"]
 
 DEFAULT_PORT = 8050
 STATIC = Path(__file__).resolve().parent / "static"
-REPO = Path(__file__).resolve().parents[2]  # scripts/record.py lives here in a source checkout
 MAX_POINTS_LIMIT = 20_000
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024  # an uploaded photo for the image model panel
 
@@ -238,9 +237,6 @@ class Handler(BaseHTTPRequestHandler):
     def api_record(self, query: dict[str, list[str]]) -> None:
         path = self._run(query)
         run_id = self.server.index.run_id(path)
-        script = REPO / "scripts" / "record.py"
-        if not script.is_file():
-            raise _HTTPError(HTTPStatus.NOT_IMPLEMENTED, f"scripts/record.py not found under {REPO}")
         if not (path / "checkpoints").is_dir():
             raise _HTTPError(HTTPStatus.CONFLICT, "this run has no checkpoints to record from")
         with self.server.recordings_lock:
@@ -249,11 +245,11 @@ class Handler(BaseHTTPRequestHandler):
                 return
             state = self.server.recordings[run_id] = {"state": "recording", "message": "recording one episode"}
         out = path / "episode.gif"
-        cmd = [sys.executable, str(script), str(path), "--out", str(out), "--checkpoint", "best", "--scale", "0.5",
-               "--max-steps", "2000"]
+        cmd = [sys.executable, "-m", "playgrad", "record", str(path), "--out", str(out), "--checkpoint", "best",
+               "--scale", "0.5", "--max-steps", "2000"]
 
         def work() -> None:
-            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
+            proc = subprocess.run(cmd, capture_output=True, text=True,
                                   env={**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"})
             lines = (proc.stdout + proc.stderr).strip().splitlines()
             with self.server.recordings_lock:

@@ -179,12 +179,8 @@ def test_only_files_under_the_runs_folder_are_served(trained_runs, serve, tmp_pa
 
 
 def test_a_busy_port_is_named_with_the_fix(tmp_path, capsys):
-    import importlib.util
+    from playgrad.cli import dashboard as cli
 
-    script = Path(__file__).parents[2] / "scripts" / "dashboard.py"
-    spec = importlib.util.spec_from_file_location("dashboard_cli", script)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
