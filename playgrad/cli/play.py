@@ -126,6 +126,10 @@ def _font(size_px: int, mono: bool = True) -> Any:
 
     key = (size_px, mono)
     if key not in _FONTS:
+        if not _FONTS:
+            # A Font outlives pygame.quit() as a dangling handle (using it segfaults): whoever quits pygame next
+            # (an env's renderer, the level editor, this window) empties the cache. Registered again each fill.
+            pygame.register_quit(_FONTS.clear)
         pygame.font.init()
         path = pygame.font.match_font(_MONO_FONTS) if mono else None
         _FONTS[key] = pygame.font.Font(path, size_px)

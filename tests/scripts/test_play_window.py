@@ -1,6 +1,8 @@
 """scripts/play.py's window: every frame on screen is composed once (picture, agent panel, key strip) and
 flipped once, so the agent panel is in every frame; the panel reads as intended."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +142,13 @@ def test_human_snake_never_starts_facing_the_wall():
     assert max(heads) < 8 and min(heads) == 1, sorted(set(heads))  # 9 columns; every other column is used
     book = gym.make("envs/Snake-v0")  # the learning env keeps the book's starts, the wall column included
     assert any((book.reset(seed=s), int(book.unwrapped.core.head_x[0]))[1] == 8 for s in range(200))
+
+
+def test_cached_fonts_do_not_outlive_pygame_quit():
+    # A Font kept across pygame.quit() is a dangling handle: the next window's panel segfaulted when another test
+    # (an env renderer, the level editor) had quit pygame in between. Run in a child: a segfault must not take
+    # the test process with it.
+    code = ("import os; os.environ['SDL_VIDEODRIVER'] = 'dummy'; import pygame; from playgrad.cli import play; "
+            "pygame.init(); play._font(15); pygame.quit(); pygame.init(); print(play._font(15).size('hello'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-500:]}"
