@@ -352,6 +352,7 @@ class _Arrays(Dataset):
         if len(lengths) != 1:
             raise DataError(f"from_arrays: the arrays have different lengths {sorted(lengths)}")
         self.n = lengths.pop()
+        self._description: str | None = None
 
     def _get(self, i: int) -> Any:
         return _map_structure(lambda a: a[i], self.arrays)
@@ -363,14 +364,21 @@ class _Arrays(Dataset):
         return self.n
 
     def _describe(self) -> str:
-        digests: list[str] = []
-        _map_structure(lambda a: digests.append(_array_digest(np.asarray(a))), self.arrays)
-        return f"from_arrays({', '.join(digests)})"
+        # Hashed once (every iterate() asks): the arrays are taken to stay as they were given.
+        if self._description is None:
+            digests: list[str] = []
+            _map_structure(lambda a: digests.append(_array_digest(np.asarray(a))), self.arrays)
+            self._description = f"from_arrays({', '.join(digests)})"
+        return self._description
 
 
 def from_arrays(*arrays: Any) -> Dataset:
     """Rows of arrays: ``from_arrays(x)`` yields ``x[i]``, ``from_arrays(x, y)`` yields ``(x[i], y[i])``;
-    a dict or tuple of arrays yields dicts or tuples of rows. All arrays ``(N, ...)`` share ``N``."""
+    a dict or tuple of arrays yields dicts or tuples of rows. All arrays ``(N, ...)`` share ``N``.
+
+    The arrays are not copied; change them and make a new dataset (the fingerprint that caches and
+    saved positions are checked against is computed once, from their content).
+    """
     if not arrays:
         raise ValueError("from_arrays needs at least one array")
     structure = arrays[0] if len(arrays) == 1 else tuple(arrays)
