@@ -1,10 +1,10 @@
 """Sweeps: many training jobs (grid points x seeds) on local processes or a Ray cluster, results gathered home.
 
-One job is one ``scripts/train.py`` process. Wherever it runs, it trains in a scratch folder of its own
-node, then its run directory is **delivered**: copied to ``--storage`` (a shared folder or any URI
-fsspec can write: ``s3://``, ``gs://``, ``file://``...) or, by default, packed and sent back to the head,
-which unpacks it into the sweep directory. So the head sees every run whichever node trained it, and
-the same code serves a laptop (processes) and a cluster (Ray tasks).
+One job is one ``python -m playgrad.cli.train`` process (what ``scripts/train.py`` runs). Wherever it runs,
+it trains in a scratch folder of its own node, then its run directory is **delivered**: copied to
+``--storage`` (a shared folder or any URI fsspec can write: ``s3://``, ``gs://``, ``file://``...) or, by
+default, packed and sent back to the head, which unpacks it into the sweep directory. So the head sees every run
+whichever node trained it, and the same code serves a laptop (processes) and a cluster (Ray tasks).
 
 The sweep directory on the head::
 
@@ -48,7 +48,9 @@ __all__ = ["JobResult", "JobSpec", "Storage", "SweepError", "config_errors", "co
            "finished_jobs", "run_job", "run_jobs"]
 
 ROOT = Path(__file__).resolve().parent.parent
-TRAIN = ROOT / "scripts" / "train.py"
+# `python scripts/train.py`, as a module: it runs wherever playgrad is installed (a Ray node, a wheel), not only
+# beside this checkout's scripts/ folder.
+TRAIN = [sys.executable, "-m", "playgrad.cli.train"]
 STDERR_TAIL_CHARS = 2000  # what job.json keeps of a failed job's error output
 
 
@@ -264,7 +266,7 @@ def run_job(spec: JobSpec, attempt: int, storage_url: str | None, sweep_name: st
     try:
         config_path = scratch / Path(spec.config_name).name
         config_path.write_text(spec.config_text)
-        cmd = [sys.executable, str(TRAIN), str(config_path), "--seed", str(spec.seed), "--runs-dir",
+        cmd = [*TRAIN, str(config_path), "--seed", str(spec.seed), "--runs-dir",
                str(scratch / "runs"), "--no-progress"]
         for override in spec.overrides:
             cmd += ["--set", override]
