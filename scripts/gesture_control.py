@@ -269,7 +269,10 @@ class GameWindow:
     def __init__(self, frame_px: int, board_img: np.ndarray):
         import pygame
 
-        pygame.init()
+        # Only what the window uses: pygame.init() also opens the audio device, which prints a screen of ALSA
+        # errors on a machine without a sound card.
+        pygame.display.init()
+        pygame.font.init()
         self.pygame = pygame
         self.frame_px = frame_px
         bh, bw = board_img.shape[:2]
@@ -357,7 +360,8 @@ def collect_camera(camera: CameraFrames, cache: EmbeddingCache) -> tuple[np.ndar
     """Hold an arrow key to add frames to that direction; ``T`` trains. Returns embeddings and labels."""
     import pygame
 
-    pygame.init()
+    pygame.display.init()  # not pygame.init(): no audio device (see GameWindow)
+    pygame.font.init()
     screen = pygame.display.set_mode((camera.size + 20, camera.size + 80))
     font = pygame.font.Font(None, 24)
     keys = {pygame.K_UP: 0, pygame.K_DOWN: 1, pygame.K_LEFT: 2, pygame.K_RIGHT: 3}
