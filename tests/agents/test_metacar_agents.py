@@ -69,3 +69,16 @@ def test_level1_ppo_drives_in_traffic_seed_0():
         agent.learn(200_000, FakeHooks())
     result = evaluate(agent, episodes=10)
     assert result["mean_return"] / 800 >= 0.5, result
+
+
+def test_full_city_config_drives_the_bundled_city_with_an_agent_added():
+    # full_city ships without an agent; the config's level file is that city plus one, with its 8 bots.
+    from envs.metacar.level import load_level
+
+    city, ours = load_level("full_city", require_agent=False), load_level("configs/metacar_full_city_level.json")
+    assert ours.cars == city.cars and ours.grid == city.grid and ours.agent is not None
+    agent = config_agent("metacar_full_city_ppo", "agent.num_envs=2", "agent.num_steps=64", "agent.batch_size=64")
+    assert agent.envs.core.num_bots == 8 and agent.envs.single_observation_space.shape == (26,)
+    hooks = FakeHooks()
+    agent.learn(256, hooks)
+    assert [r["iteration"] for r in hooks.records if "iteration" in r] == [1, 2]
