@@ -173,6 +173,11 @@ def ort_comparison(model: rl.Model, rounds: int, repeats: int, threads_list=(1, 
             o = cpu_med[k, t, b]
             row += f" {o:.1f} | {o / e:.2f}, {verdict(o / e, 0.5, higher_is_better=True)} |"
         lines.append(row)
+    load, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    if load > cpus:
+        lines += ["", f"Caution: measured on a loaded machine (load {load:.1f} on {cpus} cores). Contention (shared "
+                  "caches, preemption) slows ONNX Runtime's vectorized kernels more than our path, so these ratios, "
+                  "per CPU-second too, can be higher than on an idle machine: judge the target on an idle run."]
     return lines
 
 
