@@ -7,7 +7,9 @@
 #                                      # timeout_s ~590 (the steps add up to at most 570 s); the log lands in $OUT/gpu_checks.log
 #   bash scripts/gpu_checks.sh sim     # here: the same steps on the simulated CuPy (tests/simgpu/fake_cupy.py,
 #                                      # NumPy underneath) with .venv's python, to check they run end to end;
-#                                      # its figures mean nothing (OUT defaults to /tmp/gpu_checks_sim)
+#                                      # its figures mean nothing (OUT defaults to /tmp/gpu_checks_sim); on the
+#                                      # loaded 2-core machine it ran every step (rc 0), the slower test steps cut by
+#                                      # their timeouts
 #
 # The device image has Python 3.12 with CuPy (cupy-cuda13x), PyTorch, NumPy, safetensors, tqdm,
 # matplotlib, Pillow, threadpoolctl, scikit-learn and pytest; it lacks gymnasium (and its
@@ -55,7 +57,9 @@ run)
     export PYTHONPATH=$PWD
   fi
   [ -n "${PLAYGRAD_EXTRA_PYTHONPATH:-}" ] && export PYTHONPATH=$PLAYGRAD_EXTRA_PYTHONPATH:$PYTHONPATH
-  export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PLAYGRAD_CACHE=$PWD/.whl/weights
+  export PYTHONUNBUFFERED=1 SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy
+  # The weights travel in .whl/weights to the device; in `sim` (no .whl) the usual cache serves them.
+  [ -d .whl/weights ] && export PLAYGRAD_CACHE=$PWD/.whl/weights
   # The benchmarks write their sections into a copy that comes back in $OUT: diff it against docs/benchmarks.md
   # and keep the device's sections (its CPU rows beside torch there, and the GPU rows) under their own headings.
   cp docs/benchmarks.md "$OUT/benchmarks.md"
