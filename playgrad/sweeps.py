@@ -208,11 +208,13 @@ def _tail(text: str) -> str:
 
 
 def _train(cmd: list[str], runs_dir: Path, watch: Callable[[dict[str, Any]], bool] | None,
-           timeout_s: float | None) -> tuple[int | None, str]:
-    """Run train.py; feed ``watch`` each new metrics record as it is written. Returns (exit code, stderr).
+           timeout_s: float | None) -> tuple[int | None, str, bool]:
+    """Run train.py; feed ``watch`` each new metrics record as it is written. Returns (exit code, stderr,
+    whether ``watch`` asked it to stop).
 
-    ``watch`` returning True stops the run the way Ctrl-C does (it saves a checkpoint and exits 0 without an
-    evaluation), which is how a tuner prunes a trial.
+    ``watch`` returning True stops the run the way Ctrl-C does (it saves a checkpoint and exits without an
+    evaluation), which is how a tuner prunes a trial. The signal may land after training ended (the watcher
+    reads the metrics a moment late): the run then exits 130 during its evaluation, still a requested stop.
     """
     with tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True, cwd=ROOT)
@@ -223,7 +225,7 @@ def _train(cmd: list[str], runs_dir: Path, watch: Callable[[dict[str, Any]], boo
                 proc.kill()
                 proc.wait()
                 err.seek(0)
-                return None, f"timed out after {timeout_s} s\n{err.read()}"
+                return None, f"timed out after {timeout_s} s\n{err.read()}", stopping
             time.sleep(0.2)
             if watch is None or stopping:
                 continue
@@ -243,7 +245,7 @@ def _train(cmd: list[str], runs_dir: Path, watch: Callable[[dict[str, Any]], boo
                         stopping = True
                         break
         err.seek(0)
-        return proc.returncode, err.read()
+        return proc.returncode, err.read(), stopping
 
 
 def run_job(spec: JobSpec, attempt: int, storage_url: str | None, sweep_name: str,
@@ -271,13 +273,13 @@ def run_job(spec: JobSpec, attempt: int, storage_url: str | None, sweep_name: st
         for override in spec.overrides:
             cmd += ["--set", override]
         start = time.perf_counter()
-        returncode, stderr = _train(cmd, scratch / "runs", watch, timeout_s)
+        returncode, stderr, asked_to_stop = _train(cmd, scratch / "runs", watch, timeout_s)
         wall_s = time.perf_counter() - start
         runs = sorted((scratch / "runs").glob("*")) if (scratch / "runs").exists() else []
         run_dir = runs[-1] if runs else None
         eval_path = run_dir / "eval.json" if run_dir else None
         finished = returncode == 0 and eval_path is not None and eval_path.exists()
-        stopped = returncode == 0 and not finished  # train.py's clean stop (SIGINT): a pruned trial
+        stopped = asked_to_stop and not finished  # stopped on request (a pruned trial), whenever the signal landed
         status = "finished" if finished else "stopped" if stopped else "failed"
         result = JobResult(key=spec.key, seed=spec.seed, overrides=list(spec.overrides), point=spec.point,
                            attempt=attempt, status=status, returncode=returncode, wall_s=wall_s, node=node,

@@ -195,8 +195,11 @@ class _Reporter:
         steps = int(record.get("env_steps", 0))
         if steps < self.next_step or not self.returns:
             return False
-        self.next_step = (steps // self.every + 1) * self.every
-        return self.report(steps, sum(self.returns) / len(self.returns))
+        # Reported at the boundary crossed, not at the record's own count: a rollout ends at 16,128 in one trial
+        # and 16,000 in another, and the pruner compares trials only at equal steps.
+        boundary = steps // self.every * self.every
+        self.next_step = boundary + self.every
+        return self.report(boundary, sum(self.returns) / len(self.returns))
 
 
 def run_trial(oracle: Any, number: int, params: dict[str, Any], base: JobSpec, every: int, storage_url: str | None,

@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, NonFiniteLossError, backend.BackendError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop (the loop saves and stops on the first one)
+        print("\ninterrupted: the last checkpoint is kept; continue with --resume RUN_DIR", file=sys.stderr)
+        return 130
     if (run_dir / "eval.json").exists():  # finished (an interrupted run has printed how to continue)
         print(next_steps(run_dir))
     return 0
