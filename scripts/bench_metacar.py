@@ -43,11 +43,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import _benchlib  # noqa: E402
-import train as train_script  # noqa: E402
 
 from agents.base import make_vec_env  # noqa: E402
 from agents.originals import load_original  # noqa: E402
 from agents.runner import load_agent  # noqa: E402
+from playgrad.training import train  # noqa: E402
 
 
 @dataclass
@@ -120,8 +120,8 @@ def run_one(exp: Experiment, seed: int, runs_dir: str, episodes: int) -> list[di
     """Train one config at one seed; judge its final weights and, if it is an earlier one, its best checkpoint."""
     config = ROOT / "configs" / f"{exp.config}.toml"
     start = time.perf_counter()
-    run_dir = train_script.train(str(config), ["experiment.eval_episodes=1"], seed=seed, runs_dir=runs_dir,
-                                 progress=False, argv=["scripts/bench_metacar.py"])
+    run_dir = train(str(config), ["experiment.eval_episodes=1"], seed=seed, runs_dir=runs_dir, progress=False,
+                    argv=["scripts/bench_metacar.py"])
     wall_s = time.perf_counter() - start
     results = []
     for tag in ("latest", "best"):

@@ -8,7 +8,6 @@ import sys
 
 try:
     from playgrad.cli.train import main
-    from playgrad.training import train  # noqa: F401 - until bench_metacar imports it from its home
 except ModuleNotFoundError as exc:
     if exc.name != "playgrad":
         raise
