@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from rl import layers, models
+from rl import backend, layers, models
 from rl.onnx import OnnxExportError, export_onnx, to_onnx
 
 onnx = pytest.importorskip("onnx", reason="ONNX export tests need the 'onnx' extra: pip install 'playgrad[onnx]'")
@@ -64,10 +64,9 @@ def random_image_model(rng: np.random.Generator, dtype: str) -> tuple[models.Mod
             bn = layers.BatchNormalization(epsilon=float(rng.choice([1e-3, 1e-5])), dtype=dtype)
             add(bn)
             c = x.shape[-1]
-            bn.moving_mean.data[...] = rng.normal(size=c)
-            bn.moving_variance.data[...] = rng.uniform(0.2, 3.0, size=c)
-            bn.gamma.data[...] = rng.normal(size=c)
-            bn.beta.data[...] = rng.normal(size=c)
+            stats = [rng.normal(size=c), rng.uniform(0.2, 3.0, size=c), rng.normal(size=c), rng.normal(size=c)]
+            for weight, value in zip((bn.moving_mean, bn.moving_variance, bn.gamma, bn.beta), stats):
+                weight.data[...] = backend.to_device(value.astype(dtype))  # the weights may live on the GPU
         elif kind == "pad":
             add(layers.ZeroPadding2D(((int(rng.integers(0, 2)), 1), (1, int(rng.integers(0, 2)))), dtype=dtype))
         else:
