@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, OSError, ValueError) as exc:  # the run is saved; only the recording is missing
         print(f"no recording: {exc}")
     print(f"watch it drive:  .venv/bin/python scripts/play.py {GAME} --agent {run_dir}")
+    print(f"see inside it:   .venv/bin/python scripts/dashboard.py {run_dir.parent}   (then http://127.0.0.1:8050/)")
     return 0
 
 
