@@ -101,7 +101,8 @@ def test_main_job_plots_the_run_it_trained(tmp_path, monkeypatch, capsys):
     assert main_job.main(["--runs-dir", str(runs), "--set", 'experiment.name="renamed"']) == 0
     (new,) = [p for p in runs.iterdir() if p != stale]
     assert new.name.startswith("renamed-s0-") and (new / "curve.png").stat().st_size > 5000
-    assert f"--agent {new}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"--agent {new}" in out and f"scripts/dashboard.py {runs}" in out  # watch it, and see inside it
 
 
 def test_sweep_refuses_zero_workers(capsys):
