@@ -4,7 +4,7 @@ The original MetaCar (thibo73800/metacar, MIT) ships four trained agents: a Q-ta
 policy for level1, and DDPG actors for level2 ("road") and level3 ("traffic"), as TensorFlow.js 0.11 files
 and one JSON table (``docs/specs/metacar.md`` §6). :func:`load_original` reads one of them and returns an
 agent with the same face as ours (``act(obs, deterministic)``, ``experiment``), so ``play.py --agent``,
-``evaluate.py``, ``record.py`` and ``scripts/bench_metacar.py`` drive and score it exactly as they do ours.
+``evaluate.py``, ``record.py`` and ``benchmarks/bench_metacar.py`` drive and score it exactly as they do ours.
 
 Each file is matched to the setting it was trained in by what it is, never guessed from a run:
 

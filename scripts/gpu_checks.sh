@@ -69,12 +69,12 @@ run)
     nvidia-smi -L
     python3 -m rl info
     # 1. Issue 2's GPU row: the mnist-transfer CNN train step at batch 256, GPU vs NumPy (target >= 10x).
-    timeout 100 python3 scripts/bench_core.py --repeats 5
+    timeout 100 python3 benchmarks/bench_core.py --repeats 5
     # 2. Issue 5's GPU row: MobileNetV2 inference, GPU vs NumPy (target >= 10x); torch is the device's python3.
     #    (--no-ort: the ONNX Runtime comparison is a CPU row, measured on the 2-core machine.)
-    timeout 100 python3 scripts/bench_transfer.py --torch-python python3 --repeats 3 --rounds 1 --no-ort
+    timeout 100 python3 benchmarks/bench_transfer.py --torch-python python3 --repeats 3 --rounds 1 --no-ort
     # 3. Issue 4: what one frame of the book's snake DQN costs on the GPU beside the CPU, and 1e6 frames projected;
-    timeout 60 python3 scripts/bench_snake_dqn.py --repeats 5
+    timeout 60 python3 benchmarks/bench_snake_dqn.py --repeats 5
     #    then the book's snake DQN on the GPU for 90 s: frames/s and the curve so far. Ctrl-C (INT)
     #    saves a checkpoint, so the run directory under $OUT can be resumed.
     timeout -s INT 60 python3 scripts/train.py configs/snake_dqn.toml --device gpu --runs-dir "$OUT/runs" --no-progress
@@ -94,7 +94,7 @@ run)
     # 5. Issue 14: the embedding pass with batches copied to the GPU by the loop vs by prefetch(device="active")
     #    in the background (a small synthetic folder made here; rows land in the bench_data section).
     timeout 30 sh -c 'python3 scripts/make_image_set.py /tmp/shapes --per-class 40 --classes 16 --workers 16 &&
-      python3 scripts/bench_data.py --folder /tmp/shapes --skip-pipeline --device-prefetch --images 320 --rounds 3'
+      python3 benchmarks/bench_data.py --folder /tmp/shapes --skip-pipeline --device-prefetch --images 320 --rounds 3'
     set +x
   } 2>&1 | tee "$OUT/gpu_checks.log"
   ;;

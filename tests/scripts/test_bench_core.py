@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_core  # noqa: E402
 
@@ -20,7 +20,7 @@ def _modules_in_child(which: str, tmp_path: Path) -> list[str]:
     # RL_DEVICE=cpu: under `make test-simgpu` the parent's RL_DEVICE=gpu would make the child look for CuPy,
     # whose stand-in is not on this PYTHONPATH; only the imports matter here.
     env = dict(os.environ, BENCH_RSS_CHILD=which, RL_DEVICE="cpu",
-               PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT / "scripts"), str(ROOT)]))
+               PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT / "benchmarks"), str(ROOT)]))
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True,
                          cwd=tmp_path)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -6,7 +6,8 @@ import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))  # make_image_set
 
 import bench_data  # noqa: E402
 from make_image_set import make_image_set  # noqa: E402

@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import bench_dqn  # noqa: E402
 
@@ -42,4 +42,4 @@ def test_runs_interleave_and_verdicts_follow_the_numbers(monkeypatch, capsys):
     assert "**0.05**, target missed (the fast config solved < 80% of its seeds)" in out
     assert "except the loss: mse here, SB3's Huber" in out
     assert "on every seed: missed." in out  # the Q-table's 85% is under 90%
-    assert "Command: `python scripts/bench_dqn.py --seeds 0 1 --sb3-seeds 0 1 --skip-snake --no-write`" in out
+    assert "Command: `python benchmarks/bench_dqn.py --seeds 0 1 --sb3-seeds 0 1 --skip-snake --no-write`" in out

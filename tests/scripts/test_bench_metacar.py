@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import bench_metacar  # noqa: E402
 
@@ -81,7 +81,7 @@ def test_the_section_names_the_command_it_was_given(tmp_path, monkeypatch):
     monkeypatch.setattr(bench_metacar._benchlib, "BENCHMARKS_MD", md)
     monkeypatch.setattr(bench_metacar, "run_one", lambda exp, seed, runs_dir, episodes: [fake_result(seed, "latest")])
     bench_metacar.main(["--only", "metacar_level2_ddpg", "--episodes", "5"])
-    assert "Command: `python scripts/bench_metacar.py --only metacar_level2_ddpg --episodes 5`." in md.read_text()
+    assert "Command: `python benchmarks/bench_metacar.py --only metacar_level2_ddpg --episodes 5`." in md.read_text()
 
 
 def test_the_originals_are_scored_on_the_same_worlds_and_judged_per_level(tmp_path, monkeypatch):

@@ -1,17 +1,18 @@
-"""scripts/_benchlib: medians, commands and target verdicts that every benchmark section quotes."""
+"""benchmarks/_benchlib: medians, commands and target verdicts that every benchmark section quotes."""
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import _benchlib  # noqa: E402
 
 
 def test_command_line_keeps_the_options_that_were_run():
-    argv = ["/work/main/scripts/bench_core.py", "--repeats", "11"]
-    assert _benchlib.command_line(argv) == "python scripts/bench_core.py --repeats 11"
-    assert _benchlib.command_line(["scripts/bench_envs.py", "--x", "a b"]) == "python scripts/bench_envs.py --x 'a b'"
+    argv = ["/work/main/benchmarks/bench_core.py", "--repeats", "11"]
+    assert _benchlib.command_line(argv) == "python benchmarks/bench_core.py --repeats 11"
+    assert _benchlib.command_line(["benchmarks/bench_envs.py", "--x", "a b"]) == \
+        "python benchmarks/bench_envs.py --x 'a b'"
 
 
 def test_verdict_is_computed_from_the_value_in_both_directions():

@@ -1,6 +1,6 @@
 """Benchmark: MobileNetV2 inference beside PyTorch on the CPU, and what embedding caching saves.
 
-    python scripts/bench_transfer.py [--torch-python /tmp/benchvenv_tr/bin/python] [--repeats 5] [--no-write]
+    python benchmarks/bench_transfer.py [--torch-python /tmp/benchvenv_tr/bin/python] [--repeats 5] [--no-write]
 
 1. **Inference**, images/s at batch 1 and 16 (224x224): our folded NumPy path
    (:class:`transfer.mobilenet_v2.FoldedMobileNetV2`), the plain ``rl`` layer graph at batch 1, and

@@ -1,6 +1,6 @@
 """Environment throughput: steps per second of our envs beside Gymnasium's, measured in one run.
 
-    python scripts/bench_envs.py [--repeats 7] [--no-write]
+    python benchmarks/bench_envs.py [--repeats 7] [--no-write]
 
 Rows (median of ``--repeats`` timed runs; actions drawn before timing; autoreset included):
 
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 _ROOT = Path(__file__).resolve().parent.parent
-for p in (str(_ROOT), str(_ROOT / "scripts")):
+for p in (str(_ROOT), str(_ROOT / "benchmarks")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             print(notes[-1])
 
     lines = [
-        "## Environment throughput (`scripts/bench_envs.py`)",
+        "## Environment throughput (`benchmarks/bench_envs.py`)",
         "",
         f"Machine: {machine_description()}. Array module for batched envs: {xp.__name__}. "
         f"Median of {r} runs (ours and the peer timed in alternation); random actions drawn before timing; "

@@ -1,8 +1,8 @@
 """What watching costs: the dashboard serving a 1M-line run's curve, and weight histograms' cost on `make run`.
 
-    python scripts/bench_dashboard.py                       # both, writes its section of docs/benchmarks.md
-    python scripts/bench_dashboard.py --only serve --lines 1000000 --repeats 21
-    python scripts/bench_dashboard.py --only histograms --pairs 5 --steps 200000
+    python benchmarks/bench_dashboard.py                       # both, writes its section of docs/benchmarks.md
+    python benchmarks/bench_dashboard.py --only serve --lines 1000000 --repeats 21
+    python benchmarks/bench_dashboard.py --only histograms --pairs 5 --steps 200000
 
 * serve: a synthetic ``metrics.jsonl`` of ``--lines`` lines shaped like PPO's (one update record per 16
   episode ends); the time of the first answer (8 MiB of the file parsed) and of reading all of it over the
@@ -33,7 +33,7 @@ from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _benchlib import command_line, machine_description, verdict, write_section  # noqa: E402
 
@@ -189,8 +189,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"snapshots of a full make run | {1000 * snap['snapshot_s']:.2f} ms x {snap['snapshots']} = "
                     f"{total:.2f} s, {share:.2f}% of the full run's training time (scaled from the row above) | "
                     f"{verdict(share, 100 * TARGET_OVERHEAD, unit='%')} |")
-    md = (f"## Dashboard and histograms (`scripts/bench_dashboard.py`)\n\n"
-          f"Measured with `{command_line(argv and ['scripts/bench_dashboard.py', *argv])}` on {machine_description()}"
+    md = (f"## Dashboard and histograms (`benchmarks/bench_dashboard.py`)\n\n"
+          f"Measured with `{command_line(argv and ['benchmarks/bench_dashboard.py', *argv])}` on "
+          f"{machine_description()}"
           f" (a shared, loaded 2-core machine: other jobs ran at the same time).\n\n"
           f"| what | measured | target |\n|---|---|---|\n" + "\n".join(rows) + "\n"
           + ("\nThe alternating trainings resolve the cost only as finely as the machine's noise allows (the spread of "

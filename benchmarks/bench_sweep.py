@@ -1,6 +1,6 @@
 """What Ray adds per job: the same 20-job CartPole sweep on local processes and on a local two-node Ray cluster.
 
-    python scripts/bench_sweep.py [--jobs 20] [--rounds 3] [--no-write]
+    python benchmarks/bench_sweep.py [--jobs 20] [--rounds 3] [--no-write]
 
 Both sides run the same jobs (the tiny REINFORCE CartPole config of the sweep tests, one seed per job) through
 the same code (playgrad.sweeps.run_jobs), two at a time: two local worker threads each waiting on a train.py
@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep Ray's sockets on loopback
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+from benchmarks._benchlib import command_line, machine_description, write_section  # noqa: E402
 from playgrad.sweeps import JobSpec, deliver_archive, run_jobs  # noqa: E402
-from scripts._benchlib import command_line, machine_description, write_section  # noqa: E402
 
 TINY = """[experiment]
 name = "tiny"
@@ -100,9 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     local_ms, ray_ms = over["local"] * 1000, over["ray"] * 1000
     job_s = statistics.median(train_all)
-    section = f"""## Sweeps on Ray (`scripts/bench_sweep.py`)
+    section = f"""## Sweeps on Ray (`benchmarks/bench_sweep.py`)
 
-`{command_line(argv and ["scripts/bench_sweep.py", *argv])}` on {machine_description()} (1-minute load average
+`{command_line(argv and ["benchmarks/bench_sweep.py", *argv])}` on {machine_description()} (1-minute load average
 {load:.1f} at the end: other work shared the machine, so compare the two columns, which alternated, rather than
 the absolute times). {args.jobs} jobs of the tiny REINFORCE CartPole config, two at a time, through the same
 `playgrad.sweeps.run_jobs`: two local processes vs a local two-node Ray cluster (one CPU per node, loopback).

@@ -1,7 +1,7 @@
 """rl.data benchmarks on an image folder: the input pipeline beside PyTorch's, the cache, the memory bound.
 
     python scripts/make_image_set.py /tmp/shapes --gigabytes 0.5 --classes 16
-    python scripts/bench_data.py --folder /tmp/shapes --torch-python /tmp/benchvenv/bin/python [--rss]
+    python benchmarks/bench_data.py --folder /tmp/shapes --torch-python /tmp/benchvenv/bin/python [--rss]
 
 1. **Pipeline**: decode JPEG -> resize the shorter side to 256 -> center-crop 224 -> normalize with the
    ImageNet mean/std -> batches of 32, ``--workers`` workers, over the same ``--images`` files:
@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts._benchlib import command_line, machine_description, verdict, write_section  # noqa: E402
+from benchmarks._benchlib import command_line, machine_description, verdict, write_section  # noqa: E402
 from transfer.data import imagenet_batches  # noqa: E402
 
 TORCH_PIPELINE = r"""
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     n_files, gib = folder_size(args.folder)
     lines = [
-        f"Command: `{command_line(argv if argv is None else ['scripts/bench_data.py', *argv])}`",
+        f"Command: `{command_line(argv if argv is None else ['benchmarks/bench_data.py', *argv])}`",
         f"Machine: {machine_description()}. {args.note}".rstrip(),
         f"Folder: {n_files} JPEGs, {gib:.2f} GiB (`scripts/make_image_set.py`, 320x320 px).",
     ]
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
-        write_section("bench_data", "## rl.data input pipeline (`scripts/bench_data.py`)\n\n" + text)
+        write_section("bench_data", "## rl.data input pipeline (`benchmarks/bench_data.py`)\n\n" + text)
     return 0
 
 

@@ -1,8 +1,8 @@
 """playgrad's PPO training loop beside PureJaxRL's compiled loop, at equal hyperparameters.
 
-    python scripts/bench_purejaxrl.py --jax-python /tmp/benchvenv/bin/python [--rounds 3] [--repeats 2]
+    python benchmarks/bench_purejaxrl.py --jax-python /tmp/benchvenv/bin/python [--rounds 3] [--repeats 2]
 
-The peer (``scripts/purejaxrl_ppo_peer.py``) is PPO written after PureJaxRL's ``ppo.py``: the whole
+The peer (``benchmarks/purejaxrl_ppo_peer.py``) is PPO written after PureJaxRL's ``ppo.py``: the whole
 run, env steps on gymnax CartPole-v1 included, is one ``jax.jit``-compiled program. It runs in a separate
 venv (``pip install jax jaxlib gymnax optax flax``; never a dependency of playgrad), in a subprocess with
 one XLA compute thread. Both sides get the settings of ``configs/cartpole_ppo_fast.toml`` (read from the
@@ -40,7 +40,7 @@ from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _benchlib import command_line, machine_description, verdict, write_section  # noqa: E402
 from bench_agents import _Hooks, ppo_config, ppo_settings_text  # noqa: E402
@@ -56,7 +56,7 @@ XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_thread
 def run_peer(python: str, cfg: dict, seed: int, repeats: int) -> dict:
     """One peer process: compile once, run ``repeats`` times; its JSON line as a dict."""
     env = {**os.environ, "XLA_FLAGS": XLA_ONE_THREAD, "JAX_PLATFORMS": "cpu", "OPENBLAS_NUM_THREADS": "1"}
-    cmd = [python, str(ROOT / "scripts" / "purejaxrl_ppo_peer.py"), json.dumps(cfg), "--seed", str(seed),
+    cmd = [python, str(ROOT / "benchmarks" / "purejaxrl_ppo_peer.py"), json.dumps(cfg), "--seed", str(seed),
            "--repeats", str(repeats)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
 
     lines = [
-        "## PPO training loop vs PureJaxRL's compiled loop (`scripts/bench_purejaxrl.py`)",
+        "## PPO training loop vs PureJaxRL's compiled loop (`benchmarks/bench_purejaxrl.py`)",
         "",
         f"Machine: {machine_description()}; one compute thread each side (OpenBLAS 1 thread; XLA_FLAGS "
         f"`{XLA_ONE_THREAD}`). 1-minute load average at the end: {load:.1f} (other work shares the cores: "
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `{command_line()}`.",
         "",
         f"Both sides: `configs/{CONFIG}.toml`: {ppo_settings_text(cfg)}, {steps:,} env steps. "
-        f"Peer: `scripts/purejaxrl_ppo_peer.py`, PureJaxRL's `ppo.py` structure (the whole run in one `jax.jit`: "
+        f"Peer: `benchmarks/purejaxrl_ppo_peer.py`, PureJaxRL's `ppo.py` structure (the whole run in one `jax.jit`: "
         f"`lax.scan` over iterations, env steps, epochs and minibatches; gymnax CartPole-v1; flax + optax), "
         f"JAX {p0['jax']} on {p0['backend']}. {args.rounds} rounds x {args.repeats} runs per side "
         f"(the peer compiles once per round); medians.",

@@ -1,8 +1,8 @@
 """Train and judge the MetaCar experiments on the CPU; write section ``bench_metacar`` of docs/benchmarks.md.
 
-    python scripts/bench_metacar.py            # every config below that exists (~10 minutes on 2 cores)
-    python scripts/bench_metacar.py --only metacar_level1_ppo --no-write
-    python scripts/bench_metacar.py --only metacar_level3_ddpg   # re-measures one row group, keeps the others
+    python benchmarks/bench_metacar.py            # every config below that exists (~10 minutes on 2 cores)
+    python benchmarks/bench_metacar.py --only metacar_level1_ppo --no-write
+    python benchmarks/bench_metacar.py --only metacar_level3_ddpg   # re-measures one row group, keeps the others
 
 Each config is trained with ``scripts/train.py``'s machinery at fixed seeds and its step budget (early stop
 at ``target_return`` where the config sets one); the final weights, and the "best" checkpoint where it is
@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import _benchlib  # noqa: E402
 
@@ -121,7 +121,7 @@ def run_one(exp: Experiment, seed: int, runs_dir: str, episodes: int) -> list[di
     config = ROOT / "configs" / f"{exp.config}.toml"
     start = time.perf_counter()
     run_dir = train(str(config), ["experiment.eval_episodes=1"], seed=seed, runs_dir=runs_dir, progress=False,
-                    argv=["scripts/bench_metacar.py"])
+                    argv=["benchmarks/bench_metacar.py"])
     wall_s = time.perf_counter() - start
     results = []
     for tag in ("latest", "best"):
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                  "that run's load."
                  if kept_names else "")
     text = "\n".join([
-        "## MetaCar experiments (`scripts/bench_metacar.py`)",
+        "## MetaCar experiments (`benchmarks/bench_metacar.py`)",
         "",
         f"Machine: {_benchlib.machine_description()}; CPU only, one BLAS thread. 1-minute load average at the "
         f"end: {load:.1f} (other work shares the cores, so wall times move; scores do not: they are fixed by "

@@ -1,9 +1,9 @@
-"""The JAX peer of ``scripts/bench_purejaxrl.py``: PPO on gymnax CartPole-v1 as one compiled program.
+"""The JAX peer of ``benchmarks/bench_purejaxrl.py``: PPO on gymnax CartPole-v1 as one compiled program.
 
 Runs ONLY in a separate benchmark venv (never a dependency of playgrad)::
 
     python3 -m venv /tmp/benchvenv && /tmp/benchvenv/bin/pip install jax jaxlib gymnax optax flax
-    /tmp/benchvenv/bin/python scripts/purejaxrl_ppo_peer.py '{"num_envs": 32, ...}' --seed 0 --repeats 3
+    /tmp/benchvenv/bin/python benchmarks/purejaxrl_ppo_peer.py '{"num_envs": 32, ...}' --seed 0 --repeats 3
 
 Written for this benchmark after the structure of PureJaxRL's ``ppo.py`` (Lu et al. 2022): a
 ``make_train(config)`` that returns ``train(rng)``, and the *whole* training run inside one ``jax.jit``:

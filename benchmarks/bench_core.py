@@ -1,11 +1,11 @@
 """Core benchmark: our tensor core beside PyTorch (CPU build) on the same models, batches and threads.
 
-    python scripts/bench_core.py [--repeats 15] [--no-write]
+    python benchmarks/bench_core.py [--repeats 15] [--no-write]
 
 Needs a Python where both playgrad and torch import (torch is not a project dependency), e.g.::
 
     python3 -m venv /tmp/benchvenv && /tmp/benchvenv/bin/pip install -e . torch
-    /tmp/benchvenv/bin/python scripts/bench_core.py
+    /tmp/benchvenv/bin/python benchmarks/bench_core.py
 
 Without torch it times ours only and says so. Rows (median seconds; ours and torch are timed in
 alternation, so other load on the machine falls on both alike):
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 _ROOT = Path(__file__).resolve().parent.parent
-for _p in (str(_ROOT), str(_ROOT / "scripts")):
+for _p in (str(_ROOT), str(_ROOT / "benchmarks")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
@@ -361,7 +361,7 @@ def main() -> None:
     markdown = "\n".join(lines)
     if not args.no_write:
         write_section(
-            "bench_core", "## Core: tensor ops, optimizers, training steps (`scripts/bench_core.py`)\n\n" + markdown
+            "bench_core", "## Core: tensor ops, optimizers, training steps (`benchmarks/bench_core.py`)\n\n" + markdown
         )
         print("wrote section bench_core of docs/benchmarks.md")
     else:

@@ -1,6 +1,6 @@
 """Benchmark the agents against their targets and against Stable-Baselines3 (PyTorch, CPU).
 
-    python scripts/bench_agents.py --sb3-python /tmp/sb3venv/bin/python [--seeds 5] [--sb3-seeds 3]
+    python benchmarks/bench_agents.py --sb3-python /tmp/sb3venv/bin/python [--seeds 5] [--sb3-seeds 3]
 
 Measured in one run, on this machine:
 
@@ -38,7 +38,7 @@ from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _benchlib import command_line, machine_description, verdict, write_section  # noqa: E402
 

@@ -46,7 +46,7 @@ def command_line(argv: list[str] | None = None) -> str:
     """
     argv = sys.argv if argv is None else argv
     script = Path(argv[0])
-    name = f"scripts/{script.name}" if script.suffix == ".py" else script.name
+    name = f"benchmarks/{script.name}" if script.suffix == ".py" else script.name
     return shlex.join(["python", name, *argv[1:]])
 
 

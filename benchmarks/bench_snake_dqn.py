@@ -1,7 +1,7 @@
 """What one frame of the book's snake DQN costs, and what 1e6 frames would take; section ``bench_snake_dqn``.
 
-    python scripts/bench_snake_dqn.py                  # the CPU, and the GPU when one is usable
-    python scripts/bench_snake_dqn.py --device gpu --no-write
+    python benchmarks/bench_snake_dqn.py                  # the CPU, and the GPU when one is usable
+    python benchmarks/bench_snake_dqn.py --device gpu --no-write
 
 ``configs/snake_dqn.toml`` is the book's snake-dqn: a 1.12 M-weight conv net (128-256-256 filters on the
 9x9x2 board), one Adam step on a replay batch of 64 for every frame, up to 1e6 frames, stopping when the
@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import _benchlib  # noqa: E402
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print(rows[-1], flush=True)
     backend.use_device("cpu")
     text = "\n".join([
-        "## The book's snake DQN, per frame (`scripts/bench_snake_dqn.py`)",
+        "## The book's snake DQN, per frame (`benchmarks/bench_snake_dqn.py`)",
         "",
         f"Machine: {_benchlib.machine_description()}. Load average at the end: {os.getloadavg()[0]:.1f}. "
         f"Command: `{_benchlib.command_line()}`. "

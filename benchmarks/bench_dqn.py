@@ -12,9 +12,9 @@
 3. The MetaCar level0 Q-table (``configs/metacar_level0_qtable.toml``, the demo's 1.6 M frames): share
    of greedy evaluation episodes from shuffled starts that drive 800 steps without a crash.
 
-    python scripts/bench_dqn.py                       # everything (~10-15 min on 2 cores)
-    python scripts/bench_dqn.py --seeds 0 1 --skip-snake --sb3-seeds 0
-    python scripts/bench_dqn.py --no-write            # print, do not touch docs/benchmarks.md
+    python benchmarks/bench_dqn.py                       # everything (~10-15 min on 2 cores)
+    python benchmarks/bench_dqn.py --seeds 0 1 --skip-snake --sb3-seeds 0
+    python benchmarks/bench_dqn.py --no-write            # print, do not touch docs/benchmarks.md
 
 Set up the peer once: ``python3 -m venv /tmp/sb3venv_dqn && /tmp/sb3venv_dqn/bin/pip install
 stable-baselines3 torch`` (a local torch wheel makes it fast).
@@ -39,7 +39,7 @@ from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 from _benchlib import command_line, machine_description, median_time, verdict, write_section  # noqa: E402
@@ -202,7 +202,7 @@ def bench_qtable(seeds: list[int], episodes: int) -> list[dict]:
 
 
 def markdown(args, ours, fast, sb3, sb3_error, snake, qt, load_before, load_after, floor_s) -> str:
-    lines = ["## DQN and tabular Q-learning (scripts/bench_dqn.py)", "",
+    lines = ["## DQN and tabular Q-learning (benchmarks/bench_dqn.py)", "",
              f"Machine: {machine_description()}. One BLAS/torch thread for both sides. "
              f"Load average (1 min) before/after: {load_before:.1f} / {load_after:.1f} "
              "(other jobs were sharing the machine when it was higher than ~1).", ""]
@@ -270,7 +270,7 @@ def markdown(args, ours, fast, sb3, sb3_error, snake, qt, load_before, load_afte
         ok = all(r["rate"] >= 0.9 for r in qt)
         lines.append(f"Target: >= 90% of evaluation episodes drive 800 steps without a crash, on every seed: "
                      f"{'met' if ok else 'missed'}.")
-    command = command_line(["scripts/bench_dqn.py", *args])
+    command = command_line(["benchmarks/bench_dqn.py", *args])
     lines += ["", f"Command: `{command}`"]
     return "\n".join(lines)
 
