@@ -230,6 +230,30 @@ def test_classify_prints_the_top5(real_weights, tmp_path, capsys):
     assert mod.main([str(tmp_path / "missing.png"), "--weights", str(real_weights)]) == 2
 
 
+def test_classify_on_onnx_runtime_ranks_the_same_classes(real_weights, tmp_path, capsys):
+    """--runtime onnxruntime runs the rl.onnx export of the same network: the same top 5, in the same order."""
+    pytest.importorskip("onnxruntime", reason="needs the onnx extra: pip install 'playgrad[onnx]'")
+    skdata = pytest.importorskip("skimage.data")
+    import shutil
+
+    from PIL import Image
+
+    path = tmp_path / "coffee.png"
+    Image.fromarray(skdata.coffee()).save(path)
+    weights = tmp_path / "mobilenet_v2.pth"  # the export is cached beside the weights: keep it in tmp_path
+    shutil.copy(real_weights, weights)
+    mod = _script("classify")
+
+    def ranked(*extra: str) -> list[str]:
+        assert mod.main([str(path), "--weights", str(weights), *extra]) == 0
+        return [line.split("%")[0].rsplit(None, 1)[0] for line in capsys.readouterr().out.splitlines()
+                if line.strip()[:2] in ("1.", "2.", "3.", "4.", "5.")]
+
+    ours = ranked()
+    assert ranked("--runtime", "onnxruntime") == ours and len(ours) == 5
+    assert (tmp_path / "mobilenet_v2.onnx").exists()
+
+
 def test_gesture_headless_run_needs_a_positive_frame_count(monkeypatch, capsys):
     # A headless run with --frames 0 ("until the window closes") or a negative count used to play forever.
     mod = _script("gesture_control")
