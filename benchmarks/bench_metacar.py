@@ -66,6 +66,7 @@ EXPERIMENTS = [
     Experiment("metacar_level1_ppo", (0, 1, 2), "reward/step >= 0.5"),
     Experiment("metacar_level2_ddpg", (0, 1, 2), "800 steps on the road at >= 1 px/step"),
     Experiment("metacar_level3_ddpg", (0, 1, 2), "800 steps without a crash"),
+    Experiment("metacar_full_city_ppo", (0, 1, 2), "reward/step >= 0.5"),  # no original agent for full_city
 ]
 
 
