@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rl import backend
 from transfer import _numba_kernels
 from transfer.mobilenet_v2 import FoldedMobileNetV2, mobilenet_v2
 
@@ -21,10 +22,9 @@ def model():
     for layer in m.layers:
         if type(layer).__name__ == "BatchNormalization":
             n = layer.moving_mean.data.shape[0]
-            layer.moving_mean.data[...] = rng.normal(0, 0.1, n)
-            layer.moving_variance.data[...] = rng.uniform(0.5, 2.0, n)
-            layer.gamma.data[...] = rng.uniform(0.5, 1.5, n)
-            layer.beta.data[...] = rng.normal(0, 0.1, n)
+            stats = [rng.normal(0, 0.1, n), rng.uniform(0.5, 2.0, n), rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n)]
+            for weight, value in zip((layer.moving_mean, layer.moving_variance, layer.gamma, layer.beta), stats):
+                weight.data[...] = backend.to_device(value.astype(np.float32))  # the weights may live on the GPU
     return m
 
 
