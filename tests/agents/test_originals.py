@@ -16,7 +16,7 @@ from rl import layers, models, tfjs
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "metacar-demo-models"
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_metacar import evaluate_metacar  # noqa: E402
 
 # From each level's own start, one deterministic 800-step episode scores what the original scores when its agent
