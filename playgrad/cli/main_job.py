@@ -3,12 +3,13 @@
     python scripts/main_job.py [--runs-dir runs] [--set key=value ...]
 
 Trains ``configs/metacar_level1_ppo.toml``: PPO on 16 batched MetaCar worlds of level1 (three bot
-cars moving through the town) for 1M env steps with an annealed learning rate: half a minute on two idle
-CPU cores, one to two minutes when other work shares them (68 s measured at load 6-8). The car then
-averages over the experiment's target of 0.5 reward per step over 800-step episodes from random starts
-(0.855-0.995 for the final weights of seeds 0-2 in docs/benchmarks.md). Then it writes ``RUN_DIR/curve.png``
-(the learning curve) and ``RUN_DIR/episode.gif`` (one deterministic episode of the best checkpoint, as
-``scripts/record.py`` draws it) and prints the command that opens a window with the trained car driving.
+cars moving through the town) for 1M env steps with an annealed learning rate: under a minute on two idle
+CPU cores (52 s measured with the evaluation and the recording), two minutes or more when other work shares
+them. The car then averages over the experiment's target of 0.5 reward per step over 800-step episodes from
+random starts (0.984-0.994 for the final weights of seeds 0-2 in docs/benchmarks.md). Then it writes
+``RUN_DIR/curve.png`` (the learning curve) and ``RUN_DIR/episode.gif`` (one deterministic episode of the best
+checkpoint, as ``scripts/record.py`` draws it) and prints the commands that open a window with the trained car
+driving and the dashboard.
 """
 
 from __future__ import annotations
