@@ -172,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         oracle = ray.remote(num_cpus=0)(Oracle).options(scheduling_strategy=here).remote(*oracle_args)
     else:
         oracle = Oracle(*oracle_args)
-    base = JobSpec(manifest["config_text"], manifest["config_name"], int(load_toml_text(manifest["config_text"])
-                   .get("experiment", {}).get("seed", 0)), tuple(manifest["overrides"]), "trial")
+    config = tomllib.loads(manifest["config_text"])  # the study keeps the config as text: it resumes without the file
+    seed = int(config.get("experiment", {}).get("seed", 0))
+    base = JobSpec(manifest["config_text"], manifest["config_name"], seed, tuple(manifest["overrides"]), "trial")
     print(f"study {tune_dir} ({db}): up to {args.trials} trials, {args.workers} at once"
           f"{' on Ray' if ray else ''}; pruner {manifest['pruner']} every {manifest['report_every']} steps", flush=True)
 
@@ -196,19 +197,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no trial finished; see {tune_dir}/trials", file=sys.stderr)
         return 1
     best = max(complete, key=lambda t: t["value"])
-    best_config = apply_overrides(load_toml_text(manifest["config_text"]), [*manifest["overrides"],
-                                                                            *overrides_of(best["params"])])
+    best_config = apply_overrides(config, [*manifest["overrides"], *overrides_of(best["params"])])
     header = (f"# best of {len(complete)} finished trials of {tune_dir.name} (trial {best['number']}: evaluation "
               f"mean return {best['value']:.1f})\n# searched: {'; '.join(manifest['space'])}\n")
     atomic_write_text(tune_dir / "best.toml", header + dump_toml(best_config))
     print(f"best: trial {best['number']}, score {best['value']:.1f}; wrote {tune_dir / 'best.toml'} and "
           f"{tune_dir / 'history.png'}\n  python scripts/train.py {tune_dir / 'best.toml'}")
     return 0
-
-
-def load_toml_text(text: str) -> dict[str, Any]:
-    """A config's TOML text as a dict (the study keeps the config as text, so it resumes without the file)."""
-    return tomllib.loads(text)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 plots the run it trained."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,21 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def tiny_config(tmp_path):
+    """A copy of tests/data/tiny_reinforce.toml in ``tmp_path`` (seconds of training)."""
     path = tmp_path / "tiny.toml"
-    path.write_text("""
-[experiment]
-name = "tiny"
-agent = "reinforce"
-eval_episodes = 2
-device = "cpu"
-
-[env]
-variant = "book"
-
-[agent]
-iterations = 2
-games_per_iteration = 3
-""")
+    shutil.copy(ROOT / "tests" / "data" / "tiny_reinforce.toml", path)
     return path
 
 

@@ -17,20 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = """
-[experiment]
-name = "tiny"
-agent = "reinforce"
-eval_episodes = 2
-device = "cpu"
-
-[env]
-variant = "book"
-
-[agent]
-iterations = 2
-games_per_iteration = 3
-"""
+TINY = (ROOT / "tests" / "data" / "tiny_reinforce.toml").read_text()
 # lr=1e38 overflows the policy in its first update: a NaN loss, exit code 1, partial run directory left.
 FAILING_POINT = "agent.lr=1e38"
 # Ray binds its head to this machine's own address unless told it cannot form a multi-machine cluster; the
