@@ -36,17 +36,15 @@ import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import _benchlib  # noqa: E402
 
-from agents.base import make_vec_env  # noqa: E402
 from agents.originals import load_original  # noqa: E402
 from agents.runner import load_agent  # noqa: E402
+from playgrad.metacar_eval import evaluate_metacar  # noqa: E402
 from playgrad.training import train  # noqa: E402
 
 
@@ -87,34 +85,6 @@ def previous_rows(path: Path) -> dict[str, list[str]]:
         if len(cells) > 2 and cells[1].strip() in {exp.config for exp in EXPERIMENTS}:
             rows.setdefault(cells[1].strip(), []).append(line)
     return rows
-
-
-def evaluate_metacar(agent, episodes: int, seed: int, **env_overrides) -> dict[str, float]:
-    """Deterministic episodes of ``agent`` on fresh worlds of its own env (one world per episode).
-
-    Returns the mean reward per step over the episode budget, the crash-free fraction (episodes that
-    reached ``max_steps``), the mean speed in px/step, and the fraction that were both crash-free and at
-    least 1 px/step on average (level2's target). ``env_overrides`` replace ``[env]`` entries
-    (``shuffle_on_reset=False``: start where the level file puts the agent).
-    """
-    env = make_vec_env(agent.experiment, episodes, **env_overrides)
-    budget = int(env.max_steps)
-    obs, _ = env.reset(seed=seed)
-    returns, lengths, speed_sum = np.zeros(episodes), np.zeros(episodes, np.int64), np.zeros(episodes)
-    crashed, running = np.zeros(episodes, bool), np.ones(episodes, bool)
-    while running.any():
-        obs, reward, terminated, truncated, info = env.step(agent.act(obs, deterministic=True))
-        returns += np.where(running, reward, 0.0)
-        lengths += running
-        speed_sum += np.where(running, np.asarray(info["speed"], dtype=np.float64), 0.0)
-        crashed |= running & terminated
-        running &= ~(terminated | truncated)
-    env.close()
-    mean_speed = speed_sum / np.maximum(lengths, 1)
-    survived = ~crashed & (lengths >= budget)
-    return {"reward_per_step": float((returns / budget).mean()), "crash_free": float(survived.mean()),
-            "mean_speed": float(mean_speed.mean()), "fast_and_safe": float((survived & (mean_speed >= 1.0)).mean()),
-            "episodes": episodes}
 
 
 def run_one(exp: Experiment, seed: int, runs_dir: str, episodes: int) -> list[dict[str, float]]:

@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 
 from agents.originals import BUNDLED, OriginalAgentError, load_original
+from playgrad.metacar_eval import evaluate_metacar
 from rl import layers, models, tfjs
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "metacar-demo-models"
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_metacar import evaluate_metacar  # noqa: E402
 
 # From each level's own start, one deterministic 800-step episode scores what the original scores when its agent
 # drives it (independent testing ran the original JavaScript: the same crash steps from every shared start).
