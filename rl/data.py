@@ -447,14 +447,16 @@ def from_generator(fn: Callable[[], Iterable[Any]], spec: Any = None, name: str 
 
 
 # ---------------------------------------------------------------------------- image folders
-def read_image(path: str | os.PathLike, image_size: int | None = 224, resize_size: int | None = None) -> np.ndarray:
+def read_image(path: str | os.PathLike, image_size: int | None = 224, resize_size: int | None = None,
+               jpeg_draft: bool = True) -> np.ndarray:
     """Decode one image file to uint8 RGB ``(image_size, image_size, 3)``.
 
     The shorter side is resized (bilinear, antialiased) to ``resize_size`` (default ``image_size``),
     then the center ``image_size`` square is cropped: ImageNet's evaluation transform with
-    ``resize_size=256, image_size=224``. ``image_size=None`` returns the full image. JPEGs are
-    decoded at the smallest DCT scale (1/2, 1/4, 1/8) that is still at least the target size
-    (Pillow's ``draft``), which is most of a large photo's decode time saved.
+    ``resize_size=256, image_size=224``. ``image_size=None`` returns the full image. With
+    ``jpeg_draft``, JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) that is still at
+    least the target size (Pillow's ``draft``), which is most of a large photo's decode time saved;
+    the pixels then differ slightly from a full decode resized (what torchvision's ``Resize`` does).
 
     Raises:
         DataError: the file is missing, not an image, or truncated; the message names it.
@@ -464,7 +466,7 @@ def read_image(path: str | os.PathLike, image_size: int | None = 224, resize_siz
     resize_to = resize_size or image_size
     try:
         with Image.open(path) as img:
-            if image_size is not None and img.format == "JPEG":
+            if jpeg_draft and image_size is not None and img.format == "JPEG":
                 w, h = img.size
                 scale = resize_to / min(w, h)
                 img.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
@@ -513,16 +515,16 @@ class _ImageDecoder:
     """Picklable decode function of :func:`image_folder` (so ``processes=True`` works too)."""
 
     def __init__(self, image_size: int | None, resize_size: int | None, on_error: str,
-                 skipped: list[str] | None):
+                 skipped: list[str] | None, jpeg_draft: bool = True):
         self.image_size, self.resize_size, self.on_error = image_size, resize_size, on_error
-        self.skipped = skipped
+        self.skipped, self.jpeg_draft = skipped, jpeg_draft
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "skipped": None}  # the list of skipped files stays in the parent
 
     def __call__(self, path: str, label: Any) -> Any:
         try:
-            return read_image(path, self.image_size, self.resize_size), label
+            return read_image(path, self.image_size, self.resize_size, self.jpeg_draft), label
         except DataError as exc:
             if self.on_error == "raise":
                 raise
@@ -565,8 +567,11 @@ class _ImageFolder(Dataset):
         self.files = [Path(f) for f in files.files]
         self.labels = files.labels
         self.skipped: list[str] = decoder.skipped if decoder.skipped is not None else []
+        # full decodes give other pixels, so they must give another fingerprint (caches); the
+        # default's name is unchanged, so caches written before the option existed stay valid
+        full = "" if decoder.jpeg_draft else ", jpeg_draft=False"
         self._pipeline = files.map(decoder, workers=workers, processes=processes,
-                                   name=f"read_image({decoder.image_size}, {decoder.resize_size})")
+                                   name=f"read_image({decoder.image_size}, {decoder.resize_size}{full})")
         self._pipeline = self._pipeline.filter(lambda *e: not isinstance(e[0], _Skipped), name="readable")
         self._n = len(files)
 
@@ -594,6 +599,7 @@ def image_folder(
     validation_split: float = 0.0,
     subset: str | None = None,
     split_seed: int = 0,
+    jpeg_draft: bool = True,
 ) -> Dataset:
     """``(image uint8 (S, S, 3), label int64)`` from ``root/<class>/<image files>``, streamed.
 
@@ -611,6 +617,8 @@ def image_folder(
         validation_split, subset, split_seed: Keras' ``image_dataset_from_directory`` split:
             ``subset="training"`` or ``"validation"`` keeps that part of a stratified, seeded split
             (:func:`split_indices`) holding out ``validation_split`` of each class.
+        jpeg_draft: decode large JPEGs at a reduced DCT scale (see :func:`read_image`); False
+            decodes every pixel, as torchvision's transforms do.
 
     Raises:
         DataError: ``root`` missing or without class subfolders, or a class folder without image
@@ -643,7 +651,7 @@ def image_folder(
         keep = train_idx if subset == "training" else val_idx
         files, label_array = [files[i] for i in keep], label_array[keep]
     source = _Files(root, files, label_array, shuffle, seed)
-    decoder = _ImageDecoder(image_size, resize_size, on_error, [])
+    decoder = _ImageDecoder(image_size, resize_size, on_error, [], jpeg_draft)
     return _ImageFolder(source, [d.name for d in class_dirs], decoder, workers, processes)
 
 

@@ -295,9 +295,12 @@ def _fine_tune(cfg: dict[str, Any], run: RunDir, metrics: MetricsLogger, backbon
             part.load_state_dict({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
         start = state["epoch"]
     recorder = EpochRecorder("fine_tune", run, metrics, save, ft.epochs, log)
-    top.fit(train.prefetch(2), epochs=ft.epochs, validation_data=val, initial_epoch=start, verbose=0,
-            callbacks=[recorder])
-    return top.evaluate(val, return_dict=True)
+    history = top.fit(train.prefetch(2), epochs=ft.epochs, validation_data=val, initial_epoch=start, verbose=0,
+                      callbacks=[recorder])
+    last = {k[len("val_"):]: v[-1] for k, v in history.history.items() if k.startswith("val_") and v}
+    # the last epoch's validation pass already evaluated these weights: a second pass through the
+    # backbone would only repeat it (minutes on a big folder); a resumed run with no epoch left runs it
+    return last or top.evaluate(val, return_dict=True)
 
 
 def main(argv: list[str] | None = None) -> int:

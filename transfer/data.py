@@ -123,6 +123,7 @@ def imagenet_batches(
     validation_split: float = 0.0,
     subset: str | None = None,
     split_seed: int = 0,
+    jpeg_draft: bool = True,
 ) -> data.Dataset:
     """An image folder streamed as MobileNetV2 input: ``(float32 (B, S, S, 3), int64 (B,))`` batches.
 
@@ -131,14 +132,16 @@ def imagenet_batches(
     flipped with a generator seeded from ``(seed, epoch, position)``, the same with any worker count),
     batched, and normalized with the ImageNet mean and std on the whole batch. ``validation_split``,
     ``subset`` and ``split_seed`` pick one side of a stratified split (see
-    :func:`rl.data.image_folder`). The returned
-    dataset's ``classes`` and ``skipped`` are the folder's (see :func:`rl.data.image_folder`).
+    :func:`rl.data.image_folder`). ``jpeg_draft=False`` decodes every JPEG pixel before resizing,
+    as torchvision does (slower for images over twice the resize size; see
+    :func:`rl.data.read_image`). The returned dataset's ``classes`` and ``skipped`` are the folder's
+    (see :func:`rl.data.image_folder`).
     """
     resize = imagenet_resize_size(image_size)
     images = data.image_folder(root, image_size=resize if augment else image_size, resize_size=resize,
                                shuffle=shuffle, seed=seed, workers=workers, on_error=on_error,
                                max_per_class=max_per_class, validation_split=validation_split, subset=subset,
-                               split_seed=split_seed)
+                               split_seed=split_seed, jpeg_draft=jpeg_draft)
     ds = images
     if augment:
         ds = ds.map(_Augment(image_size), seed=seed, name=f"crop_and_flip({image_size})")

@@ -162,6 +162,25 @@ def test_image_folder_streams_labelled_images(tmp_path):
     assert sorted(shuffled) == [0, 0, 0, 1, 1, 1]
 
 
+def test_large_jpegs_decode_at_a_reduced_scale_unless_asked_for_every_pixel(tmp_path):
+    (tmp_path / "big").mkdir()
+    path = tmp_path / "big" / "photo.jpg"
+    yy, xx = np.mgrid[0:520, 0:600]
+    smooth = np.stack([xx * 255 // 600, yy * 255 // 520, (xx + yy) * 255 // 1120], axis=-1).astype(np.uint8)
+    Image.fromarray(smooth).save(path, quality=92)
+    # the oracle: torchvision's Resize(64) on the fully decoded image (shorter side 64, longer truncated)
+    # then CenterCrop(56)
+    full = Image.open(path).convert("RGB").resize((73, 64), Image.Resampling.BILINEAR)
+    expected = np.asarray(full)[4:60, 8:64]
+    np.testing.assert_array_equal(data.read_image(path, 56, 64, jpeg_draft=False), expected)
+    drafted = data.read_image(path, 56, 64)  # 520 px is >= 2x 64: decoded at 1/4 scale (130 px) first
+    assert drafted.shape == expected.shape and not np.array_equal(drafted, expected)
+    assert np.abs(drafted.astype(int) - expected).mean() < 3  # the same picture
+    a, b = data.image_folder(tmp_path, 56, 64), data.image_folder(tmp_path, 56, 64, jpeg_draft=False)
+    assert a.fingerprint() != b.fingerprint()  # a cache of one is never read for the other
+    np.testing.assert_array_equal(next(iter(b))[0], expected)
+
+
 def test_image_folder_reports_unreadable_files_by_path(tmp_path):
     root = _image_folder(tmp_path / "imgs")
     bad = root / "dog" / "2.jpg"

@@ -34,14 +34,32 @@ def test_pipeline_table_alternates_the_same_files(tmp_path, monkeypatch, capsys)
     assert bench_data.main(["--folder", str(folder), "--images", "8", "--rounds", "2", "--batch", "4",
                             "--torch-python", sys.executable, "--no-write"]) == 0
     out = capsys.readouterr().out
-    assert out.count("round ") == 2 and "8 images per pass, 2 alternating rounds" in out
-    ours = float(re.search(r"\| rl.data .*? \| ([\d.]+) \| ([\d.]+)x \|", out).group(1))
-    ratio = float(re.search(r"\| rl.data .*? \| ([\d.]+) \| ([\d.]+)x \|", out).group(2))
+    rounds = re.findall(r"^round (\d)/2: ours [\d.]+, ours_full_decode [\d.]+, torch [\d.]+ images/s$", out, re.M)
+    assert rounds == ["1", "2"] and "8 images per pass, 2 alternating rounds" in out
     peer = float(re.search(r"\| torch DataLoader .*? \| ([\d.]+) \| 1.00x \|", out).group(1))
-    assert ours > 0 and peer > 0 and abs(ratio - ours / peer) < 0.01 + 0.01 * ratio
+    for row in (r"\| rl.data \(`transfer", r"\| rl.data with `jpeg_draft=False`"):
+        ours, ratio = map(float, re.search(row + r".*? \| ([\d.]+) \| ([\d.]+)x \|", out).groups())
+        assert ours > 0 and peer > 0 and abs(ratio - ours / peer) < 0.01 + 0.01 * ratio
     assert "Target: at least torch's images/s:" in out
 
 
 def test_missing_folder_is_one_line(tmp_path, capsys):
     assert bench_data.main(["--folder", str(tmp_path / "nope"), "--no-write"]) == 2
     assert "nope does not exist" in capsys.readouterr().err
+
+
+def test_finetune_run_is_measured_under_time_and_tabled(tmp_path, capsys):
+    folder = tmp_path / "shapes"
+    make_image_set(folder, 0, classes=2, size=48, workers=1, per_class=6, log=lambda *a, **k: None)
+    tiny = ["data.image_size=32", "data.batch_size=4", 'backbone.weights="random"', "data.validation_split=0.25",
+            "fine_tune.batch_size=2"]
+    assert bench_data.main(["--folder", str(folder), "--skip-pipeline", "--rss", "--head-epochs", "2",
+                            "--fine-tune-steps", "1", "--no-write", *[a for s in tiny for a in ("--finetune-set", s)]]
+                           ) == 0
+    out = capsys.readouterr().out
+    assert "Folder: 12 JPEGs" in out and "48x48 px" in out and "2 classes, 8 training images" in out
+    assert re.search(r"\(embedding pass, training and validation images\) \| [\d.]+ images/s \(12 images in", out)
+    peak = float(re.search(r"\| peak RSS of the whole run \| (\d+) MiB \(met", out).group(1))
+    assert 20 < peak < 1500  # a Python process with NumPy, measured by /usr/bin/time
+    assert "training epoch over the cached embeddings (median of 2)" in out
+    assert re.search(r"load average, sampled every 30 s over the run \(\d+ samples\)", out)
