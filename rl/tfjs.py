@@ -37,8 +37,10 @@ them: a Reshape ``target_shape`` of ``[null, c]``, and a nested model's calls nu
 
 The files come from outside, so reading is budgeted (``MAX_*`` below) and checked before anything is
 allocated: weight paths must stay inside the model's folder and name regular files; the manifest's
-sizes must fit the files; the topology may create no more weight values than the shards hold. Every
-problem is a :class:`TfjsFormatError` naming ``model.json``.
+sizes must fit the files; the topology may create no more weight values than the shards hold. The
+rebuilt graph is then run once, layer by layer, on zeros of its declared input shapes (a batch of one), so
+a model that loads can predict: a layer that cannot take what the graph feeds it is refused at load, by
+name. Every problem is a :class:`TfjsFormatError` naming ``model.json``.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from rl import layers as L
 from rl.errors import PlaygradError
 from rl.experiment import atomic_write_bytes, atomic_write_text
 from rl.models import Model, Sequential, model_from_config
+from rl.tensor import Tensor, no_grad, using_config
 
 __all__ = [
     "SHARD_SIZE_BYTES",
@@ -888,7 +891,90 @@ def load_tfjs(path: str | Path, strict: bool = True) -> Model:
         raise TfjsFormatError(f"{json_path}: the model has no input shape (no InputLayer and no batch_input_shape on "
                               "its first layer)")
     model.load_state_dict(_match_weights(json_path, model, weights, strict), strict=strict)
+    _probe_graph(json_path, model, [_probe_input(json_path, t) for t in model.inputs], ProbeBudget(json_path))
     return model
+
+
+# ============================================================================ import: the graph must run
+# The graph builder propagates shapes by each layer's formula, which does not check everything a layer's
+# call needs (ranks of merged inputs, a shared layer called again on another shape, a nested model called
+# on more inputs than it has, call arguments the layer does not take). So the importer runs every layer
+# once on zeros of the shapes the graph gives it, and a file whose graph cannot run is refused at load,
+# naming the layer, instead of failing at the first predict.
+PROBE_FREE_SIZE = 32  # a free (None) input size is probed at this size: what TF.js convnets downsample by
+MAX_PROBE_VALUES = 1 << 26  # activation values the probe may hold (256 MiB of float32; MobileNetV2: ~7M)
+
+
+class ProbeBudget:
+    """How many activation values the probe of one imported model may still allocate."""
+
+    def __init__(self, json_path: Path, values: int = MAX_PROBE_VALUES) -> None:
+        self.json_path, self.left = json_path, values
+
+    def take(self, values: int, what: str) -> None:
+        if values > self.left:
+            raise TfjsFormatError(f"{self.json_path}: {what} needs {values} activation values for one sample, over the "
+                                  f"{MAX_PROBE_VALUES} the importer allows a model")
+        self.left -= values
+
+
+def _probe_input(json_path: Path, tensor: Any) -> Any:
+    """Zeros for one sample of a model input (free sizes at :data:`PROBE_FREE_SIZE`); its shape checked first."""
+    dims = list(tensor.shape)[1:]
+    if not all(d is None or (type(d) is int and d >= 1) for d in dims):
+        raise TfjsFormatError(f"{json_path}: input '{tensor.node.layer.name}' has shape {list(tensor.shape)}; each "
+                              "size after the batch axis must be a positive integer or null")
+    return Tensor(np.zeros((1, *(PROBE_FREE_SIZE if d is None else d for d in dims)), dtype=tensor.dtype))
+
+
+def _probe_graph(json_path: Path, model: Model, inputs: list[Any], budget: ProbeBudget) -> list[Any]:
+    """Run ``model``'s graph node by node on ``inputs`` (zeros, batch of one); returns its outputs.
+
+    Nested models are walked into, so a failure names the innermost layer. Every node's outputs must
+    have the shapes the graph recorded for them (a free size matches any).
+    """
+    if len(inputs) != len(model.inputs):
+        raise TfjsFormatError(f"{json_path}: model '{model.name}' has {len(model.inputs)} input(s) but is called on "
+                              f"{len(inputs)}")
+    values = {id(t): x for t, x in zip(model.inputs, inputs)}
+    for node in model._nodes:
+        if not node.inputs:
+            continue  # an InputLayer: its value is one of ``inputs``
+        layer, xs = node.layer, [values[id(t)] for t in node.inputs]
+        shapes = [list(x.shape) for x in xs]
+        shown = shapes[0] if node.single_input else shapes
+        where = f"layer '{layer.name}' ({type(layer).__name__}) on input shape {shown}"
+        try:
+            if isinstance(layer, Model) and layer._is_graph:
+                ys = _probe_graph(json_path, layer, xs, budget)
+            else:
+                budget.take(_probe_values(layer, [tuple(s) for s in shapes], node.single_input), where)
+                with np.errstate(all="ignore"), no_grad(), using_config("train", False):
+                    ys = layer(xs[0] if node.single_input else xs, **node.kwargs)
+                ys = list(ys) if isinstance(ys, list | tuple) else [ys]
+        except TfjsFormatError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever the layer raises, the file's graph cannot run
+            raise TfjsFormatError(f"{json_path}: {where} cannot run: {type(exc).__name__}: {exc}") from None
+        if len(ys) != len(node.outputs) or not all(_shape_fits(y.shape, t.shape) for y, t in zip(ys, node.outputs)):
+            raise TfjsFormatError(f"{json_path}: {where} computes shape(s) {[list(y.shape) for y in ys]} where the "
+                                  f"graph expects {[list(t.shape) for t in node.outputs]}")
+        values.update((id(t), y) for t, y in zip(node.outputs, ys))
+    return [values[id(t)] for t in model.outputs]
+
+
+def _probe_values(layer: L.Layer, shapes: list[tuple[int, ...]], single: bool) -> int:
+    """Activation values one layer's call allocates: its outputs, and a convolution's window matrix."""
+    out = layer.compute_output_shape(shapes[0] if single else shapes)
+    outs = out if isinstance(out, list) else [out]
+    values = sum(math.prod(d for d in s if d is not None) for s in outs)
+    if isinstance(layer, L.Conv2D | L.DepthwiseConv2D):  # (N, Ho, Wo, kh, kw, Cin) copied out of the window view
+        values += math.prod(d for d in outs[0][:-1] if d is not None) * math.prod(layer.kernel_size) * shapes[0][-1]
+    return values
+
+
+def _shape_fits(actual: Sequence[int], recorded: Sequence[int | None]) -> bool:
+    return len(actual) == len(recorded) and all(r is None or a == r for a, r in list(zip(actual, recorded))[1:])
 
 
 def _count_layers(topo: dict[str, Any]) -> int:

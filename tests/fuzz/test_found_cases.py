@@ -82,3 +82,66 @@ def test_tfjs_weights_path_too_long_for_the_file_system_is_a_tfjs_format_error(t
     (tmp_path / "model.json").write_text(json.dumps(doc))
     with pytest.raises(TfjsFormatError, match="cannot be a file here"):
         load_tfjs(tmp_path)
+
+
+def _two_input_tfjs(tmp_path):
+    """Inputs a, b (4,) -> one Dense 'shared' on each -> Concatenate 'join', saved as TF.js."""
+    from rl import layers
+    from rl.models import Input, Model
+    from rl.tfjs import save_tfjs
+
+    a, b = Input((4,), name="a"), Input((4,), name="b")
+    shared = layers.Dense(3, name="shared")
+    save_tfjs(Model([a, b], layers.Concatenate(name="join")([shared(a), shared(b)])), tmp_path)
+    return json.loads((tmp_path / "model.json").read_text())
+
+
+def _set_input_shape(doc, name, shape):
+    entry = next(e for e in doc["modelTopology"]["config"]["layers"] if e["name"] == name)
+    entry["config"]["batch_input_shape"] = shape
+
+
+def _set_inbound(doc, name, index, node):
+    entry = next(e for e in doc["modelTopology"]["config"]["layers"] if e["name"] == name)
+    entry["inbound_nodes"][index] = node
+
+
+# test_fuzz_tfjs functional-json cases (PLAYGRAD_FUZZ_CASES=1500): these files loaded, then predict on zeros of their
+# declared input shapes raised from inside a layer. Each class of defect, reduced:
+@pytest.mark.parametrize(("mutate", "message"), [
+    # 451, 494: call arguments the layer does not take, in an inbound node's fourth item
+    (lambda doc: _set_inbound(doc, "join", 0, [["shared", 0, 0, {"": 0}], ["shared", 1, 0, {}]]),
+     r"layer 'join' \(Concatenate\) on input shape \[\[1, 3\], \[1, 3\]\] cannot run: TypeError: .*unexpected keyword"),
+    # 202, 1219, 1427: merged inputs of different ranks (the shape formula only summed the last axis)
+    (lambda doc: _set_input_shape(doc, "b", [None, 4, 4]),
+     r"layer 'join' \(Concatenate\) on input shape \[\[1, 3\], \[1, 4, 3\]\] cannot run"),
+    # a shared layer called again on inputs of another size than it was built for
+    (lambda doc: _set_input_shape(doc, "b", [None, 5]), r"layer 'shared' \(Dense\) on input shape \[1, 5\] cannot run"),
+    # 1171, 1457: a one-input layer called again, on a list of two
+    (lambda doc: _set_inbound(doc, "shared", 1, [["a", 0, 0, {}], ["b", 0, 0, {}]]),
+     r"layer 'shared' \(Dense\) on input shape \[\[1, 4\], \[1, 4\]\] cannot run"),
+    # 231: an input size that is not a number (of an input only a layer built already reads)
+    (lambda doc: _set_input_shape(doc, "b", [None, [["shared", 0, 0, {}]]]), r"input 'b' has shape .*positive integer"),
+    (lambda doc: _set_input_shape(doc, "b", [None, 0]), r"input 'b' has shape \[None, 0\]"),
+])  # fmt: skip
+def test_tfjs_graph_that_cannot_run_is_refused_at_load_naming_the_layer(tmp_path, mutate, message):
+    from rl.tfjs import TfjsFormatError, load_tfjs
+
+    doc = _two_input_tfjs(tmp_path)
+    mutate(doc)
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(TfjsFormatError, match=message):
+        load_tfjs(tmp_path)
+
+
+def test_tfjs_graph_with_free_input_sizes_still_loads_and_runs(tmp_path):
+    # The load-time run of the graph probes a free (None) size at PROBE_FREE_SIZE; such models keep loading.
+    import numpy as np
+
+    from rl import layers
+    from rl.models import Input, Model
+    from rl.tfjs import load_tfjs, save_tfjs
+
+    x = Input((None, None, 3))
+    save_tfjs(Model(x, layers.Dense(2)(layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3, strides=2)(x)))), tmp_path)
+    assert load_tfjs(tmp_path).predict(np.zeros((2, 9, 13, 3), np.float32)).shape == (2, 2)
