@@ -14,7 +14,7 @@ from typing import Any
 import rl.functional as F
 from rl import backend
 from rl import random as rl_random
-from rl.tensor import Tensor, as_tensor
+from rl.tensor import Function, Tensor, as_tensor, config
 
 __all__ = ["Categorical", "DiagGaussian"]
 
@@ -24,6 +24,25 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 def _actions(actions: Any, like: Any) -> Any:
     data = actions.data if isinstance(actions, Tensor) else actions
     return backend.get_array_module(like).asarray(data)
+
+
+class _CategoricalLogProb(Function):
+    """``log_softmax(logits)[b, actions[b]]`` as one graph node (instead of log-softmax, gather and
+    reshape: three nodes and their backward passes); the log-softmax comes in already computed."""
+
+    def forward(self, logits, actions, log_probs):
+        xp = backend.get_array_module(log_probs)
+        self.log_probs, self.actions = log_probs, actions
+        self.rows = xp.arange(actions.shape[0])
+        return log_probs[self.rows, actions]
+
+    def backward(self, g):
+        # d log p_a / d logit_k = [k == a] - p_k: the one-hot row minus the softmax, times g.
+        xp = backend.get_array_module(g)
+        grad = xp.zeros_like(self.log_probs)
+        grad[self.rows, self.actions] = g
+        grad -= xp.exp(self.log_probs) * g[:, None]
+        return grad, None, None
 
 
 class Categorical:
@@ -38,7 +57,21 @@ class Categorical:
         if logits.ndim != 2:
             raise ValueError(f"Categorical expects logits of shape (B, K), got {logits.shape}")
         self.logits = logits
-        self.log_probs = F.log_softmax(logits, axis=-1)  # (B, K), normalized
+        # The normalized log-probabilities as a plain array, computed once: sampling, log_prob and an
+        # entropy that is only logged read it without building graph nodes.
+        self._log_probs = F.log_softmax_array(logits.data, axis=-1)
+        self._log_probs_tensor: Tensor | None = None
+
+    def _recording(self) -> bool:
+        return config.enable_grad and self.logits.requires_grad
+
+    @property
+    def log_probs(self) -> Tensor:
+        """``(B, K)`` normalized log-probabilities (differentiable with respect to the logits)."""
+        if self._log_probs_tensor is None:
+            self._log_probs_tensor = (F.log_softmax(self.logits, axis=-1) if self._recording()
+                                      else Tensor(self._log_probs))
+        return self._log_probs_tensor
 
     @property
     def probs(self) -> Tensor:
@@ -53,10 +86,15 @@ class Categorical:
                 f"Categorical.log_prob: actions must be integers of shape ({self.logits.shape[0]},), "
                 f"got {idx.dtype} {idx.shape}"
             )
-        return F.take_along_axis(self.log_probs, idx[:, None].astype("int64"), axis=1).reshape(-1)
+        return _CategoricalLogProb.apply(self.logits, idx.astype("int64", copy=False), self._log_probs)
 
     def entropy(self) -> Tensor:
         """``(B,)`` entropy ``-sum_k p_k log p_k`` in nats; classes masked with a ``-inf`` logit add 0."""
+        if not self._recording():  # only logged (PPO with no entropy bonus): the same values, no graph
+            log_probs = self._log_probs
+            xp = backend.get_array_module(log_probs)
+            zero = log_probs.dtype.type(0)
+            return Tensor(-(xp.exp(log_probs) * xp.where(xp.isfinite(log_probs), log_probs, zero)).sum(axis=-1))
         log_probs = self.log_probs
         # 0 * log 0 = 0: without this a masked class (invalid action) makes the entropy and every
         # logit's gradient NaN (0 * -inf), where PyTorch's Categorical gives finite values.
@@ -71,7 +109,7 @@ class Categorical:
         ``-inf`` logit is never drawn.
         """
         rng = rng if rng is not None else rl_random.default_generator()
-        log_probs = self.log_probs.data
+        log_probs = self._log_probs
         xp = backend.get_array_module(log_probs)
         u = rng.random(log_probs.shape, dtype=log_probs.dtype)
         # the 1e-20s keep log() finite at u = 0 and at -log(u) = 0

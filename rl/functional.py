@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rl import backend
-from rl.tensor import Clip, Function, ReLU, Sigmoid, Tanh, Tensor, as_tensor
+from rl.tensor import Clip, Function, ReLU, Sigmoid, Tanh, Tensor, _reduce_sum, as_tensor
 
 __all__ = [
     "concat",
@@ -22,6 +22,7 @@ __all__ = [
     "leaky_relu",
     "linear",
     "log_softmax",
+    "log_softmax_array",
     "logsumexp",
     "maximum",
     "minimum",
@@ -203,11 +204,20 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     return _Softmax.apply(x, axis=axis)
 
 
+def log_softmax_array(a: Any, axis: int = -1) -> Any:
+    """``log(softmax(a))`` of a raw ``xp`` array along ``axis`` (no graph): shifted by the max, one pass.
+
+    The one computation behind :func:`log_softmax` and :class:`rl.distributions.Categorical`, which
+    reads it once per distribution for sampling, log-probabilities and entropy.
+    """
+    xp = backend.get_array_module(a)
+    shifted = a - a.max(axis=axis, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
 class _LogSoftmax(Function):
     def forward(self, a, axis):
-        xp = backend.get_array_module(a)
-        shifted = a - a.max(axis=axis, keepdims=True)
-        out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+        out = log_softmax_array(a, axis)
         self.out, self.axis = out, axis
         return out
 
@@ -319,13 +329,13 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
 def maximum(a: Any, b: Any) -> Tensor:
     """Elementwise max; the gradient goes to the larger input (to ``a`` on ties)."""
     a, b = _operands(a, b)
-    return where(a.data >= b.data, a, b)
+    return _Where.apply(a.data >= b.data, a, b)  # the mask is already an array of the operands' module
 
 
 def minimum(a: Any, b: Any) -> Tensor:
     """Elementwise min; the gradient goes to the smaller input (to ``a`` on ties)."""
     a, b = _operands(a, b)
-    return where(a.data <= b.data, a, b)
+    return _Where.apply(a.data <= b.data, a, b)
 
 
 class _TakeAlongAxis(Function):
@@ -390,18 +400,19 @@ class _Linear(Function):
         return out
 
     def backward(self, g):
-        if self.act == "tanh":
-            g = g * (1 - self.out * self.out)
+        if self.act == "tanh":  # g * (1 - out**2), in one scratch array instead of three temporaries
+            d = self.out * self.out
+            xp = backend.get_array_module(d)
+            xp.subtract(1, d, out=d)
+            d *= g
+            g = d
         elif self.act == "relu":
             g = g * (self.out > 0)
         x_in, w_in = self.inputs[0], self.inputs[1]
         gx = g @ self.w.T if x_in.requires_grad else None
-        if w_in.requires_grad:
-            x2 = self.x.reshape(-1, self.x.shape[-1])
-            gw = x2.T @ g.reshape(-1, g.shape[-1])
-        else:
-            gw = None
-        gb = g.reshape(-1, g.shape[-1]).sum(axis=0) if self.has_bias else None
+        g2 = g.reshape(-1, g.shape[-1])
+        gw = self.x.reshape(-1, self.x.shape[-1]).T @ g2 if w_in.requires_grad else None
+        gb = _reduce_sum(g2, 0, False) if self.has_bias else None
         return gx, gw, gb
 
 

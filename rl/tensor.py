@@ -4,7 +4,7 @@ A :class:`Tensor` wraps one ``xp`` array (NumPy or CuPy, see :mod:`rl.backend`).
 differentiable operation is a small :class:`Function` whose ``forward`` and ``backward`` sit side
 by side and keep only what the backward needs. Calling an op on tensors that require gradients
 records the function as the result's creator; ``loss.backward()`` then walks the recorded graph in
-reverse topological order (an explicit stack, so there is no recursion limit), accumulates
+reverse creation order (a heap of pending nodes, so there is no recursion limit), accumulates
 ``grad += ...`` into the leaves, and frees the graph as it goes so a long training loop holds
 constant memory.
 
@@ -19,8 +19,10 @@ batch normalization which mode they are in; ``config.enable_grad`` turns recordi
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from heapq import heappop, heappush
 from typing import Any
 
 import numpy as np
@@ -49,22 +51,33 @@ class _Config(threading.local):
 config = _Config()
 
 
-@contextlib.contextmanager
-def using_config(name: str, value: Any) -> Iterator[None]:
+class _ConfigSwitch:
+    """``config.<name> = value`` inside a ``with`` block, restored after (a class, not a generator:
+    agents enter one per environment step, and ``contextlib``'s generator machinery costs several times more)."""
+
+    __slots__ = ("name", "value", "old")
+
+    def __init__(self, name: str, value: Any):
+        self.name, self.value = name, value
+
+    def __enter__(self) -> None:
+        self.old = getattr(config, self.name)
+        setattr(config, self.name, self.value)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        setattr(config, self.name, self.old)
+
+
+def using_config(name: str, value: Any) -> contextlib.AbstractContextManager[None]:
     """Temporarily set ``config.<name>`` (``"train"`` or ``"enable_grad"``) inside a ``with`` block."""
     if not hasattr(config, name):
         raise AttributeError(f"unknown config switch {name!r}; valid: 'train', 'enable_grad'")
-    old = getattr(config, name)
-    setattr(config, name, value)
-    try:
-        yield
-    finally:
-        setattr(config, name, old)
+    return _ConfigSwitch(name, value)
 
 
 def no_grad() -> contextlib.AbstractContextManager[None]:
     """Context manager: ops inside build no graph (inference, target computation, optimizer steps)."""
-    return using_config("enable_grad", False)
+    return _ConfigSwitch("enable_grad", False)
 
 
 def _default_float() -> type:
@@ -179,15 +192,18 @@ class Tensor:
         if self.creator is None:  # backward on a leaf: its gradient is the upstream one
             self.grad = grad if self.grad is None else self.grad + grad
             return
-        # Leaves (parameters, inputs) never enter the ordering: their gradients are accumulated the
-        # moment an op hands them out, which halves the bookkeeping for small networks.
+        # Nodes run in reverse creation order (PyTorch's engine does the same with its sequence numbers):
+        # every consumer of a tensor was created after it, so when a node has the highest number among
+        # the pending ones, all gradients into it have arrived. One heap replaces a separate
+        # depth-first ordering pass, and only nodes that receive a gradient are ever visited. Leaves
+        # (parameters, inputs) never enter the heap: their gradients are accumulated the moment an op
+        # hands them out.
         grads: dict[int, Any] = {id(self): grad}
-        for node in _topological_order(self):
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
+        pending: list[tuple[int, int, Tensor]] = [(-self.creator.seq, id(self), self)]
+        while pending:
+            _, key, node = heappop(pending)
             fn = node.creator
-            input_grads = fn.backward(g)
+            input_grads = fn.backward(grads.pop(key))
             if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
             for parent, pg in zip(fn.inputs, input_grads):
@@ -195,14 +211,19 @@ class Tensor:
                     continue
                 if pg.shape != parent.data.shape:
                     pg = _sum_to_shape(pg, parent.data.shape)
-                if parent.creator is None:
+                creator = parent.creator
+                if creator is None:
                     # ``.grad`` may alias another gradient or be a read-only broadcast view: code that
                     # changes gradients replaces them (``p.grad = p.grad * c``), never writes through.
                     parent.grad = pg if parent.grad is None else parent.grad + pg
                 else:
                     key = id(parent)
                     prev = grads.get(key)
-                    grads[key] = pg if prev is None else prev + pg
+                    if prev is None:
+                        grads[key] = pg
+                        heappush(pending, (-creator.seq, key, parent))
+                    else:
+                        grads[key] = prev + pg
             if not retain_graph:
                 node.creator = _FREED  # free the graph behind us: constant memory in training loops
 
@@ -356,30 +377,6 @@ def as_tensor(x: Any, like: Any = None) -> Tensor:
     return Tensor(x)
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Non-leaf tensors reachable from ``root`` through creators, outputs before inputs.
-
-    An iterative depth-first search (no recursion limit on long graphs); leaves are skipped.
-    """
-    order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in visited:  # marked when expanded, not when pushed: keeps the order valid
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        for parent in node.creator.inputs:
-            if parent.creator is not None and parent.requires_grad and id(parent) not in visited:
-                stack.append((parent, False))
-    order.reverse()
-    return order
-
-
 def _sum_to_shape(grad: Any, shape: tuple[int, ...]) -> Any:
     """Undo broadcasting: sum ``grad`` over the axes that broadcasting added or stretched."""
     extra = grad.ndim - len(shape)
@@ -405,6 +402,7 @@ class Function:
     """
 
     inputs: tuple[Tensor, ...]
+    seq: int  # creation number of a recorded node: backward runs nodes from the highest down
 
     def forward(self, *arrays: Any, **params: Any) -> Any:
         raise NotImplementedError
@@ -432,6 +430,7 @@ class Function:
             out.requires_grad = True
             # Constants become grad-free tensors so backward can zip inputs and grads.
             fn.inputs = inputs if all_tensors else tuple([x if type(x) is Tensor else _CONSTANT for x in inputs])
+            fn.seq = _next_seq()
             out.creator = fn
         return out
 
@@ -448,10 +447,12 @@ def _new_tensor(data: Any) -> Tensor:
 
 
 _tensor_new = Tensor.__new__
+_next_seq = itertools.count(1).__next__  # thread-safe under the GIL; one counter orders every graph
 
 
 class _FreedGraph(Function):
     inputs = ()
+    seq = 0
 
     def backward(self, grad_out: Any) -> Any:
         raise RuntimeError(
@@ -754,16 +755,18 @@ class ReLU(Function):
 
 
 class Clip(Function):
-    """Clamp to ``[low, high]``; the gradient flows only where the input was inside the range."""
+    """Clamp to ``[low, high]``; the gradient flows only where the input was inside the range (ends included)."""
 
     def forward(self, a, low, high):
         xp = backend.get_array_module(a)
-        self.inside = xp.ones(a.shape, dtype=bool)
-        if low is not None:
-            self.inside &= a >= low
+        # np.clip's values (its ufunc is minimum(maximum(a, low), high)) without its Python-level wrapper.
+        out = a.copy() if low is None else xp.maximum(a, low)
         if high is not None:
-            self.inside &= a <= high
-        return xp.clip(a, low, high)
+            out = xp.minimum(out, high)
+        self.a, self.out = a, out
+        return out
 
     def backward(self, g):
-        return g * self.inside
+        # Inside the range exactly where clamping left the value alone: one comparison instead of two
+        # and a conjunction. NaN stays NaN and compares unequal, so it gets no gradient, as before.
+        return g * (self.out == self.a)

@@ -135,3 +135,73 @@ def test_dense_fuses_tanh_and_relu_only():
         assert (type(y.creator).__name__ == "_Linear") == (fused or activation is None), activation
     with pytest.raises(ValueError, match="linear fuses only"):
         F.linear(x, Tensor(np.ones((3, 4), np.float32)), None, activation="sigmoid")
+
+
+def _categorical_by_composition(logits, actions):
+    """What Categorical did before its fused node: log-softmax, gather and reshape as three graph nodes."""
+    log_probs = F.log_softmax(logits, axis=-1)
+    return F.take_along_axis(log_probs, actions[:, None], axis=1).reshape(-1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_categorical_log_prob_node_is_bitwise_the_composition(seed):
+    from rl.distributions import Categorical
+
+    rng = np.random.default_rng(seed)
+    for dtype in (np.float32, np.float64):
+        b, k = int(rng.integers(1, 40)), int(rng.integers(2, 7))
+        z = (rng.standard_normal((b, k)) * 10 ** rng.uniform(-2, 2)).astype(dtype)
+        if seed % 2:
+            z[rng.random((b, k)) < 0.2] = -np.inf  # masked classes (never all of a row: column 0 stays finite)
+            z[:, 0] = np.abs(rng.standard_normal(b))
+        actions = np.where(np.isfinite(z[np.arange(b), a := rng.integers(0, k, b)]), a, 0).astype(np.int64)
+        g = rng.standard_normal(b).astype(dtype)
+        results = []
+        for fused in (True, False):
+            logits = Tensor(z.copy(), requires_grad=True)
+            out = Categorical(logits).log_prob(actions) if fused else _categorical_by_composition(logits, actions)
+            out.backward(g)
+            results.append((to_numpy(out.data), to_numpy(logits.grad)))
+        case = f"seed {seed} dtype {np.dtype(dtype).name} shape {(b, k)}"
+        np.testing.assert_array_equal(results[0][0], results[1][0], err_msg=f"{case}: log_prob")
+        np.testing.assert_array_equal(results[0][1], results[1][1], err_msg=f"{case}: d logits")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_categorical_entropy_without_a_graph_is_bitwise_the_recorded_one(seed):
+    from rl.distributions import Categorical
+    from rl.tensor import no_grad
+
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((17, 5)).astype(np.float32)
+    z[rng.random(z.shape) < 0.2] = -np.inf
+    z[:, 1] = 0.0
+    recorded = Categorical(Tensor(z, requires_grad=True)).entropy()
+    assert recorded.requires_grad
+    with no_grad():
+        logged = Categorical(Tensor(z, requires_grad=True)).entropy()
+    assert not logged.requires_grad and logged.creator is None
+    np.testing.assert_array_equal(to_numpy(logged.data), to_numpy(recorded.data))
+    np.testing.assert_array_equal(to_numpy(Categorical(Tensor(z)).entropy().data), to_numpy(recorded.data))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_clip_gradient_mask_is_the_two_comparisons(seed):
+    # The backward lets the gradient through where clamping left the value alone (out == a); that must be
+    # exactly low <= a <= high, ends included, NaN excluded, whichever bound is missing.
+    rng = np.random.default_rng(seed)
+    low, high = sorted(rng.uniform(-1, 1, 2).astype(np.float32).tolist())
+    a = rng.uniform(-2, 2, 200).astype(np.float32)
+    a[:20] = rng.choice(np.array([low, high, np.nan, np.inf, -np.inf, 0.0, -0.0], np.float32), 20)
+    g = rng.standard_normal(200).astype(np.float32)
+    for lo, hi in ((low, high), (None, high), (low, None)):
+        x = Tensor(a, requires_grad=True)
+        y = x.clip(lo, hi)
+        y.backward(g)
+        inside = np.ones(200, bool)
+        if lo is not None:
+            inside &= a >= np.float32(lo)
+        if hi is not None:
+            inside &= a <= np.float32(hi)
+        np.testing.assert_array_equal(to_numpy(y.data), np.clip(a, lo, hi), err_msg=f"seed {seed} {lo} {hi}")
+        np.testing.assert_array_equal(to_numpy(x.grad), g * inside, err_msg=f"seed {seed} {lo} {hi}")
