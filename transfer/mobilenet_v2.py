@@ -40,7 +40,10 @@ script, the benchmark): each batch norm is folded into the conv before it
 (``kernel * gamma/sqrt(var+eps)``, bias ``beta - mean*gamma/sqrt(var+eps)``), so a block is three
 array passes (GEMM, depthwise taps, GEMM) with the bias, ReLU6 and residual applied in place, no
 graph recorded and no BN pass. Large batches are split across threads, since NumPy's elementwise
-work runs on one core while BLAS uses them all.
+work runs on one core while BLAS uses them all. With the optional ``accel`` extra (numba) each conv
+is instead one compiled kernel (:mod:`transfer._numba_kernels`): the bias, ReLU6 and residual are
+applied to each GEMM band while it is in cache, the depthwise taps are summed in registers, and
+numba's threads share every layer, so one image uses all the threads.
 """
 
 from __future__ import annotations
@@ -380,9 +383,10 @@ class FoldedMobileNetV2:
         until: last block to run (``"features.N"``/``N``), ``"embedding"`` (pooled ``(N, 1280)``), or
             ``"logits"``; default: whatever the model ends with.
         threads: worker threads for batches of 2 and more (default: the CPU count, at most 4).
-        kernels: ``"numpy"`` (NumPy ops only), ``"numba"`` (the 3x3 depthwise convolutions as one
-            compiled loop each, :mod:`transfer._numba_kernels`; bit-identical results, needs ``numba``),
-            or ``"auto"`` (numba when installed).
+        kernels: ``"numpy"`` (NumPy ops only), ``"numba"`` (every conv one compiled kernel with its bias,
+            ReLU6 and residual fused, the GEMMs still BLAS, bands shared by numba's threads, activations
+            in reused buffers: :mod:`transfer._numba_kernels`; equal to the NumPy path to float32
+            rounding; needs the ``accel`` extra), or ``"auto"`` (numba when installed).
 
     Call it on ``(N, H, W, 3)`` float arrays (NumPy or the active device's); the result is on the same
     device: ``(N, h, w, C)`` feature maps, ``(N, 1280)`` embeddings or ``(N, 1000)`` logits.
@@ -393,7 +397,7 @@ class FoldedMobileNetV2:
         if kernels not in ("auto", "numpy", "numba"):
             raise ValueError(f"kernels must be 'auto', 'numpy' or 'numba', got {kernels!r}")
         if kernels == "numba" and not _numba_kernels.available():
-            raise ValueError("kernels='numba' needs numba: pip install 'playgrad[accel]'")
+            raise ValueError("kernels='numba' needs numba and SciPy: pip install 'playgrad[accel]'")
         self.kernels = "numba" if kernels == "numba" or (kernels == "auto" and _numba_kernels.available()) else "numpy"
         self.model = model
         present = [n for n in BLOCK_NAMES if _has_layer(model, _SPECS[n].layer_names()[0])]
@@ -457,6 +461,8 @@ class FoldedMobileNetV2:
         # Our threads split the bands; BLAS spawning its own for each small band GEMM only adds
         # wake-ups (costly on a busy machine), so it runs single-threaded here.
         with self._lock, _single_threaded_blas():
+            if self.kernels == "numba":
+                return self._run_compiled(x, first)
             return self._run_banded(x, first)
 
     def _run_whole(self, x: Any, first: int) -> Any:
@@ -469,14 +475,16 @@ class FoldedMobileNetV2:
                 x += inp
         return self._finish(x)
 
-    def _finish(self, x: Any) -> Any:
+    def _finish(self, x: Any, copy: bool = False) -> Any:
+        """Pooling and the classifier where the net has them; ``copy``: return a fresh array, not ``x``."""
         if self.pool:
             x = x.mean(axis=(1, 2))
             if self.top:
                 kernel, bias = self.dense
                 x = x @ kernel
                 x += bias
-        return x
+            return x
+        return x.copy() if copy else x
 
     def _run_banded(self, x: Any, first: int) -> Any:
         """NumPy path: every conv runs band by band so its output is finished (bias, ReLU6, residual)
@@ -522,15 +530,13 @@ class FoldedMobileNetV2:
         scratch_elems = 4 * rows * wo * max(cout, im2col)
         if step.ksize == 1 and not padded_in and not pad_out:
             # Plain in, plain out: bands may run across image boundaries (one big GEMM at 7x7).
-            xs, ds = x.reshape(1, n * ho, wo, -1), dest.reshape(1, n * ho, wo, cout)
+            xs, ds = x.reshape(1, n * ho, wo, x.shape[3]), dest.reshape(1, n * ho, wo, cout)
             rs = None if residual is None else residual.reshape(1, n * ho, wo, cout)
             items = [(0, r, min(r + rows, n * ho)) for r in range(0, n * ho, rows)]
         else:
             xs, ds, rs = x, dest, residual
             items = [(b, r, min(r + rows, ho)) for b in range(n) for r in range(0, ho, rows)]
         run = _run_bands
-        if self.kernels == "numba" and step.kind == "dw" and padded_in and residual is None:
-            run = _run_dw_bands_compiled
         if self._pool is None or len(items) < 2:
             run(xs, ds, rs, step, items, self._scratch(0, scratch_elems))
             return out
@@ -542,6 +548,68 @@ class FoldedMobileNetV2:
         for f in futures:
             f.result()
         return out
+
+    def _run_compiled(self, x: np.ndarray, first: int) -> np.ndarray:
+        """The ``kernels="numba"`` path: each conv is one compiled kernel over the whole (chunk of the) batch,
+        its bands shared by numba's threads, every activation in one of three reused buffers."""
+        n = x.shape[0]
+        if n == 0:  # nothing to compute; the NumPy path gives the empty result its shape
+            return self._run_banded(x, first)
+        with _numba_kernels.LOCK:
+            _numba_kernels.set_threads(self.threads)
+            # big batches in chunks, so the three buffers stay bounded (77 MB each at 224x224)
+            chunk = max(1, _ARENA_ELEMS // self._largest_activation(x.shape[1:3], first))
+            parts = [self._finish(self._compiled_blocks(x[i : i + chunk], first), copy=True)
+                     for i in range(0, n, chunk)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _largest_activation(self, hw: tuple[int, int], first: int) -> int:
+        """Floats in the largest step output of one image of size ``hw`` entering block ``first``."""
+        h, w = hw
+        largest = 0
+        for _, steps in self.blocks[first:]:
+            for step in steps:
+                h, w = (h - 1) // step.stride + 1, (w - 1) // step.stride + 1
+                largest = max(largest, h * w * step.bias.shape[0])
+        return largest
+
+    def _compiled_blocks(self, x: np.ndarray, first: int) -> np.ndarray:
+        """Blocks ``first..until`` on ``x`` (N, H, W, C) with the compiled kernels; the result is a view
+        of a reused buffer (the caller copies it)."""
+        kernels = _numba_kernels
+        n = x.shape[0]
+        buffers = self._arena(n * self._largest_activation(x.shape[1:3], first))
+        for spec, steps in self.blocks[first:]:
+            block_input = x
+            for k, step in enumerate(steps):
+                h, w = x.shape[1:3]
+                ho, wo, cout = (h - 1) // step.stride + 1, (w - 1) // step.stride + 1, step.bias.shape[0]
+                # any buffer not holding this step's input or the block's input (the residual)
+                free = next(b for b in buffers
+                            if not (np.may_share_memory(b, x) or np.may_share_memory(b, block_input)))
+                out = free[: n * ho * wo * cout].reshape(n, ho, wo, cout)
+                if step.kind == "dw":
+                    kernels.depthwise3x3(x, step.kernel, step.bias, step.stride, step.relu6, out)
+                elif step.ksize == 3:
+                    rows = max(1, min(_BAND_ELEMS // (wo * 9 * x.shape[3]), -(-ho // (2 * self.threads))))
+                    kernels.stem3x3(x, step.kernel, step.bias, step.stride, step.relu6, out, rows)
+                else:
+                    m = n * ho * wo
+                    residual = block_input if spec.residual and k == len(steps) - 1 else _NO_RESIDUAL
+                    # bands that stay in L2, and at least two per thread where the map allows it
+                    rows = max(1, min(_BAND_ELEMS // max(cout, x.shape[3]), -(-m // (2 * self.threads))))
+                    kernels.pointwise(x.reshape(m, -1), step.kernel, step.bias, step.relu6,
+                                      residual.reshape(-1, cout), out.reshape(m, cout), rows)
+                x = out
+        return x
+
+    def _arena(self, elems: int) -> list[np.ndarray]:
+        """Three reused float32 buffers of at least ``elems`` each: a step's input, the block's input (its
+        residual) and the step's output. Reused because a fresh large array page-faults on first touch."""
+        arena = getattr(self, "_arena_buffers", None)
+        if arena is None or arena[0].size < elems:
+            arena = self._arena_buffers = [np.empty(elems, np.float32) for _ in range(3)]
+        return arena
 
     def _scratch(self, thread: int, min_elems: int = 0) -> np.ndarray:
         """A per-thread scratch buffer of at least ``min_elems`` floats (reused: fresh big allocations would
@@ -558,6 +626,7 @@ class FoldedMobileNetV2:
         if self._pool is not None:
             self._pool.shutdown(wait=False)
             self._pool = None
+        self._arena_buffers = None
 
     def __del__(self) -> None:
         pool = getattr(self, "_pool", None)
@@ -583,6 +652,8 @@ def _single_threaded_blas() -> Iterator[None]:
 _BLAS_CONTROLLER: Any = None
 _BAND_ELEMS = 32_768  # floats per band of output (128 KiB): the band and its inputs stay in L2
 _SCRATCH_ELEMS = 4 * 200_000  # per thread: GEMM/accumulator band, a tap product, an im2col band
+_ARENA_ELEMS = 16 * 112 * 112 * 96  # floats per activation buffer of the compiled path (77 MB; a 16-image chunk)
+_NO_RESIDUAL = np.empty((0,), np.float32)
 
 
 def _run_bands(x: np.ndarray, dest: np.ndarray, residual: Any, step: _Step, items: list, scratch: np.ndarray) -> None:
@@ -628,15 +699,6 @@ def _run_bands(x: np.ndarray, dest: np.ndarray, residual: Any, step: _Step, item
             np.add(acc, residual[b, r0:r1], out=d)
         else:
             d[...] = acc
-
-
-def _run_dw_bands_compiled(x: np.ndarray, dest: np.ndarray, residual: Any, step: _Step, items: list,
-                           scratch: np.ndarray) -> None:
-    """:func:`_run_bands` for a 3x3 depthwise step (zero-bordered input, no residual) with the compiled
-    kernel: each output value computed once, in a register (same arithmetic, same order)."""
-    kernel = _numba_kernels.depthwise3x3_band
-    for b, r0, r1 in items:
-        kernel(x[b], step.kernel, step.bias, step.stride, r0, step.relu6, dest[b, r0:r1])
 
 
 def _has_layer(model: Model, name: str) -> bool:

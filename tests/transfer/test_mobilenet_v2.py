@@ -10,6 +10,7 @@ import pytest
 
 import rl
 from rl import backend
+from transfer import _numba_kernels
 from transfer import mobilenet_v2 as mv
 from transfer.mobilenet_v2 import (
     NUM_PARAMS,
@@ -232,14 +233,17 @@ def test_real_weights_name_a_cat_and_an_espresso(imagenet_model):
 
 
 @pytest.mark.torch
-def test_logits_agree_with_pytorch(real_weights):
+@pytest.mark.parametrize("kernels", ["numpy", "numba"])
+def test_logits_agree_with_pytorch(real_weights, kernels):
     torch = pytest.importorskip("torch")
+    if kernels == "numba" and not _numba_kernels.available():
+        pytest.skip("numba is not installed (pip install 'playgrad[accel]')")
     ref_module = _reference_module()
     x = ref_module.reference_inputs()[:1]
     with torch.no_grad():
         expected = ref_module.load(str(real_weights))(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()).numpy()
     model = mobilenet_v2(weights=real_weights)
-    assert np.abs(FoldedMobileNetV2(model)(x) - expected).max() <= 1e-3
+    assert np.abs(FoldedMobileNetV2(model, kernels=kernels)(x) - expected).max() <= 1e-3
 
 
 def test_module_keeps_the_torch_padding_constant():

@@ -1,13 +1,17 @@
-"""The optional compiled depthwise kernel (transfer/_numba_kernels.py) gives FoldedMobileNetV2 the NumPy
-path's results bit for bit, at any batch, image size, thread count and cut; and the option is checked."""
+"""The optional compiled kernels (transfer/_numba_kernels.py): each kernel against a NumPy oracle on random
+shapes, strides and batches (0, 1, odd), and FoldedMobileNetV2's compiled path against its NumPy path at any
+batch, image size, thread count, cut and start; concurrent callers; the option is checked."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import pytest
 
 from rl import backend
 from transfer import _numba_kernels
+from transfer import mobilenet_v2 as mv
 from transfer.mobilenet_v2 import FoldedMobileNetV2, mobilenet_v2
 
 needs_numba = pytest.mark.skipif(not _numba_kernels.available(),
@@ -28,11 +32,71 @@ def model():
     return m
 
 
+def _random_case(rng: np.random.Generator) -> tuple[int, int, int, int, int, bool]:
+    """(batch, H, W, C, stride, relu6): batch 0, 1 or odd, sizes from 1 pixel (all border) up."""
+    batch = int(rng.choice([0, 1, 3, 5]))
+    h, w = (int(v) for v in rng.integers(1, 20, size=2))
+    return batch, h, w, int(rng.integers(1, 40)), int(rng.integers(1, 3)), bool(rng.integers(0, 2))
+
+
+def _relu6(y: np.ndarray, on: bool) -> np.ndarray:
+    return np.clip(y, 0.0, 6.0) if on else y
+
+
+def _normal(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32)
+
+
 @needs_numba
-@pytest.mark.parametrize("seed", range(3))
-def test_numba_depthwise_is_bitwise_the_numpy_path(model, seed):
+@pytest.mark.parametrize("seed", range(20))
+def test_depthwise_kernel_is_bitwise_the_numpy_taps(seed):
     rng = np.random.default_rng(seed)
-    batch, threads = int(rng.integers(1, 4)), int(rng.integers(1, 3))
+    n, h, w, c, stride, relu6 = _random_case(rng)
+    x, kernel, bias = _normal(rng, n, h, w, c), _normal(rng, 3, 3, c), _normal(rng, c)
+    out = np.full((n, (h - 1) // stride + 1, (w - 1) // stride + 1, c), np.nan, np.float32)
+    _numba_kernels.depthwise3x3(x, kernel, bias, stride, relu6, out)
+    expected = _relu6(mv._depthwise3x3(x, kernel, stride) + bias, relu6)  # the same taps, in the same order
+    np.testing.assert_array_equal(out, expected, err_msg=f"{(n, h, w, c)} stride {stride} relu6 {relu6}")
+
+
+@needs_numba
+@pytest.mark.parametrize("seed", range(20))
+def test_stem_kernel_matches_the_strided_im2col_gemm(seed):
+    rng = np.random.default_rng(100 + seed)
+    n, h, w, cin, stride, relu6 = _random_case(rng)
+    cin, cout = 1 + cin % 4, int(rng.integers(1, 40))
+    x, kernel, bias = _normal(rng, n, h, w, cin), _normal(rng, 9 * cin, cout), _normal(rng, cout)
+    out = np.full((n, (h - 1) // stride + 1, (w - 1) // stride + 1, cout), np.nan, np.float32)
+    _numba_kernels.stem3x3(x, kernel, bias, stride, relu6, out, int(rng.integers(1, 6)))
+    if n == 0:
+        return
+    expected = mv._conv_step(x, mv._Step("conv", kernel, bias, stride, 3, relu6))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5, err_msg=f"{(n, h, w, cin, cout)} stride {stride}")
+
+
+@needs_numba
+@pytest.mark.parametrize("seed", range(20))
+def test_pointwise_kernel_matches_the_gemm_and_its_epilogue(seed):
+    rng = np.random.default_rng(200 + seed)
+    m, cin, cout = int(rng.choice([0, 1, 7, 49, 301])), int(rng.integers(1, 70)), int(rng.integers(1, 70))
+    x, kernel, bias = _normal(rng, m, cin), _normal(rng, cin, cout), _normal(rng, cout)
+    gemm = x @ kernel + bias
+    for relu6, residual, expected in ((True, None, np.clip(gemm, 0, 6)), (False, _normal(rng, m, cout), None),
+                                      (False, None, gemm)):
+        if residual is not None:
+            expected = gemm + residual
+        out = np.full((m, cout), np.nan, np.float32)
+        _numba_kernels.pointwise(x, kernel, bias, relu6, np.empty((0, cout), np.float32) if residual is None
+                                 else residual, out, int(rng.integers(1, 50)))
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(gemm).max(initial=0))),
+                                   err_msg=f"m {m} cin {cin} cout {cout} relu6 {relu6} residual {residual is not None}")
+
+
+@needs_numba
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_path_matches_the_numpy_path(model, seed):
+    rng = np.random.default_rng(seed)
+    batch, threads = (1, 1) if seed == 0 else (int(rng.choice([0, 1, 3])), int(rng.integers(1, 3)))
     h, w = (224, 224) if seed == 0 else tuple(int(v) for v in rng.integers(33, 120, size=2))
     x = rng.standard_normal((batch, h, w, 3)).astype(np.float32)
     for until in (None, "features.5", "embedding"):
@@ -40,17 +104,60 @@ def test_numba_depthwise_is_bitwise_the_numpy_path(model, seed):
         plain = FoldedMobileNetV2(model, until=until, threads=threads, kernels="numpy")
         try:
             assert fast.kernels == "numba" and plain.kernels == "numpy"
-            np.testing.assert_array_equal(fast(x), plain(x), err_msg=f"seed {seed}: batch {batch}, {h}x{w}, "
-                                          f"{threads} threads, until {until}")
+            expected = plain(x)
+            got = fast(x)
+            assert got.shape == expected.shape
+            scale = max(1.0, float(np.abs(expected).max())) if expected.size else 1.0
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * scale,
+                                       err_msg=f"seed {seed}: batch {batch}, {h}x{w}, {threads} threads, until {until}")
+            if until == "features.5":  # the result is the caller's, not a view of the reused buffers
+                again = fast(x[::-1].copy())
+                np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * scale)
+                assert not np.shares_memory(got, again)
         finally:
             fast.close()
             plain.close()
 
 
+@needs_numba
+def test_compiled_path_from_a_middle_block_and_in_chunks(model, monkeypatch):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 64, 64, 3)).astype(np.float32)
+    plain = FoldedMobileNetV2(model, kernels="numpy", threads=1)
+    mid = FoldedMobileNetV2(model, until="features.6", kernels="numba", threads=2)(x)
+    rest = FoldedMobileNetV2(model, kernels="numba", threads=2)(mid, start="features.7")
+    np.testing.assert_allclose(rest, plain(x), rtol=1e-5, atol=1e-5 * np.abs(rest).max())
+    # A batch larger than the buffers hold runs chunk by chunk, with the same result.
+    monkeypatch.setattr(mv, "_ARENA_ELEMS", 32 * 32 * 96 * 2)  # two 64x64 images' largest activation
+    chunked = FoldedMobileNetV2(model, kernels="numba", threads=2)(x)
+    np.testing.assert_allclose(chunked, plain(x), rtol=1e-5, atol=1e-5 * np.abs(rest).max())
+
+
+@needs_numba
+def test_concurrent_callers_share_the_compiled_kernels_safely(model):
+    rng = np.random.default_rng(8)
+    inputs = [rng.standard_normal((2, 48, 48, 3)).astype(np.float32) for _ in range(3)]
+    expected = [FoldedMobileNetV2(model, kernels="numpy", threads=1)(x) for x in inputs]
+    results: dict[int, np.ndarray] = {}
+
+    def work(i: int) -> None:
+        net = FoldedMobileNetV2(model, kernels="numba", threads=2)  # one net per thread: they meet in the kernels
+        for _ in range(3):
+            results[i] = net(inputs[i])
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    for i, want in enumerate(expected):
+        np.testing.assert_allclose(results[i], want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
 def test_kernels_option_is_checked(model, monkeypatch):
     with pytest.raises(ValueError, match="kernels must be"):
         FoldedMobileNetV2(model, kernels="fast")
-    monkeypatch.setattr(_numba_kernels, "depthwise3x3_band", None)
+    monkeypatch.setattr(_numba_kernels, "available", lambda: False)
     with pytest.raises(ValueError, match="needs numba"):
         FoldedMobileNetV2(model, kernels="numba")
     net = FoldedMobileNetV2(model, kernels="auto", threads=1)
