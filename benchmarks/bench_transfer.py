@@ -181,6 +181,71 @@ def ort_comparison(model: rl.Model, rounds: int, repeats: int, threads_list=(1, 
     return lines
 
 
+def _step_kind(step, residual: bool) -> str:
+    if step.kind == "dw":
+        return "depthwise 3x3 (+ bias, ReLU6)"
+    if step.ksize == 3:
+        return "stem 3x3 conv (+ bias, ReLU6)"
+    return "1x1 conv, expand/last (+ bias, ReLU6)" if step.relu6 else (
+        "1x1 conv, project (+ bias, residual)" if residual else "1x1 conv, project (+ bias)")
+
+
+def layer_breakdown(model: rl.Model, kernels: list[str], repeats: int = 10) -> list[str]:
+    """Markdown rows: process-CPU milliseconds per image by kind of layer, one thread, batch 1, for each
+    ``kernels`` path of :class:`FoldedMobileNetV2` (CPU time, so a busy machine's queue is not counted)."""
+    from transfer import _numba_kernels
+    from transfer import mobilenet_v2 as mv
+
+    x = np.random.default_rng(4).standard_normal((1, 224, 224, 3)).astype(np.float32)
+    per_kind: dict[str, dict[str, float]] = {}
+    totals: dict[str, float] = {}
+    def timed(fn, kind_of, spent):
+        def wrapper(*args):
+            t = time.process_time()
+            out = fn(*args)
+            kind = kind_of(*args)
+            spent[kind] = spent.get(kind, 0.0) + time.process_time() - t
+            return out
+        return wrapper
+
+    kinds = {"pointwise": lambda x, w, b, relu6, res, out, rows: _step_kind(
+                 mv._Step("conv", w, b, 1, 1, relu6), res.shape[0] > 0),
+             "depthwise3x3": lambda x, w, b, *rest: _step_kind(mv._Step("dw", w, b, 1, 3, True), False),
+             "stem3x3": lambda x, w, b, *rest: _step_kind(mv._Step("conv", w, b, 2, 3, True), False)}
+    for k in kernels:
+        net = FoldedMobileNetV2(model, threads=1, kernels=k)
+        spent: dict[str, float] = {}
+        originals = {}
+        if k == "numpy":
+            net._banded_step = timed(net._banded_step, lambda x, padded, step, pad_out, res: _step_kind(
+                step, res is not None), spent)
+        else:
+            for name, kind_of in kinds.items():
+                originals[name] = getattr(_numba_kernels, name)
+                setattr(_numba_kernels, name, timed(originals[name], kind_of, spent))
+        try:
+            net(x)
+            spent.clear()
+            t = time.process_time()
+            for _ in range(repeats):
+                net(x)
+            totals[k] = (time.process_time() - t) / repeats * 1e3
+        finally:
+            for name, fn in originals.items():
+                setattr(_numba_kernels, name, fn)
+            net.close()
+        for kind, sec in spent.items():
+            per_kind.setdefault(kind, {})[k] = sec / repeats * 1e3
+    lines = ["| layer kind (MobileNetV2, batch 1, 1 thread) | " + " | ".join(
+        f"{k} path (CPU ms/image)" for k in kernels) + " |", "| --- |" + " ---: |" * len(kernels)]
+    for kind in sorted(per_kind, key=lambda kd: -per_kind[kd].get(kernels[0], 0.0)):
+        lines.append(f"| {kind} | " + " | ".join(f"{per_kind[kind].get(k, 0.0):.2f}" for k in kernels) + " |")
+    lines.append("| rest (pooling, classifier, Python between layers) | " + " | ".join(
+        f"{totals[k] - sum(v.get(k, 0.0) for v in per_kind.values()):.2f}" for k in kernels) + " |")
+    lines.append("| **total** | " + " | ".join(f"**{totals[k]:.2f}**" for k in kernels) + " |")
+    return lines
+
+
 def cache_timing(model: rl.Model, n_images: int, epochs: int) -> dict[str, float]:
     """Seconds for: one backbone pass, cached training (pass + ``epochs``), one uncached epoch."""
     rng = np.random.default_rng(1)

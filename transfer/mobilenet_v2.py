@@ -427,6 +427,7 @@ class FoldedMobileNetV2:
     def refresh(self) -> None:
         """Re-read and re-fold the model's current weights (after training or loading)."""
         model = self.model
+        self._plan = None  # the compiled path's kernel calls hold the old weights
         self.blocks: list[tuple[BlockSpec, list[_Step]]] = []
         for spec in block_specs()[: self.last + 1]:
             names = spec.layer_names()
@@ -559,8 +560,13 @@ class FoldedMobileNetV2:
             _numba_kernels.set_threads(self.threads)
             # big batches in chunks, so the three buffers stay bounded (77 MB each at 224x224)
             chunk = max(1, _ARENA_ELEMS // self._largest_activation(x.shape[1:3], first))
-            parts = [self._finish(self._compiled_blocks(x[i : i + chunk], first), copy=True)
-                     for i in range(0, n, chunk)]
+            parts = []
+            for i in range(0, n, chunk):
+                source, calls, result = self._compiled_plan(x[i : i + chunk].shape, first)
+                np.copyto(source, x[i : i + chunk])
+                for kernel, args in calls:
+                    kernel(*args)
+                parts.append(self._finish(result, copy=True))
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _largest_activation(self, hw: tuple[int, int], first: int) -> int:
@@ -573,12 +579,18 @@ class FoldedMobileNetV2:
                 largest = max(largest, h * w * step.bias.shape[0])
         return largest
 
-    def _compiled_blocks(self, x: np.ndarray, first: int) -> np.ndarray:
-        """Blocks ``first..until`` on ``x`` (N, H, W, C) with the compiled kernels; the result is a view
-        of a reused buffer (the caller copies it)."""
+    def _compiled_plan(self, shape: tuple[int, ...], first: int) -> tuple[np.ndarray, list, np.ndarray]:
+        """The kernel calls that run blocks ``first..until`` on a batch of ``shape`` (N, H, W, C), each with
+        its arguments bound to views of the reused buffers: ``(input slot, [(kernel, args)], result view)``.
+        Built once per shape (Python's work per call is then one loop over the calls)."""
+        key = (shape, first)
+        if getattr(self, "_plan", None) is not None and self._plan[0] == key:
+            return self._plan[1]
         kernels = _numba_kernels
-        n = x.shape[0]
-        buffers = self._arena(n * self._largest_activation(x.shape[1:3], first))
+        n = shape[0]
+        buffers = self._arena(n * self._largest_activation(shape[1:3], first))
+        x = source = np.empty(shape, np.float32)  # the caller's batch is copied here
+        calls: list[tuple[Any, tuple]] = []
         for spec, steps in self.blocks[first:]:
             block_input = x
             for k, step in enumerate(steps):
@@ -589,19 +601,20 @@ class FoldedMobileNetV2:
                             if not (np.may_share_memory(b, x) or np.may_share_memory(b, block_input)))
                 out = free[: n * ho * wo * cout].reshape(n, ho, wo, cout)
                 if step.kind == "dw":
-                    kernels.depthwise3x3(x, step.kernel, step.bias, step.stride, step.relu6, out)
+                    calls.append((kernels.depthwise3x3, (x, step.kernel, step.bias, step.stride, step.relu6, out)))
                 elif step.ksize == 3:
                     rows = max(1, min(_BAND_ELEMS // (wo * 9 * x.shape[3]), -(-ho // (2 * self.threads))))
-                    kernels.stem3x3(x, step.kernel, step.bias, step.stride, step.relu6, out, rows)
+                    calls.append((kernels.stem3x3, (x, step.kernel, step.bias, step.stride, step.relu6, out, rows)))
                 else:
                     m = n * ho * wo
                     residual = block_input if spec.residual and k == len(steps) - 1 else _NO_RESIDUAL
                     # bands that stay in L2, and at least two per thread where the map allows it
                     rows = max(1, min(_BAND_ELEMS // max(cout, x.shape[3]), -(-m // (2 * self.threads))))
-                    kernels.pointwise(x.reshape(m, -1), step.kernel, step.bias, step.relu6,
-                                      residual.reshape(-1, cout), out.reshape(m, cout), rows)
+                    calls.append((kernels.pointwise, (x.reshape(m, -1), step.kernel, step.bias, step.relu6,
+                                                      residual.reshape(-1, cout), out.reshape(m, cout), rows)))
                 x = out
-        return x
+        self._plan = (key, (source, calls, x))
+        return self._plan[1]
 
     def _arena(self, elems: int) -> list[np.ndarray]:
         """Three reused float32 buffers of at least ``elems`` each: a step's input, the block's input (its
@@ -627,6 +640,7 @@ class FoldedMobileNetV2:
             self._pool.shutdown(wait=False)
             self._pool = None
         self._arena_buffers = None
+        self._plan = None
 
     def __del__(self) -> None:
         pool = getattr(self, "_pool", None)

@@ -162,3 +162,19 @@ def test_kernels_option_is_checked(model, monkeypatch):
         FoldedMobileNetV2(model, kernels="numba")
     net = FoldedMobileNetV2(model, kernels="auto", threads=1)
     assert net.kernels == "numpy"  # auto without numba: the NumPy path
+
+
+@needs_numba
+def test_compiled_path_sees_new_weights_after_refresh():
+    rng = np.random.default_rng(9)
+    small = mobilenet_v2(weights=None, cut_at="features.3", input_shape=(32, 32, 3))
+    x = rng.standard_normal((1, 32, 32, 3)).astype(np.float32)
+    fast, plain = FoldedMobileNetV2(small, kernels="numba"), FoldedMobileNetV2(small, kernels="numpy")
+    before = fast(x)
+    bn = small.get_layer("features.2.conv.1.1")
+    bn.beta.data[...] = backend.to_device(rng.normal(0, 1, bn.beta.data.shape).astype(np.float32))
+    fast.refresh()
+    plain.refresh()
+    after = fast(x)
+    assert not np.allclose(after, before)  # the kernels' bound arguments were rebuilt from the new weights
+    np.testing.assert_allclose(after, plain(x), rtol=1e-5, atol=1e-5 * np.abs(after).max())
