@@ -240,6 +240,7 @@ class Runner:
             rl_random.default_generator().set_state(json.loads(resume["default_rng"]))
         self._stop = False
         self.interrupted = False
+        run_dir.write_status("running")  # the dashboard's status: this process, checked alive while it says so
         self._watch = Stopwatch(self.env_steps)
         self.summaries: RunSummaries | None = None  # histograms / TensorBoard, set up by watch(agent)
         self._bar = None
@@ -373,7 +374,9 @@ class Runner:
             self.summaries = RunSummaries(self.run_dir.path, agent.networks, exp.histogram_every, exp.tensorboard)
 
     def close(self) -> None:
-        """Close the progress bar, the metrics file and the summary writers."""
+        """Close the progress bar, the metrics file and the summary writers; mark a Ctrl-C'd run interrupted."""
+        if self.interrupted:
+            self.run_dir.write_status("interrupted")
         if self._bar is not None:
             self._bar.close()
         self.metrics.close()

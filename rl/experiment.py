@@ -57,6 +57,8 @@ __all__ = [
     "load_toml",
     "parse_override",
     "positive_int",
+    "process_alive",
+    "read_status",
     "versions",
 ]
 
@@ -371,6 +373,44 @@ class MetricsLogger:
         self.close()
 
 
+def process_start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, Linux's /proc), or None where unknown.
+
+    With the pid it identifies one process: a pid alone may have been reused by another one since.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            after_name = f.read().rsplit(")", 1)[1].split()  # the name may hold spaces and parentheses
+        return int(after_name[19])  # field 22 of stat; after_name starts at field 3
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def read_status(run_path: str | os.PathLike) -> dict[str, Any] | None:
+    """A run's ``status.json`` as :meth:`RunDir.write_status` wrote it; None if missing or unreadable (older runs)."""
+    try:
+        status = json.loads((Path(run_path) / "status.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return status if isinstance(status, dict) and isinstance(status.get("state"), str) else None
+
+
+def process_alive(pid: Any, started: Any) -> bool:
+    """Whether the process :meth:`RunDir.write_status` recorded (``pid``, ``started``) still runs here."""
+    if type(pid) is not int or pid <= 0:
+        return False
+    now_started = process_start_ticks(pid)
+    if now_started is not None or started is not None:
+        return now_started is not None and now_started == started
+    try:  # no /proc: whether the pid exists at all
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
 class RunDir:
     """A run's directory: resolved config, command line, versions, metrics, checkpoints, evaluation.
 
@@ -439,6 +479,19 @@ class RunDir:
     @property
     def metrics_path(self) -> Path:
         return self.path / "metrics.jsonl"
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / "status.json"
+
+    def write_status(self, state: str) -> None:
+        """Record in ``status.json`` what the training process is doing: ``"running"`` or ``"interrupted"``.
+
+        The file names this process (host, pid and its start time), so a reader can tell a run whose
+        process died without a word (killed, the machine rebooted) from one that is still training.
+        """
+        self.write_json("status.json", {"state": state, "host": platform.node(), "pid": os.getpid(),
+                                         "pid_started": process_start_ticks(os.getpid())})
 
     def write_start(self, config: Mapping[str, Any], argv: list[str], info: Mapping[str, Any]) -> None:
         """Record the resolved config, the command line and ``info`` (versions, backend, seed)."""

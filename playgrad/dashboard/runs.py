@@ -11,10 +11,16 @@ Status, from the files alone (the server may not be the machine that trains):
 
 * ``finished``: ``eval.json`` exists (train.py writes it after the budget is spent), or a fit run's
   ``metrics.jsonl`` ends with a ``{"event": "train_end"}`` record;
-* ``running``: not finished and ``metrics.jsonl`` (or ``histograms.jsonl``) changed in the last
-  :data:`RUNNING_WINDOW_S` seconds;
-* ``interrupted``: stale, with ``checkpoints/latest.safetensors`` to ``--resume`` from;
-* ``failed``: stale and nothing to resume (stopped before its first checkpoint).
+* ``running``: not finished, and ``status.json`` (written by the training runner, ``RunDir.write_status``)
+  says so and names a process that is still alive on this machine (or one on another machine, which this
+  server cannot look at);
+* ``interrupted``: ``status.json`` says Ctrl-C stopped it, or its process is gone, with
+  ``checkpoints/latest.safetensors`` to ``--resume`` from;
+* ``failed``: stopped or gone with nothing to resume (before its first checkpoint).
+
+A run without ``status.json`` (written before the runner kept one, or by ``fit``'s DashboardCallback) is
+taken as running while ``metrics.jsonl`` (or ``histograms.jsonl``) changed in the last
+:data:`RUNNING_WINDOW_S` seconds.
 
 Independently a run may be *damaged*: a file that should parse does not (a broken ``config.toml``, a
 malformed line in the middle of ``metrics.jsonl``, an unreadable ``eval.json``). The reason is shown and
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import threading
 import time
 import tomllib
@@ -36,12 +43,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rl.experiment import process_alive, read_status
 from rl.summaries import MetricsFile
 
 __all__ = ["MAX_DEPTH", "READ_BUDGET", "RUNNING_WINDOW_S", "RunIndex"]
 
 MAX_DEPTH = 4  # runs/sweep-x/p0-lr/run: three levels; one more for a user's own folder of sweeps
-RUNNING_WINDOW_S = 60.0  # a run whose files changed this recently is shown as running
+RUNNING_WINDOW_S = 60.0  # a run without status.json whose files changed this recently is shown as running
 READ_BUDGET = 8 * 1024 * 1024  # bytes of new metrics read per run per request: a 1M-line file arrives over polls
 MEDIA_SUFFIXES = (".gif", ".webp", ".mp4", ".webm", ".png", ".jpg", ".jpeg")
 
@@ -178,8 +186,17 @@ class RunIndex:
     def _status(path: Path, evaluation: Any, eval_broken: bool, metrics: MetricsFile, now: float) -> str:
         if evaluation is not None or eval_broken or metrics.strings.get("event") == "train_end":
             return "finished"
-        changed = max(_mtime(path / name) or 0.0 for name in ("metrics.jsonl", "histograms.jsonl", "config.toml"))
-        if now - changed < RUNNING_WINDOW_S:
+        status = read_status(path)
+        if status is None:
+            changed = max(_mtime(path / name) or 0.0 for name in ("metrics.jsonl", "histograms.jsonl", "config.toml"))
+            alive = now - changed < RUNNING_WINDOW_S
+        elif status["state"] != "running":
+            alive = False
+        elif status.get("host") != platform.node():
+            alive = True  # another machine's process: its own word is all there is
+        else:
+            alive = process_alive(status.get("pid"), status.get("pid_started"))
+        if alive:
             return "running"
         return "interrupted" if (path / "checkpoints" / "latest.safetensors").is_file() else "failed"
 

@@ -322,3 +322,61 @@ def test_a_big_metrics_file_is_served_while_it_is_read(tmp_path, serve, monkeypa
     assert body["complete"] and body["lines"] == 500 and seen == sorted(seen)
     assert body["series"]["episode_return"]["y"] == [float(i) for i in range(500)]
     assert get(server, "/api/runs")[1]["runs"][0]["reading"] is None
+
+
+def _status_of(root: Path, run: Path) -> str:
+    from playgrad.dashboard.runs import RunIndex
+
+    return RunIndex(root).summary(run.resolve(), time.time())["status"]
+
+
+def _start_training(root: Path, seed: int):
+    """A long CartPole training in a subprocess, once its run directory has metrics: (process, run dir)."""
+    import subprocess
+    import sys
+
+    from dashboard_support import CONFIG, ROOT
+
+    proc = subprocess.Popen([sys.executable, "scripts/train.py", CONFIG, "--seed", str(seed), "--runs-dir", str(root),
+                             "--no-progress", "--set", "experiment.total_steps=3000000",
+                             "--set", "experiment.checkpoint_every_steps=2048"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        runs = [p for p in root.glob(f"*-s{seed}-*") if (p / "checkpoints" / "latest.safetensors").is_file()]
+        if runs:
+            return proc, runs[0]
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"no checkpoint from the training: {proc.stderr.read().decode()}")
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "kill"])
+def test_a_stopped_training_is_shown_stopped_at_once_not_running(tmp_path, how):
+    # The status comes from status.json, which the runner writes (running + its process; interrupted on Ctrl-C),
+    # and the process is checked alive: a run stopped a moment ago is not "running" (the files are seconds old,
+    # inside the RUNNING_WINDOW_S guess older runs still get).
+    import signal
+
+    proc, run = _start_training(tmp_path, seed=3)
+    try:
+        assert _status_of(tmp_path, run) == "running"
+    finally:
+        proc.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
+        proc.communicate(timeout=120)
+    assert time.time() - (run / "metrics.jsonl").stat().st_mtime < RUNNING_WINDOW_S
+    assert json.loads((run / "status.json").read_text())["state"] == ("interrupted" if how == "ctrl-c" else "running")
+    assert _status_of(tmp_path, run) == "interrupted"
+
+
+def test_status_file_of_a_process_gone_or_on_another_machine(tmp_path):
+    import platform
+
+    for name, host, checkpoint in [("gone", platform.node(), True), ("gone-early", platform.node(), False),
+                                   ("elsewhere", "another-host.example", False)]:
+        run = _fake_run(tmp_path, name, 0, checkpoint=checkpoint)
+        # pid 2**22 + 1 is above Linux's pid_max, so no process has it
+        (run / "status.json").write_text(json.dumps({"state": "running", "host": host, "pid": 2**22 + 1,
+                                                     "pid_started": 1}))
+    assert {n: _status_of(tmp_path, tmp_path / n) for n in ("gone", "gone-early", "elsewhere")} == {
+        "gone": "interrupted", "gone-early": "failed", "elsewhere": "running"}
