@@ -4,7 +4,8 @@
     python scripts/evaluate.py RUN_DIR --render      # watch it in a pygame window
 
 Prints the mean, standard deviation, min and max of the returns; ``--render`` plays the episodes one
-by one in the env's ``"human"`` render mode instead of in a batch and prints each one's return. An
+by one in play.py's window (the picture, the agent's panel, the key strip: R restarts the episode, P
+pauses, Esc quits) instead of in a batch and prints each one's return. An
 episode is cut after ``--max-steps`` steps (default 100,000), so one that never ends cannot hang.
 """
 
@@ -22,6 +23,8 @@ import numpy as np  # noqa: E402
 from agents.base import Agent  # noqa: E402
 from agents.originals import OriginalAgent  # noqa: E402
 from agents.runner import evaluate  # noqa: E402
+from envs.games import GAMES, game_of_env  # noqa: E402
+from playgrad.cli.play import PlayWindow, agent_policy, key_help  # noqa: E402
 from playgrad.runs import load_agent_or_report  # noqa: E402
 from rl.experiment import positive_int  # noqa: E402
 
@@ -29,30 +32,51 @@ MAX_STEPS = 100_000  # steps after which an episode is cut (runner.evaluate's de
 
 
 def render_episodes(agent: Agent, episodes: int, seed: int, max_steps: int = MAX_STEPS) -> list[float]:
-    """Play ``episodes`` episodes one at a time in a window; returns their returns.
+    """Play ``episodes`` episodes one at a time in play.py's window; returns their returns.
 
-    An episode still running after ``max_steps`` steps is cut there (an env made with
-    ``max_steps = None`` never truncates, and a good agent never fails).
+    The window is play.py's own (:class:`~playgrad.cli.play.PlayWindow`): the picture, the agent's panel and
+    the key strip under them. R restarts the episode (same seed), P pauses, Esc or closing the window stops
+    (the episodes finished so far are returned). Episode ``k`` starts from env seed ``seed + k``. An episode
+    still running after ``max_steps`` steps is cut there (an env made with ``max_steps = None`` never
+    truncates, and a good agent never fails).
     """
     import gymnasium as gym  # noqa: PLC0415
+    import pygame  # noqa: PLC0415
 
-    import envs  # noqa: F401, PLC0415
-
-    env = gym.make(agent.experiment.env_id, render_mode="human", **agent.experiment.env)
-    returns = []
+    env = gym.make(agent.experiment.env_id, render_mode="rgb_array", **agent.experiment.env)
+    game = game_of_env(agent.experiment.env_id)
+    names = GAMES[game].action_names if game is not None else ()
+    fps = float(env.unwrapped.metadata.get("render_fps", 30) or 30.0)
+    window = PlayWindow(game or agent.experiment.env_id, key_help(game, env, agent=True) if game else
+                        "agent playing   R restart   P pause   Esc quit", panel=True, action_space=env.action_space)
+    policy, overlay = agent_policy(agent)
+    returns: list[float] = []
     try:
-        for k in range(episodes):
+        while len(returns) < episodes:
+            k = len(returns)
             obs, _ = env.reset(seed=seed + k)
-            total, done, steps = 0.0, False, 0
-            while not done and steps < max_steps:
-                action = agent.act(np.asarray(obs)[None], deterministic=True)[0]
-                obs, reward, terminated, truncated, _ = env.step(action.item() if action.ndim == 0 else action)
-                total += float(reward)
-                steps += 1
-                done = terminated or truncated
+            planned, explanation = policy(obs), overlay(obs)  # the action on screen, marked in the panel
+            total, done, steps, paused, restart = 0.0, False, 0, False, False
+            while not done and steps < max_steps and not restart:
+                closed, keys = window.events()
+                if closed or pygame.K_ESCAPE in keys:
+                    return returns
+                restart = pygame.K_r in keys
+                paused ^= keys.count(pygame.K_p) % 2 == 1
+                if not paused and not restart:
+                    obs, reward, terminated, truncated, _ = env.step(planned)
+                    total += float(reward)
+                    steps += 1
+                    done = terminated or truncated
+                    planned, explanation = policy(obs), overlay(obs)
+                window.show(env.render(), fps, f"episode {k + 1} of {episodes}   return {total:.1f}",
+                            "paused: P resumes" if paused else "", explanation, planned, names)
+            if restart:
+                continue
             returns.append(total)
             print(f"episode {k + 1}: return {total:.1f}" + ("" if done else f" (cut at {max_steps} steps)"))
     finally:
+        window.close()
         env.close()
     return returns
 

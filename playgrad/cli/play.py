@@ -191,6 +191,16 @@ class PlayWindow:
         pg.display.flip()
         self._clock.tick(fps)
 
+    def events(self) -> tuple[bool, list[int]]:
+        """What happened since the last frame: (the window was closed, the keys pressed in order, ``pygame.K_*``)."""
+        closed, keys = False, []
+        for event in self._pg.event.get():
+            if event.type == self._pg.QUIT:
+                closed = True
+            elif event.type == self._pg.KEYDOWN:
+                keys.append(event.key)
+        return closed, keys
+
     def close(self) -> None:
         self._pg.display.quit()
 
@@ -383,19 +393,19 @@ def run_play(
         while frames is None or returns.frames < frames:
             returns.frames += 1
             restart = False
-            for event in pygame.event.get():
-                if event.type == pygame.QUIT:
+            closed, keys = window.events()
+            if closed:
+                return done()
+            for key in keys:
+                if key == pygame.K_ESCAPE:
                     return done()
-                if event.type == pygame.KEYDOWN:
-                    if event.key == pygame.K_ESCAPE:
-                        return done()
-                    if event.key == pygame.K_r:
-                        restart = True
-                    elif event.key == pygame.K_p:
-                        paused = not paused
-                    else:
-                        tapped.add(event.key)
-                        waiting = paused = False
+                if key == pygame.K_r:
+                    restart = True
+                elif key == pygame.K_p:
+                    paused = not paused
+                else:
+                    tapped.add(key)
+                    waiting = paused = False
             banner = ""
             if restart or (ended_frames is not None and ended_frames >= pause_frames):
                 obs = new_episode()
@@ -443,6 +453,20 @@ def load_agent_policy(run_dir: str, tag: str) -> tuple[Any, dict[str, Any], str]
     config = RunDir.open(run_dir).read_config()  # a mistyped path raises RunNotFoundError and creates nothing
     agent = load_agent(run_dir, tag=tag)
     return agent, dict(config.get("env", {})), config.get("experiment", {}).get("env_id", "")
+
+
+def agent_policy(agent: Any) -> tuple[Callable[[Any], Any], Callable[[Any], dict[str, Any]]]:
+    """An agent as :func:`run_play` takes it: ``policy(obs)``, its deterministic action for one observation, and
+    ``overlay(obs)``, its explanation for the panel (flat arrays)."""
+
+    def policy(obs: Any) -> Any:
+        action = agent.act(np.asarray(obs)[None], deterministic=True)[0]
+        return action.item() if np.ndim(action) == 0 else action
+
+    def overlay(obs: Any) -> dict[str, Any]:
+        return {k: np.asarray(v).reshape(-1) for k, v in agent.explain(np.asarray(obs)).items()}
+
+    return policy, overlay
 
 
 def _positive_fps(text: str) -> float:
@@ -526,13 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # no single-env counterpart, and the window plays one world on the host.
         run_env_kwargs.pop("device", None)
         env_kwargs = {**run_env_kwargs, **env_kwargs}
-
-        def policy(obs: Any) -> Any:
-            action = agent.act(np.asarray(obs)[None], deterministic=True)[0]
-            return action.item() if np.ndim(action) == 0 else action
-
-        def overlay(obs: Any) -> dict[str, Any]:
-            return {k: np.asarray(v).reshape(-1) for k, v in agent.explain(np.asarray(obs)).items()}
+        policy, overlay = agent_policy(agent)
     elif args.game == "snake":
         # A person needs a step to react: no start facing the wall one cell ahead (the learning env keeps the
         # book's random starts).
