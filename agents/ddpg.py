@@ -85,6 +85,7 @@ from rl import backend
 from rl import functional as F
 from rl import random as rl_random
 from rl.errors import NonFiniteLossError
+from rl.experiment import check_memory
 from rl.optimizers import Adam
 from rl.tensor import Tensor, no_grad
 
@@ -302,6 +303,9 @@ class DDPG(BaseAgent):
         weights = [w.data for layer in _dense_layers(self.actor) for w in (layer.kernel, layer.bias)]
         if not self.perturbed:
             n = self.config.num_envs
+            # one actor per world, and a float64 draw and its float32 sum per weight while refreshing them
+            check_memory("agent.num_envs x agent.actor_hidden", n * sum(w.size for w in weights) * (4 + 8 + 4),
+                         f"{n:,} perturbed copies of the actor")
             self.perturbed = [xp.zeros((n, *w.shape), dtype=w.dtype) for w in weights]
         idx = backend.to_device(np.asarray(worlds, dtype=np.int64))
         for store, w in zip(self.perturbed, weights, strict=True):

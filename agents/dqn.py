@@ -189,7 +189,8 @@ class Agent(BaseAgent):
         if cfg.network == "mlp":
             if len(self.obs_shape) != 1:
                 raise ValueError(f"network 'mlp' needs flat observations, got shape {self.obs_shape}; use 'cnn'")
-            return mlp(self.obs_shape[0], cfg.hidden_sizes, self.num_actions, activation="relu")
+            return mlp(self.obs_shape[0], cfg.hidden_sizes, self.num_actions, activation="relu",
+                       key="agent.hidden_sizes")
         if len(self.obs_shape) != 3:
             raise ValueError(f"network 'cnn' needs image observations (H, W, C), got shape {self.obs_shape}; "
                              "use network = \"mlp\"")

@@ -18,8 +18,26 @@ from typing import Any
 import numpy as np
 
 from rl import backend, initializers
+from rl.experiment import check_memory
 
 __all__ = ["mlp", "mlp_input", "orthogonal"]
+
+
+# Bytes each weight costs while training: float32 value, gradient and Adam's two moments, plus the float64
+# draw a layer's initializer makes before casting.
+BYTES_PER_WEIGHT = 4 * 4 + 8
+
+
+def check_network_memory(key: str, dense_chain: Sequence[int], extra_weights: int = 0) -> None:
+    """Refuse (ConfigError naming ``key``) a network too big to train, before any layer is built.
+
+    Args:
+        key: the config key(s) that size the network.
+        dense_chain: widths of a chain of Dense layers, input first (``[4, 64, 64, 2]``).
+        extra_weights: weights outside the chain (convolutions, a second input branch).
+    """
+    weights = extra_weights + sum((a + 1) * b for a, b in zip(dense_chain, dense_chain[1:]))
+    check_memory(key, weights * BYTES_PER_WEIGHT, f"a network of {weights:,} weights")
 
 
 def orthogonal(gain: float) -> Any:
@@ -36,6 +54,7 @@ def mlp(
     init: str = "glorot_uniform",
     out_gain: float = 1.0,
     name: str | None = None,
+    key: str = "agent.hidden",
 ) -> Any:
     """A fully connected network ``(B, in_dim) -> (B, out_dim)``, built at once.
 
@@ -49,9 +68,11 @@ def mlp(
             Keras initializer name for every kernel (``"glorot_uniform"``, ``"random_normal"``...).
         out_gain: gain of the output layer's orthogonal kernel (0.01 for policy logits, 1 for values).
         name: the model's name.
+        key: the config key ``hidden`` comes from, named if the network is too big to train.
     Returns:
         an :class:`rl.models.Sequential` (``model(x)``, ``model.parameters()``, ``state_dict()``).
     """
+    check_network_memory(key, [in_dim, *hidden, out_dim])
     from rl.layers import Dense  # noqa: PLC0415 - keeps this module importable while rl grows
     from rl.models import Sequential  # noqa: PLC0415
 
@@ -83,6 +104,7 @@ def conv_q_network(
     batch_norm: bool = True,
     dense_units: Sequence[int] = (100,),
     dropout: float = 0.25,
+    key: str = "agent.conv_filters, agent.hidden_sizes",
 ) -> Any:
     """A convolutional Q-network ``(B, H, W, C) -> (B, num_actions)``, built at once.
 
@@ -101,6 +123,7 @@ def conv_q_network(
         batch_norm: put BatchNormalization after every convolution but the last.
         dense_units: hidden Dense(relu) layers after the flatten.
         dropout: dropout rate after the last hidden Dense (0 for none).
+        key: the config keys that size the network, named if it is too big to train.
     """
     from rl.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten  # noqa: PLC0415
     from rl.models import Sequential  # noqa: PLC0415
@@ -113,6 +136,10 @@ def conv_q_network(
             f"a {obs_shape[0]}x{obs_shape[1]} board is too small for {len(filters)} valid {kernel_size}x{kernel_size} "
             f"convolutions (they need at least {shrink + 1}x{shrink + 1}): use a larger board or fewer conv_filters"
         )
+    channels = [int(obs_shape[2]), *(int(n) for n in filters)]
+    flat = (obs_shape[0] - shrink) * (obs_shape[1] - shrink) * channels[-1]
+    conv_weights = sum((kernel_size**2 * a + 1) * b for a, b in zip(channels, channels[1:]))
+    check_network_memory(key, [flat, *dense_units, num_actions], extra_weights=conv_weights)
     layers: list[Any] = []
     for i, n in enumerate(filters):
         kwargs = {"input_shape": tuple(int(s) for s in obs_shape)} if i == 0 else {}
@@ -137,6 +164,7 @@ def ddpg_actor(
     out_init: str = "uniform",
     out_init_scale: float = 3e-3,
     name: str = "actor",
+    key: str = "agent.actor_hidden",
 ) -> Any:
     """The deterministic policy ``mu(s)``: ``(B, obs_dim) -> (B, act_dim)`` in [-1, 1], built at once.
 
@@ -149,6 +177,7 @@ def ddpg_actor(
     from rl.layers import Dense  # noqa: PLC0415
     from rl.models import Sequential  # noqa: PLC0415
 
+    check_network_memory(key, [obs_dim, *hidden, act_dim])
     layers = []
     for i, units in enumerate(hidden):
         kwargs = {"input_shape": (obs_dim,)} if i == 0 else {}
@@ -170,6 +199,7 @@ def ddpg_critic(
     out_init: str = "uniform",
     out_init_scale: float = 3e-3,
     name: str = "critic",
+    key: str = "agent.critic_obs_units, agent.critic_hidden",
 ) -> Any:
     """The action value ``Q(s, a)``: called as ``critic([obs (B, obs_dim), act (B, act_dim)]) -> (B, 1)``.
 
@@ -183,6 +213,7 @@ def ddpg_critic(
     if obs_units != action_units:
         raise ValueError(f"the critic adds its two branches, so obs_units ({obs_units}) must equal "
                          f"action_units ({action_units})")
+    check_network_memory(key, [obs_units, *hidden, 1], extra_weights=(obs_dim + act_dim + 2) * obs_units)
     s, a = Input((obs_dim,)), Input((act_dim,))
     h = Add()([Dense(int(obs_units))(s), Dense(int(action_units))(a)])
     if merge_activation not in (None, "linear"):

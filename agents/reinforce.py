@@ -98,7 +98,8 @@ class Reinforce(Agent):
         self.optimizer = Adam(self.policy.parameters(), lr=c.lr)
         self.value = self.value_optimizer = None
         if c.baseline:
-            self.value = mlp(obs_dim, c.value_hidden, 1, c.value_activation, init=c.init, name="value")
+            self.value = mlp(obs_dim, c.value_hidden, 1, c.value_activation, init=c.init, name="value",
+                             key="agent.value_hidden")
             self.value_optimizer = Adam(self.value.parameters(), lr=c.value_lr)
         self.iteration = 0
 

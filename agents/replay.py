@@ -19,12 +19,14 @@ that stream's state, so a resumed run samples exactly the batches an uninterrupt
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from rl import backend
+from rl.experiment import check_memory
 from rl.random import Generator
 
 __all__ = ["ReplayBatch", "ReplayBuffer"]
@@ -65,6 +67,9 @@ class ReplayBuffer:
         self.xp = xp
         self.capacity = capacity
         self.obs_shape = tuple(int(n) for n in obs_shape)
+        per_transition = (2 * math.prod(self.obs_shape) * np.dtype(obs_dtype).itemsize
+                          + math.prod(action_shape) * np.dtype(action_dtype).itemsize + 2 * 4)
+        check_memory("agent.buffer_size", capacity * per_transition, f"a replay buffer of {capacity:,} transitions")
         self.rng = rng if rng is not None else Generator(0)
         self.obs = xp.zeros((capacity, *self.obs_shape), dtype=obs_dtype)
         self.next_obs = xp.zeros((capacity, *self.obs_shape), dtype=obs_dtype)

@@ -16,11 +16,13 @@ and the estimators give it no advantage; losses skip it.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from rl import backend
+from rl.experiment import check_memory
 
 __all__ = ["RolloutBuffer", "discounted_returns", "gae"]
 
@@ -39,6 +41,10 @@ class RolloutBuffer:
                  action_dtype: Any):
         xp = backend.current().xp
         t, n = num_steps, num_envs
+        action_bytes = math.prod(action_shape) * np.dtype(action_dtype).itemsize
+        per_sample = 4 * math.prod(obs_shape) + action_bytes + 4 * 5 + 1  # the fields below, per step and world
+        check_memory("agent.num_steps x agent.num_envs", t * n * per_sample,
+                     f"a rollout of {t:,} steps x {n:,} worlds")
         self.num_steps, self.num_envs = t, n
         self.obs = xp.zeros((t, n, *obs_shape), dtype=xp.float32)
         self.actions = xp.zeros((t, n, *action_shape), dtype=action_dtype)

@@ -45,7 +45,15 @@ from agents.episodes import first_episodes
 from rl import backend, files
 from rl import random as rl_random
 from rl.errors import CheckpointError, NonFiniteLossError
-from rl.experiment import ConfigError, MetricsLogger, RunDir, apply_overrides, atomic_write_text, dataclass_from_dict
+from rl.experiment import (
+    ConfigError,
+    MetricsLogger,
+    RunDir,
+    apply_overrides,
+    atomic_write_text,
+    check_memory,
+    dataclass_from_dict,
+)
 from rl.summaries import RunSummaries, write_model_json
 
 __all__ = [
@@ -87,9 +95,16 @@ def check_config(config: Mapping[str, Any], where: str = "config") -> tuple[Expe
     experiment = dataclass_from_dict(
         ExperimentConfig, {**config.get("experiment", {}), "env": env_kwargs}, where=f"{where} [experiment]"
     )
-    check_env_kwargs(experiment.env_id, env_kwargs, where=f"{where} [env]")
+    vector_cls = check_env_kwargs(experiment.env_id, env_kwargs, where=f"{where} [env]")
     module = get_agent_module(experiment.agent)
     agent_config = dataclass_from_dict(module.Config, config.get("agent", {}), where=f"{where} [agent]")
+    if hasattr(vector_cls, "memory"):  # an env whose settings size its arrays (Snake's boards)
+        num_envs = getattr(agent_config, "num_envs", 1)
+        keys, nbytes = vector_cls.memory(num_envs, **env_kwargs)
+        try:
+            check_memory(keys, nbytes, f"{num_envs:,} worlds of {experiment.env_id}")
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     return experiment, agent_config
 
 
@@ -108,8 +123,11 @@ def make_agent(config: Mapping[str, Any], where: str = "config") -> Agent:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def check_env_kwargs(env_id: str, kwargs: Mapping[str, Any], where: str) -> None:
-    """Refuse keyword arguments the env's vector class does not take, listing the ones it does."""
+def check_env_kwargs(env_id: str, kwargs: Mapping[str, Any], where: str) -> Any:
+    """Refuse keyword arguments the env's vector class does not take, listing the ones it does.
+
+    Returns the vector class (None where the env registers no vector entry point by name).
+    """
     import gymnasium as gym  # noqa: PLC0415
 
     import envs  # noqa: F401, PLC0415 - registers the ids
@@ -120,7 +138,7 @@ def check_env_kwargs(env_id: str, kwargs: Mapping[str, Any], where: str) -> None
         raise ConfigError(f"{where}: unknown env_id {env_id!r}; registered: {', '.join(envs.ENV_IDS)}") from None
     entry = spec.vector_entry_point or spec.entry_point
     if not isinstance(entry, str):
-        return
+        return None
     try:
         module_name, cls_name = entry.split(":")
         cls = getattr(__import__(module_name, fromlist=[cls_name]), cls_name)
@@ -128,11 +146,12 @@ def check_env_kwargs(env_id: str, kwargs: Mapping[str, Any], where: str) -> None
         raise ConfigError(f"{where}: env {env_id!r} cannot be loaded ({exc})") from None
     params = inspect.signature(cls.__init__).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
+        return cls
     valid = sorted(n for n in params if n not in ("self", "num_envs", "render_mode", "xp"))
     for key in kwargs:
         if key not in valid:
             raise ConfigError(f"{where}: unknown key {key!r} for {env_id}. Valid keys: {', '.join(valid)}")
+    return cls
 
 
 # ------------------------------------------------------------------------------------- checkpoints

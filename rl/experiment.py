@@ -50,6 +50,7 @@ __all__ = [
     "apply_overrides",
     "atomic_write_bytes",
     "atomic_write_text",
+    "check_memory",
     "check_run_name",
     "dataclass_from_dict",
     "dump_toml",
@@ -165,6 +166,37 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+# The most memory one config may ask for in a single array group (a rollout, a replay buffer, the env's
+# boards, a network with its optimizer state): a huge number in a config is refused up front, naming the key,
+# instead of a MemoryError mid-build or a machine swapping once the zeroed pages are touched.
+MEMORY_BUDGET_BYTES = 8 * 2**30
+
+
+def memory_budget_bytes() -> int:
+    """What one config may allocate: :data:`MEMORY_BUDGET_BYTES`, or this machine's physical memory if less."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: only the fixed budget applies
+        physical = MEMORY_BUDGET_BYTES
+    return min(MEMORY_BUDGET_BYTES, physical)
+
+
+def check_memory(key: str, nbytes: int, what: str) -> None:
+    """Refuse, before allocating, a config value whose arrays would need more than :func:`memory_budget_bytes`.
+
+    Args:
+        key: the config key(s) that set the size, as a user writes them (``"agent.buffer_size"``).
+        nbytes: the bytes the arrays would take.
+        what: the arrays, in words (``"a replay buffer of 10,000,000 transitions"``).
+    Raises:
+        ConfigError: one line naming ``key``, the memory needed and the budget.
+    """
+    budget = memory_budget_bytes()
+    if nbytes > budget:
+        raise ConfigError(f"{key}: {what} would need {nbytes / 2**30:,.1f} GiB of memory, over the "
+                          f"{budget / 2**30:,.1f} GiB a config may ask for; make it smaller")
 
 
 def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

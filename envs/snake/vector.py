@@ -39,6 +39,13 @@ class SnakeVectorEnv(BatchedVectorEnv):
         self.render_mode = render_mode
         self._renderer = None
 
+    @staticmethod
+    def memory(num_envs: int = 1, height: Any = 9, width: Any = 9, **_: Any) -> tuple[str, int]:
+        """(the settings that size it, bytes) of ``num_envs`` boards: checked before a config builds them."""
+        cells = height * width if isinstance(height, int) and isinstance(width, int) else 0  # else refused later
+        # per cell and board: int32 enter time, bool fruit, float32 (H, W, 2) observation, and step temporaries
+        return "env.height x env.width x agent.num_envs", num_envs * cells * 32
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if options:
             raise ValueError(f"snake reset takes no options, got {sorted(options)}")

@@ -145,3 +145,23 @@ def test_tfjs_graph_with_free_input_sizes_still_loads_and_runs(tmp_path):
     x = Input((None, None, 3))
     save_tfjs(Model(x, layers.Dense(2)(layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3, strides=2)(x)))), tmp_path)
     assert load_tfjs(tmp_path).predict(np.zeros((2, 9, 13, 3), np.float32)).shape == (2, 2)
+
+
+@pytest.mark.parametrize(("config", "override", "key"), [
+    ("cartpole_ppo_fast", "agent.num_steps=10_000_000", r"agent\.num_steps x agent\.num_envs: a rollout of 10,000,000"),
+    ("snake_dqn_small", "env.height=100_000_000", r"env\.height x env\.width x agent\.num_envs"),
+    ("snake_dqn_small", "agent.buffer_size=1_000_000_000", r"agent\.buffer_size: a replay buffer of 1,000,000,000"),
+    ("cartpole_reinforce", "agent.hidden=[1_000_000, 1_000_000]", r"agent\.hidden: a network of"),
+    ("metacar_level2_ddpg", "agent.num_envs=60_000", r"agent\.num_envs x agent\.actor_hidden: 60,000 perturbed"),
+])  # fmt: skip
+def test_a_config_asking_for_absurd_memory_is_a_config_error_naming_the_key(monkeypatch, config, override, key):
+    # test_fuzz_config numbers: these raised MemoryError from numpy (or, under the machine's memory, allocated
+    # zeroed pages that swapped once touched); the budget is lowered so the DDPG case is over it too.
+    from pathlib import Path
+
+    from rl.experiment import apply_overrides, load_toml
+
+    monkeypatch.setattr("rl.experiment.MEMORY_BUDGET_BYTES", 512 * 2**20)
+    path = Path(__file__).resolve().parents[2] / "configs" / f"{config}.toml"
+    with pytest.raises(ConfigError, match=rf"{config}\.toml: {key}.* GiB of memory, over the 0\.5 GiB"):
+        make_agent(apply_overrides(load_toml(path), [override]), where=str(path.name))

@@ -5,6 +5,7 @@ and memory caps: what train.py, sweep.py and --resume do with a config.toml."""
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from agents.runner import make_agent
-from rl.experiment import ConfigError, load_toml
+from rl.experiment import ConfigError, dump_toml, load_toml
 from tests.fuzz import fuzzlib
 
 CONFIGS = Path(__file__).resolve().parent.parent.parent / "configs"
@@ -80,3 +81,61 @@ def test_damaged_config_builds_an_agent_or_raises_config_error(tmp_path, name, m
             close()
 
     fuzzlib.check(fuzzlib.run(f"config {name} {mutation}", write, load, ConfigError))
+
+
+# Every bundled RL config (not the transfer-learning ones, which make_agent does not read)
+NUMERIC_NAMES = sorted(p.stem for p in CONFIGS.glob("*.toml") if load_toml(p).get("experiment", {}).get("agent"))
+# The budget is per array group (a rollout, a network, ...): a few groups at this size stay under fuzzlib's 1 GiB
+# cap, so a size the budget misses is a MemoryError there.
+SMALL_BUDGET_BYTES = 128 * 2**20
+
+
+def _numeric_spots(config: dict) -> list[tuple]:
+    """(table, key) or (table, key, index) of every number in a config, list items included (bools are not)."""
+    spots = []
+    for table, values in config.items():
+        for key, value in (values.items() if isinstance(values, dict) else []):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                spots.append((table, key))
+            elif isinstance(value, list):
+                spots.extend((table, key, i) for i, v in enumerate(value)
+                             if isinstance(v, int | float) and not isinstance(v, bool))
+    return spots
+
+
+def _random_number(like: int | float, rng: np.random.Generator) -> int | float:
+    """A number of ``like``'s type, anywhere from 0 to 10**15 (log-uniform), sometimes negative."""
+    magnitude = 10 ** rng.uniform(0, 15) - 1
+    sign = -1 if rng.random() < 0.1 else 1
+    return sign * (int(magnitude) if isinstance(like, int) else float(magnitude))
+
+
+@pytest.mark.parametrize("name", NUMERIC_NAMES)
+def test_random_numbers_in_a_config_build_an_agent_or_raise_config_error(tmp_path, monkeypatch, name):
+    # Every numeric key (list items too) gets random values, up to absurd sizes: each config must build or
+    # be refused with a ConfigError, before anything past the memory budget is allocated.
+    monkeypatch.setattr("rl.experiment.MEMORY_BUDGET_BYTES", SMALL_BUDGET_BYTES)
+    config = load_toml(CONFIGS / f"{name}.toml")
+    spots = _numeric_spots(config)
+    path = tmp_path / "config.toml"
+
+    def write(rng):
+        changed = json.loads(json.dumps(config))
+        for _ in range(int(rng.integers(1, 4))):
+            table, key, *index = spots[int(rng.integers(len(spots)))]
+            if index:
+                changed[table][key][index[0]] = _random_number(changed[table][key][index[0]], rng)
+            else:
+                changed[table][key] = _random_number(changed[table][key], rng)
+        path.write_text(dump_toml(changed))
+        return path
+
+    def load(p):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            agent = make_agent(load_toml(p), where=str(p))
+        close = getattr(getattr(agent, "envs", None), "close", None)
+        if close is not None:
+            close()
+
+    fuzzlib.check(fuzzlib.run(f"config {name} numbers", write, load, ConfigError))
