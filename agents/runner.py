@@ -54,7 +54,7 @@ from rl.experiment import (
     check_memory,
     dataclass_from_dict,
 )
-from rl.summaries import RunSummaries, write_model_json
+from rl.summaries import RunSummaries, write_layers_json
 
 __all__ = [
     "CheckpointError",
@@ -384,10 +384,10 @@ class Runner:
             signal.signal(signal.SIGINT, previous)
 
     def watch(self, agent: Agent) -> None:
-        """Write what the dashboard shows besides metrics: the networks' layer tables (``model.json``) and, as
+        """Write what the dashboard shows besides metrics: the networks' layer tables (``layers.json``) and, as
         the experiment asks, weight/gradient histograms every ``histogram_every`` updates and TensorBoard
         event files (:mod:`rl.summaries`)."""
-        write_model_json(self.run_dir.path, agent.networks())
+        write_layers_json(self.run_dir.path, agent.networks())
         exp = self.experiment
         if exp.histogram_every > 0 or exp.tensorboard:
             self.summaries = RunSummaries(self.run_dir.path, agent.networks, exp.histogram_every, exp.tensorboard)

@@ -9,8 +9,9 @@ Files in the run directory:
   the tensor's min and max plus min, max, mean, std, count, zeros, NaNs: a few hundred bytes per tensor, so
   a snapshot of a 10k-parameter agent is ~5 KB). Each line is written with one ``write`` and flushed, so a
   reader sees whole lines or a half line it waits on (the dashboard reads it incrementally).
-* ``model.json``: ``{"networks": [model_table(net), ...]}``, the layer tables (name, type, output shape,
-  parameter count) the dashboard shows.
+* ``layers.json``: ``{"networks": [model_table(net), ...]}``, the layer tables (name, type, output shape,
+  parameter count) the dashboard shows. Runs written before it had this name call it ``model.json``, the
+  name a TF.js export's topology has too; :func:`layers_json_path` finds either.
 * ``tensorboard/events.out.tfevents.*``: every numeric metric as a TensorBoard scalar at ``env_steps`` (or
   the fit step), and the histograms, through tensorboardX (``pip install playgrad[tensorboard]``).
 
@@ -46,7 +47,8 @@ __all__ = [
     "model_table",
     "named_tensors",
     "summarize",
-    "write_model_json",
+    "layers_json_path",
+    "write_layers_json",
     "x_of",
 ]
 
@@ -110,9 +112,22 @@ def model_table(model: Any, name: str | None = None) -> dict[str, Any]:
     return {"name": name or model.name, "layers": layers, "total_params": total, "trainable_params": trainable}
 
 
-def write_model_json(run_dir: str | Path, networks: Mapping[str, Any]) -> Path:
-    """Write ``run_dir/model.json``: the layer table of each network (see :func:`model_table`), atomically."""
-    path = Path(run_dir) / "model.json"
+LAYERS_FILE = "layers.json"
+OLD_LAYERS_FILE = "model.json"  # what runs written before LAYERS_FILE call it
+
+
+def layers_json_path(run_dir: str | Path) -> Path | None:
+    """A run's layer-table file: ``layers.json``, else an older run's ``model.json``; None when it has neither."""
+    for name in (LAYERS_FILE, OLD_LAYERS_FILE):
+        path = Path(run_dir) / name
+        if path.is_file():
+            return path
+    return None
+
+
+def write_layers_json(run_dir: str | Path, networks: Mapping[str, Any]) -> Path:
+    """Write ``run_dir/layers.json``: the layer table of each network (see :func:`model_table`), atomically."""
+    path = Path(run_dir) / LAYERS_FILE
     tables = [model_table(net, name) for name, net in networks.items()]
     atomic_write_text(path, json.dumps({"networks": tables}, indent=1) + "\n")
     return path

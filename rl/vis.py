@@ -35,10 +35,11 @@ from rl.summaries import (
     HistogramWriter,
     MetricsFile,
     TensorBoardWriter,
+    layers_json_path,
     model_table,
     named_tensors,
     summarize,
-    write_model_json,
+    write_layers_json,
 )
 
 __all__ = [
@@ -376,7 +377,7 @@ class DashboardCallback(Callback):
     Writes ``metrics.jsonl``: every ``batch_every`` batches ``{"step", "batch_loss"}``, at each epoch end
     ``{"epoch", "step", **logs}`` (loss, metrics, val_*), at the end ``{"event": "train_end", "step"}``
     (the dashboard then shows the run as finished); ``config.toml`` (``config``, when given) and
-    ``command.txt``; ``model.json`` (the layer table); ``histograms.jsonl`` every ``histogram_every`` epochs;
+    ``command.txt``; ``layers.json`` (the layer table); ``histograms.jsonl`` every ``histogram_every`` epochs;
     TensorBoard event files under ``run_dir/tensorboard`` with ``tensorboard=True``.
 
     Args:
@@ -421,7 +422,7 @@ class DashboardCallback(Callback):
         atomic_write_text(self.run.config_path, dump_toml(config))
         atomic_write_text(self.run.path / "command.txt", shlex.join(sys.argv) + "\n")
         if getattr(self.model, "built", False):
-            write_model_json(self.run.path, {self.model.name: self.model})
+            write_layers_json(self.run.path, {self.model.name: self.model})
 
     def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self.step += 1
@@ -441,8 +442,8 @@ class DashboardCallback(Callback):
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._log({"event": "train_end", "step": self.step})
-        if not (self.run.path / "model.json").exists() and getattr(self.model, "built", False):
-            write_model_json(self.run.path, {self.model.name: self.model})
+        if layers_json_path(self.run.path) is None and getattr(self.model, "built", False):
+            write_layers_json(self.run.path, {self.model.name: self.model})
         self._lines = self._metrics.lines
         for closer in (self._metrics, self._hist, self._tb):
             if closer is not None:

@@ -53,7 +53,8 @@ def find_tfjs_bundle() -> Path:
 def prepare_model(source: str | Path, tag: str = "best") -> tuple[Path, Path | None]:
     """``(model directory, temporary directory to delete or None)`` for a run directory or an exported model."""
     source = Path(source)
-    # A run directory holds a model.json too (the dashboard's layer tables): config.toml decides.
+    # A run directory written before the dashboard's layer tables were named layers.json holds a model.json too:
+    # config.toml decides.
     if (source / "model.json").exists() and not (source / "config.toml").exists():
         from rl import tfjs  # noqa: PLC0415
 

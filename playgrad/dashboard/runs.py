@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from rl.experiment import process_alive, read_status
-from rl.summaries import MetricsFile
+from rl.summaries import MetricsFile, layers_json_path
 
 __all__ = ["MAX_DEPTH", "READ_BUDGET", "RUNNING_WINDOW_S", "RunIndex"]
 
@@ -178,7 +178,7 @@ class RunIndex:
             "started": started or _mtime(path / "config.toml") or _mtime(path),
             "media": self._media(path),
             "histograms": (path / "histograms.jsonl").is_file(),
-            "model": (path / "model.json").is_file(),
+            "model": layers_json_path(path) is not None,
             "classification": (path / "classification.json").is_file(),
         }
 

@@ -13,7 +13,7 @@ Endpoints (``run`` is a run's path relative to the runs folder, as ``/api/runs``
                                           ``"complete": false`` while a big file is still being read
 ``GET /api/config?run=R``                 ``config.toml`` (parsed), ``command.txt``, ``info.json``
 ``GET /api/histograms?run=R``             ``histograms.jsonl`` (see :mod:`rl.summaries`)
-``GET /api/model?run=R``                  ``model.json`` (layer tables of the run's networks)
+``GET /api/model?run=R``                  ``layers.json`` (the networks' layer tables; older runs: ``model.json``)
 ``GET /api/classification?run=R``         ``classification.json`` (see :func:`rl.vis.write_classification`)
 ``POST /api/record?run=R``                record one episode of the best checkpoint to ``R/episode.gif``
 ``GET /api/record?run=R``                 that recording's state
@@ -46,6 +46,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from playgrad.dashboard.images import ImageModel
 from playgrad.dashboard.runs import READ_BUDGET, RunIndex
+from rl.summaries import layers_json_path
 
 __all__ = ["DEFAULT_PORT", "DashboardError", "DashboardServer", "make_server"]
 
@@ -222,7 +223,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def api_model(self, query: dict[str, list[str]]) -> None:
         errors: list[str] = []
-        self._json({"model": _json_file(self._run(query) / "model.json", errors), "errors": errors})
+        path = layers_json_path(self._run(query))
+        self._json({"model": _json_file(path, errors) if path is not None else None, "errors": errors})
 
     def api_classification(self, query: dict[str, list[str]]) -> None:
         errors: list[str] = []

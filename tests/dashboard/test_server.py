@@ -380,3 +380,17 @@ def test_status_file_of_a_process_gone_or_on_another_machine(tmp_path):
                                                      "pid_started": 1}))
     assert {n: _status_of(tmp_path, tmp_path / n) for n in ("gone", "gone-early", "elsewhere")} == {
         "gone": "interrupted", "gone-early": "failed", "elsewhere": "running"}
+
+
+def test_layer_tables_are_read_from_layers_json_and_from_an_older_runs_model_json(tmp_path, serve):
+    # The layer tables were written as model.json, the name a TF.js export has too; runs now write layers.json.
+    tables = {"networks": [{"name": "policy", "layers": [], "total_params": 3, "trainable_params": 3}]}
+    for name, file in [("new", "layers.json"), ("old", "model.json"), ("none", None)]:
+        run = _fake_run(tmp_path, name, 0)
+        if file is not None:
+            (run / file).write_text(json.dumps(tables))
+    server = serve(tmp_path)
+    rows = {r["id"]: r for r in get(server, "/api/runs")[1]["runs"]}
+    assert {k: rows[k]["model"] for k in ("new", "old", "none")} == {"new": True, "old": True, "none": False}
+    for name, want in [("new", tables), ("old", tables), ("none", None)]:
+        assert get(server, f"/api/model?run={name}")[1] == {"model": want, "errors": []}

@@ -1,4 +1,4 @@
-"""What train.py writes for the dashboard and TensorBoard: model.json, histograms every N updates, and
+"""What train.py writes for the dashboard and TensorBoard: layers.json, histograms every N updates, and
 TensorBoard scalars equal to metrics.jsonl, read back with TensorBoard's own event reader."""
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ def test_train_writes_histograms_model_and_tensorboard_equal_to_metrics(tmp_path
     recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     updates = [r for r in recs if any("loss" in k for k in r)]
     assert len(updates) >= 3
-    # model.json: PPO's two networks with their layer tables
-    model = json.loads((run / "model.json").read_text())
+    # layers.json: PPO's two networks with their layer tables (not model.json, a TF.js export's topology)
+    assert not (run / "model.json").exists()
+    model = json.loads((run / "layers.json").read_text())
     assert [n["name"] for n in model["networks"]] == ["policy", "value"]
     assert model["networks"][0]["layers"][-1]["output_shape"] == "(None, 2)"  # CartPole's two actions
     assert model["networks"][1]["layers"][-1]["output_shape"] == "(None, 1)"

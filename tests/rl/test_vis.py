@@ -100,7 +100,8 @@ def test_history_plots_a_fit_history_and_a_run_directory(conv_model, tmp_path):
     if kernel is not None:
         assert last[f"{conv_model.name}/conv/kernel"]["w"] == summarize(kernel.data)
     assert all("g" in v for v in last.values())  # fit leaves the last batch's gradients on the parameters
-    model = json.loads((tmp_path / "run" / "model.json").read_text())["networks"][0]
+    assert not (tmp_path / "run" / "model.json").exists()  # a TF.js export's name: not the layer tables
+    model = json.loads((tmp_path / "run" / "layers.json").read_text())["networks"][0]
     assert [layer["name"] for layer in model["layers"]] == ["conv", "flatten", "out"]
     assert model["total_params"] == conv_model.count_params() == 4 * 9 + 4 + 144 * 3 + 3
 
