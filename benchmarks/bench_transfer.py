@@ -71,9 +71,10 @@ def ours_images_per_s(net: FoldedMobileNetV2, repeats: int) -> dict[int, float]:
     return out
 
 
-def ort_runner(onnx_path: Path, threads: int):
+def ort_runner(onnx_path: Path, threads: int, spin: bool = True):
     """ONNX Runtime's CPU session on ``threads`` intra-op threads (sequential graph, one inter-op thread) as
-    ``run(x) -> logits``; None when onnxruntime is not installed."""
+    ``run(x) -> logits``; ``spin=False`` makes its idle threads sleep instead of spinning (ORT's default);
+    None when onnxruntime is not installed."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -82,6 +83,8 @@ def ort_runner(onnx_path: Path, threads: int):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda x: session.run(None, {name: x})[0]
@@ -101,6 +104,22 @@ def wall_and_cpu(fn, repeats: int) -> tuple[float, float]:
         walls.append(time.perf_counter() - w)
         cpus.append(time.process_time() - c)
     return statistics.median(walls), statistics.median(cpus)
+
+
+# Why the compiled path is numba around BLAS: measured while building it (2026-12-07, this machine at load 11-14,
+# process-CPU time, one thread; static text, not re-measured by this script).
+KERNEL_CHOICE = (
+    "Kernel choice (measured while building the compiled path on this machine, load 11-14, process-CPU time, one "
+    "thread; not re-measured by this script): the 1x1 convolutions' GEMMs stay in BLAS (OpenBLAS reached 52-101 "
+    "GFLOP/s on MobileNetV2's shapes, e.g. 12544x16x96 and 49x960x320, where hand-written numba GEMM loops, plain "
+    "or 4-row register-tiled, reached 6-32); what numba replaces is everything around them. Applying bias + ReLU6 "
+    "to each in-cache GEMM band in one compiled pass cost 0.02 ms over the GEMM for 12544x16x96 where NumPy's "
+    "`+=` and `clip` cost 1.0 ms; the compiled depthwise taps cut that layer kind about 8x "
+    "(table above). Threads: numba's OpenMP pool with GOMP's default spinning ran 2-thread batch-1 inference at "
+    "1317 ms/image (spinning threads starve the busy ones on a loaded machine) against 48-69 ms with idle "
+    "threads sleeping (`OMP_WAIT_POLICY=PASSIVE`, what `_numba_kernels.set_threads` sets unless the user did) "
+    "and 71-95 ms with numba's workqueue pool. No other library was tried: oneDNN and XNNPACK have no maintained "
+    "Python bindings that take NumPy arrays, and PyTorch or ONNX Runtime as the accelerator would be the peers.")
 
 
 def ort_comparison(model: rl.Model, rounds: int, repeats: int, threads_list=(1, 2)) -> list[str]:
@@ -126,6 +145,8 @@ def ort_comparison(model: rl.Model, rounds: int, repeats: int, threads_list=(1, 
         runners = {}
         for t in threads_list:
             runners["ort", t] = ort_runner(path, t)
+            if t > 1:  # spinning helps ORT on idle cores and hurts it on busy ones: it gets the better of the two
+                runners["ort-sleeping", t] = ort_runner(path, t, spin=False)
             for k in kernels:
                 runners[k, t] = FoldedMobileNetV2(model, threads=t, kernels=k)
         # Same weights, same answer: a wrong export or fold would make the speed comparison meaningless.
@@ -139,27 +160,30 @@ def ort_comparison(model: rl.Model, rounds: int, repeats: int, threads_list=(1, 
             print(f"round {r + 1} vs ONNX Runtime: " + ", ".join(
                 f"{name} {t}t b{b} {v[-1]:.1f}" for (name, t, b), v in ips.items()), flush=True)
         for (name, _t), run in runners.items():
-            if name != "ort":
+            if not name.startswith("ort"):
                 run.close()
     med = {key: statistics.median(v) for key, v in ips.items()}
     cpu_med = {key: statistics.median(v) for key, v in cpu_ips.items()}
-    numba_col = " | + numba depthwise kernel (images/s) | with numba / ORT" if "numba" in kernels else ""
+    numba_col = " | compiled path, numba (images/s) | numba / ORT" if "numba" in kernels else ""
     lines = [f"Machine: {machine_description()}. Command: `{command_line()}`.", "",
              f"MobileNetV2 224x224 inference against ONNX Runtime {ort.__version__} (CPU execution provider, "
              "the model exported by "
              f"`rl.onnx.export_onnx`, same weights; largest logit difference at batch 1: {diff:.1e}). Images/s, "
              f"medians of {rounds} rounds of {repeats} calls, the runners alternating within each round; "
              "`FoldedMobileNetV2` with the same number of threads (BLAS single-threaded inside it), with NumPy "
-             "ops only (`kernels=\"numpy\"`) and, where numba is installed (the optional `accel` extra), with its "
-             "3x3 depthwise convolutions as one compiled loop each (`kernels=\"numba\"`, bit-identical "
-             f"outputs). Target: >= 0.5x ONNX Runtime. 1-minute load average at the end: {os.getloadavg()[0]:.1f}; "
+             "ops only (`kernels=\"numpy\"`: bands shared by Python threads) and, where numba is installed (the "
+             "optional `accel` extra), with every conv a compiled kernel (`kernels=\"numba\"`: BLAS GEMM bands "
+             "with the bias/ReLU6/residual applied in cache, depthwise taps in registers, bands shared by numba's "
+             "threads). With 2 threads ONNX Runtime runs twice, its idle threads spinning (its default) and "
+             "sleeping, and the table gives it the faster of the two. "
+             f"Target: >= 0.5x ONNX Runtime. 1-minute load average at the end: {os.getloadavg()[0]:.1f}; "
              "on a shared machine the wall-clock rows mostly time the queue for the cores, so the one-thread "
              "rows are also given per CPU-second of the process (the work itself).", "",
              f"| threads | batch | ONNX Runtime (images/s) | playgrad NumPy path (images/s) | NumPy / ORT{numba_col} |",
              "| ---: | ---: | ---: | ---: | --- |" + (" ---: | --- |" if "numba" in kernels else "")]
     for t in threads_list:
         for b in BATCHES:
-            e = med["ort", t, b]
+            e = max(med["ort", t, b], med.get(("ort-sleeping", t, b), 0.0))
             row = f"| {t} | {b} | {e:.1f} |"
             for k in kernels:
                 o = med[k, t, b]
@@ -173,11 +197,17 @@ def ort_comparison(model: rl.Model, rounds: int, repeats: int, threads_list=(1, 
             o = cpu_med[k, t, b]
             row += f" {o:.1f} | {o / e:.2f}, {verdict(o / e, 0.5, higher_is_better=True)} |"
         lines.append(row)
+    lines += ["", "Where the time goes (process-CPU time of each layer kind, summed over the network; "
+              "`layer_breakdown` in the script):", "", *layer_breakdown(model, kernels)]
+    lines += ["", KERNEL_CHOICE]
     load, cpus = os.getloadavg()[0], os.cpu_count() or 1
     if load > cpus:
         lines += ["", f"Caution: measured on a loaded machine (load {load:.1f} on {cpus} cores). Contention (shared "
                   "caches, preemption) slows ONNX Runtime's vectorized kernels more than our path, so these ratios, "
-                  "per CPU-second too, can be higher than on an idle machine: judge the target on an idle run."]
+                  "per CPU-second too, can be higher than on an idle machine: judge the target on an idle run. "
+                  "At such loads the wall-clock rows, the 2-thread ones most, vary several-fold from round to round "
+                  "(the script prints every round), so they do not show whether the target is met; the "
+                  "per-CPU-second rows are the firmer figure."]
     return lines
 
 

@@ -182,7 +182,7 @@ def set_threads(threads: int) -> int:
     The first call starts numba's thread pool. Where that is OpenMP (numba's pick when TBB is absent),
     its idle threads are made to sleep rather than spin, unless ``OMP_WAIT_POLICY`` is already set:
     spinning threads take a busy machine's cores from the threads with work (2-thread MobileNetV2 ran
-    20x slower at load 14 with GOMP's default spinning; measured in ``docs/benchmarks.md``). The
+    about 20x slower at load 14 with GOMP's default spinning; measured in ``docs/benchmarks.md``). The
     variable is read once, when the OpenMP runtime loads, so it also applies to any other OpenMP
     library the process loads later.
     """
