@@ -247,6 +247,7 @@ class Runner:
         self.experiment = experiment
         for folder in (run_dir.path, run_dir.checkpoints):  # what a save killed mid-write left behind
             files.remove_stale_temp_files(folder)
+        self.resumed = resume is not None
         resume = dict(resume or {})
         self.metrics = MetricsLogger(run_dir.metrics_path, resume_lines=resume.get("metrics_lines"))
         self.recent_returns: deque[float] = deque(resume.get("recent_returns", []), maxlen=mean_window)
@@ -390,7 +391,10 @@ class Runner:
         write_layers_json(self.run_dir.path, agent.networks())
         exp = self.experiment
         if exp.histogram_every > 0 or exp.tensorboard:
-            self.summaries = RunSummaries(self.run_dir.path, agent.networks, exp.histogram_every, exp.tensorboard)
+            # On resume the updates the kept metrics lines hold set where the histogram schedule goes on.
+            updates = sum(map(RunSummaries.is_update, self.run_dir.read_metrics())) if self.resumed else None
+            self.summaries = RunSummaries(self.run_dir.path, agent.networks, exp.histogram_every, exp.tensorboard,
+                                          resume_updates=updates)
 
     def close(self) -> None:
         """Close the progress bar, the metrics file and the summary writers; mark a Ctrl-C'd run interrupted."""

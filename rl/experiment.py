@@ -54,6 +54,7 @@ __all__ = [
     "check_run_name",
     "dataclass_from_dict",
     "dump_toml",
+    "keep_first_lines",
     "load_tables",
     "load_toml",
     "parse_override",
@@ -370,6 +371,17 @@ def versions() -> dict[str, str]:
     return out
 
 
+def keep_first_lines(path: str | os.PathLike, count: int) -> int:
+    """Cut the file at ``path`` back to its first ``count`` lines, atomically; returns how many it now has.
+
+    Bytes, not text: the lines kept are a checkpoint's, whatever a crash or an editor left after them.
+    """
+    path = Path(path)
+    kept = path.read_bytes().splitlines(keepends=True)[:count]
+    atomic_write_bytes(path, b"".join(kept))
+    return len(kept)
+
+
 class MetricsLogger:
     """Appends one JSON object per line to ``metrics.jsonl``, flushed as it goes.
 
@@ -381,10 +393,7 @@ class MetricsLogger:
         self.path = Path(path)
         self.lines = 0
         if resume_lines is not None and self.path.exists():
-            # Bytes, not text: the lines kept are the checkpoint's, whatever a crash or an editor left after them.
-            kept = self.path.read_bytes().splitlines(keepends=True)[:resume_lines]
-            atomic_write_bytes(self.path, b"".join(kept))
-            self.lines = len(kept)
+            self.lines = keep_first_lines(self.path, resume_lines)
         elif resume_lines is None and self.path.exists():
             self.path.unlink()
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from rl import backend
-from rl.experiment import ConfigError, atomic_write_text
+from rl.experiment import ConfigError, atomic_write_text, keep_first_lines
 
 __all__ = [
     "HISTOGRAM_BINS",
@@ -139,11 +139,15 @@ class HistogramWriter:
     Args:
         path: the file (appended to; created if missing).
         bins: histogram bins per tensor.
+        resume_lines: on resume, the snapshots the checkpoint had seen: the file is cut back to that many lines
+            first, so the snapshots redone after the checkpoint are not there twice.
     """
 
-    def __init__(self, path: str | Path, bins: int = HISTOGRAM_BINS):
+    def __init__(self, path: str | Path, bins: int = HISTOGRAM_BINS, resume_lines: int | None = None):
         self.path = Path(path)
         self.bins = bins
+        if resume_lines is not None and self.path.exists():
+            keep_first_lines(self.path, resume_lines)
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
 
     def snapshot(self, networks: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -225,16 +229,22 @@ class RunSummaries:
         histogram_every: 0 for no histograms.
         tensorboard: write TensorBoard event files to ``run_dir/tensorboard``.
         step_key: the record key that is the x-axis.
+        resume_updates: on ``--resume``, the updates among the metrics records the checkpoint kept
+            (:meth:`is_update`): the schedule goes on from there, and ``histograms.jsonl`` is cut back to
+            the snapshots taken by then, as ``metrics.jsonl`` is cut back to the checkpoint's lines.
     """
 
     def __init__(self, run_dir: str | Path, networks: Callable[[], Mapping[str, Any]], histogram_every: int = 0,
-                 tensorboard: bool = False, step_key: str = "env_steps"):
+                 tensorboard: bool = False, step_key: str = "env_steps", resume_updates: int | None = None):
         self.run_dir = Path(run_dir)
         self.networks = networks
         self.histogram_every = histogram_every
         self.step_key = step_key
-        self.updates = 0
-        self.histograms = HistogramWriter(self.run_dir / "histograms.jsonl") if histogram_every > 0 else None
+        self.updates = resume_updates or 0
+        self.histograms = None
+        if histogram_every > 0:
+            snapshots = None if resume_updates is None else -(-resume_updates // histogram_every)  # updates 1, 1+N..
+            self.histograms = HistogramWriter(self.run_dir / "histograms.jsonl", resume_lines=snapshots)
         self.tensorboard = TensorBoardWriter(self.run_dir / "tensorboard") if tensorboard else None
 
     def on_record(self, record: Mapping[str, Any]) -> None:
@@ -242,11 +252,16 @@ class RunSummaries:
         step = int(record.get(self.step_key, 0))
         if self.tensorboard is not None:
             self.tensorboard.scalars({k: v for k, v in record.items() if k != self.step_key}, step)
-        if not any("loss" in key for key in record):
+        if not self.is_update(record):
             return
         self.updates += 1
         if self.histogram_every > 0 and (self.updates - 1) % self.histogram_every == 0:
             self.snapshot(step)
+
+    @staticmethod
+    def is_update(record: Mapping[str, Any]) -> bool:
+        """Whether a metrics record is an update (an optimisation round: it holds a loss)."""
+        return any("loss" in key for key in record)
 
     def snapshot(self, step: int) -> None:
         """Write the histograms of every network now, at ``step``."""

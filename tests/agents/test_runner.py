@@ -22,6 +22,7 @@ from agents.runner import (
 from playgrad.training import train
 from rl import backend
 from rl.experiment import ConfigError, RunDir, RunNotFoundError, apply_overrides, load_toml
+from rl.summaries import RunSummaries
 
 
 @pytest.fixture(autouse=True)
@@ -476,3 +477,46 @@ def test_networks_are_the_trained_models_and_the_state_is_declared_once(which, n
         partial = {k: v for k, v in state.items() if k != name}
         with pytest.raises(KeyError, match=repr(name)):
             make_agent(which, where="t").load_state_dict(partial)
+
+
+class _Killed(BaseException):  # noqa: N818 - stands for SIGKILL: nothing in the runner may catch it
+    """The process dying between two checkpoints."""
+
+
+@pytest.mark.parametrize("every", [2, 3])
+def test_a_run_killed_between_checkpoints_then_resumed_writes_the_files_of_an_uninterrupted_run(
+        tmp_path, monkeypatch, every):
+    # Killed at the first update after its second checkpoint: metrics.jsonl and histograms.jsonl hold records past
+    # the checkpoint, which --resume redoes. histograms.jsonl used to be appended to (those snapshots twice, and
+    # the every-N schedule restarted at the resume point); now it is cut back as metrics.jsonl is.
+    config = ppo_config(tmp_path)
+    overrides = ["experiment.checkpoint_every_steps=512", "experiment.total_steps=2560",
+                 f"experiment.histogram_every={every}"]
+    full = train(config, overrides, runs_dir=str(tmp_path / "full"), progress=False)
+    saved_lines = []  # metrics lines at each checkpoint
+    original_save, original_log = runner_module.save_checkpoint, Runner.log
+
+    def save_checkpoint(path, state):
+        saved_lines.append(state["runner"]["metrics_lines"])
+        original_save(path, state)
+
+    def log(self, record):
+        original_log(self, record)
+        if len(saved_lines) >= 2 and RunSummaries.is_update(record):
+            raise _Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(runner_module, "save_checkpoint", save_checkpoint)
+        m.setattr(runner_module.Runner, "log", log)
+        with pytest.raises(_Killed):
+            train(config, overrides, runs_dir=str(tmp_path / "cut"), progress=False)
+    (cut,) = (tmp_path / "cut").iterdir()
+    killed_at = len(RunDir(cut).read_metrics())
+    assert killed_at > saved_lines[-1]  # lines past the last checkpoint, an update among them: to be redone
+    train(None, [], resume=str(cut), progress=False)
+    want, got = _files(full), _files(cut)
+    assert sorted(got) == sorted(want) and "histograms.jsonl" in got
+    assert strip_wall_clock(RunDir(cut).read_metrics()) == strip_wall_clock(RunDir(full).read_metrics())
+    for name in want:
+        if name != "metrics.jsonl":  # its sps and time_s are the machine's speed
+            assert got[name] == want[name], f"{name} differs (histograms every {every}: killed at record {killed_at})"
