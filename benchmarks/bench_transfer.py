@@ -241,7 +241,8 @@ def layer_breakdown(model: rl.Model, kernels: list[str], repeats: int = 10) -> l
     kinds = {"pointwise": lambda x, w, b, relu6, res, out, rows: _step_kind(
                  mv._Step("conv", w, b, 1, 1, relu6), res.shape[0] > 0),
              "depthwise3x3": lambda x, w, b, *rest: _step_kind(mv._Step("dw", w, b, 1, 3, True), False),
-             "stem3x3": lambda x, w, b, *rest: _step_kind(mv._Step("conv", w, b, 2, 3, True), False)}
+             "stem3x3": lambda x, w, b, *rest: _step_kind(mv._Step("conv", w, b, 2, 3, True), False),
+             "depthwise_project": lambda *args: "depthwise 3x3 + project 1x1, one kernel (+ bias, ReLU6, residual)"}
     for k in kernels:
         net = FoldedMobileNetV2(model, threads=1, kernels=k)
         spent: dict[str, float] = {}
@@ -269,7 +270,8 @@ def layer_breakdown(model: rl.Model, kernels: list[str], repeats: int = 10) -> l
     lines = ["| layer kind (MobileNetV2, batch 1, 1 thread) | " + " | ".join(
         f"{k} path (CPU ms/image)" for k in kernels) + " |", "| --- |" + " ---: |" * len(kernels)]
     for kind in sorted(per_kind, key=lambda kd: -per_kind[kd].get(kernels[0], 0.0)):
-        lines.append(f"| {kind} | " + " | ".join(f"{per_kind[kind].get(k, 0.0):.2f}" for k in kernels) + " |")
+        lines.append(f"| {kind} | " + " | ".join(f"{per_kind[kind][k]:.2f}" if k in per_kind[kind] else "–"
+                                                  for k in kernels) + " |")
     lines.append("| rest (pooling, classifier, Python between layers) | " + " | ".join(
         f"{totals[k] - sum(v.get(k, 0.0) for v in per_kind.values()):.2f}" for k in kernels) + " |")
     lines.append("| **total** | " + " | ".join(f"**{totals[k]:.2f}**" for k in kernels) + " |")

@@ -13,6 +13,8 @@ compiles everything around them:
 * :func:`depthwise3x3` -- 9 taps, bias and ReLU6 per output value in a register, channels innermost
   (contiguous in NHWC, so LLVM vectorizes them); the zero padding is the loop bounds (no padded
   copy), any stride.
+* :func:`depthwise_project` -- the two joined as an inverted residual block's second half: each band of
+  depthwise output rows is filtered into a scratch block that the projection GEMM reads from cache.
 * :func:`stem3x3` -- the first convolution (3 input channels): each band gathered into an im2col
   block in the thread's scratch (zeros for the padding, no strided view copied), one GEMM, epilogue.
 
@@ -31,7 +33,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-__all__ = ["available", "depthwise3x3", "pointwise", "stem3x3"]
+__all__ = ["available", "depthwise3x3", "depthwise_project", "pointwise", "set_threads", "stem3x3"]
 
 
 def _build() -> dict[str, Any] | None:
@@ -73,56 +75,89 @@ def _build() -> dict[str, Any] | None:
                     for j in range(cout):
                         o[p, j] = o[p, j] + bias[j]
 
+    @numba.njit(cache=True, nogil=True, fastmath=False)
+    def depthwise3x3_row(x, kernel, bias, stride, relu6, b, yo, out_row):  # pragma: no cover - compiled
+        """Output row ``yo`` of image ``b`` of :func:`depthwise3x3`, into ``out_row`` (Wo, C)."""
+        h, w, c = x.shape[1], x.shape[2], x.shape[3]
+        y0 = yo * stride - 1  # input row of tap i = 0
+        for xo in range(out_row.shape[0]):
+            x0 = xo * stride - 1
+            o = out_row[xo]
+            if y0 >= 0 and y0 + 2 < h and x0 >= 0 and x0 + 2 < w:  # the interior: taps in the NumPy path's order
+                t0, t1, t2 = x[b, y0, x0], x[b, y0, x0 + 1], x[b, y0, x0 + 2]
+                m0, m1, m2 = x[b, y0 + 1, x0], x[b, y0 + 1, x0 + 1], x[b, y0 + 1, x0 + 2]
+                u0, u1, u2 = x[b, y0 + 2, x0], x[b, y0 + 2, x0 + 1], x[b, y0 + 2, x0 + 2]
+                k0, k1, k2 = kernel[0, 0], kernel[0, 1], kernel[0, 2]
+                k3, k4, k5 = kernel[1, 0], kernel[1, 1], kernel[1, 2]
+                k6, k7, k8 = kernel[2, 0], kernel[2, 1], kernel[2, 2]
+                for ch in range(c):
+                    v = t0[ch] * k0[ch]
+                    v += t1[ch] * k1[ch]
+                    v += t2[ch] * k2[ch]
+                    v += m0[ch] * k3[ch]
+                    v += m1[ch] * k4[ch]
+                    v += m2[ch] * k5[ch]
+                    v += u0[ch] * k6[ch]
+                    v += u1[ch] * k7[ch]
+                    v += u2[ch] * k8[ch]
+                    v += bias[ch]
+                    o[ch] = min(max(v, zero), six) if relu6 else v
+            else:  # the border: taps in the padding are zeros, which add nothing
+                for ch in range(c):
+                    o[ch] = zero
+                for i in range(3):
+                    yi = y0 + i
+                    if yi < 0 or yi >= h:
+                        continue
+                    for j in range(3):
+                        xj = x0 + j
+                        if xj < 0 or xj >= w:
+                            continue
+                        src, k = x[b, yi, xj], kernel[i, j]
+                        for ch in range(c):
+                            o[ch] += src[ch] * k[ch]
+                for ch in range(c):
+                    v = o[ch] + bias[ch]
+                    o[ch] = min(max(v, zero), six) if relu6 else v
+
     @jit
     def depthwise3x3(x, kernel, bias, stride, relu6, out):  # pragma: no cover - compiled
         """3x3 depthwise conv with padding 1 of ``x`` (N, H, W, C) by ``kernel`` (3, 3, C), plus ``bias``
         (C,), then ReLU6 if ``relu6``, into ``out`` (N, Ho, Wo, C) with Ho = (H - 1) // stride + 1."""
-        n, h, w, c = x.shape
-        ho, wo = out.shape[1], out.shape[2]
-        for row in prange(n * ho):
+        ho = out.shape[1]
+        for row in prange(x.shape[0] * ho):
             b = row // ho
-            yo = row - b * ho
-            y0 = yo * stride - 1  # input row of tap i = 0
-            for xo in range(wo):
-                x0 = xo * stride - 1
-                inside = y0 >= 0 and y0 + 2 < h and x0 >= 0 and x0 + 2 < w
-                o = out[b, yo, xo]
-                if inside:  # the interior: no bounds to test, the taps in the NumPy path's order
-                    t0, t1, t2 = x[b, y0, x0], x[b, y0, x0 + 1], x[b, y0, x0 + 2]
-                    m0, m1, m2 = x[b, y0 + 1, x0], x[b, y0 + 1, x0 + 1], x[b, y0 + 1, x0 + 2]
-                    u0, u1, u2 = x[b, y0 + 2, x0], x[b, y0 + 2, x0 + 1], x[b, y0 + 2, x0 + 2]
-                    k0, k1, k2 = kernel[0, 0], kernel[0, 1], kernel[0, 2]
-                    k3, k4, k5 = kernel[1, 0], kernel[1, 1], kernel[1, 2]
-                    k6, k7, k8 = kernel[2, 0], kernel[2, 1], kernel[2, 2]
-                    for ch in range(c):
-                        v = t0[ch] * k0[ch]
-                        v += t1[ch] * k1[ch]
-                        v += t2[ch] * k2[ch]
-                        v += m0[ch] * k3[ch]
-                        v += m1[ch] * k4[ch]
-                        v += m2[ch] * k5[ch]
-                        v += u0[ch] * k6[ch]
-                        v += u1[ch] * k7[ch]
-                        v += u2[ch] * k8[ch]
-                        v += bias[ch]
-                        o[ch] = min(max(v, zero), six) if relu6 else v
-                else:  # the border: taps in the padding are zeros, which add nothing
-                    for ch in range(c):
-                        o[ch] = zero
-                    for i in range(3):
-                        yi = y0 + i
-                        if yi < 0 or yi >= h:
-                            continue
-                        for j in range(3):
-                            xj = x0 + j
-                            if xj < 0 or xj >= w:
-                                continue
-                            src, k = x[b, yi, xj], kernel[i, j]
-                            for ch in range(c):
-                                o[ch] += src[ch] * k[ch]
-                    for ch in range(c):
-                        v = o[ch] + bias[ch]
-                        o[ch] = min(max(v, zero), six) if relu6 else v
+            depthwise3x3_row(x, kernel, bias, stride, relu6, b, row - b * ho, out[b, row - b * ho])
+
+    @jit
+    def depthwise_project(x, dw_kernel, dw_bias, stride, kernel, bias, residual, out, band_rows):  # pragma: no cover
+        """An inverted residual block's second half: :func:`depthwise3x3` of ``x`` (N, H, W, C) with ReLU6,
+        then :func:`pointwise` by ``kernel`` (C, Cout) plus ``bias`` (and ``residual`` (N*Ho*Wo, Cout) if it
+        has rows), into ``out`` (N*Ho*Wo, Cout). Each band of ``band_rows`` output rows is filtered into a
+        scratch block that the GEMM reads while it is in cache: the depthwise output never goes to memory."""
+        n, c = x.shape[0], x.shape[3]
+        ho = (x.shape[1] - 1) // stride + 1
+        wo = (x.shape[2] - 1) // stride + 1
+        cout = out.shape[1]
+        add_residual = residual.shape[0] > 0
+        for band in prange((n * ho + band_rows - 1) // band_rows):
+            r0 = band * band_rows
+            r1 = min(r0 + band_rows, n * ho)
+            hidden = np.empty(((r1 - r0) * wo, c), np.float32)
+            for row in range(r0, r1):
+                b = row // ho
+                depthwise3x3_row(x, dw_kernel, dw_bias, stride, True, b, row - b * ho,
+                                 hidden[(row - r0) * wo : (row - r0 + 1) * wo])
+            o = out[r0 * wo : r1 * wo]
+            np.dot(hidden, kernel, o)
+            if add_residual:
+                for p in range(o.shape[0]):
+                    for j in range(cout):
+                        o[p, j] = (o[p, j] + bias[j]) + residual[r0 * wo + p, j]
+            else:
+                for p in range(o.shape[0]):
+                    for j in range(cout):
+                        o[p, j] = o[p, j] + bias[j]
 
     @jit
     def stem3x3(x, kernel, bias, stride, relu6, out, band_rows):  # pragma: no cover - compiled
@@ -156,12 +191,14 @@ def _build() -> dict[str, Any] | None:
                     v = o[p, j] + bias[j]
                     o[p, j] = min(max(v, zero), six) if relu6 else v
 
-    return {"pointwise": pointwise, "depthwise3x3": depthwise3x3, "stem3x3": stem3x3}
+    return {"pointwise": pointwise, "depthwise3x3": depthwise3x3, "depthwise_project": depthwise_project,
+            "stem3x3": stem3x3}
 
 
 _KERNELS = _build()
 pointwise = None if _KERNELS is None else _KERNELS["pointwise"]
 depthwise3x3 = None if _KERNELS is None else _KERNELS["depthwise3x3"]
+depthwise_project = None if _KERNELS is None else _KERNELS["depthwise_project"]
 stem3x3 = None if _KERNELS is None else _KERNELS["stem3x3"]
 
 

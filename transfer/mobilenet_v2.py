@@ -593,21 +593,34 @@ class FoldedMobileNetV2:
         calls: list[tuple[Any, tuple]] = []
         for spec, steps in self.blocks[first:]:
             block_input = x
-            for k, step in enumerate(steps):
+            k = 0
+            while k < len(steps):
+                step = steps[k]
+                # a depthwise step and the projection after it run as one kernel (k moves past both)
+                fuse = _FUSE_DEPTHWISE_PROJECT and step.kind == "dw" and step.relu6 and k + 1 < len(steps)
+                project = steps[k + 1] if fuse else None
+                k += 1 if project is None else 2
                 h, w = x.shape[1:3]
-                ho, wo, cout = (h - 1) // step.stride + 1, (w - 1) // step.stride + 1, step.bias.shape[0]
+                ho, wo = (h - 1) // step.stride + 1, (w - 1) // step.stride + 1
+                cout = (step if project is None else project).bias.shape[0]
+                residual = block_input if spec.residual and k == len(steps) else _NO_RESIDUAL
                 # any buffer not holding this step's input or the block's input (the residual)
                 free = next(b for b in buffers
                             if not (np.may_share_memory(b, x) or np.may_share_memory(b, block_input)))
                 out = free[: n * ho * wo * cout].reshape(n, ho, wo, cout)
-                if step.kind == "dw":
+                if project is not None:
+                    c = x.shape[3]
+                    rows = max(1, min(_BAND_ELEMS // (wo * max(c, cout)), -(-n * ho // (2 * self.threads))))
+                    calls.append((kernels.depthwise_project, (
+                        x, step.kernel, step.bias, step.stride, project.kernel, project.bias,
+                        residual.reshape(-1, cout), out.reshape(-1, cout), rows)))
+                elif step.kind == "dw":
                     calls.append((kernels.depthwise3x3, (x, step.kernel, step.bias, step.stride, step.relu6, out)))
                 elif step.ksize == 3:
                     rows = max(1, min(_BAND_ELEMS // (wo * 9 * x.shape[3]), -(-ho // (2 * self.threads))))
                     calls.append((kernels.stem3x3, (x, step.kernel, step.bias, step.stride, step.relu6, out, rows)))
                 else:
                     m = n * ho * wo
-                    residual = block_input if spec.residual and k == len(steps) - 1 else _NO_RESIDUAL
                     # bands that stay in L2, and at least two per thread where the map allows it
                     rows = max(1, min(_BAND_ELEMS // max(cout, x.shape[3]), -(-m // (2 * self.threads))))
                     calls.append((kernels.pointwise, (x.reshape(m, -1), step.kernel, step.bias, step.relu6,
@@ -668,6 +681,7 @@ _BAND_ELEMS = 32_768  # floats per band of output (128 KiB): the band and its in
 _SCRATCH_ELEMS = 4 * 200_000  # per thread: GEMM/accumulator band, a tap product, an im2col band
 _ARENA_ELEMS = 16 * 112 * 112 * 96  # floats per activation buffer of the compiled path (77 MB; a 16-image chunk)
 _NO_RESIDUAL = np.empty((0,), np.float32)
+_FUSE_DEPTHWISE_PROJECT = True  # compiled path: depthwise + projection as one kernel (False: two, for comparison)
 
 
 def _run_bands(x: np.ndarray, dest: np.ndarray, residual: Any, step: _Step, items: list, scratch: np.ndarray) -> None:

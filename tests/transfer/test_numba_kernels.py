@@ -61,6 +61,24 @@ def test_depthwise_kernel_is_bitwise_the_numpy_taps(seed):
 
 @needs_numba
 @pytest.mark.parametrize("seed", range(20))
+def test_fused_depthwise_projection_matches_the_two_steps(seed):
+    rng = np.random.default_rng(300 + seed)
+    n, h, w, c, stride, _ = _random_case(rng)
+    cout, residual = int(rng.integers(1, 40)), bool(rng.integers(0, 2))
+    x, dw_kernel, dw_bias = _normal(rng, n, h, w, c), _normal(rng, 3, 3, c), _normal(rng, c)
+    kernel, bias = _normal(rng, c, cout), _normal(rng, cout)
+    ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
+    skip = _normal(rng, n * ho * wo, cout) if residual else np.empty((0, cout), np.float32)
+    out = np.full((n * ho * wo, cout), np.nan, np.float32)
+    _numba_kernels.depthwise_project(x, dw_kernel, dw_bias, stride, kernel, bias, skip, out, int(rng.integers(1, 6)))
+    filtered = np.clip(mv._depthwise3x3(x, dw_kernel, stride) + dw_bias, 0, 6).reshape(-1, c)
+    expected = filtered @ kernel + bias + (skip if residual else 0)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(expected).max(initial=0))),
+                               err_msg=f"{(n, h, w, c, cout)} stride {stride} residual {residual}")
+
+
+@needs_numba
+@pytest.mark.parametrize("seed", range(20))
 def test_stem_kernel_matches_the_strided_im2col_gemm(seed):
     rng = np.random.default_rng(100 + seed)
     n, h, w, cin, stride, relu6 = _random_case(rng)
@@ -120,7 +138,9 @@ def test_compiled_path_matches_the_numpy_path(model, seed):
 
 
 @needs_numba
-def test_compiled_path_from_a_middle_block_and_in_chunks(model, monkeypatch):
+@pytest.mark.parametrize("fuse", [True, False])
+def test_compiled_path_from_a_middle_block_and_in_chunks(model, monkeypatch, fuse):
+    monkeypatch.setattr(mv, "_FUSE_DEPTHWISE_PROJECT", fuse)
     rng = np.random.default_rng(7)
     x = rng.standard_normal((3, 64, 64, 3)).astype(np.float32)
     plain = FoldedMobileNetV2(model, kernels="numpy", threads=1)
