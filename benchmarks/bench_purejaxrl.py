@@ -18,7 +18,12 @@ the load of a shared machine falls on both. Reported, as medians over all runs:
 * end to end: compile + loop for the peer, the loop for playgrad (agent construction and imports are
   left out on both sides); and the step budget at which the peer's compile is paid back, from the
   measured per-step loop costs;
-* learning: each side's deterministic mean return over 20 episodes of the final policy (475+ is solved).
+* learning: each side's deterministic mean return over 20 episodes of the final policy (475+ is solved);
+* where playgrad's loop time goes (one more run, after the timed ones): process CPU seconds of its parts
+  (the env's step, the episode tracker, the rest of collection, GAE, the update's forward and loss, its
+  backward, the optimizer, logging), the graph nodes built per minibatch and per env step, and the same
+  minibatch written as the NumPy calls it makes with no autograd objects (the kernel floor; the rest of
+  playgrad's minibatch is Python dispatch).
 
 The results replace the ``bench_purejaxrl`` section of ``docs/benchmarks.md``.
 """
@@ -31,6 +36,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import collections  # noqa: E402
+import importlib  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -42,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import numpy as np  # noqa: E402
 from _benchlib import command_line, machine_description, verdict, write_section  # noqa: E402
 from bench_agents import _Hooks, ppo_config, ppo_settings_text  # noqa: E402
 
@@ -64,17 +72,177 @@ def run_peer(python: str, cfg: dict, seed: int, repeats: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_ours(seed: int, total_steps: int) -> dict:
-    """One playgrad training run of the config (fresh agent); wall and CPU seconds of ``learn``."""
+def make_ours(seed: int, total_steps: int):
+    """A fresh playgrad PPO agent for the config, on the CPU."""
     path = ROOT / "configs" / f"{CONFIG}.toml"
     config = apply_overrides(load_toml(path), [f"experiment.seed={seed}", "experiment.device='cpu'",
                                                f"experiment.total_steps={total_steps}"])
-    agent = make_agent(config, where=str(path))
+    return make_agent(config, where=str(path))
+
+
+def run_ours(seed: int, total_steps: int) -> dict:
+    """One playgrad training run of the config (fresh agent); wall and CPU seconds of ``learn``."""
+    agent = make_ours(seed, total_steps)
     start, cpu_start = time.perf_counter(), time.process_time()
     agent.learn(total_steps, _Hooks())
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return {"wall_s": wall, "cpu_s": cpu, "eval_mean": evaluate(agent, episodes=20)["mean_return"],
             "env_steps": agent.env_steps}
+
+
+def profile_ours(seed: int, total_steps: int) -> dict:
+    """One more playgrad run with process-CPU meters around the parts of its loop, and graph-node counts.
+
+    Returns ``{"parts": {name: cpu_s}, "total_cpu_s", "minibatches", "env_steps", "nodes_per_minibatch",
+    "nodes_per_env_step"}``; the meters wrap the agent's own methods (its ``_collect`` and ``_update``,
+    the vector env's and tracker's ``step``, ``gae``, the optimizer's ``step``, ``Tensor.backward``)
+    and are removed with the agent.
+    """
+    tensor_module = importlib.import_module("rl.tensor")
+    ppo_module = importlib.import_module("agents.ppo")
+    agent = make_ours(seed, total_steps)
+    hooks = _Hooks()
+    cpu = collections.defaultdict(float)
+    calls = collections.Counter()
+    nodes = collections.Counter()
+    phase = [None]  # the agent method running now, for the node counts
+
+    def meter(owner, name, key, counts_nodes=False):
+        method = getattr(owner, name)
+
+        def metered(*args, **kwargs):
+            if counts_nodes:
+                phase[0] = key
+            start = time.process_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                cpu[key] += time.process_time() - start
+                calls[key] += 1
+        setattr(owner, name, metered)
+        return method
+
+    apply = tensor_module.Function.__dict__["apply"]
+
+    def counting_apply(cls, *inputs, **params):
+        nodes[phase[0]] += 1
+        return apply.__func__(cls, *inputs, **params)
+
+    meter(agent, "_collect", "collect", counts_nodes=True)
+    meter(agent, "_update", "update", counts_nodes=True)
+    meter(agent.envs, "step", "env step")
+    meter(agent.tracker, "step", "episode tracker")
+    meter(agent.optimizer, "step", "optimizer step")
+    meter(hooks, "log", "logging")
+    gae = meter(ppo_module, "gae", "gae")
+    backward = meter(tensor_module.Tensor, "backward", "backward")
+    tensor_module.Function.apply = classmethod(counting_apply)
+    try:
+        start = time.process_time()
+        agent.learn(total_steps, hooks)
+        total = time.process_time() - start
+    finally:
+        tensor_module.Function.apply = apply
+        tensor_module.Tensor.backward = backward
+        ppo_module.gae = gae
+    minibatches = calls["optimizer step"]
+    parts = {
+        "env step (envs/, CartPole's batched core)": cpu["env step"],
+        "episode tracker (agents/episodes.py)": cpu["episode tracker"],
+        "rest of collect: policy and value forward, sampling, log-probs, buffer writes":
+            cpu["collect"] - cpu["env step"] - cpu["episode tracker"],
+        "GAE": cpu["gae"],
+        "update: minibatch gathering, forward passes and losses, statistics":
+            cpu["update"] - cpu["backward"] - cpu["optimizer step"],
+        "update: backward": cpu["backward"],
+        "update: optimizer step (global-norm clip + Adam on one flat buffer)": cpu["optimizer step"],
+        "logging (hooks.log) and the loop itself": total - cpu["collect"] - cpu["gae"] - cpu["update"],
+    }
+    return {"parts": parts, "total_cpu_s": total, "minibatches": minibatches, "env_steps": agent.env_steps,
+            "update_cpu_s": cpu["update"], "nodes_per_minibatch": nodes["update"] / max(minibatches, 1),
+            "nodes_per_env_step": nodes["collect"] / max(agent.env_steps / agent.config.num_envs, 1)}
+
+
+def numpy_floor_minibatch_s(cfg: dict, repeats: int = 15) -> float:
+    """CPU seconds of one PPO minibatch of the config written as plain NumPy calls (no Tensors, no graph).
+
+    The same kernels playgrad's minibatch runs, in the same dtype and shapes: both MLPs forward and
+    backward (fused bias + tanh), the categorical log-prob, the clipped surrogate and value loss with
+    advantage normalization, the global-norm clip and Adam on one flat buffer. What playgrad spends
+    beyond this is Python dispatch: tensors, graph nodes, layers, the backward walk. Best of ``repeats``
+    passes over 5 epochs of 4 minibatches.
+    """
+    rng = np.random.default_rng(0)
+    f32, batch, (h1, h2) = np.float32, cfg["batch_size"], cfg["hidden"]
+    rows = cfg["num_envs"] * cfg["num_steps"]
+
+    def net(out: int) -> list:
+        return [rng.standard_normal(s, dtype=f32) * 0.1 for s in [(4, h1), (h1,), (h1, h2), (h2,), (h2, out), (out,)]]
+    policy, value = net(2), net(1)
+    size = sum(w.size for w in policy + value)
+    flat, m, v, tmp, grad = (np.zeros(size, f32) for _ in range(5))
+    obs, actions = rng.standard_normal((rows, 4), dtype=f32), rng.integers(0, 2, rows)
+    old_logp, advantages, returns = (rng.standard_normal(rows, dtype=f32) for _ in range(3))
+
+    def forward(w, x):
+        a = np.tanh(x @ w[0] + w[1])
+        b = np.tanh(a @ w[2] + w[3])
+        return a, b, b @ w[4] + w[5]
+
+    def backward(w, x, a, b, g):
+        gw = [b.T @ g, g.sum(0)]
+        g = (g @ w[4].T) * (1 - b * b)
+        gw = [a.T @ g, g.sum(0), *gw]
+        g = (g @ w[2].T) * (1 - a * a)
+        return [x.T @ g, g.sum(0), *gw]
+
+    def minibatch(mb, clip=0.2):
+        x = obs[mb]
+        a, b, logits = forward(policy, x)
+        shifted = logits - logits.max(1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+        picked = np.arange(len(mb)), actions[mb]
+        adv = advantages[mb]
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        ratio = np.exp(log_probs[picked] - old_logp[mb])
+        s1, s2 = ratio * -adv, np.clip(ratio, 1 - clip, 1 + clip) * -adv
+        first = s1 >= s2
+        (np.where(first, s1, s2)).mean()
+        va, vb, values = forward(value, x)
+        diff = values.reshape(-1) - returns[mb]
+        (diff ** 2).mean()
+        g_ratio = np.where(first, -adv, -adv * (ratio == np.clip(ratio, 1 - clip, 1 + clip))) / len(mb)
+        g_logits = np.zeros_like(log_probs)
+        g_logits[picked] = g_ratio * ratio
+        g_logits -= np.exp(log_probs) * g_logits.sum(1, keepdims=True)
+        g_values = (diff * (2 * cfg["vf_coef"] / len(mb))).reshape(-1, 1)
+        grads = backward(policy, x, a, b, g_logits) + backward(value, x, va, vb, g_values)
+        np.concatenate([g.reshape(-1) for g in grads], out=grad)
+        norm = np.sqrt(grad @ grad)
+        if norm > cfg["max_grad_norm"]:
+            np.multiply(grad, cfg["max_grad_norm"] / norm, out=grad)
+        np.multiply(m, 0.9, out=m)  # Adam, as rl.optimizers runs it: whole-buffer ops into scratch
+        np.multiply(grad, 0.1, out=tmp)
+        np.add(m, tmp, out=m)
+        np.multiply(v, 0.999, out=v)
+        np.multiply(grad, grad, out=tmp)
+        np.multiply(tmp, 0.001, out=tmp)
+        np.add(v, tmp, out=v)
+        np.sqrt(v, out=tmp)
+        np.add(tmp, 1e-5, out=tmp)
+        np.divide(m, tmp, out=tmp)
+        np.multiply(tmp, cfg["lr"], out=tmp)
+        np.subtract(flat, tmp, out=flat)
+
+    num_minibatches = max(1, round(rows / batch))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        for _epoch in range(cfg["num_epochs"]):
+            for mb in np.array_split(rng.permutation(rows), num_minibatches):
+                minibatch(mb)
+        best = min(best, time.process_time() - start)
+    return best / (cfg["num_epochs"] * num_minibatches)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
             ours.append({"seed": seed, **run_ours(seed, cfg["total_steps"])})
         print(f"round {i}: playgrad runs {[round(r['wall_s'], 3) for r in ours[-args.repeats:]]} s, "
               f"eval {ours[-1]['eval_mean']:.1f}", flush=True)
+
+    profile = profile_ours(args.seed, cfg["total_steps"])
+    floor_s = numpy_floor_minibatch_s(cfg)
+    print(f"profile: {profile['total_cpu_s']:.2f} CPU s, numpy floor {floor_s * 1e6:.0f} us per minibatch", flush=True)
 
     med = statistics.median
     peer_loop = med(r for p in peers for r in p["run_s"])
@@ -155,6 +327,30 @@ def main(argv: list[str] | None = None) -> int:
         (f"From the measured loop costs, the peer's compile is paid back after about {break_even:,.0f} env steps "
          f"of this config ({break_even / steps:.1f}x this budget): below that playgrad finishes first end to end."
          if extra_per_step > 0 else "playgrad's loop is not slower than the peer's: it finishes first at any budget."),
+    ]
+    total = profile["total_cpu_s"]
+    minibatches, steps_per_world = profile["minibatches"], profile["env_steps"] / cfg["num_envs"]
+    update_per_minibatch = profile["update_cpu_s"] / max(minibatches, 1)
+    lines += [
+        "",
+        f"Where playgrad's loop goes (one more run of seed {args.seed} with CPU meters around its parts, "
+        f"{total:.2f} process CPU s in all; {minibatches:,} minibatch updates, {steps_per_world:,.0f} steps "
+        f"of {cfg['num_envs']} worlds):",
+        "",
+        "| part | CPU s | share |",
+        "| --- | ---: | ---: |",
+        *(f"| {name} | {cpu_s:.2f} | {100 * cpu_s / total:.0f}% |" for name, cpu_s in profile["parts"].items()),
+        "",
+        f"Graph nodes built: {profile['nodes_per_minibatch']:.1f} per minibatch update (six of them the fused "
+        f"dense layers: matmul + bias + tanh, one node each), {profile['nodes_per_env_step']:.1f} per step of "
+        f"the {cfg['num_envs']} worlds. One minibatch update costs {update_per_minibatch * 1e6:.0f} CPU us "
+        f"in playgrad; the same minibatch as direct NumPy calls (the same kernels, no tensors or graph: "
+        f"`numpy_floor_minibatch_s`) costs {floor_s * 1e6:.0f} us, so about "
+        f"{max(update_per_minibatch - floor_s, 0) * 1e6:.0f} us ({max(1 - floor_s / update_per_minibatch, 0):.0%}) "
+        f"is Python dispatch and the rest NumPy's kernels and per-call costs. The peer's whole loop, env "
+        f"steps included, is {peer_loop_cpu / minibatches * 1e6:.0f} CPU us per minibatch update: XLA fuses "
+        "each pass's elementwise work into a few loops, where NumPy pays a call and a pass over memory per "
+        "operation.",
     ]
     text = "\n".join(lines)
     print(text)
