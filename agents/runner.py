@@ -391,10 +391,12 @@ class Runner:
         write_layers_json(self.run_dir.path, agent.networks())
         exp = self.experiment
         if exp.histogram_every > 0 or exp.tensorboard:
-            # On resume the updates the kept metrics lines hold set where the histogram schedule goes on.
+            # On resume the updates the kept metrics lines hold set where the histogram schedule goes on, and
+            # TensorBoard drops what was written after the checkpoint's last step (the agents log every record
+            # before a save at the same step, so all that follows a checkpoint has a later step).
             updates = sum(map(RunSummaries.is_update, self.run_dir.read_metrics())) if self.resumed else None
             self.summaries = RunSummaries(self.run_dir.path, agent.networks, exp.histogram_every, exp.tensorboard,
-                                          resume_updates=updates)
+                                          resume_updates=updates, resume_step=self.env_steps if self.resumed else None)
 
     def close(self) -> None:
         """Close the progress bar, the metrics file and the summary writers; mark a Ctrl-C'd run interrupted."""

@@ -13,7 +13,10 @@ Files in the run directory:
   parameter count) the dashboard shows. Runs written before it had this name call it ``model.json``, the
   name a TF.js export's topology has too; :func:`layers_json_path` finds either.
 * ``tensorboard/events.out.tfevents.*``: every numeric metric as a TensorBoard scalar at ``env_steps`` (or
-  the fit step), and the histograms, through tensorboardX (``pip install playgrad[tensorboard]``).
+  the fit step), and the histograms, through tensorboardX (``pip install playgrad[tensorboard]``). A resumed
+  run adds a file that opens with TensorBoard's purge mark (a ``SessionLog.START`` at the first step after the
+  checkpoint): TensorBoard drops the earlier files' events from that step on, which the killed run had written
+  past its checkpoint and the resumed run writes again.
 
 Gradients: an optimizer's ``zero_grad`` runs *before* each backward pass (rl/optimizers.py), so after an
 update every parameter's ``.grad`` still holds the last minibatch's gradient: that is what "g" shows.
@@ -174,14 +177,24 @@ class HistogramWriter:
 class TensorBoardWriter:
     """TensorBoard event files in ``logdir`` through tensorboardX: scalars and histograms.
 
+    Args:
+        logdir: the folder of the event files.
+        purge_step: on resume, the first step the resumed run writes: the new file opens with a purge mark
+            there, so TensorBoard hides the events at that step and after from the files written before
+            (a killed run's events past its checkpoint, which the resumed run writes again).
+
     Raises:
         ConfigError: tensorboardX is not installed (the message says how to install it).
     """
 
-    def __init__(self, logdir: str | Path):
+    def __init__(self, logdir: str | Path, purge_step: int | None = None):
         SummaryWriter = self.check_installed()  # noqa: N806 - tensorboardX's class
         self.logdir = Path(logdir)
-        self._writer = SummaryWriter(logdir=str(self.logdir), flush_secs=10)
+        # tensorboardX names a file by the second and the host and truncates one of that name: a resume
+        # within the second of the run's start would wipe the run's file without a suffix of its own.
+        suffix = "" if purge_step is None else f".resume-{int(purge_step)}"
+        self._writer = SummaryWriter(logdir=str(self.logdir), flush_secs=10, purge_step=purge_step,
+                                     filename_suffix=suffix)
 
     @staticmethod
     def check_installed() -> Any:
@@ -232,10 +245,14 @@ class RunSummaries:
         resume_updates: on ``--resume``, the updates among the metrics records the checkpoint kept
             (:meth:`is_update`): the schedule goes on from there, and ``histograms.jsonl`` is cut back to
             the snapshots taken by then, as ``metrics.jsonl`` is cut back to the checkpoint's lines.
+        resume_step: on ``--resume``, the last step of the records the checkpoint kept (every record written
+            after it has a later step): TensorBoard drops the events written after it before the resume
+            (:class:`TensorBoardWriter`'s ``purge_step``).
     """
 
     def __init__(self, run_dir: str | Path, networks: Callable[[], Mapping[str, Any]], histogram_every: int = 0,
-                 tensorboard: bool = False, step_key: str = "env_steps", resume_updates: int | None = None):
+                 tensorboard: bool = False, step_key: str = "env_steps", resume_updates: int | None = None,
+                 resume_step: int | None = None):
         self.run_dir = Path(run_dir)
         self.networks = networks
         self.histogram_every = histogram_every
@@ -245,7 +262,10 @@ class RunSummaries:
         if histogram_every > 0:
             snapshots = None if resume_updates is None else -(-resume_updates // histogram_every)  # updates 1, 1+N..
             self.histograms = HistogramWriter(self.run_dir / "histograms.jsonl", resume_lines=snapshots)
-        self.tensorboard = TensorBoardWriter(self.run_dir / "tensorboard") if tensorboard else None
+        self.tensorboard = None
+        if tensorboard:
+            purge_step = None if resume_step is None else resume_step + 1
+            self.tensorboard = TensorBoardWriter(self.run_dir / "tensorboard", purge_step=purge_step)
 
     def on_record(self, record: Mapping[str, Any]) -> None:
         """Called with every metrics record after it was written to ``metrics.jsonl``."""

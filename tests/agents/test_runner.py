@@ -483,16 +483,10 @@ class _Killed(BaseException):  # noqa: N818 - stands for SIGKILL: nothing in the
     """The process dying between two checkpoints."""
 
 
-@pytest.mark.parametrize("every", [2, 3])
-def test_a_run_killed_between_checkpoints_then_resumed_writes_the_files_of_an_uninterrupted_run(
-        tmp_path, monkeypatch, every):
-    # Killed at the first update after its second checkpoint: metrics.jsonl and histograms.jsonl hold records past
-    # the checkpoint, which --resume redoes. histograms.jsonl used to be appended to (those snapshots twice, and
-    # the every-N schedule restarted at the resume point); now it is cut back as metrics.jsonl is.
-    config = ppo_config(tmp_path)
-    overrides = ["experiment.checkpoint_every_steps=512", "experiment.total_steps=2560",
-                 f"experiment.histogram_every={every}"]
-    full = train(config, overrides, runs_dir=str(tmp_path / "full"), progress=False)
+def _train_killed_after_second_checkpoint(config, overrides, runs_dir, monkeypatch):
+    """Train until the first update after the second checkpoint, then die there (:class:`_Killed`): the run's
+    files hold records past its checkpoint, which ``--resume`` redoes. Returns the run folder and the metrics
+    lines each checkpoint kept."""
     saved_lines = []  # metrics lines at each checkpoint
     original_save, original_log = runner_module.save_checkpoint, Runner.log
 
@@ -509,10 +503,24 @@ def test_a_run_killed_between_checkpoints_then_resumed_writes_the_files_of_an_un
         m.setattr(runner_module, "save_checkpoint", save_checkpoint)
         m.setattr(runner_module.Runner, "log", log)
         with pytest.raises(_Killed):
-            train(config, overrides, runs_dir=str(tmp_path / "cut"), progress=False)
-    (cut,) = (tmp_path / "cut").iterdir()
+            train(config, overrides, runs_dir=str(runs_dir), progress=False)
+    (cut,) = Path(runs_dir).iterdir()
+    assert len(RunDir(cut).read_metrics()) > saved_lines[-1]  # lines past the last checkpoint, to be redone
+    return cut, saved_lines
+
+
+@pytest.mark.parametrize("every", [2, 3])
+def test_a_run_killed_between_checkpoints_then_resumed_writes_the_files_of_an_uninterrupted_run(
+        tmp_path, monkeypatch, every):
+    # Killed at the first update after its second checkpoint: metrics.jsonl and histograms.jsonl hold records past
+    # the checkpoint, which --resume redoes. histograms.jsonl used to be appended to (those snapshots twice, and
+    # the every-N schedule restarted at the resume point); now it is cut back as metrics.jsonl is.
+    config = ppo_config(tmp_path)
+    overrides = ["experiment.checkpoint_every_steps=512", "experiment.total_steps=2560",
+                 f"experiment.histogram_every={every}"]
+    full = train(config, overrides, runs_dir=str(tmp_path / "full"), progress=False)
+    cut, _ = _train_killed_after_second_checkpoint(config, overrides, tmp_path / "cut", monkeypatch)
     killed_at = len(RunDir(cut).read_metrics())
-    assert killed_at > saved_lines[-1]  # lines past the last checkpoint, an update among them: to be redone
     train(None, [], resume=str(cut), progress=False)
     want, got = _files(full), _files(cut)
     assert sorted(got) == sorted(want) and "histograms.jsonl" in got
@@ -520,3 +528,43 @@ def test_a_run_killed_between_checkpoints_then_resumed_writes_the_files_of_an_un
     for name in want:
         if name != "metrics.jsonl":  # its sps and time_s are the machine's speed
             assert got[name] == want[name], f"{name} differs (histograms every {every}: killed at record {killed_at})"
+
+
+def _tensorboard_events(run):
+    """What TensorBoard shows of a run: ``{tag: [(step, value)]}`` of its scalars and ``{tag: [(step, bucket
+    counts)]}`` of its histograms, read by TensorBoard's own reader (which applies the purge marks)."""
+    tb = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",
+                             reason="tensorboard not installed (pip install 'playgrad[tensorboard]')")
+    acc = tb.EventAccumulator(str(run / "tensorboard"), size_guidance={tb.SCALARS: 0, tb.HISTOGRAMS: 0})
+    acc.Reload()
+    scalars = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    histograms = {tag: [(e.step, list(e.histogram_value.bucket)) for e in acc.Histograms(tag)]
+                  for tag in acc.Tags()["histograms"]}
+    return scalars, histograms
+
+
+def test_a_run_killed_between_checkpoints_then_resumed_shows_tensorboard_the_events_of_an_uninterrupted_run(
+        tmp_path, monkeypatch):
+    # The killed run's event file holds the scalars and histograms past its checkpoint; the resumed run writes
+    # them again in a file of its own. Without the purge mark it opens with, TensorBoard showed both copies.
+    pytest.importorskip("tensorboardX", reason="tensorboardX not installed (pip install 'playgrad[tensorboard]')")
+    config = ppo_config(tmp_path)
+    overrides = ["experiment.checkpoint_every_steps=512", "experiment.total_steps=2560",
+                 "experiment.histogram_every=2", "experiment.tensorboard=true"]
+    full = train(config, overrides, runs_dir=str(tmp_path / "full"), progress=False)
+    cut, saved_lines = _train_killed_after_second_checkpoint(config, overrides, tmp_path / "cut", monkeypatch)
+    checkpoint_step = RunDir(cut).read_metrics()[saved_lines[-1] - 1]["env_steps"]
+    killed_scalars, killed_histograms = _tensorboard_events(cut)
+    assert max(step for events in killed_scalars.values() for step, _ in events) > checkpoint_step
+    assert max(step for events in killed_histograms.values() for step, _ in events) > checkpoint_step
+    train(None, [], resume=str(cut), progress=False)
+    assert len(list((cut / "tensorboard").iterdir())) == 2  # the killed run's file kept, the resumed run's beside
+    (want_scalars, want_histograms), (got_scalars, got_histograms) = _tensorboard_events(full), _tensorboard_events(cut)
+    assert sorted(got_scalars) == sorted(want_scalars) and sorted(got_histograms) == sorted(want_histograms)
+    for tag in want_scalars:
+        if tag in ("sps", "time_s"):  # the machine's speed: only the steps are the same
+            assert [s for s, _ in got_scalars[tag]] == [s for s, _ in want_scalars[tag]], tag
+        else:
+            assert got_scalars[tag] == want_scalars[tag], tag
+    for tag in want_histograms:
+        assert got_histograms[tag] == want_histograms[tag], tag
