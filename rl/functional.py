@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rl import backend
-from rl.tensor import Clip, Function, ReLU, Sigmoid, Tanh, Tensor, _reduce_sum, as_tensor
+from rl.tensor import Clip, Function, ReLU, Sigmoid, Tanh, Tensor, _reduce_max, _reduce_sum, as_tensor
 
 __all__ = [
     "concat",
@@ -211,8 +211,8 @@ def log_softmax_array(a: Any, axis: int = -1) -> Any:
     reads it once per distribution for sampling, log-probabilities and entropy.
     """
     xp = backend.get_array_module(a)
-    shifted = a - a.max(axis=axis, keepdims=True)
-    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+    shifted = a - _reduce_max(a, axis, True)
+    return shifted - xp.log(_reduce_sum(xp.exp(shifted), axis, True))
 
 
 class _LogSoftmax(Function):

@@ -178,7 +178,7 @@ class Tensor:
         if grad is None:
             if self.data.size != 1:
                 raise RuntimeError(f"backward() without a gradient needs a scalar, got shape {self.shape}")
-            grad = xp.ones_like(self.data)
+            grad = xp.ones(self.data.shape, dtype=self.data.dtype)
         elif isinstance(grad, Tensor):
             grad = grad.data
         else:
@@ -629,6 +629,13 @@ def _reduce_sum(a: Any, axis: Any, keepdims: bool) -> Any:
     if type(a) is np.ndarray:
         return np.add.reduce(a, axis=axis, keepdims=keepdims)
     return a.sum(axis=axis, keepdims=keepdims)
+
+
+def _reduce_max(a: Any, axis: Any, keepdims: bool) -> Any:
+    """``a.max(axis, keepdims=...)``, on NumPy by its ufunc reduction (see ``_reduce_sum``)."""
+    if type(a) is np.ndarray:
+        return np.maximum.reduce(a, axis=axis, keepdims=keepdims)
+    return a.max(axis=axis, keepdims=keepdims)
 
 
 def _spread(g: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
