@@ -20,6 +20,7 @@ stored unclipped and clipped to the space's bounds only when sent to the env).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,7 @@ from rl.random import Generator
 from rl.schedules import Constant, LinearDecay
 from rl.tensor import Tensor, no_grad
 
-__all__ = ["Agent", "Config", "PPO"]
+__all__ = ["Agent", "Config", "PPO", "clipped_losses", "schedules"]
 
 
 @dataclass
@@ -149,11 +150,7 @@ class PPO(Agent):
     # ------------------------------------------------------------------------------ learning
     def learn(self, total_steps: int, hooks: Hooks) -> None:
         c = self.config
-        steps_per_iteration = c.num_envs * c.num_steps
-        num_iterations = max(1, math.ceil(total_steps / steps_per_iteration))
-        # Annealing: linearly to 0 over the run's iterations, evaluated at the iterations done so far.
-        lr = LinearDecay(c.lr, 0.0, num_iterations) if c.anneal_lr else Constant(c.lr)
-        clip_coef = LinearDecay(c.clip_coef, 0.0, num_iterations) if c.anneal_clip else Constant(c.clip_coef)
+        lr, clip_coef = schedules(c, total_steps)
         self.start_envs()
         while self.env_steps < total_steps and not hooks.stop_requested:
             self.optimizer.lr = lr(self.iteration)
@@ -227,16 +224,9 @@ class PPO(Agent):
                 adv = adv_all[mb]
                 if c.normalize_advantages and mb.shape[0] > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                # Clipped surrogate: the policy gains nothing from moving its ratio beyond 1 +- clip.
-                log_ratio = logp - old_logp[mb]
-                ratio = log_ratio.exp()
-                policy_loss = F.maximum(ratio * -adv, ratio.clip(1.0 - clip, 1.0 + clip) * -adv).mean()
                 v = self.value(x).reshape(-1)
-                if c.clip_value_loss:
-                    v_clipped = (v - old_values[mb]).clip(-clip, clip) + old_values[mb]
-                    value_loss = F.maximum((v - ret_all[mb]) ** 2, (v_clipped - ret_all[mb]) ** 2).mean()
-                else:
-                    value_loss = ((v - ret_all[mb]) ** 2).mean()  # SB3's MSE (CleanRL halves it)
+                policy_loss, value_loss, ratio, log_ratio = clipped_losses(
+                    logp, old_logp[mb], adv, v, old_values[mb], ret_all[mb], clip, c.clip_value_loss, _mean)
                 entropy_mean = entropy.mean()
                 loss = policy_loss + value_loss * c.vf_coef
                 if c.ent_coef:
@@ -257,6 +247,38 @@ class PPO(Agent):
             if c.target_kl is not None and float(kl_sum) / num_minibatches > c.target_kl:
                 break  # early stop: the policy already moved as far as we trust
         return {k: float(v) / max(count, 1) for k, v in sums.items()}
+
+
+def schedules(c: Config, total_steps: int) -> tuple[Any, Any]:
+    """The learning rate and clip coefficient as functions of the iterations done so far: constant, or
+    (``anneal_lr``, ``anneal_clip``) decaying linearly to 0 over the run's iterations."""
+    num_iterations = max(1, math.ceil(total_steps / (c.num_envs * c.num_steps)))
+    lr = LinearDecay(c.lr, 0.0, num_iterations) if c.anneal_lr else Constant(c.lr)
+    clip_coef = LinearDecay(c.clip_coef, 0.0, num_iterations) if c.anneal_clip else Constant(c.clip_coef)
+    return lr, clip_coef
+
+
+def clipped_losses(logp: Tensor, old_logp: Any, adv: Any, v: Tensor, old_values: Any, returns: Any, clip: float,
+                   clip_value_loss: bool, mean: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """PPO's clipped surrogate and value losses over a minibatch of rows (any shape, the same for all inputs).
+
+    ``mean`` reduces the per-row losses: ``Tensor.mean`` for one seed, a masked mean per seed for a stack of
+    seeds (``agents/ppo_seeds.py``). Returns ``(policy_loss, value_loss, ratio, log_ratio)``.
+    """
+    # Clipped surrogate: the policy gains nothing from moving its ratio beyond 1 +- clip.
+    log_ratio = logp - old_logp
+    ratio = log_ratio.exp()
+    policy_loss = mean(F.maximum(ratio * -adv, ratio.clip(1.0 - clip, 1.0 + clip) * -adv))
+    if clip_value_loss:
+        v_clipped = (v - old_values).clip(-clip, clip) + old_values
+        value_loss = mean(F.maximum((v - returns) ** 2, (v_clipped - returns) ** 2))
+    else:
+        value_loss = mean((v - returns) ** 2)  # SB3's MSE (CleanRL halves it)
+    return policy_loss, value_loss, ratio, log_ratio
+
+
+def _mean(t: Tensor) -> Tensor:
+    return t.mean()
 
 
 Agent = PPO

@@ -24,6 +24,10 @@ One difference is PureJaxRL's: its GAE treats every episode end as terminal, a t
 too (playgrad bootstraps a truncated episode from the value of its real last observation). The peer
 keeps PureJaxRL's rule; it changes the targets of ~1 step in 500, not the cost.
 
+``--seeds K`` trains K seeds as PureJaxRL's ``ppo.py`` does: ``jax.jit(jax.vmap(train))`` over
+``jax.random.split(rng, K)``, one compiled program for all seeds (``benchmarks/bench_seeds.py``); the
+line then holds each seed's evaluation (``eval_means``).
+
 Prints one JSON line: compile seconds (lowering + XLA compile), the seconds of each timed run after
 compile (and their process CPU seconds), and the final policy's deterministic mean return over
 ``--eval-episodes`` episodes (not timed).
@@ -183,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=1, help="timed runs after the one compile")
     parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="train this many seeds as one vmapped program (PureJaxRL's NUM_SEEDS)")
     args = parser.parse_args(argv)
 
     import jax
@@ -190,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
 
     train, evaluate, env_steps = make_train(json.loads(args.config))
     rng = jax.random.PRNGKey(args.seed)
+    if args.seeds is not None:
+        return run_seeds(train, evaluate, env_steps, rng, args)
     start = time.perf_counter()
     compiled = jax.jit(train).lower(rng).compile()
     compile_s = time.perf_counter() - start
@@ -204,6 +212,29 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"seed": args.seed, "compile_s": compile_s, "run_s": runs, "run_cpu_s": cpu,
                       "eval_mean": eval_mean, "env_steps": env_steps, "jax": jax.__version__,
                       "jaxlib": jaxlib.__version__, "backend": jax.default_backend()}))
+    return 0
+
+
+def run_seeds(train, evaluate, env_steps: int, rng, args: argparse.Namespace) -> int:
+    """PureJaxRL's multi-seed run: ``jax.jit(jax.vmap(train))(jax.random.split(rng, K))``; prints the JSON line."""
+    import jax
+    import jaxlib
+
+    rngs = jax.random.split(rng, args.seeds)
+    start = time.perf_counter()
+    compiled = jax.jit(jax.vmap(train)).lower(rngs).compile()
+    compile_s = time.perf_counter() - start
+    runs, cpu = [], []
+    for _ in range(args.repeats):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        params, _loss = jax.block_until_ready(compiled(rngs))
+        runs.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - cpu_start)
+    evaluate_all = jax.jit(jax.vmap(evaluate, in_axes=(0, None, None)), static_argnums=2)
+    eval_means = evaluate_all(params, jax.random.PRNGKey(args.seed + 1_000_000), args.eval_episodes)
+    print(json.dumps({"seed": args.seed, "seeds": args.seeds, "compile_s": compile_s, "run_s": runs,
+                      "run_cpu_s": cpu, "eval_means": [float(m) for m in eval_means], "env_steps": env_steps,
+                      "jax": jax.__version__, "jaxlib": jaxlib.__version__, "backend": jax.default_backend()}))
     return 0
 
 

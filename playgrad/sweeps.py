@@ -45,7 +45,7 @@ from agents.runner import check_config
 from rl.experiment import ConfigError, apply_overrides, atomic_write_text, load_toml
 
 __all__ = ["JobResult", "JobSpec", "Storage", "SweepError", "config_errors", "connect_ray", "deliver_archive",
-           "finished_jobs", "run_job", "run_jobs"]
+           "finished_jobs", "group_jobs", "run_job", "run_jobs", "run_unit", "stackable"]
 
 ROOT = Path(__file__).resolve().parent.parent
 # `python scripts/train.py`, as a module: it runs wherever playgrad is installed (a Ray node, a wheel), not only
@@ -258,12 +258,7 @@ def run_job(spec: JobSpec, attempt: int, storage_url: str | None, sweep_name: st
     ``watch`` (see :func:`_train`) sees each metrics record while the job runs and may stop it: the attempt
     is then "stopped" (a tuner's pruned trial), with its partial run delivered all the same.
     """
-    node = socket.gethostname()
-    with contextlib.suppress(ImportError):  # a job runs the same without Ray installed
-        import ray  # noqa: PLC0415 - only to name the Ray node when running as a Ray task
-
-        if ray.is_initialized():
-            node = f"{node}/{ray.get_runtime_context().get_node_id()[:12]}"
+    node = _node_name()
     scratch = Path(tempfile.mkdtemp(prefix="playgrad-job-"))
     try:
         config_path = scratch / Path(spec.config_name).name
@@ -276,25 +271,112 @@ def run_job(spec: JobSpec, attempt: int, storage_url: str | None, sweep_name: st
         returncode, stderr, asked_to_stop = _train(cmd, scratch / "runs", watch, timeout_s)
         wall_s = time.perf_counter() - start
         runs = sorted((scratch / "runs").glob("*")) if (scratch / "runs").exists() else []
-        run_dir = runs[-1] if runs else None
-        eval_path = run_dir / "eval.json" if run_dir else None
-        finished = returncode == 0 and eval_path is not None and eval_path.exists()
-        stopped = asked_to_stop and not finished  # stopped on request (a pruned trial), whenever the signal landed
-        status = "finished" if finished else "stopped" if stopped else "failed"
-        result = JobResult(key=spec.key, seed=spec.seed, overrides=list(spec.overrides), point=spec.point,
-                           attempt=attempt, status=status, returncode=returncode, wall_s=wall_s, node=node,
-                           run_name=run_dir.name if run_dir else None)
-        if finished:
-            result.mean_return = float(json.loads(eval_path.read_text())["mean_return"])
-        elif not stopped:
-            result.error = _tail(stderr) or f"exit code {returncode} and no evaluation"
-        if run_dir is not None:
-            atomic_write_text(run_dir / "job.json", json.dumps(result.record(), indent=2) + "\n")
-            if storage_url:
-                result.location = Storage(storage_url).put(run_dir, f"{sweep_name}/{spec.point}/{run_dir.name}")
-            else:
-                result.archive = _pack(run_dir)
-        return result
+        return _deliver(spec, attempt, runs[-1] if runs else None, returncode, stderr, asked_to_stop, wall_s, node,
+                        storage_url, sweep_name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _node_name() -> str:
+    node = socket.gethostname()
+    with contextlib.suppress(ImportError):  # a job runs the same without Ray installed
+        import ray  # noqa: PLC0415 - only to name the Ray node when running as a Ray task
+
+        if ray.is_initialized():
+            node = f"{node}/{ray.get_runtime_context().get_node_id()[:12]}"
+    return node
+
+
+def _deliver(spec: JobSpec, attempt: int, run_dir: Path | None, returncode: int | None, stderr: str,
+             asked_to_stop: bool, wall_s: float, node: str, storage_url: str | None, sweep_name: str) -> JobResult:
+    """The result of one attempt of ``spec`` whose run directory (if any) is ``run_dir``: its status, and the run
+    delivered (``job.json`` written into it first)."""
+    eval_path = run_dir / "eval.json" if run_dir else None
+    finished = returncode == 0 and eval_path is not None and eval_path.exists()
+    stopped = asked_to_stop and not finished  # stopped on request (a pruned trial), whenever the signal landed
+    status = "finished" if finished else "stopped" if stopped else "failed"
+    result = JobResult(key=spec.key, seed=spec.seed, overrides=list(spec.overrides), point=spec.point,
+                       attempt=attempt, status=status, returncode=returncode, wall_s=wall_s, node=node,
+                       run_name=run_dir.name if run_dir else None)
+    if finished:
+        result.mean_return = float(json.loads(eval_path.read_text())["mean_return"])
+    elif not stopped:
+        result.error = _tail(stderr) or f"exit code {returncode} and no evaluation"
+    if run_dir is not None:
+        atomic_write_text(run_dir / "job.json", json.dumps(result.record(), indent=2) + "\n")
+        if storage_url:
+            result.location = Storage(storage_url).put(run_dir, f"{sweep_name}/{spec.point}/{run_dir.name}")
+        else:
+            result.archive = _pack(run_dir)
+    return result
+
+
+def _run_seed(run_dir: Path) -> int | None:
+    """The seed a run directory's config.toml names (None if it has none yet)."""
+    import tomllib  # noqa: PLC0415
+
+    try:
+        return int(tomllib.loads((run_dir / "config.toml").read_text())["experiment"]["seed"])
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def stackable(spec: JobSpec) -> bool:
+    """Whether ``spec``'s config has a batched multi-seed path (``train.py --seeds``, :mod:`agents.ppo_seeds`):
+    PPO without ``target_kl``, judged from the config alone (an unstackable env then trains seed after seed
+    in the job's one process, which is still correct)."""
+    import tomllib  # noqa: PLC0415
+
+    try:
+        config = apply_overrides(tomllib.loads(spec.config_text), list(spec.overrides))
+    except (tomllib.TOMLDecodeError, ConfigError):
+        return False
+    return config.get("experiment", {}).get("agent", "ppo") == "ppo" and \
+        config.get("agent", {}).get("target_kl") is None
+
+
+def group_jobs(specs: Iterable[JobSpec], stack_seeds: bool = True) -> list[list[JobSpec]]:
+    """The units the sweep runs: with ``stack_seeds``, the seeds of one grid point whose config is
+    :func:`stackable` form one unit (one ``train.py --seeds`` process); every other job is a unit of its own."""
+    units: list[list[JobSpec]] = []
+    by_point: dict[tuple[str, tuple[str, ...]], list[JobSpec]] = {}
+    for spec in specs:
+        if stack_seeds and stackable(spec):
+            unit = by_point.get((spec.point, spec.overrides))
+            if unit is None:
+                unit = by_point[(spec.point, spec.overrides)] = []
+                units.append(unit)
+            unit.append(spec)
+        else:
+            units.append([spec])
+    return units
+
+
+def run_unit(unit: list[JobSpec], attempt: int, storage_url: str | None, sweep_name: str) -> list[JobResult]:
+    """Run one unit of :func:`group_jobs`: one job as :func:`run_job`, or the seeds of one grid point in one
+    ``train.py --seeds`` process (they share its wall time), each seed's run delivered as its own job's."""
+    if len(unit) == 1:
+        return [run_job(unit[0], attempt, storage_url, sweep_name)]
+    node = _node_name()
+    scratch = Path(tempfile.mkdtemp(prefix="playgrad-job-"))
+    try:
+        first = unit[0]
+        config_path = scratch / Path(first.config_name).name
+        config_path.write_text(first.config_text)
+        cmd = [*TRAIN, str(config_path), "--seeds", ",".join(str(s.seed) for s in unit), "--runs-dir",
+               str(scratch / "runs"), "--no-progress"]
+        for override in first.overrides:
+            cmd += ["--set", override]
+        start = time.perf_counter()
+        returncode, stderr, _ = _train(cmd, scratch / "runs", None, None)
+        wall_s = time.perf_counter() - start
+        runs = sorted((scratch / "runs").glob("*")) if (scratch / "runs").exists() else []
+        results = []
+        by_seed = {_run_seed(run): run for run in runs}
+        for spec in unit:
+            results.append(_deliver(spec, attempt, by_seed.get(spec.seed), returncode, stderr, False, wall_s,
+                                    node, storage_url, sweep_name))
+        return results
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -327,9 +409,12 @@ def connect_ray(address: str) -> Any:
 
 
 def run_jobs(specs: Iterable[JobSpec], *, storage_url: str | None, sweep_name: str, retries: int, workers: int = 2,
-             ray_module: Any = None, on_result: Callable[[JobResult], None] = print) -> list[JobResult]:
+             ray_module: Any = None, on_result: Callable[[JobResult], None] = print,
+             stack_seeds: bool = True) -> list[JobResult]:
     """Run every job (with up to ``retries`` extra attempts each) and call ``on_result`` on every attempt.
 
+    With ``stack_seeds`` the seeds of one grid point run as one batched process where the agent has that path
+    (:func:`group_jobs`); their results still come one per seed, and a retry reruns the seeds that failed.
     Local: ``workers`` threads each wait on one training process. Ray: one task per attempt (a CPU each);
     a task whose node died comes back as a "lost" attempt and is retried like a failed one. Returns the
     last attempt of every job.
@@ -337,36 +422,44 @@ def run_jobs(specs: Iterable[JobSpec], *, storage_url: str | None, sweep_name: s
     specs = list(specs)
     last: dict[str, JobResult] = {}
 
-    def settle(spec: JobSpec, result: JobResult) -> bool:
-        """Record an attempt; True when the job should run again."""
-        on_result(result)
-        last[spec.key] = result
-        return result.status in ("failed", "lost") and result.attempt <= retries
+    def settle(unit: list[JobSpec], results: list[JobResult]) -> list[JobSpec]:
+        """Record a unit's attempt; returns its jobs that should run again."""
+        again = []
+        for spec, result in zip(unit, results):
+            on_result(result)
+            last[spec.key] = result
+            if result.status in ("failed", "lost") and result.attempt <= retries:
+                again.append(spec)
+        return again
 
+    units = group_jobs(specs, stack_seeds)
     if ray_module is not None:
         ray = ray_module
-        task = ray.remote(num_cpus=1, max_retries=0)(run_job)
-        pending = {task.remote(s, 1, storage_url, sweep_name): (s, 1) for s in specs}
+        task = ray.remote(num_cpus=1, max_retries=0)(run_unit)
+        pending = {task.remote(u, 1, storage_url, sweep_name): (u, 1) for u in units}
         while pending:
             (done,), _ = ray.wait(list(pending), num_returns=1)
-            spec, attempt = pending.pop(done)
+            unit, attempt = pending.pop(done)
             try:
-                result = ray.get(done)
-            except Exception as exc:  # noqa: BLE001 - a worker or node died: record it and retry the job
-                result = JobResult(key=spec.key, seed=spec.seed, overrides=list(spec.overrides), point=spec.point,
-                                   attempt=attempt, status="lost", returncode=None, wall_s=0.0, node="?",
-                                   error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            if settle(spec, result):
-                pending[task.remote(spec, attempt + 1, storage_url, sweep_name)] = (spec, attempt + 1)
+                results = ray.get(done)
+            except Exception as exc:  # noqa: BLE001 - a worker or node died: record it and retry the jobs
+                error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                results = [JobResult(key=s.key, seed=s.seed, overrides=list(s.overrides), point=s.point,
+                                     attempt=attempt, status="lost", returncode=None, wall_s=0.0, node="?",
+                                     error=error) for s in unit]
+            again = settle(unit, results)
+            if again:
+                pending[task.remote(again, attempt + 1, storage_url, sweep_name)] = (again, attempt + 1)
         return [last[s.key] for s in specs]
 
     with ThreadPoolExecutor(max_workers=workers) as pool:  # threads only wait on training processes
-        futures = {pool.submit(run_job, s, 1, storage_url, sweep_name): (s, 1) for s in specs}
+        futures = {pool.submit(run_unit, u, 1, storage_url, sweep_name): (u, 1) for u in units}
         while futures:
             future = next(as_completed(futures))
-            spec, attempt = futures.pop(future)
-            if settle(spec, future.result()):
-                futures[pool.submit(run_job, spec, attempt + 1, storage_url, sweep_name)] = (spec, attempt + 1)
+            unit, attempt = futures.pop(future)
+            again = settle(unit, future.result())
+            if again:
+                futures[pool.submit(run_unit, again, attempt + 1, storage_url, sweep_name)] = (again, attempt + 1)
     return [last[s.key] for s in specs]
 
 

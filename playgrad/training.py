@@ -9,9 +9,11 @@ exactly.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
+from agents.base import Agent
 from agents.runner import (
     CheckpointError,
     Runner,
@@ -20,6 +22,7 @@ from agents.runner import (
     resume_checkpoint,
 )
 from rl import backend
+from rl import random as rl_random
 from rl.console import ProgressTable, format_number
 from rl.experiment import ConfigError, RunDir, apply_overrides, load_toml
 
@@ -132,6 +135,40 @@ def _show(value) -> str:
     return format_number(value) if isinstance(value, float) else str(value)
 
 
+def read_config(config_path: str | None, overrides: list[str], seed: int | None = None,
+                device: str | None = None) -> dict:
+    """The config a new run trains: ``config_path`` with ``--set`` overrides, ``--seed`` and ``--device`` applied
+    (not yet validated against the agent: :func:`new_run` does that)."""
+    if config_path is None:
+        raise ConfigError(f"give a CONFIG file (or --resume RUN_DIR). The configs: {', '.join(list_configs())}")
+    if not Path(config_path).exists():
+        raise ConfigError(f"config file not found: {config_path}. The configs: {', '.join(list_configs())}")
+    config = apply_overrides(load_toml(config_path), overrides)
+    check_table_names(config, where=config_path)
+    # As overrides: a config whose `experiment` is not a table is then refused by name (it was a TypeError).
+    return apply_overrides(config, ([] if seed is None else [f"experiment.seed={seed}"])
+                           + ([] if device is None else [f'experiment.device="{device}"']))
+
+
+def new_run(config: dict, config_path: str, overrides: list[str], runs_dir: str,
+            argv: list[str] | None) -> tuple[RunDir, Agent]:
+    """Build the agent of ``config`` and create its run directory (config.toml with every default filled in,
+    command.txt, info.json)."""
+    agent = make_agent(config, where=config_path)
+    # Store the config with every default filled in, so the run says exactly what ran.
+    import dataclasses  # noqa: PLC0415
+
+    exp = dataclasses.asdict(agent.experiment)
+    env_table = exp.pop("env")
+    config = {"experiment": exp, "env": env_table, "agent": agent.hyperparameters()}
+    run = RunDir.create(runs_dir, agent.experiment.name, agent.experiment.seed)
+    run.write_start(config, argv or sys.argv, {
+        "seed": agent.experiment.seed, "backend": backend.current().description,
+        "device": backend.current().device, "config_file": str(config_path), "overrides": overrides,
+    })
+    return run, agent
+
+
 def train(config_path: str | None, overrides: list[str], seed: int | None = None, device: str | None = None,
           resume: str | None = None, runs_dir: str = "runs", progress: bool = True,
           argv: list[str] | None = None) -> Path:
@@ -158,27 +195,7 @@ def train(config_path: str | None, overrides: list[str], seed: int | None = None
         except (KeyError, ValueError) as exc:
             raise CheckpointError(f"{latest} does not fit the agent in {run.config_path}: {exc}") from None
     else:
-        if config_path is None:
-            raise ConfigError(f"give a CONFIG file (or --resume RUN_DIR). The configs: {', '.join(list_configs())}")
-        if not Path(config_path).exists():
-            raise ConfigError(f"config file not found: {config_path}. The configs: {', '.join(list_configs())}")
-        config = apply_overrides(load_toml(config_path), overrides)
-        check_table_names(config, where=config_path)
-        # As overrides: a config whose `experiment` is not a table is then refused by name (it was a TypeError).
-        config = apply_overrides(config, ([] if seed is None else [f"experiment.seed={seed}"])
-                                 + ([] if device is None else [f'experiment.device="{device}"']))
-        agent = make_agent(config, where=config_path)
-        # Store the config with every default filled in, so the run says exactly what ran.
-        import dataclasses  # noqa: PLC0415
-
-        exp = dataclasses.asdict(agent.experiment)
-        env_table = exp.pop("env")
-        config = {"experiment": exp, "env": env_table, "agent": agent.hyperparameters()}
-        run = RunDir.create(runs_dir, agent.experiment.name, agent.experiment.seed)
-        run.write_start(config, argv or sys.argv, {
-            "seed": agent.experiment.seed, "backend": backend.current().description,
-            "device": backend.current().device, "config_file": str(config_path), "overrides": overrides,
-        })
+        run, agent = new_run(read_config(config_path, overrides, seed, device), config_path, overrides, runs_dir, argv)
         runner_state = None
 
     experiment = agent.experiment
@@ -202,3 +219,128 @@ def train(config_path: str | None, overrides: list[str], seed: int | None = None
     print(f"{run.path}: evaluation over {result['episodes']} episodes: mean return {result['mean_return']:.1f} "
           f"(min {result['min_return']:.1f}, max {result['max_return']:.1f})")
     return run.path
+
+
+# ------------------------------------------------------------------------------------- many seeds at once
+class SeedRunner(Runner):
+    """The :class:`Runner` of one seed of a stacked run: its checkpoints hold that seed's default generator
+    (what its single-seed run's would hold), not the process-wide one, which the last seed built set."""
+
+    def __init__(self, *args, default_rng_state: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.default_rng_state = default_rng_state
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "default_rng": json.dumps(self.default_rng_state)}
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds`` as a list: ``"0-7"`` (a range, both ends included), ``"0,3,5"`` or a mix ``"0-3,8"``.
+    Raises ConfigError with a one-line reason (empty, not a number, a range that runs backwards, a repeat)."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ConfigError(f"--seeds {text!r}: {part.strip()!r} is not a seed or a range like 0-7 "
+                              f"(non-negative integers)")
+        low, high = int(first), int(last) if dash else int(first)
+        if high < low:
+            raise ConfigError(f"--seeds {text!r}: the range {low}-{high} runs backwards (write {high}-{low})")
+        seeds.extend(range(low, high + 1))
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {text!r} names a seed twice")
+    return seeds
+
+
+def train_seeds(config_path: str | None, overrides: list[str], seeds: list[int] | None = None,
+                device: str | None = None, resume: list[str] | None = None, runs_dir: str = "runs",
+                progress: bool = True, argv: list[str] | None = None) -> list[Path]:
+    """Train several seeds of one config in one process as one batched computation (:mod:`agents.ppo_seeds`);
+    returns their run directories, one per seed, each what ``train`` would have written for that seed.
+
+    ``resume`` continues the run directories of a stacked run that was stopped (Ctrl-C) instead. A config the
+    batched path cannot take (another agent, see :func:`agents.ppo_seeds.unstackable_reason`) trains seed after
+    seed with :func:`train`, after a message saying why.
+    """
+    from agents.ppo_seeds import PPOSeeds, unstackable_reason  # noqa: PLC0415
+
+    if resume:
+        if overrides or seeds or config_path is not None:
+            raise ConfigError("--resume continues runs with their saved configs; drop CONFIG, --set and --seeds")
+        runs = [RunDir.open(path) for path in resume]
+        configs = [apply_overrides(run.read_config(), [] if device is None else [f'experiment.device="{device}"'])
+                   for run in runs]
+        _check_one_config(configs, [str(run.path) for run in runs])
+        agents, states = [], []
+        for run, config in zip(runs, configs):
+            agent = make_agent(config, where=str(run.config_path))
+            state = resume_checkpoint(run)
+            try:
+                agent.load_state_dict(state["agent"])
+            except (KeyError, ValueError) as exc:
+                raise CheckpointError(f"{run.checkpoints / 'latest.safetensors'} does not fit the agent in "
+                                      f"{run.config_path}: {exc}") from None
+            agents.append(agent)
+            states.append(state["runner"])
+        default_rngs = [json.loads(s["default_rng"]) for s in states]
+    else:
+        if not seeds:
+            raise ConfigError("--seeds needs at least one seed")
+        probe = make_agent(read_config(config_path, overrides, seeds[0], device), where=str(config_path))
+        reason = unstackable_reason(probe)
+        if reason is not None:
+            print(f"{len(seeds)} seeds one after another: {reason}", flush=True)
+            return [train(config_path, overrides, seed=s, device=device, runs_dir=runs_dir, progress=progress,
+                          argv=argv) for s in seeds]
+        runs, agents, default_rngs, states = [], [], [], [None] * len(seeds)
+        for seed in seeds:
+            run, agent = new_run(read_config(config_path, overrides, seed, device), str(config_path), overrides,
+                                 runs_dir, argv)
+            runs.append(run)
+            agents.append(agent)
+            # the agent seeded the default generator to draw its weights; its single-seed run saves it from here
+            default_rngs.append(rl_random.default_generator().get_state())
+
+    stack = PPOSeeds(agents)
+    experiment = agents[0].experiment
+    print(f"{len(agents)} seeds ({', '.join(str(a.experiment.seed) for a in agents)}) of {experiment.name} as one "
+          f"batched computation; run directories:\n  " + "\n  ".join(str(run.path) for run in runs), flush=True)
+    runners = []
+    for k, (run, agent, state, rng) in enumerate(zip(runs, agents, states, default_rngs)):
+        shown = progress and k == 0  # one bar (seed 0's): the seeds move in step
+        runners.append(SeedRunner(run, agent.experiment, resume=state, progress=shown, default_rng_state=rng))
+    try:
+        for runner, agent in zip(runners, agents):
+            runner.watch(agent)
+        with runners[0].sigint_stops():
+            stack.learn(experiment.total_steps, runners)
+        if runners[0].interrupted:
+            for runner in runners[1:]:
+                runner.request_stop()
+        for runner, agent in zip(runners, agents):
+            runner.finish(agent)
+    finally:
+        for runner in runners:
+            runner.close()
+    paths = [run.path for run in runs]
+    if runners[0].interrupted:
+        print(f"\nstopped; checkpoints saved. Continue with: python scripts/train.py --resume "
+              f"{' '.join(map(str, paths))}")
+        return paths
+    for run, agent in zip(runs, agents):
+        result = evaluate(agent, episodes=agent.experiment.eval_episodes)
+        run.write_json("eval.json", result)
+        print(f"{run.path}: evaluation over {result['episodes']} episodes: mean return {result['mean_return']:.1f} "
+              f"(min {result['min_return']:.1f}, max {result['max_return']:.1f})")
+    return paths
+
+
+def _check_one_config(configs: list[dict], where: list[str]) -> None:
+    """Refuse runs to resume together whose configs differ in more than the seed."""
+    def without_seed(config: dict) -> dict:
+        return {**config, "experiment": {k: v for k, v in config.get("experiment", {}).items() if k != "seed"}}
+
+    for config, path in zip(configs[1:], where[1:]):
+        if without_seed(config) != without_seed(configs[0]):
+            raise ConfigError(f"--resume of several runs continues the seeds of one config; {path} has another "
+                              f"config than {where[0]}")

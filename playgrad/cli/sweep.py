@@ -8,8 +8,10 @@
     python scripts/sweep.py configs/cartpole_ppo.toml --seeds 0-9 --ray HEAD:6379 --storage s3://bucket/sweeps
     python scripts/sweep.py --resume runs/sweep-cartpole_ppo-20261207-120000     # only the jobs not finished
 
-Every job is one ``scripts/train.py`` process, so jobs share nothing and a crash stays in its job. Wherever a
-job runs (a local process, or a Ray task on any node), it trains in a scratch folder and its run directory is
+Every job is one ``scripts/train.py`` process, so jobs share nothing and a crash stays in its job; where the
+agent trains several seeds as one batched computation (PPO: ``train.py --seeds``), the seeds of one grid point
+share one process (``--no-stack-seeds``: one process per seed), and each seed is still reported as its own job.
+Wherever a job runs (a local process, or a Ray task on any node), it trains in a scratch folder and its run directory is
 then delivered: to ``--storage`` (a shared folder or an fsspec URI) or, by default, sent back here into
 ``RUNS_DIR/sweep-<config>-<time>/<grid point>/``. A failed job is retried ``--retries`` times (default 1);
 every failed attempt's partial run is kept, marked by its ``job.json``. The table shows each grid point's final
@@ -32,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from playgrad import training
 from playgrad.sweeps import (
     JobResult,
     JobSpec,
@@ -43,24 +46,15 @@ from playgrad.sweeps import (
     finished_jobs,
     run_jobs,
 )
-from rl.experiment import atomic_write_text, positive_int
+from rl.experiment import ConfigError, atomic_write_text, positive_int
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,3,7"`` -> [0, 3, 7]; ranges and lists may mix."""
-    seeds: list[int] = []
+    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,3,7"`` -> [0, 3, 7]; ranges and lists may mix (train.py's rules)."""
     try:
-        for part in text.split(","):
-            if "-" in part:
-                lo, hi = part.split("-")
-                seeds.extend(range(int(lo), int(hi) + 1))
-            elif part.strip():
-                seeds.append(int(part))
-    except ValueError:
-        raise SystemExit(f"--seeds: expected e.g. 0-4 or 0,1,2, got {text!r}") from None
-    if not seeds:  # "4-0" or "," would run nothing and report success
-        raise SystemExit(f"--seeds {text!r} names no seed; a range goes low-high, e.g. 0-4")
-    return seeds
+        return training.parse_seeds(text)
+    except ConfigError as exc:  # "4-0" or "," would run nothing and report success
+        raise SystemExit(str(exc)) from None
 
 
 def grid_points(grid: list[str]) -> list[list[str]]:
@@ -163,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
                              "instead of sending them back into the sweep folder")
     parser.add_argument("--retries", type=int, default=1, help="extra attempts for a failed job (default 1)")
     parser.add_argument("--resume", metavar="SWEEP_DIR", help="run the jobs of an earlier sweep not yet finished")
+    parser.add_argument("--no-stack-seeds", action="store_true",
+                        help="one process per seed, even where the agent can train a grid point's seeds as one "
+                             "batched process (train.py --seeds; PPO)")
     args = parser.parse_args(argv)
     try:
         if args.retries < 0:
@@ -208,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{attempts}/{len(todo)}] {job_line(result.record())}", flush=True)
 
     run_jobs(todo, storage_url=storage, sweep_name=sweep_dir.name, retries=int(manifest.get("retries", 1))
-             if args.resume else args.retries, workers=args.workers, ray_module=ray, on_result=record)
+             if args.resume else args.retries, workers=args.workers, ray_module=ray, on_result=record,
+             stack_seeds=not args.no_stack_seeds)
     last: dict[str, dict[str, Any]] = {}
     for line in jobs_log.read_text().splitlines():
         record_ = json.loads(line)

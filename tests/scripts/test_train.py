@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from playgrad.cli.train import main as train_main
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -43,3 +47,26 @@ def test_unknown_config_key_is_a_one_line_error(tmp_path):
     assert "configs/cartpole_ppo.toml [agent]: unknown key 'n_steps'" in proc.stderr
     assert "num_steps" in proc.stderr
     assert not any(tmp_path.iterdir())  # nothing is written before the config is valid
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "3-1"], "--seeds '3-1': the range 3-1 runs backwards (write 1-3)"),
+    (["--seeds", "a"], "--seeds 'a': 'a' is not a seed or a range like 0-7"),
+    (["--seeds", "0-2,2"], "--seeds '0-2,2' names a seed twice"),
+    (["--seeds", "-1"], "is not a seed or a range"),
+    (["--seeds", "0-1", "--seed", "1"], "give --seed or --seeds, not both"),
+])
+def test_bad_seeds_are_a_one_line_error(tmp_path, capsys, args, message):
+    assert train_main(["configs/cartpole_ppo_fast.toml", *args, "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: {message}" or (message in err and len(err.strip().splitlines()) == 1)
+    assert not any(tmp_path.iterdir())
+
+
+def test_seeds_of_an_agent_without_a_batched_path_train_one_after_another(tmp_path, capsys):
+    assert train_main(["tests/data/tiny_reinforce.toml", "--seeds", "0-1", "--runs-dir", str(tmp_path),
+                       "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "2 seeds one after another: agent 'reinforce' has no batched multi-seed path (ppo has)" in out
+    runs = sorted(p.name.split("-")[1] for p in tmp_path.iterdir())
+    assert runs == ["s0", "s1"] and all((p / "eval.json").exists() for p in tmp_path.iterdir())

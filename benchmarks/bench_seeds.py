@@ -1,0 +1,178 @@
+"""Many seeds of one PPO config at once: playgrad's stacked seeds beside PureJaxRL's ``vmap`` over seeds.
+
+    python benchmarks/bench_seeds.py --jax-python /tmp/benchvenv/bin/python [--seeds 8] [--rounds 2]
+
+Three ways to train K seeds of ``configs/cartpole_ppo_fast.toml`` (the same settings and env-step budget):
+
+* **playgrad, stacked**: the K agents built and trained in this process as one batched computation
+  (:mod:`agents.ppo_seeds`, what ``train.py CONFIG --seeds 0-7`` runs);
+* **playgrad, sequential**: the K agents built and trained one after another (what K ``train.py`` runs do,
+  without their process starts);
+* **PureJaxRL**: ``benchmarks/purejaxrl_ppo_peer.py --seeds K``, PureJaxRL's ``ppo.py`` multi-seed run,
+  ``jax.jit(jax.vmap(train))`` over ``jax.random.split(rng, K)``, in a subprocess of the JAX venv; its time is
+  the lowering and XLA compile plus one run of the compiled program (imports left out, as on our side).
+
+One compute thread each side (OpenBLAS 1 thread; XLA's Eigen pool and intra-op pool at 1). Each round runs the
+peer, then stacked, then sequential, so a shared machine's load falls on all three; medians over rounds. Targets
+(issue 16 item 2): stacked in less wall time than the peer including its compile, and at least 4x faster
+than sequential. Every seed's final deterministic mean return over 20 episodes is reported for each side
+(not timed; 475+ is solved). The results replace the ``bench_seeds`` section of ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _benchlib import command_line, machine_description, verdict, write_section  # noqa: E402
+from bench_agents import _Hooks, ppo_config, ppo_settings_text  # noqa: E402
+from bench_purejaxrl import XLA_ONE_THREAD  # noqa: E402
+
+from agents.ppo_seeds import PPOSeeds  # noqa: E402
+from agents.runner import evaluate, make_agent  # noqa: E402
+from rl.experiment import apply_overrides, load_toml  # noqa: E402
+
+CONFIG = "cartpole_ppo_fast"
+
+
+def _agent(seed: int, total_steps: int):
+    path = ROOT / "configs" / f"{CONFIG}.toml"
+    return make_agent(apply_overrides(load_toml(path), [f"experiment.seed={seed}", "experiment.device='cpu'",
+                                                        f"experiment.total_steps={total_steps}"]), where=str(path))
+
+
+def _returns(agents: list) -> list[float]:
+    return [evaluate(agent, episodes=20)["mean_return"] for agent in agents]
+
+
+def run_peer_seeds(python: str, cfg: dict, seeds: int) -> dict:
+    """One peer process training ``seeds`` seeds as one vmapped program: compile, one run; its JSON line."""
+    env = {**os.environ, "XLA_FLAGS": XLA_ONE_THREAD, "JAX_PLATFORMS": "cpu", "OPENBLAS_NUM_THREADS": "1"}
+    cmd = [python, str(ROOT / "benchmarks" / "purejaxrl_ppo_peer.py"), json.dumps(cfg), "--seeds", str(seeds)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"bench_seeds: the JAX peer failed ({python}): {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_stacked(seeds: list[int], total_steps: int) -> dict:
+    """The K seeds built and trained as one stack; wall and CPU seconds of building and training."""
+    start, cpu_start = time.perf_counter(), time.process_time()
+    agents = [_agent(s, total_steps) for s in seeds]
+    PPOSeeds(agents).learn(total_steps, [_Hooks() for _ in seeds])
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return {"wall_s": wall, "cpu_s": cpu, "returns": _returns(agents)}
+
+
+def run_sequential(seeds: list[int], total_steps: int) -> dict:
+    """The K seeds built and trained one after another; wall and CPU seconds of all of it."""
+    agents, wall, cpu = [], 0.0, 0.0
+    for s in seeds:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        agent = _agent(s, total_steps)
+        agent.learn(total_steps, _Hooks())
+        wall, cpu = wall + time.perf_counter() - start, cpu + time.process_time() - cpu_start
+        agents.append(agent)
+    return {"wall_s": wall, "cpu_s": cpu, "returns": _returns(agents)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jax-python", required=True, help="python of a venv with jax, gymnax, optax and flax")
+    parser.add_argument("--seeds", type=int, default=8, help="seeds trained together (0..K-1)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds")
+    parser.add_argument("--total-steps", type=int, default=None, help="env steps per seed (default: the config's)")
+    parser.add_argument("--no-write", action="store_true", help="print the section instead of writing it")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.seeds < 1:
+        parser.error("--rounds and --seeds must be at least 1")
+    if not Path(args.jax_python).exists():
+        parser.error(f"--jax-python {args.jax_python} does not exist")
+
+    cfg = ppo_config(CONFIG)
+    if args.total_steps is not None:
+        cfg["total_steps"] = args.total_steps
+    seeds = list(range(args.seeds))
+    peers, stacked, sequential, loads = [], [], [], []
+    for i in range(args.rounds):
+        peer = run_peer_seeds(args.jax_python, cfg, args.seeds)
+        peers.append(peer)
+        print(f"round {i}: peer compile {peer['compile_s']:.2f} s + run {peer['run_s'][0]:.2f} s", flush=True)
+        stacked.append(run_stacked(seeds, cfg["total_steps"]))
+        print(f"round {i}: stacked {stacked[-1]['wall_s']:.2f} s", flush=True)
+        sequential.append(run_sequential(seeds, cfg["total_steps"]))
+        print(f"round {i}: sequential {sequential[-1]['wall_s']:.2f} s", flush=True)
+        loads.append(os.getloadavg()[0])
+
+    med = statistics.median
+    peer_total = med(p["compile_s"] + p["run_s"][0] for p in peers)
+    peer_compile, peer_run = med(p["compile_s"] for p in peers), med(p["run_s"][0] for p in peers)
+    peer_cpu = med(p["run_cpu_s"][0] for p in peers)
+    ours, ours_cpu = med(r["wall_s"] for r in stacked), med(r["cpu_s"] for r in stacked)
+    seq, seq_cpu = med(r["wall_s"] for r in sequential), med(r["cpu_s"] for r in sequential)
+    vs_peer, speedup = ours / peer_total, seq / ours
+
+    def listed(returns: list[float]) -> str:
+        solved = sum(r >= 475 for r in returns)
+        return f"{', '.join(f'{r:.0f}' for r in returns)} ({solved}/{len(returns)} solved)"
+
+    p0 = peers[0]
+    lines = [
+        "## Many seeds at once: stacked seeds vs PureJaxRL's vmap over seeds (`benchmarks/bench_seeds.py`)",
+        "",
+        f"Machine: {machine_description()}; one compute thread each side (OpenBLAS 1 thread; XLA_FLAGS "
+        f"`{XLA_ONE_THREAD}`). 1-minute load average after each round: {', '.join(f'{x:.1f}' for x in loads)} "
+        "(other work shares the cores: wall times move, the three sides alternate within each round). "
+        f"Command: `{command_line()}`.",
+        "",
+        f"{args.seeds} seeds (0-{args.seeds - 1}) of `configs/{CONFIG}.toml`: {ppo_settings_text(cfg)}, "
+        f"{cfg['total_steps']:,} env steps each. playgrad stacked: `agents/ppo_seeds.py` (what `train.py CONFIG "
+        f"--seeds 0-{args.seeds - 1}` runs), agents built and trained in one process; sequential: the same agents "
+        f"built and trained one after another. Peer: `benchmarks/purejaxrl_ppo_peer.py --seeds {args.seeds}`, "
+        f"PureJaxRL's "
+        f"multi-seed run (`jax.jit(jax.vmap(train))` over split keys; gymnax CartPole-v1, flax, optax), JAX "
+        f"{p0['jax']} on {p0['backend']}, one compile and one run per round. {args.rounds} rounds; medians.",
+        "",
+        "| | wall s | process CPU s | stacked / this |",
+        "| --- | ---: | ---: | ---: |",
+        f"| playgrad, {args.seeds} seeds stacked (build + train) | {ours:.2f} | {ours_cpu:.2f} | 1 |",
+        f"| playgrad, {args.seeds} seeds one after another (build + train) | {seq:.2f} | {seq_cpu:.2f} | "
+        f"**{ours / seq:.2f}x** = {speedup:.1f}x faster ({verdict(speedup, 4.0, higher_is_better=True, unit='x')}) |",
+        f"| PureJaxRL vmap, compile + run | {peer_total:.2f} | | **{vs_peer:.2f}x** ({verdict(vs_peer, 1.0)}) |",
+        f"| PureJaxRL vmap, compile only | {peer_compile:.2f} | | |",
+        f"| PureJaxRL vmap, run after compile | {peer_run:.2f} | {peer_cpu:.2f} | {ours / peer_run:.2f}x |",
+        "",
+        "Final deterministic mean return of each seed, 20 episodes (first round):",
+        "",
+        f"* playgrad stacked: {listed(stacked[0]['returns'])}",
+        f"* playgrad sequential: {listed(sequential[0]['returns'])}",
+        f"* PureJaxRL vmap: {listed(p0['eval_means'])}",
+        "",
+        "The stacked seeds are not bit-identical to the sequential runs of the same seeds: their first rollout is, "
+        "then minibatch padding rounds the updates differently at float32 precision and the trajectories part "
+        "(see `agents/ppo_seeds.py`; `tests/agents/test_ppo_seeds.py` bounds the first iterations). So the two "
+        "columns of returns are two samples of the same seeds' PPO, not one result twice.",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section("bench_seeds", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
