@@ -190,11 +190,17 @@ class TensorBoardWriter:
     def __init__(self, logdir: str | Path, purge_step: int | None = None):
         SummaryWriter = self.check_installed()  # noqa: N806 - tensorboardX's class
         self.logdir = Path(logdir)
-        # tensorboardX names a file by the second and the host and truncates one of that name: a resume
-        # within the second of the run's start would wipe the run's file without a suffix of its own.
-        suffix = "" if purge_step is None else f".resume-{int(purge_step)}"
         self._writer = SummaryWriter(logdir=str(self.logdir), flush_secs=10, purge_step=purge_step,
-                                     filename_suffix=suffix)
+                                     filename_suffix=self.next_file_suffix(self.logdir))
+
+    @staticmethod
+    def next_file_suffix(logdir: Path) -> str:
+        """The end of the next event file's name in ``logdir``: tensorboardX names a file by the second and the
+        host and truncates one of that name, so a second writer within that second (a resume, a second
+        ``fit``) would wipe the first one's file. The n-th file gets ``.000n``: a name of its own that sorts
+        after the earlier ones, the order TensorBoard reads them (and applies a purge mark) in."""
+        earlier = len(list(logdir.glob("*tfevents*"))) if logdir.is_dir() else 0
+        return f".{earlier:04d}" if earlier else ""
 
     @staticmethod
     def check_installed() -> Any:

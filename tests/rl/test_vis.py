@@ -11,7 +11,7 @@ import pytest
 import rl
 from rl import vis
 from rl.layers import Conv2D, Dense, Flatten
-from rl.summaries import RunSummaries, model_table, summarize
+from rl.summaries import RunSummaries, TensorBoardWriter, model_table, summarize
 
 
 @pytest.fixture
@@ -195,6 +195,31 @@ def test_runner_summaries_cadence_and_tensorboard_scalars(conv_model, tmp_path):
     assert [e.step for e in acc.Histograms("net/conv/kernel")] == [100, 400, 700, 1000]
     assert acc.Histograms("grad/net/conv/kernel")
     assert acc.Histograms("net/conv/kernel")[-1].histogram_value.num == 36
+
+
+def test_tensorboard_writers_in_one_second_keep_their_files_and_a_purge_mark_hides_what_was_redone(
+        tmp_path, monkeypatch):
+    # tensorboardX names an event file by the second and the host and truncates one of that name: a second
+    # writer in the same second (a quick resume, a second fit()) wiped the first one's events.
+    tb = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",
+                             reason="tensorboard not installed (pip install 'playgrad[tensorboard]')")
+    event_file_writer = pytest.importorskip("tensorboardX.event_file_writer",
+                                            reason="tensorboardX not installed (pip install 'playgrad[tensorboard]')")
+    monkeypatch.setattr(event_file_writer.time, "time", lambda: 1_700_000_000.5)  # every file in one second
+    logdir = tmp_path / "tensorboard"
+    writes = [(None, range(1, 6)),  # a run, killed after writing step 5
+              (4, range(4, 8)),  # resumed from a checkpoint at step 3: steps 4 and 5 again
+              (None, range(8, 10))]  # a later writer going on (a second fit)
+    for purge_step, steps in writes:
+        writer = TensorBoardWriter(logdir, purge_step=purge_step)
+        for step in steps:
+            writer.scalars({"x": float(step), "resumed": float(purge_step is not None)}, step)
+        writer.close()
+    assert len(list(logdir.iterdir())) == 3
+    acc = tb.EventAccumulator(str(logdir), size_guidance={tb.SCALARS: 0})
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("x")] == [(step, float(step)) for step in range(1, 10)]
+    assert [e.value for e in acc.Scalars("resumed")] == [0, 0, 0, 1, 1, 1, 1, 0, 0]
 
 
 def test_dashboard_callback_tensorboard_scalars_equal_its_metrics(conv_model, tmp_path):
