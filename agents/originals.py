@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,20 @@ def _read_qtable(path: Path) -> dict[str, np.ndarray]:
     return table
 
 
+# A run's layer table ({"networks": [...]}, rl.summaries.write_layers_json): runs written before it was called
+# layers.json hold it as model.json, the name of a TF.js export's topology, so a run folder can look like an agent.
+LAYER_TABLE_START = re.compile(rb'\s*\{\s*"networks"\s*:')
+
+
+def _layer_table_message(path: Path) -> str:
+    if (path.parent / "config.toml").is_file():
+        where = f"give the run folder {path.parent} to load the run's own agent"
+    else:
+        where = f"give one of the original agents: {_known()}"
+    return (f"{path}: the layer table a training run writes for the dashboard (runs before layers.json named it "
+            f"model.json), not an agent; {where}")
+
+
 def _find_file(path: Path) -> Path:
     """A folder holding one agent -> its file (the actor or policy model, or qtable.json)."""
     if not path.is_dir():
@@ -213,7 +228,7 @@ def load_original(path: str | Path) -> OriginalAgent:
     ``path`` may also name a bundled copy: ``"original:ddpg-traffic"`` (or ``qtable``, ``policy``, ``ddpg-road``).
 
     Raises :class:`OriginalAgentError` for a file that is none of the known agents (a critic, the value
-    baseline, another input size, a damaged table), naming the known settings, and
+    baseline, another input size, a damaged table, a run's layer table), naming the known settings, and
     :class:`rl.tfjs.TfjsFormatError` for a model file that cannot be read.
     """
     if str(path).startswith("original:"):
@@ -228,6 +243,8 @@ def load_original(path: str | Path) -> OriginalAgent:
         raise OriginalAgentError(f"{path}: the original agents are .json files (TF.js models or qtable.json)")
     with path.open("rb") as f:
         head = f.read(4096)
+    if LAYER_TABLE_START.match(head):
+        raise OriginalAgentError(_layer_table_message(path))
     if b"modelTopology" not in head and b"weightsManifest" not in head and path.name != "model.json":
         return OriginalAgent(SETTINGS["qtable"], path, table=_read_qtable(path))
     model = tfjs.load_tfjs(path)

@@ -124,3 +124,23 @@ def test_evaluate_and_record_take_an_original_like_a_run(tmp_path):
     bad = subprocess.run([sys.executable, "scripts/evaluate.py", str(BUNDLED["policy"].parent / "LICENSE")], cwd=ROOT,
                          capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+def test_a_runs_layer_table_is_refused_as_no_agent(tmp_path):
+    # Runs write the dashboard's layer tables as layers.json; older ones as model.json, the name of a TF.js
+    # export's topology. Either, given as an agent, is named for what it is (the model.json went to the TF.js
+    # reader: "missing required key(s)"; a layers.json to the Q-table reader: "state 'networks' ...").
+    from rl.summaries import write_layers_json
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.toml").write_text('[experiment]\nagent = "ppo"\n')
+    net = models.Sequential([layers.Input((25,)), layers.Dense(3)])
+    net.build((None, 25))
+    shutil.copy(write_layers_json(run, {"policy": net}), run / "model.json")  # as an older run names it
+    for path in (run / "layers.json", run / "model.json"):
+        with pytest.raises(OriginalAgentError, match=f"not an agent; give the run folder {run} to load"):
+            load_original(path)
+    (run / "config.toml").unlink()  # a folder of the run's files, not a run: the folder's model.json is picked
+    with pytest.raises(OriginalAgentError, match=r"not an agent; give one of the original agents: qtable \("):
+        load_original(run)
