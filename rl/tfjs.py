@@ -472,7 +472,7 @@ def _check_regular_file(json_path: Path, file: Path, what: str, max_bytes: int |
 
 def _json_depth_over(doc: Any, limit: int) -> bool:
     """Whether objects/lists in ``doc`` nest deeper than ``limit`` (iterative: no recursion limit)."""
-    stack = [(doc, 1)]
+    stack = [(doc, 1)] if isinstance(doc, dict | list) else []  # a scalar has no depth
     while stack:
         node, depth = stack.pop()
         if depth > limit:
@@ -490,14 +490,15 @@ def read_model_json(path: str | Path) -> dict[str, Any]:
             ``MAX_JSON_DEPTH``, or missing the layers-model keys.
     """
     path = _model_json_path(path)
+    too_deep = TfjsFormatError(f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TfjsFormatError(f"{path} is not valid JSON ({exc})") from None
-    except RecursionError:
-        doc = None  # nested beyond the parser's own limit: reported below with the budget
-    if doc is None or _json_depth_over(doc, MAX_JSON_DEPTH):
-        raise TfjsFormatError(f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    except RecursionError:  # nested beyond the parser's own limit
+        raise too_deep from None
+    if _json_depth_over(doc, MAX_JSON_DEPTH):
+        raise too_deep
     if not isinstance(doc, dict):
         raise TfjsFormatError(f"{path}: expected a JSON object, got {type(doc).__name__}")
     missing = [k for k in ("modelTopology", "weightsManifest") if k not in doc]

@@ -481,6 +481,14 @@ def test_deep_json_nesting_is_a_format_error(tmp_path, depth):
         tfjs.load_tfjs(tmp_path)
 
 
+@pytest.mark.parametrize("text, kind", [("null", "NoneType"), ("3", "int"), ('"model"', "str"), ("[]", "list")])
+def test_json_that_is_no_object_is_named_for_what_it_is(tmp_path, text, kind):
+    # null was reported as "JSON nested deeper than 100 levels" (None stood for the parser's RecursionError).
+    (tmp_path / "model.json").write_text(text)
+    with pytest.raises(tfjs.TfjsFormatError, match=f"expected a JSON object, got {kind}$"):
+        tfjs.read_model_json(tmp_path)
+
+
 def test_huge_topology_is_refused_before_allocating(tmp_path):
     import tracemalloc
 
