@@ -1,18 +1,6 @@
-"""``python scripts/export_onnx.py``: the same program as ``playgrad export-onnx``.
-
-Its code is in :mod:`playgrad.cli.export_onnx`; this file only runs it, in a Python where the project is installed
-(``make run`` installs it into .venv).
-"""
-
-import sys
-
-try:
-    from playgrad.cli.export_onnx import main
-except ModuleNotFoundError as exc:
-    if exc.name != "playgrad":
-        raise
-    sys.exit(f"{sys.executable} has no playgrad installed: run make run once (or pip install -e .), then "
-             f".venv/bin/python scripts/export_onnx.py")
+"""``python scripts/export_onnx.py``: the program ``playgrad export-onnx`` runs (playgrad/cli/export_onnx.py)."""
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _shim import run_command  # scripts/_shim.py; it says in one line when this Python has no playgrad
+
+    run_command("export_onnx")

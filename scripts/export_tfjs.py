@@ -1,18 +1,6 @@
-"""``python scripts/export_tfjs.py``: the same program as ``playgrad export-tfjs``.
-
-Its code is in :mod:`playgrad.cli.export_tfjs`; this file only runs it, in a Python where the project is installed
-(``make run`` installs it into .venv).
-"""
-
-import sys
-
-try:
-    from playgrad.cli.export_tfjs import main
-except ModuleNotFoundError as exc:
-    if exc.name != "playgrad":
-        raise
-    sys.exit(f"{sys.executable} has no playgrad installed: run make run once (or pip install -e .), then "
-             f".venv/bin/python scripts/export_tfjs.py")
+"""``python scripts/export_tfjs.py``: the program ``playgrad export-tfjs`` runs (playgrad/cli/export_tfjs.py)."""
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _shim import run_command  # scripts/_shim.py; it says in one line when this Python has no playgrad
+
+    run_command("export_tfjs")

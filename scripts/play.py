@@ -1,18 +1,6 @@
-"""``python scripts/play.py``: the same program as ``playgrad play``.
-
-Its code is in :mod:`playgrad.cli.play`; this file only runs it, in a Python where the project is installed
-(``make run`` installs it into .venv).
-"""
-
-import sys
-
-try:
-    from playgrad.cli.play import main
-except ModuleNotFoundError as exc:
-    if exc.name != "playgrad":
-        raise
-    sys.exit(f"{sys.executable} has no playgrad installed: run make run once (or pip install -e .), then "
-             f".venv/bin/python scripts/play.py")
+"""``python scripts/play.py``: the program ``playgrad play`` runs (playgrad/cli/play.py)."""
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _shim import run_command  # scripts/_shim.py; it says in one line when this Python has no playgrad
+
+    run_command("play")

@@ -1,18 +1,6 @@
-"""``python scripts/serve_web.py``: the same program as ``playgrad serve-web``.
-
-Its code is in :mod:`playgrad.cli.serve_web`; this file only runs it, in a Python where the project is installed
-(``make run`` installs it into .venv).
-"""
-
-import sys
-
-try:
-    from playgrad.cli.serve_web import main
-except ModuleNotFoundError as exc:
-    if exc.name != "playgrad":
-        raise
-    sys.exit(f"{sys.executable} has no playgrad installed: run make run once (or pip install -e .), then "
-             f".venv/bin/python scripts/serve_web.py")
+"""``python scripts/serve_web.py``: the program ``playgrad serve-web`` runs (playgrad/cli/serve_web.py)."""
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from _shim import run_command  # scripts/_shim.py; it says in one line when this Python has no playgrad
+
+    run_command("serve_web")

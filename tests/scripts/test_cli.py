@@ -21,6 +21,9 @@ SCRIPTS = ROOT / "scripts"
 # because their owners were changing them when the rest moved to playgrad/cli: the benchmarks (bound for
 # benchmarks/, where they may share _benchlib). Remove a name once it is clean.
 NOT_YET_MOVED: set[str] = set()  # every script under scripts/ is clean
+# The one module of scripts/ that the others import: what the shims run, which must work (and say so in one line)
+# where playgrad is not installed, so it cannot live in the package.
+SHIM_HELPER = "_shim"
 
 
 def _entry_points() -> dict[str, str]:
@@ -57,14 +60,41 @@ def test_an_unknown_or_missing_command_is_one_line_and_exit_2(capsys):
     assert "usage: playgrad COMMAND" in capsys.readouterr().err
 
 
-def test_every_cli_module_is_a_command_and_every_command_has_its_script():
+def _shim_command(path: Path) -> str | None:
+    """The command a shim runs: ``NAME`` when ``path`` holds only a docstring and ``if __name__ == "__main__":``
+    importing ``run_command`` from scripts/_shim.py and calling ``run_command("NAME")``; else None."""
+    body = ast.parse(path.read_text()).body
+    if len(body) != 2 or not isinstance(body[0], ast.Expr) or not isinstance(body[1], ast.If):
+        return None
+    guard, block = body[1].test, body[1].body
+    if ast.unparse(guard) not in ("__name__ == '__main__'", '__name__ == "__main__"') or len(block) != 2:
+        return None
+    imports, call = block
+    if not (isinstance(imports, ast.ImportFrom) and imports.module == SHIM_HELPER
+            and [a.name for a in imports.names] == ["run_command"]):
+        return None
+    if not (isinstance(call, ast.Expr) and isinstance(call.value, ast.Call) and ast.unparse(call.value.func) ==
+            "run_command" and len(call.value.args) == 1 and isinstance(call.value.args[0], ast.Constant)):
+        return None
+    return call.value.args[0].value
+
+
+def test_every_cli_module_is_a_command_and_every_command_has_its_shim():
     modules = {p.stem for p in (ROOT / "playgrad" / "cli").glob("*.py") if p.stem != "__init__"}
     assert modules == {c.replace("-", "_") for c in cli.COMMANDS}, "a playgrad/cli module without a COMMANDS line"
     for command in cli.COMMANDS:
         name = command.replace("-", "_")
-        tree = ast.parse((SCRIPTS / f"{name}.py").read_text())
-        imported = {(n.module, a.name) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
-        assert (f"playgrad.cli.{name}", "main") in imported, f"scripts/{name}.py does not run playgrad.cli.{name}"
+        assert _shim_command(SCRIPTS / f"{name}.py") == name, f"scripts/{name}.py: not a shim over playgrad.cli.{name}"
+
+
+def test_the_shim_check_refuses_more_than_the_shim(tmp_path):
+    shim = 'if __name__ == "__main__":\n    from _shim import run_command\n\n    run_command("train")\n'
+    for text, want in [('"""doc."""\n' + shim, "train"), ('"""doc."""\nimport os\n' + shim, None),
+                       ('"""doc."""\n' + shim.replace("_shim", "shim"), None),
+                       ('"""doc."""\n' + shim.replace('run_command("train")', 'run_command("train"); 1'), None),
+                       (shim, None)]:
+        (tmp_path / "s.py").write_text(text)
+        assert _shim_command(tmp_path / "s.py") == want, text
 
 
 def _script_imports_and_path_edits(path: Path, script_names: set[str]) -> list[str]:
@@ -84,7 +114,7 @@ def _script_imports_and_path_edits(path: Path, script_names: set[str]) -> list[s
 
 
 def test_no_script_imports_another_script_or_edits_sys_path():
-    names = {p.stem for p in SCRIPTS.glob("*.py")}
+    names = {p.stem for p in SCRIPTS.glob("*.py")} - {SHIM_HELPER}
     offenders = {p.name: found for p in sorted(SCRIPTS.glob("*.py"))
                  if p.stem not in NOT_YET_MOVED and (found := _script_imports_and_path_edits(p, names))}
     assert offenders == {}, f"shared code belongs in the packages (playgrad/, envs/, ...): {offenders}"
@@ -121,3 +151,11 @@ def test_a_script_run_where_playgrad_is_not_installed_says_so_in_one_line(tmp_pa
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     assert out.stderr.count("\n") == 1 and "has no playgrad installed: run make run once" in out.stderr
+    assert out.stderr.rstrip().endswith(".venv/bin/python scripts/train.py")
+
+
+@pytest.mark.parametrize("name", ["plot", "export_onnx"])
+def test_a_shim_runs_its_command(name):
+    out = subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), "--help"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith(f"usage: {name}.py "), out.stderr
