@@ -221,20 +221,25 @@ def _step_kind(step, residual: bool) -> str:
 
 
 def layer_breakdown(model: rl.Model, kernels: list[str], repeats: int = 10) -> list[str]:
-    """Markdown rows: process-CPU milliseconds per image by kind of layer, one thread, batch 1, for each
-    ``kernels`` path of :class:`FoldedMobileNetV2` (CPU time, so a busy machine's queue is not counted)."""
+    """Markdown rows: process-CPU milliseconds per image by kind of layer, one thread, batch 1, for the NumPy
+    path and (when ``"numba"`` is in ``kernels``) the compiled path with one kernel per conv and with its fused
+    kernels; the variants alternate call by call (CPU time, so a busy machine's queue is not counted)."""
     from transfer import _numba_kernels
     from transfer import mobilenet_v2 as mv
 
     x = np.random.default_rng(4).standard_normal((1, 224, 224, 3)).astype(np.float32)
-    per_kind: dict[str, dict[str, float]] = {}
-    totals: dict[str, float] = {}
-    def timed(fn, kind_of, spent):
+    variants = {"NumPy path": ("numpy", True)}
+    if "numba" in kernels:
+        variants.update({"compiled, one kernel per conv": ("numba", False), "compiled, fused": ("numba", True)})
+    spent: dict[str, dict[str, float]] = {label: {} for label in variants}
+    current = [""]  # the variant being timed
+
+    def timed(fn, kind_of):
         def wrapper(*args):
             t = time.process_time()
             out = fn(*args)
             kind = kind_of(*args)
-            spent[kind] = spent.get(kind, 0.0) + time.process_time() - t
+            spent[current[0]][kind] = spent[current[0]].get(kind, 0.0) + time.process_time() - t
             return out
         return wrapper
 
@@ -242,39 +247,46 @@ def layer_breakdown(model: rl.Model, kernels: list[str], repeats: int = 10) -> l
                  mv._Step("conv", w, b, 1, 1, relu6), res.shape[0] > 0),
              "depthwise3x3": lambda x, w, b, *rest: _step_kind(mv._Step("dw", w, b, 1, 3, True), False),
              "stem3x3": lambda x, w, b, *rest: _step_kind(mv._Step("conv", w, b, 2, 3, True), False),
-             "depthwise_project": lambda *args: "depthwise 3x3 + project 1x1, one kernel (+ bias, ReLU6, residual)"}
-    for k in kernels:
-        net = FoldedMobileNetV2(model, threads=1, kernels=k)
-        spent: dict[str, float] = {}
-        originals = {}
-        if k == "numpy":
-            net._banded_step = timed(net._banded_step, lambda x, padded, step, pad_out, res: _step_kind(
-                step, res is not None), spent)
-        else:
-            for name, kind_of in kinds.items():
-                originals[name] = getattr(_numba_kernels, name)
-                setattr(_numba_kernels, name, timed(originals[name], kind_of, spent))
-        try:
-            net(x)
-            spent.clear()
-            t = time.process_time()
-            for _ in range(repeats):
+             "depthwise_project": lambda *args: "depthwise 3x3 + project 1x1, one kernel (+ bias, ReLU6, residual)",
+             "inverted_residual": lambda *args: "expand 1x1 + depthwise 3x3 + project 1x1, one kernel per block"}
+    originals = {name: getattr(_numba_kernels, name) for name in kinds} if "numba" in kernels else {}
+    nets, totals = {}, {label: 0.0 for label in variants}
+    try:
+        for name, kind_of in kinds.items() if originals else ():
+            setattr(_numba_kernels, name, timed(originals[name], kind_of))
+        fused = mv._FUSE_KERNELS
+        for label, (k, fuse) in variants.items():
+            mv._FUSE_KERNELS = fuse  # read when the net plans its calls, at its first call
+            nets[label] = FoldedMobileNetV2(model, threads=1, kernels=k)
+            if k == "numpy":
+                nets[label]._banded_step = timed(nets[label]._banded_step, lambda x, padded, step, pad_out, res:
+                                                 _step_kind(step, res is not None))
+            current[0] = label
+            nets[label](x)
+        mv._FUSE_KERNELS = fused
+        for label in variants:
+            spent[label].clear()
+        for _ in range(repeats):
+            for label, net in nets.items():
+                current[0] = label
+                t = time.process_time()
                 net(x)
-            totals[k] = (time.process_time() - t) / repeats * 1e3
-        finally:
-            for name, fn in originals.items():
-                setattr(_numba_kernels, name, fn)
+                totals[label] += time.process_time() - t
+    finally:
+        for name, fn in originals.items():
+            setattr(_numba_kernels, name, fn)
+        for net in nets.values():
             net.close()
-        for kind, sec in spent.items():
-            per_kind.setdefault(kind, {})[k] = sec / repeats * 1e3
-    lines = ["| layer kind (MobileNetV2, batch 1, 1 thread) | " + " | ".join(
-        f"{k} path (CPU ms/image)" for k in kernels) + " |", "| --- |" + " ---: |" * len(kernels)]
-    for kind in sorted(per_kind, key=lambda kd: -per_kind[kd].get(kernels[0], 0.0)):
-        lines.append(f"| {kind} | " + " | ".join(f"{per_kind[kind][k]:.2f}" if k in per_kind[kind] else "–"
-                                                  for k in kernels) + " |")
+    per_kind = sorted({kind for s in spent.values() for kind in s}, key=lambda kd: -spent["NumPy path"].get(kd, 0.0))
+    ms = 1e3 / repeats
+    lines = ["| layer kind (MobileNetV2, batch 1, 1 thread; CPU ms/image) | " + " | ".join(variants) + " |",
+             "| --- |" + " ---: |" * len(variants)]
+    for kind in per_kind:
+        lines.append(f"| {kind} | " + " | ".join(f"{spent[v][kind] * ms:.2f}" if kind in spent[v] else "–"
+                                                  for v in variants) + " |")
     lines.append("| rest (pooling, classifier, Python between layers) | " + " | ".join(
-        f"{totals[k] - sum(v.get(k, 0.0) for v in per_kind.values()):.2f}" for k in kernels) + " |")
-    lines.append("| **total** | " + " | ".join(f"**{totals[k]:.2f}**" for k in kernels) + " |")
+        f"{(totals[v] - sum(spent[v].values())) * ms:.2f}" for v in variants) + " |")
+    lines.append("| **total** | " + " | ".join(f"**{totals[v] * ms:.2f}**" for v in variants) + " |")
     return lines
 
 

@@ -15,6 +15,8 @@ compiles everything around them:
   copy), any stride.
 * :func:`depthwise_project` -- the two joined as an inverted residual block's second half: each band of
   depthwise output rows is filtered into a scratch block that the projection GEMM reads from cache.
+* :func:`inverted_residual` -- a whole expand/depthwise/project block, band by band, each band expanding
+  the input rows it reads (its neighbours' edge rows again): the two wide activations stay in cache.
 * :func:`stem3x3` -- the first convolution (3 input channels): each band gathered into an im2col
   block in the thread's scratch (zeros for the padding, no strided view copied), one GEMM, epilogue.
 
@@ -33,7 +35,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-__all__ = ["available", "depthwise3x3", "depthwise_project", "pointwise", "set_threads", "stem3x3"]
+__all__ = ["available", "depthwise3x3", "depthwise_project", "inverted_residual", "pointwise", "set_threads",
+           "stem3x3"]
 
 
 def _build() -> dict[str, Any] | None:
@@ -76,10 +79,12 @@ def _build() -> dict[str, Any] | None:
                         o[p, j] = o[p, j] + bias[j]
 
     @numba.njit(cache=True, nogil=True, fastmath=False)
-    def depthwise3x3_row(x, kernel, bias, stride, relu6, b, yo, out_row):  # pragma: no cover - compiled
-        """Output row ``yo`` of image ``b`` of :func:`depthwise3x3`, into ``out_row`` (Wo, C)."""
+    def depthwise3x3_row(x, kernel, bias, stride, relu6, b, yo, out_row, first_row):  # pragma: no cover
+        """Output row ``yo`` of image ``b`` of :func:`depthwise3x3`, into ``out_row`` (Wo, C), where ``x`` holds
+        the image's rows from ``first_row`` on (rows outside ``x`` are padding: ``x`` must hold every image
+        row the output row reads)."""
         h, w, c = x.shape[1], x.shape[2], x.shape[3]
-        y0 = yo * stride - 1  # input row of tap i = 0
+        y0 = yo * stride - 1 - first_row  # row of x under tap i = 0
         for xo in range(out_row.shape[0]):
             x0 = xo * stride - 1
             o = out_row[xo]
@@ -127,7 +132,7 @@ def _build() -> dict[str, Any] | None:
         ho = out.shape[1]
         for row in prange(x.shape[0] * ho):
             b = row // ho
-            depthwise3x3_row(x, kernel, bias, stride, relu6, b, row - b * ho, out[b, row - b * ho])
+            depthwise3x3_row(x, kernel, bias, stride, relu6, b, row - b * ho, out[b, row - b * ho], 0)
 
     @jit
     def depthwise_project(x, dw_kernel, dw_bias, stride, kernel, bias, residual, out, band_rows):  # pragma: no cover
@@ -147,13 +152,55 @@ def _build() -> dict[str, Any] | None:
             for row in range(r0, r1):
                 b = row // ho
                 depthwise3x3_row(x, dw_kernel, dw_bias, stride, True, b, row - b * ho,
-                                 hidden[(row - r0) * wo : (row - r0 + 1) * wo])
+                                 hidden[(row - r0) * wo : (row - r0 + 1) * wo], 0)
             o = out[r0 * wo : r1 * wo]
             np.dot(hidden, kernel, o)
             if add_residual:
                 for p in range(o.shape[0]):
                     for j in range(cout):
                         o[p, j] = (o[p, j] + bias[j]) + residual[r0 * wo + p, j]
+            else:
+                for p in range(o.shape[0]):
+                    for j in range(cout):
+                        o[p, j] = o[p, j] + bias[j]
+
+    @jit
+    def inverted_residual(x, expand_kernel, expand_bias, dw_kernel, dw_bias, stride, kernel, bias, residual, out,
+                          band_rows):  # pragma: no cover - compiled
+        """A whole inverted residual block of ``x`` (N, H, W, Cin): the expansion by ``expand_kernel``
+        (Cin, C) + ``expand_bias`` and ReLU6, :func:`depthwise3x3` with ReLU6, the projection by ``kernel``
+        (C, Cout) + ``bias``, plus ``x`` itself if ``residual``; into ``out`` (N, Ho, Wo, Cout). Each band of
+        ``band_rows`` output rows of one image expands just the input rows it reads (its neighbours' edge
+        rows again), so neither wide activation leaves the cache."""
+        n, h, w, cin = x.shape
+        c = expand_kernel.shape[1]
+        ho, wo, cout = out.shape[1], out.shape[2], out.shape[3]
+        flat_x = x.reshape(n * h * w, cin)
+        flat_out = out.reshape(n * ho * wo, cout)
+        bands_per_image = (ho + band_rows - 1) // band_rows
+        for band in prange(n * bands_per_image):
+            b = band // bands_per_image
+            r0 = (band - b * bands_per_image) * band_rows
+            r1 = min(r0 + band_rows, ho)
+            lo, hi = max(0, r0 * stride - 1), min(h, (r1 - 1) * stride + 2)  # the input rows the band reads
+            expanded = np.empty(((hi - lo) * w, c), np.float32)
+            np.dot(flat_x[(b * h + lo) * w : (b * h + hi) * w], expand_kernel, expanded)
+            for p in range(expanded.shape[0]):
+                for j in range(c):
+                    expanded[p, j] = min(max(expanded[p, j] + expand_bias[j], zero), six)
+            rows = expanded.reshape(1, hi - lo, w, c)
+            filtered = np.empty(((r1 - r0) * wo, c), np.float32)
+            for yo in range(r0, r1):
+                depthwise3x3_row(rows, dw_kernel, dw_bias, stride, True, 0, yo,
+                                 filtered[(yo - r0) * wo : (yo - r0 + 1) * wo], lo)
+            start = (b * ho + r0) * wo
+            o = flat_out[start : start + (r1 - r0) * wo]
+            np.dot(filtered, kernel, o)
+            if residual:  # stride 1 and Cin == Cout, so the output pixel's input is at the same flat index
+                skip = flat_x[start : start + (r1 - r0) * wo]
+                for p in range(o.shape[0]):
+                    for j in range(cout):
+                        o[p, j] = (o[p, j] + bias[j]) + skip[p, j]
             else:
                 for p in range(o.shape[0]):
                     for j in range(cout):
@@ -192,13 +239,14 @@ def _build() -> dict[str, Any] | None:
                     o[p, j] = min(max(v, zero), six) if relu6 else v
 
     return {"pointwise": pointwise, "depthwise3x3": depthwise3x3, "depthwise_project": depthwise_project,
-            "stem3x3": stem3x3}
+            "inverted_residual": inverted_residual, "stem3x3": stem3x3}
 
 
 _KERNELS = _build()
 pointwise = None if _KERNELS is None else _KERNELS["pointwise"]
 depthwise3x3 = None if _KERNELS is None else _KERNELS["depthwise3x3"]
 depthwise_project = None if _KERNELS is None else _KERNELS["depthwise_project"]
+inverted_residual = None if _KERNELS is None else _KERNELS["inverted_residual"]
 stem3x3 = None if _KERNELS is None else _KERNELS["stem3x3"]
 
 

@@ -594,10 +594,23 @@ class FoldedMobileNetV2:
         for spec, steps in self.blocks[first:]:
             block_input = x
             k = 0
+            if spec.expand and _FUSE_KERNELS:  # the whole block as one kernel, where its bands are tall enough
+                expand, dw, project = steps
+                ho, wo = (x.shape[1] - 1) // dw.stride + 1, (x.shape[2] - 1) // dw.stride + 1
+                cout = project.bias.shape[0]
+                rows = min(ho, self._band_rows(n * ho, wo * max(expand.bias.shape[0], cout)))
+                # each band expands up to 2 input rows its neighbours expand too: worth it for 8 rows or more
+                if rows == ho or rows * dw.stride >= 8:
+                    free = next(b for b in buffers if not np.may_share_memory(b, x))
+                    out = free[: n * ho * wo * cout].reshape(n, ho, wo, cout)
+                    calls.append((kernels.inverted_residual, (
+                        x, expand.kernel, expand.bias, dw.kernel, dw.bias, dw.stride, project.kernel, project.bias,
+                        spec.residual, out, rows)))
+                    x, k = out, len(steps)
             while k < len(steps):
                 step = steps[k]
                 # a depthwise step and the projection after it run as one kernel (k moves past both)
-                fuse = _FUSE_DEPTHWISE_PROJECT and step.kind == "dw" and step.relu6 and k + 1 < len(steps)
+                fuse = _FUSE_KERNELS and step.kind == "dw" and step.relu6 and k + 1 < len(steps)
                 project = steps[k + 1] if fuse else None
                 k += 1 if project is None else 2
                 h, w = x.shape[1:3]
@@ -687,7 +700,7 @@ _COMPILED_BAND_ELEMS = 131_072  # compiled kernels: 512 KiB bands (a quarter of 
 _SCRATCH_ELEMS = 4 * 200_000  # per thread: GEMM/accumulator band, a tap product, an im2col band
 _ARENA_ELEMS = 16 * 112 * 112 * 96  # floats per activation buffer of the compiled path (77 MB; a 16-image chunk)
 _NO_RESIDUAL = np.empty((0,), np.float32)
-_FUSE_DEPTHWISE_PROJECT = True  # compiled path: depthwise + projection as one kernel (False: two, for comparison)
+_FUSE_KERNELS = True  # compiled path: a block's convs as one kernel where it pays (False: one per conv, to compare)
 
 
 def _run_bands(x: np.ndarray, dest: np.ndarray, residual: Any, step: _Step, items: list, scratch: np.ndarray) -> None:

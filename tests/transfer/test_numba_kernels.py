@@ -79,6 +79,31 @@ def test_fused_depthwise_projection_matches_the_two_steps(seed):
 
 @needs_numba
 @pytest.mark.parametrize("seed", range(20))
+def test_fused_inverted_residual_matches_its_three_steps(seed):
+    rng = np.random.default_rng(400 + seed)
+    n, h, w, cin, stride, residual = _random_case(rng)
+    hidden = int(rng.integers(1, 50))
+    cout = cin if residual else int(rng.integers(1, 40))
+    stride = 1 if residual else stride  # a residual block keeps its size
+    x = _normal(rng, n, h, w, cin)
+    expand, expand_bias = _normal(rng, cin, hidden), _normal(rng, hidden)
+    dw_kernel, dw_bias = _normal(rng, 3, 3, hidden), _normal(rng, hidden)
+    kernel, bias = _normal(rng, hidden, cout), _normal(rng, cout)
+    ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
+    out = np.full((n, ho, wo, cout), np.nan, np.float32)
+    band_rows = int(rng.integers(1, ho + 1))  # bands from one row (every band re-expands its neighbours' rows) up
+    _numba_kernels.inverted_residual(x, expand, expand_bias, dw_kernel, dw_bias, stride, kernel, bias, residual, out,
+                                     band_rows)
+    expanded = np.clip(x @ expand + expand_bias, 0, 6)
+    filtered = np.clip(mv._depthwise3x3(expanded, dw_kernel, stride) + dw_bias, 0, 6)
+    expected = filtered @ kernel + bias + (x if residual else 0)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(expected).max(initial=0))),
+                               err_msg=f"{(n, h, w, cin, hidden, cout)} stride {stride} residual {residual} "
+                                       f"band_rows {band_rows}")
+
+
+@needs_numba
+@pytest.mark.parametrize("seed", range(20))
 def test_stem_kernel_matches_the_strided_im2col_gemm(seed):
     rng = np.random.default_rng(100 + seed)
     n, h, w, cin, stride, relu6 = _random_case(rng)
@@ -140,7 +165,7 @@ def test_compiled_path_matches_the_numpy_path(model, seed):
 @needs_numba
 @pytest.mark.parametrize("fuse", [True, False])
 def test_compiled_path_from_a_middle_block_and_in_chunks(model, monkeypatch, fuse):
-    monkeypatch.setattr(mv, "_FUSE_DEPTHWISE_PROJECT", fuse)
+    monkeypatch.setattr(mv, "_FUSE_KERNELS", fuse)
     rng = np.random.default_rng(7)
     x = rng.standard_normal((3, 64, 64, 3)).astype(np.float32)
     plain = FoldedMobileNetV2(model, kernels="numpy", threads=1)
