@@ -1,5 +1,9 @@
-"""Shared bits of the benchmark scripts: timing with medians, the machine description, and
-writing one script's section of ``docs/benchmarks.md`` without touching the others."""
+"""Shared bits of the benchmark scripts: the checkout on ``sys.path``, one compute thread, timing with medians,
+the machine description, and writing one script's section of ``docs/benchmarks.md`` without touching the others.
+
+A benchmark imports it first (``python benchmarks/bench_NAME.py`` puts this folder on ``sys.path``; the tests
+put it there themselves), then, where it wants one thread, calls :func:`one_compute_thread` before NumPy loads.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,27 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+# The checkout's packages (rl, agents, ...) also for a Python without playgrad installed: scripts/gpu_checks.sh
+# runs the benchmarks with a device machine's python3.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
 # PLAYGRAD_BENCHMARKS_MD points the sections elsewhere: scripts/gpu_checks.sh writes a copy into $OUT on a
 # device machine, so its measured sections come back as a file instead of being retyped from a log.
-BENCHMARKS_MD = Path(os.environ.get("PLAYGRAD_BENCHMARKS_MD")
-                     or Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md")
+BENCHMARKS_MD = Path(os.environ.get("PLAYGRAD_BENCHMARKS_MD") or ROOT / "docs" / "benchmarks.md")
+
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # what BLAS libraries read
+
+
+def one_compute_thread() -> None:
+    """One BLAS/OpenMP thread for this process and the ones it starts, unless the environment already sets a count.
+
+    Call it before NumPy is imported: the BLAS library reads these variables once, when it loads. The benchmarks'
+    networks are tiny, so more threads only add synchronisation, and the peers are pinned to one thread alike.
+    """
+    for var in THREAD_VARIABLES:
+        os.environ.setdefault(var, "1")
 
 
 def machine_description() -> str:
@@ -70,11 +91,14 @@ def median_time(fn: Callable[[], object], repeats: int = 7, inner: int = 1, warm
 
 
 def write_section(name: str, markdown: str, path: Path = BENCHMARKS_MD) -> None:
-    """Replace (or append) the block between ``<!-- name:start -->`` and ``<!-- name:end -->``."""
+    """Replace (or append) the block between ``<!-- name:start -->`` and ``<!-- name:end -->``, atomically."""
+    # Imported here: rl loads NumPy, and a benchmark imports this module before one_compute_thread().
+    from rl.files import atomic_write_text  # noqa: PLC0415
+
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{markdown.rstrip()}\n{end}"
     text = path.read_text() if path.exists() else "# Benchmarks\n\nEach section is written by the script it names.\n"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    atomic_write_text(path, text)

@@ -22,28 +22,22 @@ The results replace the ``bench_agents`` section of ``docs/benchmarks.md``.
 
 from __future__ import annotations
 
-import os
+from _benchlib import one_compute_thread
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+one_compute_thread()  # before NumPy loads (see the module docstring)
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from _benchlib import ROOT, command_line, machine_description, verdict, write_section
 
-from _benchlib import command_line, machine_description, verdict, write_section  # noqa: E402
-
-from agents.runner import evaluate, make_agent  # noqa: E402
-from rl.experiment import apply_overrides, load_toml  # noqa: E402
+from agents.runner import evaluate, make_agent
+from rl.experiment import apply_overrides, load_toml
 
 SB3_CHILD = r"""
 import json, sys, time

@@ -36,14 +36,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
-_ROOT = Path(__file__).resolve().parent.parent
-for _p in (str(_ROOT), str(_ROOT / "benchmarks")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
-
-from _benchlib import command_line, machine_description, median_time, write_section  # noqa: E402
-from _benchlib import verdict as _benchlib_verdict  # noqa: E402
+from _benchlib import command_line, machine_description, median_time, write_section
+from _benchlib import verdict as _benchlib_verdict
 
 # A peak-RSS child imports only the library it measures: importing torch alone takes ~190 MiB, which the
 # "ours" child would otherwise carry (and playgrad's few MiB the torch child).

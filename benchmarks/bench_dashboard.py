@@ -16,26 +16,21 @@
 
 from __future__ import annotations
 
-import os
+from _benchlib import one_compute_thread
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+one_compute_thread()  # before NumPy loads: one core per training, as make run trains
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from _benchlib import command_line, machine_description, verdict, write_section  # noqa: E402
+from _benchlib import ROOT, command_line, machine_description, verdict, write_section
 
 CONFIG = ROOT / "configs" / "metacar_level1_ppo.toml"
 TARGET_MS = 200.0

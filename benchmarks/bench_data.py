@@ -48,10 +48,9 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _benchlib import command_line, machine_description, verdict, write_section
 
-from benchmarks._benchlib import command_line, machine_description, verdict, write_section  # noqa: E402
-from transfer.data import imagenet_batches  # noqa: E402
+from transfer.data import imagenet_batches
 
 TORCH_PIPELINE = r"""
 import sys, time, json

@@ -24,30 +24,26 @@ from __future__ import annotations
 
 import os
 
-# One BLAS thread, set before NumPy loads (see the module docstring).
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+from _benchlib import one_compute_thread
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+one_compute_thread()  # before NumPy loads (see the module docstring)
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-from _benchlib import command_line, machine_description, median_time, verdict, write_section  # noqa: E402
+import numpy as np
+from _benchlib import ROOT, command_line, machine_description, median_time, verdict, write_section
 
-from agents import dqn, qtable  # noqa: E402
-from agents.base import ExperimentConfig  # noqa: E402
-from agents.runner import evaluate  # noqa: E402
-from rl.experiment import dataclass_from_dict, load_toml  # noqa: E402
+from agents import dqn, qtable
+from agents.base import ExperimentConfig
+from agents.runner import evaluate
+from rl.experiment import dataclass_from_dict, load_toml
 
 SB3_SCRIPT = r"""
 import json, sys, time

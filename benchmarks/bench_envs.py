@@ -22,21 +22,14 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
+from _benchlib import command_line, machine_description, write_section
+from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv as GymCartPoleVectorEnv
 
-_ROOT = Path(__file__).resolve().parent.parent
-for p in (str(_ROOT), str(_ROOT / "benchmarks")):
-    if p not in sys.path:
-        sys.path.insert(0, p)
-
-import gymnasium as gym  # noqa: E402
-from _benchlib import command_line, machine_description, write_section  # noqa: E402
-from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv as GymCartPoleVectorEnv  # noqa: E402
-
-import envs  # noqa: E402, F401  (registers the ids)
-from rl import backend  # noqa: E402
+import envs  # noqa: F401  (registers the ids)
+from rl import backend
 
 BATCH = 1024
 METACAR_BATCH = 256

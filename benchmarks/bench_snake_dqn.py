@@ -14,27 +14,21 @@ no frame count for it). The replay memory is filled with random boards: the step
 
 from __future__ import annotations
 
+import _benchlib
+
+_benchlib.one_compute_thread()  # one core, as the training scripts run
+
+import argparse
 import os
+import sys
+import tomllib
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one core, as the training scripts run
+import numpy as np
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import tomllib  # noqa: E402
-from pathlib import Path  # noqa: E402
+from agents.runner import make_agent
+from rl import backend
 
-import numpy as np  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import _benchlib  # noqa: E402
-
-from agents.runner import make_agent  # noqa: E402
-from rl import backend  # noqa: E402
-
-CONFIG = ROOT / "configs" / "snake_dqn.toml"
+CONFIG = _benchlib.ROOT / "configs" / "snake_dqn.toml"
 FRAME_BUDGET = 1_000_000  # the book's --maxNumFrames
 
 

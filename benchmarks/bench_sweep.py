@@ -21,13 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep Ray's sockets on loopback
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from benchmarks._benchlib import command_line, machine_description, write_section  # noqa: E402
-from playgrad.sweeps import JobSpec, deliver_archive, run_jobs  # noqa: E402
+from _benchlib import command_line, machine_description, write_section
+
+from playgrad.sweeps import JobSpec, deliver_archive, run_jobs
 
 TINY = """[experiment]
 name = "tiny"

@@ -1,5 +1,7 @@
 """benchmarks/_benchlib: medians, commands and target verdicts that every benchmark section quotes."""
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -40,3 +42,24 @@ def test_write_section_replaces_only_its_own_block(tmp_path):
     text = md.read_text()
     assert "A2 $1 \\g<0>" in text and "A1" not in text and "B1" in text
     assert text.index("<!-- a:start -->") < text.index("<!-- b:start -->")
+
+
+def test_importing_it_puts_the_checkout_on_the_path_and_loads_no_numpy():
+    # A benchmark imports _benchlib first and sets its thread count after: NumPy must not be loaded by then
+    # (BLAS reads the count once, at load); the checkout's packages must be importable for a Python without
+    # playgrad installed (gpu_checks.sh's python3 on a device machine).
+    root = Path(__file__).resolve().parents[2]
+    probe = ("import sys; sys.path[:] = [p for p in sys.path if 'site-packages' not in p]; "
+             "sys.path.insert(0, 'benchmarks'); import _benchlib; "
+             "print('numpy' in sys.modules, sys.path[0] == str(_benchlib.ROOT), _benchlib.ROOT.name)")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["False", "True", root.name], out.stderr
+
+
+def test_one_compute_thread_keeps_a_count_the_environment_sets(monkeypatch):
+    for var in _benchlib.THREAD_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    _benchlib.one_compute_thread()
+    assert {var: os.environ[var] for var in _benchlib.THREAD_VARIABLES} == \
+        {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "4", "MKL_NUM_THREADS": "1"}
