@@ -20,6 +20,7 @@ qtable     (none)         a table, not a network: refused
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from rl.errors import CheckpointError
 from rl.experiment import RunDir
 from transfer import mobilenet_v2 as mn
 
-__all__ = ["NETWORKS", "ExportError", "load_run_network", "load_source", "network_of_agent"]
+__all__ = ["NETWORKS", "ExportError", "add_source_arguments", "load_run_network", "load_source", "network_of_agent"]
 
 # agent name -> (attribute holding the exported network, what its output means)
 NETWORKS = {
@@ -82,6 +83,15 @@ def load_run_network(run_dir: str | Path, tag: str = "best") -> tuple[Any, dict[
     meta.update({"source": str(run_dir), "tag": tag, "env_id": experiment.get("env_id"),
                  "env": dict(config.get("env", {}))})
     return model, meta
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments :func:`load_source` takes, as the export commands read them: ``source``, then the options
+    ``--tag`` and ``--random-init`` (``args.source``, ``args.tag``, ``args.random_init``)."""
+    parser.add_argument("source", help="run directory, Model.save file (.safetensors), or 'mobilenet_v2'")
+    parser.add_argument("--tag", default="best", choices=["best", "latest"],
+                        help="checkpoint of a run directory: best (default) or latest")
+    parser.add_argument("--random-init", action="store_true", help="mobilenet_v2 without pretrained weights")
 
 
 def load_source(source: str, tag: str = "best", random_init: bool = False) -> tuple[Any, dict[str, Any]]:

@@ -19,17 +19,14 @@ import json
 import sys
 from pathlib import Path
 
-from playgrad.sources import ExportError, load_source
+from playgrad.sources import ExportError, add_source_arguments, load_source
 from rl.onnx import OnnxExportError, export_onnx, verify_onnx
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", help="run directory, Model.save file (.safetensors), or 'mobilenet_v2'")
+    add_source_arguments(parser)
     parser.add_argument("out", help="the .onnx file to write")
-    parser.add_argument("--tag", default="best", choices=["best", "latest"],
-                        help="checkpoint of a run directory: best (default) or latest")
-    parser.add_argument("--random-init", action="store_true", help="mobilenet_v2 without pretrained weights")
     parser.add_argument("--no-verify", action="store_true", help="do not run the file in ONNX Runtime afterwards")
     args = parser.parse_args(argv)
     out = Path(args.out)

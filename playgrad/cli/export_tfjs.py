@@ -33,7 +33,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from playgrad.sources import NETWORKS, ExportError, load_source, network_of_agent
+from playgrad.sources import NETWORKS, ExportError, add_source_arguments, load_source, network_of_agent
 from rl import tfjs
 
 __all__ = ["NETWORKS", "ExportError", "export", "load_source", "main", "network_of_agent"]
@@ -51,11 +51,8 @@ def export(source: str, out_dir: str | Path, tag: str = "best", random_init: boo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", help="run directory, Model.save file (.safetensors), or 'mobilenet_v2'")
+    add_source_arguments(parser)
     parser.add_argument("out_dir", help="directory for model.json and the weight shards")
-    parser.add_argument("--tag", default="best", choices=["best", "latest"],
-                        help="checkpoint of a run directory: best (default) or latest")
-    parser.add_argument("--random-init", action="store_true", help="mobilenet_v2 without pretrained weights")
     parser.add_argument("--shard-size", type=int, default=tfjs.SHARD_SIZE_BYTES,
                         help=f"max bytes per shard (default {tfjs.SHARD_SIZE_BYTES:,}, as the TF.js converter)")
     args = parser.parse_args(argv)
