@@ -331,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     total = profile["total_cpu_s"]
     minibatches, steps_per_world = profile["minibatches"], profile["env_steps"] / cfg["num_envs"]
     update_per_minibatch = profile["update_cpu_s"] / max(minibatches, 1)
+    collect_s = sum(cpu_s for name, cpu_s in profile["parts"].items() if not name.startswith("update"))
+    bound_s = floor_s * minibatches + collect_s
     lines += [
         "",
         f"Where playgrad's loop goes (one more run of seed {args.seed} with CPU meters around its parts, "
@@ -341,8 +343,9 @@ def main(argv: list[str] | None = None) -> int:
         "| --- | ---: | ---: |",
         *(f"| {name} | {cpu_s:.2f} | {100 * cpu_s / total:.0f}% |" for name, cpu_s in profile["parts"].items()),
         "",
-        f"Graph nodes built: {profile['nodes_per_minibatch']:.1f} per minibatch update (six of them the fused "
-        f"dense layers: matmul + bias + tanh, one node each), {profile['nodes_per_env_step']:.1f} per step of "
+        f"Graph nodes built: {profile['nodes_per_minibatch']:.1f} per minibatch update ({2 * (len(cfg['hidden']) + 1)} "
+        f"of them the two networks' dense layers: matmul + bias + tanh, one node each), "
+        f"{profile['nodes_per_env_step']:.1f} per step of "
         f"the {cfg['num_envs']} worlds. One minibatch update costs {update_per_minibatch * 1e6:.0f} CPU us "
         f"in playgrad; the same minibatch as direct NumPy calls (the same kernels, no tensors or graph: "
         f"`numpy_floor_minibatch_s`) costs {floor_s * 1e6:.0f} us, so about "
@@ -350,7 +353,11 @@ def main(argv: list[str] | None = None) -> int:
         f"is Python dispatch and the rest NumPy's kernels and per-call costs. The peer's whole loop, env "
         f"steps included, is {peer_loop_cpu / minibatches * 1e6:.0f} CPU us per minibatch update: XLA fuses "
         "each pass's elementwise work into a few loops, where NumPy pays a call and a pass over memory per "
-        "operation.",
+        f"operation. The NumPy floor of the {minibatches:,} updates, with no dispatch at all, is "
+        f"{floor_s * minibatches:.2f} CPU s; with the rest of the loop as measured above (collection, GAE, "
+        f"logging: {collect_s:.2f} s) the loop "
+        f"cannot go below {bound_s:.2f} s, {bound_s / peer_loop_cpu:.1f}x the peer's whole loop, without "
+        "fused kernels or a cheaper collection.",
     ]
     text = "\n".join(lines)
     print(text)
