@@ -32,29 +32,26 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+from _benchlib import one_compute_thread
 
-import argparse  # noqa: E402
-import collections  # noqa: E402
-import importlib  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+one_compute_thread()  # before NumPy loads (see the module docstring)
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+import argparse
+import collections
+import importlib
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-from _benchlib import command_line, machine_description, verdict, write_section  # noqa: E402
-from bench_agents import _Hooks, ppo_config, ppo_settings_text  # noqa: E402
+import numpy as np
+from _benchlib import ROOT, command_line, machine_description, verdict, write_section
+from bench_agents import _Hooks, ppo_config, ppo_settings_text
 
-from agents.runner import evaluate, make_agent  # noqa: E402
-from rl.experiment import apply_overrides, load_toml  # noqa: E402
+from agents.runner import evaluate, make_agent
+from rl.experiment import apply_overrides, load_toml
 
 CONFIG = "cartpole_ppo_fast"
 # One compute thread for XLA (its Eigen pool and its intra-op pool), as playgrad gets one BLAS thread.
