@@ -4,6 +4,7 @@ TensorBoard event files read back with TensorBoard's own reader."""
 from __future__ import annotations
 
 import json
+import types
 
 import numpy as np
 import pytest
@@ -205,7 +206,8 @@ def test_tensorboard_writers_in_one_second_keep_their_files_and_a_purge_mark_hid
                              reason="tensorboard not installed (pip install 'playgrad[tensorboard]')")
     event_file_writer = pytest.importorskip("tensorboardX.event_file_writer",
                                             reason="tensorboardX not installed (pip install 'playgrad[tensorboard]')")
-    monkeypatch.setattr(event_file_writer.time, "time", lambda: 1_700_000_000.5)  # every file in one second
+    # Every file in one second: the writer module's clock only (its time module, as it names files by it).
+    monkeypatch.setattr(event_file_writer, "time", types.SimpleNamespace(time=lambda: 1_700_000_000.5))
     logdir = tmp_path / "tensorboard"
     writes = [(None, range(1, 6)),  # a run, killed after writing step 5
               (4, range(4, 8)),  # resumed from a checkpoint at step 3: steps 4 and 5 again
