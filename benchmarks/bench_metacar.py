@@ -33,6 +33,7 @@ import re  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -55,6 +56,7 @@ class Experiment:
     config: str
     seeds: tuple[int, ...]
     target: str
+    measure: str = "reward_per_step"  # the evaluation figure the target judges, at >= 0.5
     train: bool = True
 
 
@@ -62,8 +64,10 @@ EXPERIMENTS = [
     # three seeds each: the head-to-head with the originals is judged on every seed (issue 15)
     Experiment("metacar_level0_qtable", (0, 1, 2), "reward/step >= 0.5"),
     Experiment("metacar_level1_ppo", (0, 1, 2), "reward/step >= 0.5"),
-    Experiment("metacar_level2_ddpg", (0, 1, 2), "800 steps on the road at >= 1 px/step"),
-    Experiment("metacar_level3_ddpg", (0, 1, 2), "800 steps without a crash"),
+    Experiment("metacar_level2_ddpg", (0, 1, 2), "800 steps on the road at >= 1 px/step", "fast_and_safe"),
+    Experiment("metacar_level2_ppo", (0, 1, 2), "800 steps on the road at >= 1 px/step", "fast_and_safe"),
+    Experiment("metacar_level3_ddpg", (0, 1, 2), "800 steps without a crash", "crash_free"),
+    Experiment("metacar_level3_ppo", (0, 1, 2), "800 steps without a crash", "crash_free"),
     Experiment("metacar_full_city_ppo", (0, 1, 2), "reward/step >= 0.5"),  # no original agent for full_city
 ]
 
@@ -71,7 +75,8 @@ EXPERIMENTS = [
 SECTION = "bench_metacar"
 # Our experiment -> the original demo agent trained for the same level (agents/originals.py)
 ORIGINAL_OF = {"metacar_level0_qtable": "qtable", "metacar_level1_ppo": "policy",
-               "metacar_level2_ddpg": "ddpg-road", "metacar_level3_ddpg": "ddpg-traffic"}
+               "metacar_level2_ddpg": "ddpg-road", "metacar_level2_ppo": "ddpg-road",
+               "metacar_level3_ddpg": "ddpg-traffic", "metacar_level3_ppo": "ddpg-traffic"}
 
 
 def previous_rows(path: Path) -> dict[str, list[str]]:
@@ -108,6 +113,15 @@ def run_one(exp: Experiment, seed: int, runs_dir: str, episodes: int) -> list[di
     return results
 
 
+def train_seeds(exp: Experiment, runs_dir: str, episodes: int, jobs: int) -> list[list[dict[str, float]]]:
+    """:func:`run_one` for each of ``exp``'s seeds, in order: one after another, or ``jobs`` processes at once."""
+    if jobs <= 1:
+        return [run_one(exp, seed, runs_dir, episodes) for seed in exp.seeds]
+    with ProcessPoolExecutor(min(jobs, len(exp.seeds))) as pool:
+        futures = [pool.submit(run_one, exp, seed, runs_dir, episodes) for seed in exp.seeds]
+        return [future.result() for future in futures]
+
+
 def judge_original(exp: Experiment, seed: int, episodes: int) -> dict:
     """The original demo's agent for ``exp``'s level, scored on the same worlds as our seed-``seed`` rows."""
     agent = load_original(f"original:{ORIGINAL_OF[exp.config]}")
@@ -136,8 +150,8 @@ def row_numbers(row: str) -> dict | None:
 
 def verdict_lines(ours: list[str], peers: list[str]) -> list[str]:
     """Per level: does each of our judged checkpoints reach the original's crash-free rate and level-start score?"""
-    lines = ["| level | original (the demo's agent) | our checkpoints at least as safe (random starts) and as good "
-             "(level start) as the original on the same worlds | verdict |", "| --- | --- | --- | --- |"]
+    lines = ["| level | ours | original (the demo's agent) | our checkpoints at least as safe (random starts) and as "
+             "good (level start) as the original on the same worlds | verdict |", "| --- | --- | --- | --- | --- |"]
     for config, name in ORIGINAL_OF.items():
         mine = [n for n in map(row_numbers, ours) if n and n["name"] == config]
         theirs = {p["seed"]: p for p in map(row_numbers, peers) if p and p["name"].startswith(f"original {name} ")}
@@ -150,14 +164,14 @@ def verdict_lines(ours: list[str], peers: list[str]) -> list[str]:
         level = config.split("_")[1]
         verdict = ("ours beats or equals the original at every seed" if len(wins) == len(mine)
                    else f"the original is ahead on {len(mine) - len(wins)} of {len(mine)} checkpoints")
-        lines.append(f"| {level} | {name} | {shown} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}) | {verdict} |")
+        seed_count = f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
+        lines.append(f"| {level} | {config} | {name} | {shown} ({seed_count}) | {verdict} |")
     return lines
 
 
 def table_row(exp: Experiment, r: dict) -> str:
     """One markdown row of the table for one judged checkpoint."""
-    met = {"metacar_level2_ddpg": r["fast_and_safe"] >= 0.5,
-           "metacar_level3_ddpg": r["crash_free"] >= 0.5}.get(exp.config, r["reward_per_step"] >= 0.5)
+    met = r[exp.measure] >= 0.5
     # BasicMotion zeroes the speed after every step (spec §3.1), so speed says nothing there.
     speed = "-" if r["basic"] else f"{r['mean_speed']:.2f}"
     fast = "-" if r["basic"] else f"{r['fast_and_safe']:.2f}"
@@ -180,11 +194,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="train nothing: keep every row of ours, re-score the original agents and the verdicts")
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per trained agent")
     parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/benchmarks.md alone")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="train this many seeds of an experiment at once, one process each (scores are the "
+                             "same; wall times then include the seeds' competition for the cores)")
     args = parser.parse_args(argv)
     names = [exp.config for exp in EXPERIMENTS]
     unknown = [name for name in args.only or [] if name not in names]
     if unknown:
         parser.error(f"--only: unknown experiment {', '.join(unknown)}; valid: {', '.join(names)}")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.peers_only and args.only:
         parser.error("--peers-only trains nothing; drop --only")
     selective = bool(args.only) or args.peers_only  # rows of experiments not trained now are kept
@@ -195,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             "| 800 steps at >= 1 px/step | from the level's start: reward/step, crash-free, speed "
             "| transitions trained (at the weights) | train wall time (s) | target met (random starts) |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    kept_names, ours, peers = [], [], []
+    kept_names, ours = [], []
+    peers: dict[str, list[str]] = {}  # original agent -> its rows, scored once however many of ours face it
     with tempfile.TemporaryDirectory() as runs_dir:
         for exp in EXPERIMENTS:
             if exp.config not in measured:
@@ -205,17 +225,23 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{exp.config}: no config file, skipped")
                 continue
             else:
-                for seed in exp.seeds:
-                    print(f"training {exp.config} seed {seed} ...", flush=True)
-                    for r in run_one(exp, seed, runs_dir, args.episodes):
+                print(f"training {exp.config} seeds {', '.join(map(str, exp.seeds))} ...", flush=True)
+                for results in train_seeds(exp, runs_dir, args.episodes, args.jobs):
+                    for r in results:
                         ours.append(table_row(exp, r))
                         print(ours[-1], flush=True)
-            if exp.config in ORIGINAL_OF and (exp.config in kept or exp.config in measured):
+            original = ORIGINAL_OF.get(exp.config)
+            if original and original not in peers and (exp.config in kept or exp.config in measured):
+                peers[original] = []
                 for seed in exp.seeds:  # the same worlds as our rows of this seed
-                    peers.append(table_row(exp, judge_original(exp, seed, args.episodes)))
-                    print(peers[-1], flush=True)
-    rows += [r for exp in EXPERIMENTS for r in [*ours, *peers] if row_name(r) == exp.config
-             or row_name(r).startswith(f"original {ORIGINAL_OF.get(exp.config, '?')} ")]
+                    peers[original].append(table_row(exp, judge_original(exp, seed, args.episodes)))
+                    print(peers[original][-1], flush=True)
+    # Each experiment's rows in the table's order; an original's rows follow the last of ours that faces it.
+    for i, exp in enumerate(EXPERIMENTS):
+        rows += [r for r in ours if row_name(r) == exp.config]
+        original = ORIGINAL_OF.get(exp.config)
+        if original and all(ORIGINAL_OF.get(later.config) != original for later in EXPERIMENTS[i + 1:]):
+            rows += peers.get(original, [])
     load = os.getloadavg()[0]
     kept_note = (f"Rows of {', '.join(f'`{n}`' for n in kept_names)} are kept from an earlier run of this script "
                  "(this one re-measured only the others, with `--only` or `--peers-only`); their wall times are from "
@@ -226,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Machine: {_benchlib.machine_description()}; CPU only, one BLAS thread. 1-minute load average at the "
         f"end: {load:.1f} (other work shares the cores, so wall times move; scores do not: they are fixed by "
-        f"config and seed). Command: `{_benchlib.command_line(None if argv is None else [__file__, *argv])}`.",
+        f"config and seed). Command: `{_benchlib.command_line(None if argv is None else [__file__, *argv])}`."
+        + (f" The seeds of an experiment trained {args.jobs} at a time (`--jobs`): each wall time includes the "
+           "others' share of the cores." if args.jobs > 1 else ""),
         "",
         f"Each agent is trained by `scripts/train.py` with the config's budget and seed (stopping early at the "
         "config's `target_return` where it has one); its final weights, and its \"best\" checkpoint where that is "
@@ -246,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         "step as the original JavaScript does). Verdict per level: every one of our judged checkpoints at least as "
         "crash-free from random starts and at least as good from the level start as the original, same worlds.",
         "",
-        *verdict_lines(ours, peers),
+        *verdict_lines(ours, [row for rows_of in peers.values() for row in rows_of]),
         "",
         *([kept_note, ""] if kept_note else []),
         *rows,

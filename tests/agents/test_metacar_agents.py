@@ -82,3 +82,30 @@ def test_full_city_config_drives_the_bundled_city_with_an_agent_added():
     hooks = FakeHooks()
     agent.learn(256, hooks)
     assert [r["iteration"] for r in hooks.records if "iteration" in r] == [1, 2]
+
+
+@pytest.mark.parametrize(("name", "obs_dim", "bots"), [
+    ("metacar_level2_ppo", 26, 0),  # the demo's level2 setting: 25 lidar cells + speed, no bots
+    ("metacar_level3_ppo", 50, 16),  # the demo's level3 setting: 49 + speed, the level's 16 bots
+])
+def test_control_ppo_configs_drive_the_demos_settings_with_a_gaussian_policy(name, obs_dim, bots):
+    agent = config_agent(name, "agent.num_envs=2", "agent.num_steps=64", "agent.batch_size=64")
+    assert agent.envs.single_observation_space.shape == (obs_dim,) and agent.envs.core.num_bots == bots
+    assert not agent.discrete and agent.log_std is not None and agent.log_std.data.shape == (2,)
+    hooks = FakeHooks()
+    agent.learn(256, hooks)
+    assert [r["iteration"] for r in hooks.records if "iteration" in r] == [1, 2]
+    actions = agent.act(agent.envs.reset(seed=3)[0])
+    assert actions.shape == (2, 2) and np.all(np.abs(actions) <= 1.0)  # clipped to the Box
+
+
+@pytest.mark.slow
+def test_level2_ppo_drives_at_speed_seed_0():
+    # The config's own settings on a fixed 1M-step budget (half its own; the learning rate anneals to zero over
+    # the budget given to learn): deterministic episodes from random starts must average >= 0.5 reward per step,
+    # which needs most of them to run the 800 steps near full speed (the most is 0.75).
+    agent = config_agent("metacar_level2_ppo")
+    with threadpool_limits(1):
+        agent.learn(1_000_000, FakeHooks())
+    result = evaluate(agent, episodes=10)
+    assert result["mean_return"] / 800 >= 0.5, result

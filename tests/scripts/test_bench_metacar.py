@@ -65,7 +65,7 @@ def test_a_full_run_keeps_nothing_old(tmp_path, monkeypatch):
     bench_metacar.main([])
     text = md.read_text()
     assert "old" not in text and "are kept from an earlier run" not in text
-    assert text.count("| metacar_level1_ppo |") == 3  # seeds 0, 1, 2
+    assert text.count("\n| metacar_level1_ppo |") == 3  # rows of seeds 0, 1, 2
 
 
 def test_only_refuses_an_unknown_experiment(capsys):
@@ -95,7 +95,49 @@ def test_the_originals_are_scored_on_the_same_worlds_and_judged_per_level(tmp_pa
     peer = next(line for line in section.splitlines() if line.startswith("| original ddpg-traffic (the demo's) | 0 |"))
     # the shipped actor on the evaluation worlds of seed 0: 16 of 20 crash-free; from the level start 0.7506
     assert "| 0.80 |" in peer and "| 0.751, yes, 1.50 |" in peer
-    verdict = next(line for line in section.splitlines() if line.startswith("| level3 | ddpg-traffic |"))
+    verdict = next(line for line in section.splitlines()
+                   if line.startswith("| level3 | metacar_level3_ddpg | ddpg-traffic |"))
     # ours (fake): 0.75 crash-free, 0.9 from the level start; the original: 0.80, 0.80, 0.75 on seeds 0-2
     assert "seed 0 final: no, seed 1 final: no, seed 2 final: yes" in verdict
     assert "the original is ahead on 2 of 3 checkpoints" in verdict
+
+
+def test_two_of_ours_facing_one_original_share_its_rows_and_get_a_verdict_each(tmp_path, monkeypatch):
+    md = tmp_path / "benchmarks.md"
+    monkeypatch.setattr(bench_metacar._benchlib, "BENCHMARKS_MD", md)
+    monkeypatch.setattr(bench_metacar, "EXPERIMENTS", [e for e in bench_metacar.EXPERIMENTS
+                                                       if e.config.startswith("metacar_level2_")])
+    scored = []
+    monkeypatch.setattr(bench_metacar, "run_one", lambda exp, seed, runs_dir, episodes: [fake_result(seed, "latest")])
+    monkeypatch.setattr(bench_metacar, "judge_original", lambda exp, seed, episodes: scored.append(seed)
+                        or {**fake_result(seed, "shipped"), "crash_free": 0.8, "env_steps": None, "wall_s": None})
+    assert bench_metacar.main(["--no-write"]) == 0 and not md.exists()
+    assert scored == [0, 1, 2]  # the original's three seeds, once
+    bench_metacar.main([])
+    lines = md.read_text().splitlines()
+    names = [line.split("|")[1].strip() for line in lines if line.startswith(("| metacar_", "| original "))]
+    assert names == ["metacar_level2_ddpg"] * 3 + ["metacar_level2_ppo"] * 3 + ["original ddpg-road (the demo's)"] * 3
+    verdicts = [line for line in lines if line.startswith("| level2 |")]
+    assert [v.split("|")[2].strip() for v in verdicts] == ["metacar_level2_ddpg", "metacar_level2_ppo"]
+    # ours (fake): 0.75 crash-free against the original's 0.80 on every seed
+    assert all("the original is ahead on 3 of 3 checkpoints" in v for v in verdicts)
+
+
+def fake_run_one(exp, seed, runs_dir, episodes):  # module level: --jobs sends it to worker processes by name
+    return [{**fake_result(seed, "latest"), "crash_free": 0.05 * seed}]
+
+
+def test_jobs_trains_the_seeds_in_processes_and_gives_the_same_rows(tmp_path, monkeypatch):
+    md = tmp_path / "benchmarks.md"
+    monkeypatch.setattr(bench_metacar._benchlib, "BENCHMARKS_MD", md)
+    monkeypatch.setattr(bench_metacar, "EXPERIMENTS", [e for e in bench_metacar.EXPERIMENTS
+                                                       if e.config == "metacar_full_city_ppo"])  # no peer to score
+    monkeypatch.setattr(bench_metacar, "run_one", fake_run_one)
+    tables = []
+    for jobs in ("1", "3"):
+        bench_metacar.main(["--jobs", jobs])
+        tables.append([line for line in md.read_text().splitlines() if line.startswith("| metacar_")])
+    assert tables[0] == tables[1] and [row.split("|")[6].strip() for row in tables[1]] == ["0.00", "0.05", "0.10"]
+    assert "trained 3 at a time" in md.read_text()
+    with pytest.raises(SystemExit):
+        bench_metacar.main(["--jobs", "0"])
