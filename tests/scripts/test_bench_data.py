@@ -48,7 +48,8 @@ def test_missing_folder_is_one_line(tmp_path, capsys):
     assert "nope does not exist" in capsys.readouterr().err
 
 
-def test_finetune_run_is_measured_under_time_and_tabled(tmp_path, capsys):
+def test_finetune_run_is_measured_under_time_and_tabled(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench_data.tempfile, "tempdir", str(tmp_path))  # its bench_data_runs-* folder
     folder = tmp_path / "shapes"
     make_image_set(folder, 0, classes=2, size=48, workers=1, per_class=6, log=lambda *a, **k: None)
     tiny = ["data.image_size=32", "data.batch_size=4", 'backbone.weights="random"', "data.validation_split=0.25",
@@ -63,3 +64,4 @@ def test_finetune_run_is_measured_under_time_and_tabled(tmp_path, capsys):
     assert 20 < peak < 1500  # a Python process with NumPy, measured by /usr/bin/time
     assert "training epoch over the cached embeddings (median of 2)" in out
     assert re.search(r"load average, sampled every 30 s over the run \(\d+ samples\)", out)
+    assert len(list(tmp_path.glob("bench_data_runs-*/runs/finetune_stream-*/result.json"))) == 1
