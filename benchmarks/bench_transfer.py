@@ -114,12 +114,19 @@ KERNEL_CHOICE = (
     "GFLOP/s on MobileNetV2's shapes, e.g. 12544x16x96 and 49x960x320, where hand-written numba GEMM loops, plain "
     "or 4-row register-tiled, reached 6-32); what numba replaces is everything around them. Applying bias + ReLU6 "
     "to each in-cache GEMM band in one compiled pass cost 0.02 ms over the GEMM for 12544x16x96 where NumPy's "
-    "`+=` and `clip` cost 1.0 ms; the compiled depthwise taps cut that layer kind about 8x "
+    "`+=` and `clip` cost 1.0 ms; the compiled depthwise taps cut that layer kind 7-8x "
     "(table above). Threads: numba's OpenMP pool with GOMP's default spinning ran 2-thread batch-1 inference at "
     "1317 ms/image (spinning threads starve the busy ones on a loaded machine) against 48-69 ms with idle "
     "threads sleeping (`OMP_WAIT_POLICY=PASSIVE`, what `_numba_kernels.set_threads` sets unless the user did) "
-    "and 71-95 ms with numba's workqueue pool. No other library was tried: oneDNN and XNNPACK have no maintained "
-    "Python bindings that take NumPy arrays, and PyTorch or ONNX Runtime as the accelerator would be the peers.")
+    "and 71-95 ms with numba's workqueue pool. Two more ways to share a layer's bands between 2 threads, each "
+    "against OpenMP with sleeping threads in the same conditions (batch 1, load ~12, medians of 24 calls): numba's "
+    "TBB pool (the `tbb` 2022.3 wheel) 53 vs 48 ms/image wall, 19.8 vs 17.0 CPU-ms; our own Python-thread pool in "
+    "which the caller takes every band no helper has started (so it never waits for a helper that has no core "
+    "yet, as ONNX Runtime's pool does) 57 ms wall, 23 CPU-ms, its per-band dispatch and the GIL costing more "
+    "than the waits it saves. So OpenMP stays, and the 2-thread batch-1 row is this path's weak spot on a busy "
+    "machine: each of the 19-35 kernel calls per image waits for the slower thread. No other kernel library was "
+    "tried: oneDNN and XNNPACK have no maintained Python bindings that take NumPy arrays, and PyTorch or ONNX "
+    "Runtime as the accelerator would be the peers.")
 
 
 def ort_comparison(model: rl.Model, rounds: int, repeats: int, threads_list=(1, 2)) -> list[str]:
