@@ -268,6 +268,14 @@ def train_seeds(config_path: str | None, overrides: list[str], seeds: list[int] 
         if overrides or seeds or config_path is not None:
             raise ConfigError("--resume continues runs with their saved configs; drop CONFIG, --set and --seeds")
         runs = [RunDir.open(path) for path in resume]
+        finished = [run for run in runs if (run.path / "eval.json").exists()]
+        if len(finished) == len(runs):  # as train() says for one run: nothing left to train
+            print(f"{len(runs)} runs already finished; their evaluations are in their eval.json. Nothing to resume: "
+                  f"to train longer, start new runs with --set experiment.total_steps=...")
+            return [run.path for run in runs]
+        if finished:
+            raise ConfigError(f"--resume: {finished[0].path} already finished while others did not; resume the "
+                              f"unfinished ones")
         configs = [apply_overrides(run.read_config(), [] if device is None else [f'experiment.device="{device}"'])
                    for run in runs]
         _check_one_config(configs, [str(run.path) for run in runs])

@@ -107,6 +107,9 @@ def test_ctrl_c_then_resume_continues_every_seed_exactly(tmp_path, monkeypatch):
         cut = train_seeds(FAST, overrides, [0, 1, 2], runs_dir=str(tmp_path / "cut"), progress=False)
     assert not any((run / "eval.json").exists() for run in cut)
     train_seeds(None, [], resume=[str(run) for run in cut], progress=False)
+    before = [(run / "eval.json").read_text() for run in cut]
+    assert train_seeds(None, [], resume=[str(run) for run in cut], progress=False) == cut  # finished: nothing to do
+    assert [(run / "eval.json").read_text() for run in cut] == before
     for a, b in zip(full, cut):
         assert strip_wall_clock(RunDir(b).read_metrics()) == strip_wall_clock(RunDir(a).read_metrics())
         assert json.loads((b / "eval.json").read_text())["returns"] == json.loads((a / "eval.json").read_text())[
