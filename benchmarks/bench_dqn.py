@@ -9,7 +9,7 @@
    second thread, and on a loaded 2-core machine oversubscribed BLAS threads slow both down ~10x.
 2. DQN on the book's snake with ``configs/snake_dqn_small.toml``: frames and wall time until the mean
    reward of the last 100 games reaches the config's ``target_return`` (30).
-3. The MetaCar level0 Q-table (``configs/metacar_level0_qtable.toml``, the demo's 1.6 M frames): share
+3. The MetaCar level0 Q-table (``configs/metacar_level0_qtable.toml``, the config's frames): share
    of greedy evaluation episodes from shuffled starts that drive 800 steps without a crash.
 
     python benchmarks/bench_dqn.py                       # everything (~10-15 min on 2 cores)
@@ -256,7 +256,7 @@ def markdown(args, ours, fast, sb3, sb3_error, snake, qt, load_before, load_afte
         lines.append("The book's own network and settings (configs/snake_dqn.toml, 1.12 M weights, one batch per "
                      "frame) are GPU-sized: not trained here; their cost per frame is in the bench_snake_dqn section.")
     if qt:
-        lines += ["", "### MetaCar level0, tabular Q-learning (the demo's 1.6 M frames)", "",
+        lines += ["", f"### MetaCar level0, tabular Q-learning ({qt[0]['frames'] / 1e6:.1f} M frames)", "",
                   "| seed | train wall time (s) | crash-free 800-step episodes (greedy, shuffled starts) |",
                   "|---|---|---|"]
         for r in qt:
