@@ -31,7 +31,7 @@ def test_runs_interleave_and_verdicts_follow_the_numbers(monkeypatch, capsys):
     monkeypatch.setattr(bench_dqn, "bench_cartpole", ours)
     monkeypatch.setattr(bench_dqn, "bench_sb3", sb3)
     monkeypatch.setattr(bench_dqn, "bench_qtable", lambda seeds, episodes: [
-        {"seed": 0, "train_s": 1.0, "crash_free": 85, "episodes": 100, "rate": 0.85}])
+        {"seed": 0, "train_s": 1.0, "frames": 3_200_000, "crash_free": 85, "episodes": 100, "rate": 0.85}])
     monkeypatch.setattr(bench_dqn, "matmul_floor_s", lambda updates: 0.1)
     bench_dqn.main(["--seeds", "0", "1", "--sb3-seeds", "0", "1", "--skip-snake", "--no-write"])
     assert calls == [("cartpole_dqn", 0), ("cartpole_dqn_fast", 0), ("sb3", 0),
@@ -42,4 +42,5 @@ def test_runs_interleave_and_verdicts_follow_the_numbers(monkeypatch, capsys):
     assert "**0.05**, target missed (the fast config solved < 80% of its seeds)" in out
     assert "except the loss: mse here, SB3's Huber" in out
     assert "on every seed: missed." in out  # the Q-table's 85% is under 90%
+    assert "### MetaCar level0, tabular Q-learning (3.2 M frames)" in out
     assert "Command: `python benchmarks/bench_dqn.py --seeds 0 1 --sb3-seeds 0 1 --skip-snake --no-write`" in out
