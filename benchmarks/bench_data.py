@@ -279,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{dev['ratio']:.2f}x |",
         ]
     lines += rss_lines(args) if args.rss else []
-    lines = [f"Command: `{command_line(argv if argv is None else ['benchmarks/bench_data.py', *argv])}`",
+    command = command_line(argv if argv is None else ["benchmarks/bench_data.py", *argv])
+    code = f"`` {command} ``" if "`" in command else f"`{command}`"  # a --note may quote commands in backticks
+    lines = [f"Command: {code}",
              f"Machine: {machine_description()}. {load.summary()} {args.note}".rstrip(), *lines]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -65,3 +65,13 @@ def test_finetune_run_is_measured_under_time_and_tabled(tmp_path, monkeypatch, c
     assert "training epoch over the cached embeddings (median of 2)" in out
     assert re.search(r"load average, sampled every 30 s over the run \(\d+ samples\)", out)
     assert len(list(tmp_path.glob("bench_data_runs-*/runs/finetune_stream-*/result.json"))) == 1
+
+
+def test_a_note_quoting_a_command_keeps_the_command_line_one_code_span(tmp_path, capsys):
+    folder = tmp_path / "shapes"
+    make_image_set(folder, 0, classes=2, size=32, workers=1, per_class=2, log=lambda *a, **k: None)
+    assert bench_data.main(["--folder", str(folder), "--skip-pipeline", "--no-write",
+                            "--note", "Made with `make_image_set.py`."]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^Command: `` python benchmarks/bench_data.py .*`make_image_set.py`.*' ``$", out, re.M)
+    assert "Folder: 4 JPEGs" in out and "32x32 px" in out
