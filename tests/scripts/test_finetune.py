@@ -121,6 +121,7 @@ def test_bad_input_is_one_line_and_leaves_no_run(tmp_path, image_set, capsys):
     bad.write_bytes(bad.read_bytes()[:200])
     code, err = cli(f'data.image_folder="{broken}"', *SMALL, 'data.on_error="raise"')
     assert code == 2 and f"cannot read image {bad}" in err.splitlines()[-1]
+    assert not list(runs.rglob(".*.tmp-*")) and not list(runs.rglob("cache/train"))  # no half-written cache
 
     cache = tmp_path / "shared_cache"
     assert cli(f'data.image_folder="{image_set}"', *SMALL, f'data.cache_dir="{cache}"')[0] == 0
