@@ -14,7 +14,10 @@ Stable-Baselines3's; ``configs/cartpole_ppo.toml`` sets the RL Zoo's tuned CartP
 
 Actions: ``Discrete(n)`` spaces get a categorical policy over ``n`` logits; ``Box`` spaces a
 diagonal Gaussian with a state-independent learned log standard deviation (the sampled action is
-stored unclipped and clipped to the space's bounds only when sent to the env).
+stored unclipped and clipped to the space's bounds only when sent to the env), or, with ``use_sde``, generalized
+State-Dependent Exploration (gSDE, Raffin et al. 2021): the noise is the policy's last hidden features times a
+random matrix held for ``sde_sample_freq`` steps, so exploration stays consistent over many steps
+(:class:`rl.distributions.StateDependentGaussian`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from agents.networks import mlp, mlp_input
 from agents.rollout import RolloutBuffer, gae
 from rl import backend
 from rl import functional as F
-from rl.distributions import Categorical, DiagGaussian
+from rl.distributions import Categorical, DiagGaussian, StateDependentGaussian
 from rl.optimizers import Adam
 from rl.random import Generator
 from rl.schedules import Constant, LinearDecay
@@ -65,12 +68,19 @@ class Config:
     activation: str = "tanh"  # hidden activation (tanh keeps the small nets' outputs bounded)
     orthogonal_init: bool = True  # orthogonal weights, policy head gain 0.01: the first policy is near uniform
     adam_eps: float = 1e-5  # Adam epsilon (PPO implementations use 1e-5, not 1e-8)
-    log_std_init: float = 0.0  # Box actions: initial log standard deviation of the Gaussian
+    log_std_init: float = 0.0  # Box actions: initial log standard deviation (with use_sde: of each noise weight)
+    # gSDE: independent per-step noise averages out over a few steps, so a behaviour that needs many steps of the
+    # same deviation (reversing out of a dead end) is almost never tried; noise from a matrix held for many steps is.
+    use_sde: bool = False  # Box actions: gSDE, noise = last hidden features @ W with W ~ N(0, sigma^2)
+    sde_sample_freq: int = -1  # draw new W every this many steps of a rollout; -1: only at each rollout's start
 
     def __post_init__(self) -> None:
         check_hyperparameters(self, rates=("lr",), clip_norms=("max_grad_norm",), worlds=("num_envs",))
         if self.num_envs < 1 or self.num_steps < 1 or self.batch_size < 1 or self.num_epochs < 1:
             raise ValueError("num_envs, num_steps, batch_size and num_epochs must be positive")
+        if self.sde_sample_freq == 0 or self.sde_sample_freq < -1:
+            raise ValueError(f"agent.sde_sample_freq must be a positive number of steps or -1 (once per rollout), "
+                             f"got {self.sde_sample_freq}")
 
 
 class PPO(Agent):
@@ -89,6 +99,9 @@ class PPO(Agent):
         self.discrete = isinstance(act_space, spaces.Discrete)
         if not self.discrete and not isinstance(act_space, spaces.Box):
             raise ValueError(f"PPO supports Discrete and Box action spaces, got {act_space}")
+        if c.use_sde and self.discrete:
+            raise ValueError("agent.use_sde (state-dependent exploration) needs a Box action space, got "
+                             f"{act_space}")
         obs_dim = int(np.prod(obs_space.shape))
         self.action_shape = () if self.discrete else tuple(act_space.shape)
         act_dim = int(act_space.n) if self.discrete else int(np.prod(act_space.shape))
@@ -100,9 +113,12 @@ class PPO(Agent):
         self.value = mlp(obs_dim, c.hidden, 1, c.activation, init=init, out_gain=1.0, name="value")
         params = [*self.policy.parameters(), *self.value.parameters()]
         self.log_std = None
+        self.noise_matrices = None  # gSDE: (num_envs, features, act_dim), drawn by _resample_noise
         if not self.discrete:
             xp = backend.current().xp
-            self.log_std = Tensor(xp.full((act_dim,), c.log_std_init, dtype=xp.float32), requires_grad=True)
+            # gSDE learns one sigma per (feature, action) pair: the features are the last hidden layer's outputs
+            log_std_shape = ((c.hidden[-1] if c.hidden else obs_dim), act_dim) if c.use_sde else (act_dim,)
+            self.log_std = Tensor(xp.full(log_std_shape, c.log_std_init, dtype=xp.float32), requires_grad=True)
             params.append(self.log_std)
             self.action_low = act_space.low.astype(np.float32)
             self.action_high = act_space.high.astype(np.float32)
@@ -112,16 +128,32 @@ class PPO(Agent):
         self.iteration = 0
 
     # ------------------------------------------------------------------------------ the policy
-    def _dist(self, obs: Tensor) -> Categorical | DiagGaussian:
+    def _dist(self, obs: Tensor) -> Categorical | DiagGaussian | StateDependentGaussian:
         """The policy's action distribution for observations ``(B, obs_dim)``: a categorical over the
-        logits, or a Gaussian with mean ``(B, A)`` and the learned log std ``(A,)``."""
-        out = self.policy(obs)
-        return Categorical(out) if self.discrete else DiagGaussian(out, self.log_std)
+        logits, a Gaussian with mean ``(B, A)`` and the learned log std ``(A,)``, or (``use_sde``) the
+        state-dependent Gaussian of the last hidden features ``(B, H)`` and log std ``(H, A)``."""
+        if not self.config.use_sde:
+            out = self.policy(obs)
+            return Categorical(out) if self.discrete else DiagGaussian(out, self.log_std)
+        *body, head = self.policy.layers
+        features = obs
+        for layer in body:
+            features = layer(features)
+        return StateDependentGaussian(head(features), features.data, self.log_std)
+
+    def _resample_noise(self, num_rows: int) -> None:
+        """gSDE: draw a new noise matrix for each of ``num_rows`` worlds."""
+        self.noise_matrices = StateDependentGaussian.sample_noise_matrices(self.log_std, num_rows, self.rng)
 
     def _sample(self, obs: Any) -> tuple[Any, Any]:
         """Sample actions for ``obs (N, obs_dim)``; returns (actions, their log-probabilities (N,))."""
         dist = self._dist(Tensor(obs))
-        actions = dist.sample(self.rng)
+        if isinstance(dist, StateDependentGaussian):
+            if self.noise_matrices is None or self.noise_matrices.shape[0] != obs.shape[0]:
+                self._resample_noise(obs.shape[0])  # act() on another batch than the training worlds
+            actions = dist.sample(self.noise_matrices)
+        else:
+            actions = dist.sample(self.rng)
         return actions, dist.log_prob(actions).data
 
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
@@ -172,6 +204,9 @@ class PPO(Agent):
         obs = self.obs
         with no_grad():
             for t in range(buf.num_steps):
+                if self.config.use_sde and (t == 0 or (self.config.sde_sample_freq > 0
+                                                       and t % self.config.sde_sample_freq == 0)):
+                    self._resample_noise(buf.num_envs)
                 x = mlp_input(obs)
                 actions, logp = self._sample(x)
                 buf.obs[t] = x

@@ -55,6 +55,8 @@ def unstackable_reason(agent: Any) -> str | None:
     """Why ``agent``'s config cannot train as a seed stack (None when it can)."""
     if not isinstance(agent, PPO):
         return f"agent {agent.experiment.agent!r} has no batched multi-seed path (ppo has)"
+    if agent.config.use_sde:
+        return "agent.use_sde (state-dependent exploration) has no batched multi-seed path: train each seed alone"
     if not agent.discrete:
         return "batched PPO seeds support Discrete action spaces only"
     if agent.config.target_kl is not None:

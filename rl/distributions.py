@@ -1,4 +1,5 @@
-"""Action distributions for policy-gradient agents: categorical (discrete) and diagonal Gaussian.
+"""Action distributions for policy-gradient agents: categorical (discrete), diagonal Gaussian, and the
+state-dependent Gaussian of generalized State-Dependent Exploration (gSDE).
 
 Both are built from Tensors, so ``log_prob`` and ``entropy`` are differentiable with respect to
 the network outputs that parameterize them (logits; mean and log standard deviation). Sampling
@@ -16,7 +17,7 @@ from rl import backend
 from rl import random as rl_random
 from rl.tensor import Function, Tensor, as_tensor, config
 
-__all__ = ["Categorical", "DiagGaussian"]
+__all__ = ["Categorical", "DiagGaussian", "StateDependentGaussian"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -162,6 +163,75 @@ class DiagGaussian:
         rng = rng if rng is not None else rl_random.default_generator()
         noise = rng.normal(self.mean.shape, self.mean.dtype)
         return self.mean.data + backend.get_array_module(noise).exp(self.log_std.data) * noise
+
+    def mode(self) -> Any:
+        """``(B, D)`` ``xp`` array: the mean."""
+        return self.mean.data.copy()
+
+
+class StateDependentGaussian:
+    """The action distribution of generalized State-Dependent Exploration (gSDE; Raffin, Kober and Stulp,
+    "Smooth Exploration for Robotic Reinforcement Learning", CoRL 2021).
+
+    The exploration noise is linear in the policy's features ``z(s)``: ``a = mu(s) + z(s) @ W`` with a noise
+    matrix ``W (H, D)`` whose entries are independent ``N(0, sigma_hd^2)``. Kept fixed over several steps, one
+    ``W`` perturbs the policy the same way in similar states, so the exploration is consistent over time
+    (e.g. reversing for many steps) instead of independent per step. For one state, ``z @ W`` is Gaussian:
+    column ``d`` of ``W`` is independent of the others, so action ``d`` has variance
+    ``sum_h z_h^2 sigma_hd^2``, i.e. the variances are ``(z^2) @ sigma^2`` (the paper's eq. for the policy's
+    density), and the log-probability is that diagonal Gaussian's.
+
+    Args:
+        mean: ``(B, D)`` Tensor, the policy's mean action ``mu(s)``.
+        features: ``(B, H)`` array (or Tensor, read without its gradient): the features ``z(s)``, in gSDE the
+            policy's last hidden layer; the noise does not train them (the paper's default).
+        log_std: ``(H, D)`` Tensor, the learned ``log sigma``.
+        min_variance: added to every action's variance so that features near zero keep the density finite.
+    """
+
+    def __init__(self, mean: Tensor, features: Any, log_std: Tensor, min_variance: float = 1e-6):
+        mean, log_std = as_tensor(mean), as_tensor(log_std)
+        features = features.data if isinstance(features, Tensor) else features
+        if mean.ndim != 2 or features.ndim != 2 or features.shape[0] != mean.shape[0]:
+            raise ValueError(f"StateDependentGaussian expects mean (B, D) and features (B, H), "
+                             f"got {mean.shape} and {features.shape}")
+        if log_std.shape != (features.shape[1], mean.shape[1]):
+            raise ValueError(f"StateDependentGaussian: log_std must be (H, D) = {(features.shape[1], mean.shape[1])},"
+                             f" got {log_std.shape}")
+        self.mean, self.features, self.log_std = mean, features, log_std
+        # (B, D) variance of each action: (z^2) @ sigma^2, differentiable with respect to log_std.
+        self.variance = Tensor(features * features) @ (log_std * 2.0).exp() + min_variance
+
+    def log_prob(self, actions: Any) -> Tensor:
+        """``(B,)`` log-density of ``actions`` (B, D), summed over the action dimensions."""
+        a = _actions(actions, self.mean.data)
+        if a.shape != self.mean.shape:
+            raise ValueError(f"StateDependentGaussian.log_prob: actions shape {a.shape} must equal mean "
+                             f"{self.mean.shape}")
+        diff = Tensor(a.astype(self.mean.dtype, copy=False)) - self.mean
+        return (-0.5 * diff * diff / self.variance - 0.5 * self.variance.log() - _HALF_LOG_2PI).sum(axis=-1)
+
+    def entropy(self) -> Tensor:
+        """``(B,)`` differential entropy ``sum_d 0.5 log(2 pi e var_d)`` in nats."""
+        return (0.5 * self.variance.log() + (0.5 + _HALF_LOG_2PI)).sum(axis=-1)
+
+    @staticmethod
+    def sample_noise_matrices(log_std: Tensor, count: int, rng: rl_random.Generator | None = None) -> Any:
+        """``(count, H, D)`` ``xp`` array: one noise matrix ``W ~ N(0, sigma^2)`` per world, drawn anew only when
+        the caller decides (gSDE's ``sde_sample_freq``)."""
+        rng = rng if rng is not None else rl_random.default_generator()
+        std = backend.get_array_module(log_std.data).exp(log_std.data)
+        return rng.normal((count, *log_std.shape), log_std.dtype) * std
+
+    def sample(self, noise_matrices: Any) -> Any:
+        """``(B, D)`` ``xp`` array ``mu(s) + z(s) @ W`` with row ``b``'s own ``W = noise_matrices[b]`` (B, H, D);
+        no gradient."""
+        xp = backend.get_array_module(self.mean.data)
+        if noise_matrices.shape != (self.mean.shape[0], *self.log_std.shape):
+            raise ValueError(f"StateDependentGaussian.sample: noise matrices must be "
+                             f"{(self.mean.shape[0], *self.log_std.shape)}, got {noise_matrices.shape}")
+        noise = xp.einsum("bh,bhd->bd", self.features.astype(noise_matrices.dtype, copy=False), noise_matrices)
+        return self.mean.data + noise.astype(self.mean.dtype, copy=False)
 
     def mode(self) -> Any:
         """``(B, D)`` ``xp`` array: the mean."""

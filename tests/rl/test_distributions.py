@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rl import backend
-from rl.distributions import Categorical, DiagGaussian
+from rl.distributions import Categorical, DiagGaussian, StateDependentGaussian
 from rl.gradcheck import check_grad
 from rl.random import Generator
 from rl.tensor import Tensor
@@ -93,3 +93,64 @@ def test_shape_errors():
         DiagGaussian(Tensor(np.zeros((2, 3))), Tensor(np.zeros(2)))
     with pytest.raises(ValueError, match="actions"):
         Categorical(Tensor(np.zeros((2, 3)))).log_prob(np.array([0.5, 1.0]))
+
+
+def _sde_case(xp):
+    """Two states' features (2, H=3), means (2, D=2) and a log sigma (H, D) of mixed sizes."""
+    features = xp.asarray([[0.5, -1.0, 0.2], [0.0, 0.3, -0.8]])
+    mean = xp.asarray([[0.1, -0.4], [1.0, 0.5]])
+    log_std = xp.asarray([[-0.5, 0.2], [0.0, -1.0], [0.4, -0.3]])
+    return features, mean, log_std
+
+
+def test_state_dependent_gaussian_matches_the_density_of_its_own_samples(device):
+    # Monte Carlo: draw many noise matrices W ~ N(0, sigma^2), form a = mu + z @ W for each state, and compare the
+    # log-prob with the Gaussian density fitted to those samples (their mean and full covariance, so the check
+    # would also catch correlation between the action dimensions, which the closed form says is zero).
+    features, mean, log_std = _sde_case(device)
+    dist = StateDependentGaussian(Tensor(mean), features, Tensor(log_std))
+    n = 200_000
+    matrices = StateDependentGaussian.sample_noise_matrices(Tensor(log_std), n, Generator(5))
+    assert matrices.shape == (n, 3, 2)
+    np.testing.assert_allclose(_np(matrices).std(axis=0), np.exp(_np(log_std)), rtol=0.01)
+    probe = np.array([[0.3, -0.1], [0.2, 1.1]])  # one action per state, within a std or two of the mean
+    for row in range(2):
+        rows = StateDependentGaussian(Tensor(device.repeat(mean[row:row + 1], n, axis=0)),
+                                      device.repeat(features[row:row + 1], n, axis=0), Tensor(log_std))
+        samples = _np(rows.sample(matrices))
+        mu, cov = samples.mean(axis=0), np.cov(samples, rowvar=False)
+        np.testing.assert_allclose(mu, _np(mean)[row], atol=0.01)
+        np.testing.assert_allclose(cov, np.diag(_np(dist.variance)[row]), atol=0.01)
+        diff = probe[row] - mu
+        fitted = -0.5 * diff @ np.linalg.solve(cov, diff) - 0.5 * np.log(np.linalg.det(2 * math.pi * cov))
+        logp = _np(dist.log_prob(device.asarray(probe)))[row]
+        assert abs(logp - fitted) < 0.01, (row, logp, fitted)
+    # the closed forms: variance (z^2) @ sigma^2 (+ the 1e-6 floor), entropy of that diagonal Gaussian
+    var = (_np(features) ** 2) @ np.exp(2 * _np(log_std)) + 1e-6
+    np.testing.assert_allclose(_np(dist.variance), var)
+    np.testing.assert_allclose(_np(dist.entropy()), (0.5 * np.log(2 * math.pi * math.e * var)).sum(-1))
+    np.testing.assert_array_equal(_np(dist.mode()), _np(mean))
+
+
+def test_state_dependent_gaussian_gradients(device):
+    features, mean, log_std = _sde_case(device)
+    actions = _arr(device, 2, 2, seed=4)
+    check_grad(lambda m, s: StateDependentGaussian(m, features, s).log_prob(actions), mean, log_std)
+    check_grad(lambda m, s: StateDependentGaussian(m, features, s).entropy(), mean, log_std)
+
+
+def test_state_dependent_noise_is_one_linear_map_per_row(device):
+    # The same matrix gives the same noise for the same features (consistent exploration), noise linear in
+    # the features, and each row its own matrix.
+    features, mean, log_std = _sde_case(device)
+    matrices = StateDependentGaussian.sample_noise_matrices(Tensor(log_std), 2, Generator(0))
+    first = _np(StateDependentGaussian(Tensor(mean), features, Tensor(log_std)).sample(matrices))
+    again = _np(StateDependentGaussian(Tensor(mean), features, Tensor(log_std)).sample(matrices))
+    doubled = _np(StateDependentGaussian(Tensor(mean), features * 2, Tensor(log_std)).sample(matrices))
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_allclose(doubled - _np(mean), 2 * (first - _np(mean)))
+    np.testing.assert_allclose(first[1] - _np(mean)[1], _np(features)[1] @ _np(matrices)[1])
+    with pytest.raises(ValueError, match="noise matrices"):
+        StateDependentGaussian(Tensor(mean), features, Tensor(log_std)).sample(matrices[:1])
+    with pytest.raises(ValueError, match=r"\(H, D\)"):
+        StateDependentGaussian(Tensor(mean), features, Tensor(log_std[:2]))
