@@ -261,20 +261,28 @@ def run_job(spec: JobSpec, attempt: int, storage_url: str | None, sweep_name: st
     node = _node_name()
     scratch = Path(tempfile.mkdtemp(prefix="playgrad-job-"))
     try:
-        config_path = scratch / Path(spec.config_name).name
-        config_path.write_text(spec.config_text)
-        cmd = [*TRAIN, str(config_path), "--seed", str(spec.seed), "--runs-dir",
-               str(scratch / "runs"), "--no-progress"]
-        for override in spec.overrides:
-            cmd += ["--set", override]
-        start = time.perf_counter()
-        returncode, stderr, asked_to_stop = _train(cmd, scratch / "runs", watch, timeout_s)
-        wall_s = time.perf_counter() - start
-        runs = sorted((scratch / "runs").glob("*")) if (scratch / "runs").exists() else []
+        returncode, stderr, asked_to_stop, wall_s, runs = _train_in(scratch, spec, ["--seed", str(spec.seed)],
+                                                                     watch, timeout_s)
         return _deliver(spec, attempt, runs[-1] if runs else None, returncode, stderr, asked_to_stop, wall_s, node,
                         storage_url, sweep_name)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train_in(scratch: Path, spec: JobSpec, seed_args: list[str], watch: Callable[[dict[str, Any]], bool] | None,
+              timeout_s: float | None) -> tuple[int | None, str, bool, float, list[Path]]:
+    """Write ``spec``'s config into ``scratch`` and train it there with ``seed_args`` (``--seed S`` or
+    ``--seeds A,B``): (returncode, stderr, asked_to_stop, wall seconds, the run directories written, sorted)."""
+    config_path = scratch / Path(spec.config_name).name
+    config_path.write_text(spec.config_text)
+    cmd = [*TRAIN, str(config_path), *seed_args, "--runs-dir", str(scratch / "runs"), "--no-progress"]
+    for override in spec.overrides:
+        cmd += ["--set", override]
+    start = time.perf_counter()
+    returncode, stderr, asked_to_stop = _train(cmd, scratch / "runs", watch, timeout_s)
+    wall_s = time.perf_counter() - start
+    runs = sorted((scratch / "runs").glob("*")) if (scratch / "runs").exists() else []
+    return returncode, stderr, asked_to_stop, wall_s, runs
 
 
 def _node_name() -> str:
@@ -360,17 +368,8 @@ def run_unit(unit: list[JobSpec], attempt: int, storage_url: str | None, sweep_n
     node = _node_name()
     scratch = Path(tempfile.mkdtemp(prefix="playgrad-job-"))
     try:
-        first = unit[0]
-        config_path = scratch / Path(first.config_name).name
-        config_path.write_text(first.config_text)
-        cmd = [*TRAIN, str(config_path), "--seeds", ",".join(str(s.seed) for s in unit), "--runs-dir",
-               str(scratch / "runs"), "--no-progress"]
-        for override in first.overrides:
-            cmd += ["--set", override]
-        start = time.perf_counter()
-        returncode, stderr, _ = _train(cmd, scratch / "runs", None, None)
-        wall_s = time.perf_counter() - start
-        runs = sorted((scratch / "runs").glob("*")) if (scratch / "runs").exists() else []
+        seeds = ["--seeds", ",".join(str(s.seed) for s in unit)]
+        returncode, stderr, _, wall_s, runs = _train_in(scratch, unit[0], seeds, None, None)
         results = []
         by_seed = {_run_seed(run): run for run in runs}
         for spec in unit:
