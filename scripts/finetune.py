@@ -3,6 +3,7 @@
     python scripts/make_image_set.py data/shapes --gigabytes 1 --classes 16     # or any class-per-folder set
     python scripts/finetune.py configs/finetune_stream.toml [--set data.image_folder=DIR] [--runs-dir runs]
     python scripts/finetune.py --resume runs/finetune_stream-s0-...             # continue after Ctrl-C
+    python scripts/finetune.py CONFIG --no-progress                              # plain lines for a log file
 
 What happens, and what stays in memory (a few batches, never the data set):
 
@@ -113,16 +114,22 @@ def load_config(path: str | None, overrides: list[str]) -> dict[str, Any]:
 
 
 class Progress:
-    """Prints ``label: done/total images, N images/s`` on one line, at most a few times a second."""
+    """Prints ``label: done/total images, N images/s`` on one line, at most a few times a second.
 
-    def __init__(self, label: str, total: int | None, log: Any):
-        self.label, self.total, self.log = label, total, log
+    With ``live=False`` (``--no-progress``: logs, CI, a pipe) only the finished line is printed: a
+    carriage-return line rewritten twice a second is noise in a log file.
+    """
+
+    def __init__(self, label: str, total: int | None, log: Any, live: bool = True):
+        self.label, self.total, self.log, self.live = label, total, log, live
         self.start = time.perf_counter()
         self.last = 0.0
         self.done = 0
 
     def __call__(self, done: int) -> None:
         self.done = done
+        if not self.live:
+            return
         now = time.perf_counter()
         if now - self.last > 0.5 or done == self.total:
             self.last = now
@@ -133,7 +140,10 @@ class Progress:
         return self.done / max(time.perf_counter() - self.start, 1e-9)
 
     def finish(self) -> dict[str, float]:
-        self.log("")
+        if self.live:
+            self.log("")
+        else:
+            self.log(f"{self.label}: {self.done} images, {self.rate():.1f} images/s")
         return {"images": self.done, "seconds": round(time.perf_counter() - self.start, 3),
                 "images_per_s": round(self.rate(), 2)}
 
@@ -195,8 +205,11 @@ def _head(cfg: dict[str, Any], classes: int) -> rl.Sequential:
 
 
 def finetune(config: str | None, overrides: list[str], runs_dir: str = "runs", resume: str | None = None,
-             log: Any = print) -> Path:
-    """Run (or continue) the three phases; returns the run directory."""
+             log: Any = print, progress: bool = True) -> Path:
+    """Run (or continue) the three phases; returns the run directory.
+
+    ``progress=False`` prints each embedding pass once, when it ends, instead of a live line.
+    """
     if resume:
         run = RunDir.open(resume)
         cfg = load_config(str(run.config_path), [])
@@ -221,10 +234,10 @@ def finetune(config: str | None, overrides: list[str], runs_dir: str = "runs", r
     extractor = EmbeddingCache(backbone, batch_size=cfg["data"].batch_size)
     feats = {}
     for split, images in (("train", train_images), ("validation", val_images)):
-        progress = Progress(f"embedding {split}", len(images.files), log)
-        feats[split] = extractor.dataset(images, cache_dir / split, progress)
-        if progress.done:  # computed now, not read from an earlier pass
-            metrics.log({"phase": "embed", "split": split, **progress.finish()})
+        meter = Progress(f"embedding {split}", len(images.files), log, live=progress)
+        feats[split] = extractor.dataset(images, cache_dir / split, meter)
+        if meter.done:  # computed now, not read from an earlier pass
+            metrics.log({"phase": "embed", "split": split, **meter.finish()})
     skipped = sorted(set(train_images.skipped) | set(val_images.skipped))
 
     # 2. head on the cached embeddings
@@ -311,12 +324,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="override one config value, e.g. --set head.epochs=5 (repeatable)")
     parser.add_argument("--runs-dir", default="runs", help="where run directories are created (default runs/)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last finished epoch")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no live images/s line while embedding: one line per pass when it ends (for logs)")
     args = parser.parse_args(argv)
     if args.resume and (args.config or args.overrides):
         print("error: --resume continues a run with its saved config; drop CONFIG and --set", file=sys.stderr)
         return 2
     try:
-        finetune(args.config, args.overrides, args.runs_dir, args.resume)
+        finetune(args.config, args.overrides, args.runs_dir, args.resume, progress=not args.no_progress)
     except (PlaygradError, ValueError, OSError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 2

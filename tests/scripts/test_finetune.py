@@ -143,3 +143,17 @@ def test_imagenet_features_learn_the_synthetic_shapes(tmp_path):
     result = json.loads((run / "result.json").read_text())
     assert result["head"]["accuracy"] > 0.8, result
     assert np.isfinite(result["head"]["loss"])
+
+
+def test_no_progress_prints_each_pass_once_without_carriage_returns(tmp_path, image_set, capsys):
+    args = [f'data.image_folder="{image_set}"', *SMALL, "head.epochs=1"]
+    argv = [a for o in args for a in ("--set", o)]
+    assert ft.main([*argv, "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "\r" not in out
+    passes = [line for line in out.splitlines() if line.startswith("embedding ")]
+    assert [p.split(":")[0] for p in passes] == ["embedding train", "embedding validation"]
+    assert passes[0].startswith("embedding train: 18 images, ") and passes[0].endswith(" images/s")
+    # the live meter (the default) rewrites one line with carriage returns instead
+    assert ft.main([*argv, "--runs-dir", str(tmp_path / "live")]) == 0
+    assert "\rembedding train: 18/18 images" in capsys.readouterr().out
