@@ -17,9 +17,11 @@ def evaluate_metacar(agent, episodes: int, seed: int, **env_overrides) -> dict[s
     Returns the mean reward per step over the episode budget, the crash-free fraction (episodes that
     reached ``max_steps``), the mean speed in px/step, and the fraction that were both crash-free and at
     least 1 px/step on average (level2's target). ``env_overrides`` replace ``[env]`` entries
-    (``shuffle_on_reset=False``: start where the level file puts the agent).
+    (``shuffle_on_reset=False``: start where the level file puts the agent). The env always scores with the
+    original's reward: a config's training-only ``crash_reward`` is set back to -1, so that reward/step stays
+    comparable between agents trained with different penalties and with the original demo's agents.
     """
-    env = make_vec_env(agent.experiment, episodes, **env_overrides)
+    env = make_vec_env(agent.experiment, episodes, **{**env_overrides, "crash_reward": -1.0})
     budget = int(env.max_steps)
     obs, _ = env.reset(seed=seed)
     returns, lengths, speed_sum = np.zeros(episodes), np.zeros(episodes, np.int64), np.zeros(episodes)

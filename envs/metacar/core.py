@@ -32,6 +32,7 @@ itself, so N batched worlds equal N single worlds with the same seeds.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from types import ModuleType
@@ -70,6 +71,7 @@ __all__ = [
     "MetaCarCore",
     "RewardInputs",
     "captor_rects",
+    "check_crash_reward",
     "default_reward",
     "lidar_lateral_shift_px",
     "lidar_points",
@@ -105,15 +107,26 @@ class RewardInputs(NamedTuple):
     xp: ModuleType
 
 
-def default_reward(inp: RewardInputs) -> Any:
+def default_reward(inp: RewardInputs, crash_reward: float = -1.0) -> Any:
     """The original's reward (v0.1.1, §5.2), shape (N,).
 
     Discrete actions: 1 for UP (action 0), else 0. Continuous actions: ``max(0, v) / max_speed``.
-    Either way -1 when the agent touches another car or is off road.
+    Either way ``crash_reward`` (the original's -1) when the agent touches another car or is off road.
     """
     xp = inp.xp
     base = (inp.action == 0).astype(xp.float64) if inp.discrete else xp.maximum(inp.speed, 0.0) / inp.max_speed
-    return xp.where(inp.collided | ~inp.on_road, -1.0, base)
+    return xp.where(inp.collided | ~inp.on_road, crash_reward, base)
+
+
+def check_crash_reward(crash_reward: Any, reward_fn: Any) -> float:
+    """``crash_reward`` as a float: a finite number, and only with the default reward (a custom
+    ``reward_fn`` sets its own); anything else is a ``ValueError`` naming the argument."""
+    if isinstance(crash_reward, bool) or not isinstance(crash_reward, int | float) or not math.isfinite(crash_reward):
+        raise ValueError(f"metacar crash_reward must be a finite number (the original's is -1), got {crash_reward!r}")
+    if reward_fn is not None and crash_reward != -1.0:
+        raise ValueError(f"metacar crash_reward={crash_reward!r} applies to the default reward only; "
+                         "a custom reward_fn sets its own crash reward")
+    return float(crash_reward)
 
 
 class MetaCarCore:
@@ -128,6 +141,8 @@ class MetaCarCore:
         cars_moving: bots drive (True) or stay parked (False; they still plan, as the original).
         fix_bot_quirks: fix the original bots' quirks (§8.17), see :class:`~envs.metacar.bots.Bots`.
         reward_fn: ``f(RewardInputs) -> (N,)`` array; None for :func:`default_reward`.
+        crash_reward: the default reward's value for a crash (the original's -1). A training option: a
+            stronger penalty makes leaving the road worse than stopping; scores stay judged with -1.
         xp: array module; None for NumPy.
     """
 
@@ -135,7 +150,8 @@ class MetaCarCore:
 
     def __init__(self, level: Level, num_worlds: int, *, motion: str = "basic", lidar: dict | None = None,
                  rotation_step: float = 0.5, cars_moving: bool = True, fix_bot_quirks: bool = False,
-                 reward_fn: Callable[[RewardInputs], Any] | None = None, xp: ModuleType | None = None):
+                 reward_fn: Callable[[RewardInputs], Any] | None = None, crash_reward: float = -1.0,
+                 xp: ModuleType | None = None):
         if level.agent is None:
             raise ValueError(f"{level.source}: level has no agent; MetaCarCore needs one")
         if motion not in ("basic", "control"):
@@ -154,7 +170,9 @@ class MetaCarCore:
         self.rotation_step = float(rotation_step)
         self.cars_moving = bool(cars_moving)
         self.fix_bot_quirks = bool(fix_bot_quirks)
-        self.reward_fn = reward_fn or default_reward
+        self.crash_reward = check_crash_reward(crash_reward, reward_fn)
+        self.reward_fn = reward_fn or (default_reward if self.crash_reward == -1.0
+                                       else functools.partial(default_reward, crash_reward=self.crash_reward))
         self.num_bots = nb = len(level.cars)
         self.num_cars = k = 1 + nb
 

@@ -43,7 +43,9 @@ Default lidar ``{pts: 5, width: 4, height: 5, pos: 0}`` gives 26 values.
 | BasicMotion, any other action                      | 0                 |
 | ControlMotion                                      | ``max(0, v) / 2`` |
 
-``reward_fn(inputs) -> (N,) array`` replaces it (see :class:`~envs.metacar.core.RewardInputs`).
+``crash_reward`` (a training option, default -1 = the original's) changes the crash row alone: a stronger
+penalty makes leaving the road worse than stopping. ``reward_fn(inputs) -> (N,) array`` replaces the whole
+table (see :class:`~envs.metacar.core.RewardInputs`); it cannot be combined with another ``crash_reward``.
 
 ## Starting state
 
@@ -196,6 +198,7 @@ class MetaCarEnv(gym.Env):
         shuffle_on_reset: False, True/``"agent"`` or ``"all"``.
         cars_moving: bots drive (True) or stay parked.
         reward_fn: custom batched reward, ``f(RewardInputs) -> (N,)``.
+        crash_reward: the default reward's crash value (the original's -1; a finite number).
         rotation_step: BasicMotion turn, units of pi.
         fix_bot_quirks: fix the original bots' quirks (see ``MetaCarCore``).
         render_mode: None, ``"human"`` or ``"rgb_array"``.
@@ -206,13 +209,15 @@ class MetaCarEnv(gym.Env):
     def __init__(self, level: str | Level = "level1", motion: str = "basic", lidar: dict | None = None,
                  observation: str = "linear", terminate_on_crash: bool = True, max_steps: int | None = 800,
                  shuffle_on_reset: Any = False, cars_moving: bool = True, reward_fn=None,
-                 rotation_step: float = 0.5, fix_bot_quirks: bool = False, render_mode: str | None = None):
+                 rotation_step: float = 0.5, fix_bot_quirks: bool = False, render_mode: str | None = None,
+                 crash_reward: float = -1.0):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, "
                              f"got {render_mode!r}")
         self.level = load_level(level)
         self.core = MetaCarCore(self.level, 1, motion=motion, lidar=lidar, rotation_step=rotation_step,
-                                cars_moving=cars_moving, fix_bot_quirks=fix_bot_quirks, reward_fn=reward_fn)
+                                cars_moving=cars_moving, fix_bot_quirks=fix_bot_quirks, reward_fn=reward_fn,
+                                crash_reward=crash_reward)
         self.observation_kind = observation
         self.observation_space, self.action_space = make_spaces(self.core, observation)
         self.terminate_on_crash = bool(terminate_on_crash)

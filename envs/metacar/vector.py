@@ -41,7 +41,7 @@ class MetaCarVectorEnv(BatchedVectorEnv):
                  lidar: dict | None = None, observation: str = "linear", terminate_on_crash: bool = True,
                  max_steps: int | None = 800, shuffle_on_reset: Any = False, cars_moving: bool = True,
                  reward_fn=None, rotation_step: float = 0.5, fix_bot_quirks: bool = False,
-                 render_mode: str | None = None, device: str = "cpu"):
+                 render_mode: str | None = None, device: str = "cpu", crash_reward: float = -1.0):
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -49,7 +49,7 @@ class MetaCarVectorEnv(BatchedVectorEnv):
         self.level = load_level(level)
         core = MetaCarCore(self.level, num_envs, motion=motion, lidar=lidar, rotation_step=rotation_step,
                            cars_moving=cars_moving, fix_bot_quirks=fix_bot_quirks, reward_fn=reward_fn,
-                           xp=core_array_module(device))
+                           crash_reward=crash_reward, xp=core_array_module(device))
         self.observation_kind = observation
         observation_space, action_space = make_spaces(core, observation)
         self.max_steps = check_max_steps(max_steps)  # 0: no limit
