@@ -59,6 +59,16 @@ def _lines(raw: bytes, rng: np.random.Generator) -> bytes:
 MUTATIONS = {"value": _value, "lines": _lines, "bytes": fuzzlib.mutate_bytes}
 
 
+def _build_agent(path):
+    """Build the agent a config file describes (warnings silenced), then close its envs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        agent = make_agent(load_toml(path), where=str(path))
+    close = getattr(getattr(agent, "envs", None), "close", None)
+    if close is not None:
+        close()
+
+
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
 @pytest.mark.parametrize("name", NAMES)
 def test_damaged_config_builds_an_agent_or_raises_config_error(tmp_path, name, mutation):
@@ -72,15 +82,7 @@ def test_damaged_config_builds_an_agent_or_raises_config_error(tmp_path, name, m
         path.write_bytes(data)
         return path
 
-    def load(p):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            agent = make_agent(load_toml(p), where=str(p))
-        close = getattr(getattr(agent, "envs", None), "close", None)
-        if close is not None:
-            close()
-
-    fuzzlib.check(fuzzlib.run(f"config {name} {mutation}", write, load, ConfigError))
+    fuzzlib.check(fuzzlib.run(f"config {name} {mutation}", write, _build_agent, ConfigError))
 
 
 # Every bundled RL config (not the transfer-learning ones, which make_agent does not read)
@@ -130,12 +132,4 @@ def test_random_numbers_in_a_config_build_an_agent_or_raise_config_error(tmp_pat
         path.write_text(dump_toml(changed))
         return path
 
-    def load(p):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            agent = make_agent(load_toml(p), where=str(p))
-        close = getattr(getattr(agent, "envs", None), "close", None)
-        if close is not None:
-            close()
-
-    fuzzlib.check(fuzzlib.run(f"config {name} numbers", write, load, ConfigError))
+    fuzzlib.check(fuzzlib.run(f"config {name} numbers", write, _build_agent, ConfigError))
