@@ -19,7 +19,8 @@ ddpg-traffic  ``actor-model-*.json``  level3    control, {7, 3, 7, -0.5}, 16 bot
 
 Copies of the four ship in ``agents/original_models/`` (MIT): ``load_original("original:ddpg-traffic")``.
 A TF.js model is told apart by its input size (25, 26 or 50); a critic (two inputs), the value baseline
-(one output) or any other size is refused with the list of what is known. Actions: the Q-table and the
+(one output), any other size or a model playgrad itself exported (``generatedBy``) is refused with the list
+of what is known. Actions: the Q-table and the
 policy choose among UP, LEFT, RIGHT (our BasicMotion indices 0-2); the actors' ``[throttle, steering]`` go
 to the env as they are (it clips to [-1, 1], as the original).
 """
@@ -247,6 +248,12 @@ def load_original(path: str | Path) -> OriginalAgent:
         raise OriginalAgentError(_layer_table_message(path))
     if b"modelTopology" not in head and b"weightsManifest" not in head and path.name != "model.json":
         return OriginalAgent(SETTINGS["qtable"], path, table=_read_qtable(path))
+    generated_by = str(tfjs.read_model_json(path).get("generatedBy", ""))
+    if generated_by.startswith("playgrad"):
+        # Our own TF.js export of a 25/26/50-input net would otherwise pass for an original by its size alone,
+        # and be driven with an observation guessed from that size rather than the run's own config.
+        raise OriginalAgentError(f"{path}: exported by {generated_by}, not one of the original MetaCar agents; "
+                                 "give the run directory it was exported from (play.py metacar --agent runs/NAME)")
     model = tfjs.load_tfjs(path)
     inputs, outputs = model.input_shape, model.output_shape
     if isinstance(inputs, list):

@@ -63,8 +63,13 @@ def test_qtable_keys_follow_the_demo_and_unknown_states_go_up():
     np.testing.assert_allclose(agent.action_values(obs)[0], q)
 
 
-def _save(model, path):
+def _save(model, path, foreign=True):
+    """A TF.js export of ``model``; ``foreign``: without playgrad's ``generatedBy``, as another tool writes it."""
     tfjs.save_tfjs(model, path)
+    if foreign:
+        doc = json.loads((path / "model.json").read_text())
+        doc.pop("generatedBy"), doc.pop("convertedBy")
+        (path / "model.json").write_text(json.dumps(doc))
     return path / "model.json"
 
 
@@ -72,6 +77,7 @@ def _save(model, path):
     ("critic", "is a DDPG critic; give its actor"),
     ("value", "value baseline; give its policy"),
     ("size", "matches none of the original agents"),
+    ("ours", "exported by playgrad .*, not one of the original MetaCar agents; give the run directory"),
 ])
 def test_other_models_are_refused_with_what_is_known(tmp_path, which, message):
     if which == "critic":
@@ -83,8 +89,11 @@ def test_other_models_are_refused_with_what_is_known(tmp_path, which, message):
     elif which == "value":
         path = _save(models.Sequential([layers.Input((25,)), layers.Dense(9, activation="tanh"), layers.Dense(1)]),
                      tmp_path / "value")
-    else:
+    elif which == "size":
         path = _save(models.Sequential([layers.Input((10,)), layers.Dense(2)]), tmp_path / "other")
+    else:  # our own level3 actor exported to TF.js: the original's input size, but not its setting to assume
+        path = _save(models.Sequential([layers.Input((50,)), layers.Dense(2, activation="tanh")]), tmp_path / "ours",
+                     foreign=False)
     with pytest.raises(OriginalAgentError, match=message):
         load_original(path)
 
