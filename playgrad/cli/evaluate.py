@@ -24,8 +24,8 @@ from agents.base import Agent  # noqa: E402
 from agents.originals import OriginalAgent  # noqa: E402
 from agents.runner import evaluate  # noqa: E402
 from envs.games import GAMES, game_of_env  # noqa: E402
-from playgrad.cli.play import PlayWindow, agent_policy, key_help  # noqa: E402
 from playgrad.runs import load_agent_or_report  # noqa: E402
+from playgrad.window import PlayWindow, agent_policy, key_help  # noqa: E402
 from rl.experiment import positive_int  # noqa: E402
 
 MAX_STEPS = 100_000  # steps after which an episode is cut (runner.evaluate's default)
@@ -34,7 +34,7 @@ MAX_STEPS = 100_000  # steps after which an episode is cut (runner.evaluate's de
 def render_episodes(agent: Agent, episodes: int, seed: int, max_steps: int = MAX_STEPS) -> list[float]:
     """Play ``episodes`` episodes one at a time in play.py's window; returns their returns.
 
-    The window is play.py's own (:class:`~playgrad.cli.play.PlayWindow`): the picture, the agent's panel and
+    The window is play.py's own (:class:`~playgrad.window.PlayWindow`): the picture, the agent's panel and
     the key strip under them. R restarts the episode (same seed), P pauses, Esc or closing the window stops
     (the episodes finished so far are returned). Episode ``k`` starts from env seed ``seed + k``. An episode
     still running after ``max_steps`` steps is cut there (an env made with ``max_steps = None`` never

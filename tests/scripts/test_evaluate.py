@@ -34,7 +34,7 @@ def test_render_cuts_an_endless_episode_at_max_steps_in_plays_window_with_its_ke
     import pygame
 
     from envs.cartpole.env import CartPoleEnv
-    from playgrad.cli import play
+    from playgrad import window
 
     step, agent = _endless_cartpole_agent()
     monkeypatch.setattr(CartPoleEnv, "step", step)
@@ -50,13 +50,13 @@ def test_render_cuts_an_endless_episode_at_max_steps_in_plays_window_with_its_ke
     returns = evaluate_script.render_episodes(agent, episodes=2, seed=0, max_steps=50)
     assert returns == [50.0, 50.0] and len(shown) == 100
     assert "cut at 50 steps" in capsys.readouterr().out
-    strip = np.all(shown[-1] == np.array(play.HELP_BACKGROUND), axis=-1)
+    strip = np.all(shown[-1] == np.array(window.HELP_BACKGROUND), axis=-1)
     rows = np.flatnonzero(strip.mean(axis=1) > 0.5)  # rows mostly of the strip's colour: the strip's band
     height = shown[-1].shape[0]
     assert len(rows) >= 10 and rows.max() == height - 1 and rows.min() > height // 2, rows  # under the picture
     text = ~strip[rows.min():rows.max() + 1] & (shown[-1][rows.min():rows.max() + 1].max(axis=-1) < 120)
     assert text.sum() > 200  # the keys written in dark ink on it
-    panel = np.all(shown[-1] == np.array(play.PANEL_BACKGROUND), axis=-1)[:rows.min()]
+    panel = np.all(shown[-1] == np.array(window.PANEL_BACKGROUND), axis=-1)[:rows.min()]
     assert panel.sum() > 150 * 40  # and the agent's panel beside the picture
 
 
@@ -64,13 +64,13 @@ def test_render_stops_on_escape_with_the_episodes_finished_so_far(monkeypatch):
     import pygame
 
     from envs.cartpole.env import CartPoleEnv
-    from playgrad.cli import play
+    from playgrad import window
 
     step, agent = _endless_cartpole_agent()
     monkeypatch.setattr(CartPoleEnv, "step", step)
     monkeypatch.setattr(CartPoleEnv, "metadata", {**CartPoleEnv.metadata, "render_fps": 1e6})
     frames = iter(range(10_000))
-    monkeypatch.setattr(play.PlayWindow, "events",
+    monkeypatch.setattr(window.PlayWindow, "events",
                         lambda self: (False, [pygame.K_ESCAPE] if next(frames) == 30 else []))
     assert evaluate_script.render_episodes(agent, episodes=5, seed=0, max_steps=20) == [20.0]
 

@@ -10,6 +10,7 @@ import pygame
 import pytest
 
 from envs.games import GAMES
+from playgrad import window
 from playgrad.cli import play
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,30 +57,30 @@ def test_the_panel_sits_beside_the_world_not_over_it():
     env, _ = play.make_env("metacar", level="level0")
     env.reset(seed=0)
     world = env.render()
-    window = play.PlayWindow("metacar", "R restart", panel=True, action_space=env.action_space)
+    win = window.PlayWindow("metacar", "R restart", panel=True, action_space=env.action_space)
     try:
-        window.show(world, fps=1e6, explanation={"q_values": np.array([1.0, 2.0, 3.0])}, action=2,
-                    names=("up", "left", "right"))
+        win.show(world, fps=1e6, explanation={"q_values": np.array([1.0, 2.0, 3.0])}, action=2,
+                  names=("up", "left", "right"))
         shown = pygame.surfarray.array3d(pygame.display.get_surface()).transpose(1, 0, 2)
     finally:
-        window.close()
+        win.close()
         env.close()
     h, w = world.shape[:2]
     assert shown.shape[1] >= w + 200 and shown.shape[0] > h  # wider by the panel, taller by the key strip
     np.testing.assert_array_equal(shown[:h, :w], world)  # the whole picture, untouched
 
 
-def _draw(explanation, action, names=(), action_space=None, size=(play.PANEL_WIDTH_PX, 200)):
+def _draw(explanation, action, names=(), action_space=None, size=(window.PANEL_WIDTH_PX, 200)):
     pygame.font.init()
     surface = pygame.Surface(size)
-    play.draw_panel(surface, explanation, action, names, action_space)
+    window.draw_panel(surface, explanation, action, names, action_space)
     return pygame.surfarray.array3d(surface).transpose(1, 0, 2)
 
 
 def _bar_lengths(picture, rows=3):
     """Lengths (px) of the value bars: the bar colour's run on each row band of the panel's right part."""
-    track = np.all(picture == np.array(play._BAR_TRACK), axis=-1)
-    bar = np.all(picture == np.array(play._BAR), axis=-1) | np.all(picture == np.array(play._CHOSEN), axis=-1)
+    track = np.all(picture == np.array(window._BAR_TRACK), axis=-1)
+    bar = np.all(picture == np.array(window._BAR), axis=-1) | np.all(picture == np.array(window._CHOSEN), axis=-1)
     rows = track.any(axis=1)  # the bar rows: each has some grey track right of its bar
     left = int(np.flatnonzero((track | bar)[rows].any(axis=0)).min())  # where the bars start
     right = bar[:, left:] & bar[:, left:left + 1]  # rows whose bar starts there, the full-length one included
@@ -94,10 +95,10 @@ def test_close_q_values_get_visibly_different_bars():
 
 def test_probabilities_print_without_a_plus_and_the_chosen_row_is_marked():
     picture = _draw({"probs": np.array([0.25, 0.75])}, 1, ("left", "right"))
-    chosen = np.all(picture == np.array(play._CHOSEN), axis=-1)
+    chosen = np.all(picture == np.array(window._CHOSEN), axis=-1)
     rows_with_chosen = np.flatnonzero(chosen.any(axis=1))
     assert rows_with_chosen.size and (rows_with_chosen.max() - rows_with_chosen.min()) < 30  # one row, marked
-    assert play.format_number(0.75, 2) == "0.75"  # the panel's number format: no "+" on a probability
+    assert window.format_number(0.75, 2) == "0.75"  # the panel's number format: no "+" on a probability
 
 
 def test_continuous_actions_get_signed_bars_and_the_critics_q():
@@ -105,21 +106,21 @@ def test_continuous_actions_get_signed_bars_and_the_critics_q():
 
     space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
     picture = _draw({"q_value": np.array([3.5])}, np.array([0.5, -0.5], np.float32), ("throttle", "steering"), space)
-    positive = np.all(picture == np.array(play._BAR), axis=-1)
-    negative = np.all(picture == np.array(play._BAR_NEG), axis=-1)
+    positive = np.all(picture == np.array(window._BAR), axis=-1)
+    negative = np.all(picture == np.array(window._BAR_NEG), axis=-1)
     assert positive.any() and negative.any()
     # The positive bar starts at the centre line and goes right; the negative one ends there.
     pos_cols, neg_cols = np.flatnonzero(positive.any(axis=0)), np.flatnonzero(negative.any(axis=0))
     assert neg_cols.max() < pos_cols.min() + 2
     assert abs(pos_cols.size - neg_cols.size) <= 2  # |0.5| both ways: equal lengths
     blank = _draw({}, np.array([0.0, 0.0], np.float32), ("throttle", "steering"), space)
-    assert not np.all(blank == np.array(play._BAR), axis=-1).any()
+    assert not np.all(blank == np.array(window._BAR), axis=-1).any()
 
 
 def test_a_human_window_waits_for_the_first_key_and_shows_the_keys():
     env, human_action = play.make_env("snake")
     played = play.run_play(env, human_action=human_action, frames=20, seed=0, end_pause_s=0, wait_for_key=True,
-                           help_text=play.key_help("snake", env, agent=False), fps=1e6)
+                           help_text=window.key_help("snake", env, agent=False), fps=1e6)
     assert played.steps == 0  # no key, no step
     pygame.display.init()
     pygame.display.set_mode((10, 10))  # a window to queue the key on (run_play opens its own)
@@ -127,7 +128,7 @@ def test_a_human_window_waits_for_the_first_key_and_shows_the_keys():
     played = play.run_play(env, human_action=human_action, frames=3, seed=0, end_pause_s=0, wait_for_key=True,
                            fps=1e6)
     assert played.steps >= 1  # a key started the game
-    assert "arrows" in play.key_help("snake", env, agent=False) and "Esc quit" in play.key_help("snake", env, False)
+    assert "arrows" in window.key_help("snake", env, agent=False) and "Esc quit" in window.key_help("snake", env, False)
     env.close()
 
 
@@ -148,7 +149,7 @@ def test_cached_fonts_do_not_outlive_pygame_quit():
     # A Font kept across pygame.quit() is a dangling handle: the next window's panel segfaulted when another test
     # (an env renderer, the level editor) had quit pygame in between. Run in a child: a segfault must not take
     # the test process with it.
-    code = ("import os; os.environ['SDL_VIDEODRIVER'] = 'dummy'; import pygame; from playgrad.cli import play; "
-            "pygame.init(); play._font(15); pygame.quit(); pygame.init(); print(play._font(15).size('hello'))")
+    code = ("import os; os.environ['SDL_VIDEODRIVER'] = 'dummy'; import pygame; from playgrad import window; "
+            "pygame.init(); window._font(15); pygame.quit(); pygame.init(); print(window._font(15).size('hello'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-500:]}"
