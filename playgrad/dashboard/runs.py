@@ -13,7 +13,10 @@ Status, from the files alone (the server may not be the machine that trains):
   ``metrics.jsonl`` ends with a ``{"event": "train_end"}`` record;
 * ``running``: not finished, and ``status.json`` (written by the training runner, ``RunDir.write_status``)
   says so and names a process that is still alive on this machine (or one on another machine, which this
-  server cannot look at);
+  server cannot look at, while that run's files keep changing);
+* ``silent``: ``status.json`` names a process on another machine, but none of the run's files (metrics,
+  histograms, checkpoints, status) changed for :data:`REMOTE_SILENCE_S` seconds: it may have died there
+  without a word (killed, the machine gone), or be in a long quiet stretch; this server cannot tell which;
 * ``interrupted``: ``status.json`` says Ctrl-C stopped it, or its process is gone, with
   ``checkpoints/latest.safetensors`` to ``--resume`` from;
 * ``failed``: stopped or gone with nothing to resume (before its first checkpoint).
@@ -46,10 +49,13 @@ from typing import Any
 from rl.experiment import process_alive, read_status
 from rl.summaries import MetricsFile, layers_json_path
 
-__all__ = ["MAX_DEPTH", "READ_BUDGET", "RUNNING_WINDOW_S", "RunIndex"]
+__all__ = ["MAX_DEPTH", "READ_BUDGET", "REMOTE_SILENCE_S", "RUNNING_WINDOW_S", "RunIndex"]
 
 MAX_DEPTH = 4  # runs/sweep-x/p0-lr/run: three levels; one more for a user's own folder of sweeps
 RUNNING_WINDOW_S = 60.0  # a run without status.json whose files changed this recently is shown as running
+# Another machine's "running" is believed while its files move: the runner appends a metrics line per rollout or
+# episode batch and checkpoints on schedule, so a quarter of an hour with no change at all is worth showing.
+REMOTE_SILENCE_S = 900.0
 READ_BUDGET = 8 * 1024 * 1024  # bytes of new metrics read per run per request: a 1M-line file arrives over polls
 MEDIA_SUFFIXES = (".gif", ".webp", ".mp4", ".webm", ".png", ".jpg", ".jpeg")
 
@@ -193,7 +199,12 @@ class RunIndex:
         elif status["state"] != "running":
             alive = False
         elif status.get("host") != platform.node():
-            alive = True  # another machine's process: its own word is all there is
+            # Another machine's process cannot be looked at: its word holds while the run's files keep changing.
+            changed = max(_mtime(path / name) or 0.0 for name in (
+                "status.json", "metrics.jsonl", "histograms.jsonl", "checkpoints/latest.safetensors"))
+            if now - changed >= REMOTE_SILENCE_S:
+                return "silent"
+            alive = True
         else:
             alive = process_alive(status.get("pid"), status.get("pid_started"))
         if alive:

@@ -372,14 +372,26 @@ def test_a_stopped_training_is_shown_stopped_at_once_not_running(tmp_path, how):
 def test_status_file_of_a_process_gone_or_on_another_machine(tmp_path):
     import platform
 
-    for name, host, checkpoint in [("gone", platform.node(), True), ("gone-early", platform.node(), False),
-                                   ("elsewhere", "another-host.example", False)]:
+    from playgrad.dashboard.runs import REMOTE_SILENCE_S
+
+    runs = [("gone", platform.node(), True, 0), ("gone-early", platform.node(), False, 0),
+            ("elsewhere", "another-host.example", False, 0),
+            ("elsewhere-quiet", "another-host.example", True, REMOTE_SILENCE_S - 60),
+            ("elsewhere-silent", "another-host.example", True, REMOTE_SILENCE_S + 60)]
+    for name, host, checkpoint, age_s in runs:
         run = _fake_run(tmp_path, name, 0, checkpoint=checkpoint)
         # pid 2**22 + 1 is above Linux's pid_max, so no process has it
         (run / "status.json").write_text(json.dumps({"state": "running", "host": host, "pid": 2**22 + 1,
                                                      "pid_started": 1}))
-    assert {n: _status_of(tmp_path, tmp_path / n) for n in ("gone", "gone-early", "elsewhere")} == {
-        "gone": "interrupted", "gone-early": "failed", "elsewhere": "running"}
+        old = time.time() - age_s
+        for p in run.rglob("*"):
+            os.utime(p, (old, old))
+    assert {n: _status_of(tmp_path, tmp_path / n) for n, *_ in runs} == {
+        "gone": "interrupted", "gone-early": "failed", "elsewhere": "running", "elsewhere-quiet": "running",
+        "elsewhere-silent": "silent"}
+    # one new metrics line from the other machine and it is running again
+    os.utime(tmp_path / "elsewhere-silent" / "metrics.jsonl")
+    assert _status_of(tmp_path, tmp_path / "elsewhere-silent") == "running"
 
 
 def test_layer_tables_are_read_from_layers_json_and_from_an_older_runs_model_json(tmp_path, serve):
