@@ -12,8 +12,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 import rl.functional as F
-from rl import backend
+from rl import _fused, backend
 from rl import random as rl_random
 from rl.tensor import Function, Tensor, as_tensor, config
 
@@ -39,6 +41,11 @@ class _CategoricalLogProb(Function):
 
     def backward(self, g):
         # d log p_a / d logit_k = [k == a] - p_k: the one-hot row minus the softmax, times g.
+        kern = _fused.kernels()
+        if kern is not None and _fused.is_host_float32(g, self.log_probs):
+            grad = np.empty_like(self.log_probs)
+            kern.categorical_log_prob_grad(np.exp(self.log_probs), self.actions, g, grad)  # one pass, the same formula
+            return grad, None, None
         xp = backend.get_array_module(g)
         grad = xp.zeros_like(self.log_probs)
         grad[self.rows, self.actions] = g
@@ -93,6 +100,11 @@ class Categorical:
         """``(B,)`` entropy ``-sum_k p_k log p_k`` in nats; classes masked with a ``-inf`` logit add 0."""
         if not self._recording():  # only logged (PPO with no entropy bonus): the same values, no graph
             log_probs = self._log_probs
+            kern = _fused.kernels()
+            if kern is not None and _fused.is_host_float32(log_probs):
+                out = np.empty(log_probs.shape[0], dtype=np.float32)
+                kern.categorical_entropy(log_probs, np.exp(log_probs), out)  # one pass over the rows (the same formula)
+                return Tensor(out)
             xp = backend.get_array_module(log_probs)
             zero = log_probs.dtype.type(0)
             return Tensor(-(xp.exp(log_probs) * xp.where(xp.isfinite(log_probs), log_probs, zero)).sum(axis=-1))

@@ -12,7 +12,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from rl import backend
+import numpy as np
+
+from rl import _fused, backend
 from rl.tensor import Clip, Function, ReLU, Sigmoid, Tanh, Tensor, _reduce_max, _reduce_sum, as_tensor
 
 __all__ = [
@@ -210,6 +212,12 @@ def log_softmax_array(a: Any, axis: int = -1) -> Any:
     The one computation behind :func:`log_softmax` and :class:`rl.distributions.Categorical`, which
     reads it once per distribution for sampling, log-probabilities and entropy.
     """
+    if a.ndim == 2 and axis in (-1, 1) and a.shape[1]:
+        kern = _fused.kernels()
+        if kern is not None and _fused.is_host_float32(a):
+            out = np.empty_like(a)
+            kern.log_softmax_rows(a, out)  # one pass per row instead of six array calls (same formula)
+            return out
     xp = backend.get_array_module(a)
     shifted = a - _reduce_max(a, axis, True)
     return shifted - xp.log(_reduce_sum(xp.exp(shifted), axis, True))
@@ -386,20 +394,16 @@ class _Linear(Function):
     def forward(self, x, w, b, act=None):
         self.x, self.w = x, w
         self.has_bias = b is not None
-        out = x @ w
-        if b is not None:
-            out += b
         self.act = act
+        out = linear_array(x, w, b, act)
         if act is not None:
-            xp = backend.get_array_module(out)
-            if act == "tanh":
-                xp.tanh(out, out=out)
-            else:  # "relu": max(a, 0) as ReLU computes it (NaN stays NaN)
-                xp.maximum(out, 0, out=out)
             self.out = out
         return out
 
     def backward(self, g):
+        kern = _fused.kernels()
+        if kern is not None and g.ndim == 2 and _fused.is_host_float32(g, self.x, self.w):
+            return self._backward_fused(kern, g)
         if self.act == "tanh":  # g * (1 - out**2), in one scratch array instead of three temporaries
             d = self.out * self.out
             xp = backend.get_array_module(d)
@@ -414,6 +418,38 @@ class _Linear(Function):
         gw = self.x.reshape(-1, self.x.shape[-1]).T @ g2 if w_in.requires_grad else None
         gb = _reduce_sum(g2, 0, False) if self.has_bias else None
         return gx, gw, gb
+
+    def _backward_fused(self, kern, g):
+        """The backward above for 2-D NumPy float32 rows, the activation's derivative and the bias gradient
+        in one compiled pass (:mod:`rl._fused`; the same float32 arithmetic, so the same bits)."""
+        gb = np.empty(g.shape[1], dtype=np.float32)  # computed even without a bias (then dropped): one kernel
+        if self.act is not None:
+            d = np.empty(g.shape, dtype=np.float32)
+            kern.act_grad_bias(self.out, g, self.act == "relu", d, gb)
+            g = d
+        elif self.has_bias:
+            kern.column_sums(g, gb)
+        if not self.has_bias:
+            gb = None
+        x_in, w_in = self.inputs[0], self.inputs[1]
+        gx = g @ self.w.T if x_in.requires_grad else None
+        gw = self.x.T @ g if w_in.requires_grad else None
+        return gx, gw, gb
+
+
+def linear_array(x: Any, w: Any, b: Any = None, act: str | None = None) -> Any:
+    """:func:`linear` on raw arrays, with no graph: ``act(x @ w + b)``, the bias and activation applied in
+    place on the fresh product (the values :func:`linear` gives, bit for bit). For inference fast paths."""
+    out = x @ w
+    if b is not None:
+        out += b
+    if act is not None:
+        xp = backend.get_array_module(out)
+        if act == "tanh":
+            xp.tanh(out, out=out)
+        else:  # "relu": max(a, 0) as ReLU computes it (NaN stays NaN)
+            xp.maximum(out, 0, out=out)
+    return out
 
 
 LINEAR_FUSED_ACTIVATIONS = {"tanh": tanh, "relu": relu}  # what linear(..., activation=) computes in its node

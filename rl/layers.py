@@ -40,7 +40,7 @@ from rl import functional as F
 from rl import initializers, nn_ops
 from rl import random as rl_random
 from rl.layer_base import KerasTensor, Layer, LoadResult, Node, deserialize, serialize
-from rl.tensor import Tensor, config
+from rl.tensor import Tensor, config, no_grad
 
 __all__ = [
     "Activation",
@@ -66,6 +66,7 @@ __all__ = [
     "Node",
     "ZeroPadding2D",
     "deserialize",
+    "forward_array",
     "serialize",
 ]
 
@@ -204,6 +205,24 @@ def Input(  # noqa: N802 - Keras' name for a function returning a placeholder
     return InputLayer(input_shape=tuple(shape), batch_size=batch_size, dtype=dtype, name=name).output
 
 
+def forward_array(layers: Sequence[Layer], x: Any) -> Any:
+    """Run built ``layers`` in order on a raw array ``x`` for inference: no Tensors, no graph.
+
+    Layers with a ``call_array`` (:class:`Dense`) run their array code; any other layer runs its ordinary
+    call under ``no_grad``. The result equals ``model(x).data`` of a Sequential of these layers, bit for
+    bit; the saving is the per-layer Tensor and dispatch cost, which on the small batches of a rollout
+    (an agent acting in 32 worlds) is as large as the arithmetic.
+    """
+    for layer in layers:
+        fast = getattr(layer, "call_array", None)
+        if fast is not None and layer.built:
+            x = fast(x)
+        else:
+            with no_grad():
+                x = layer(Tensor(x)).data
+    return x
+
+
 # ============================================================================ core layers
 class Dense(Layer):
     """Fully connected: ``activation(x @ kernel + bias)`` on the last axis.
@@ -252,6 +271,19 @@ class Dense(Layer):
             return F.linear(inputs, self.kernel, self.bias, activation=self._fused)  # type: ignore[arg-type]
         y = F.linear(inputs, self.kernel, self.bias)  # type: ignore[arg-type]
         return y if self._act is None else self._act(y)
+
+    def call_array(self, x: Any) -> Any:
+        """Inference on a raw array ``(..., in)``, no Tensor or graph: what ``call`` computes, bit for bit.
+
+        A built layer's fast path for loops that only act (an agent's rollout): see :func:`forward_array`.
+        """
+        if x.dtype != self._dtype:
+            x = x.astype(self._dtype)
+        bias = self.bias.data if self.bias is not None else None
+        if self._fused is not None or self._act is None:
+            return F.linear_array(x, self.kernel.data, bias, self._fused)  # type: ignore[union-attr]
+        with no_grad():
+            return self._act(Tensor(F.linear_array(x, self.kernel.data, bias))).data  # type: ignore[union-attr]
 
     def compute_output_shape(self, input_shape):
         return (*tuple(input_shape)[:-1], self.units)

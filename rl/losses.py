@@ -22,12 +22,15 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from rl import backend
-from rl.tensor import Function, Tensor, as_tensor
+import numpy as np
+
+from rl import _fused, backend
+from rl.tensor import Function, Tensor, _reduce_sum, as_tensor
 
 __all__ = [
     "binary_crossentropy",
     "categorical_crossentropy",
+    "clipped_surrogate",
     "get_loss",
     "huber",
     "mae",
@@ -62,11 +65,83 @@ def _raw(x: Any, like: Any) -> Any:
     return backend.get_array_module(like).asarray(data)
 
 
+# ---------------------------------------------------------------------------------- policy gradients
+class _ClippedSurrogate(Function):
+    """PPO's clipped surrogate as one node; ``forward`` also computes the gradient and the logged statistics
+    (see :func:`clipped_surrogate`), in one compiled loop where :mod:`rl._fused` has one."""
+
+    def forward(self, logp, old_logp, adv, clip, normalize, stats):
+        kern = _fused.kernels()
+        if kern is not None and _fused.is_host_float32(logp, old_logp, adv) and logp.ndim == 1:
+            self.dlogp = np.empty_like(logp)
+            loss, kl, frac = kern.clipped_surrogate(logp, old_logp, adv, float(clip), bool(normalize), self.dlogp)
+            stats[:] = [np.float32(kl), np.float32(frac)]
+            return np.asarray(loss, dtype=logp.dtype)
+        xp = backend.get_array_module(logp)
+        if normalize and adv.size > 1:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        log_ratio = logp - old_logp
+        ratio = xp.exp(log_ratio)
+        neg_adv = -adv
+        unclipped = ratio * neg_adv
+        clamped = xp.minimum(xp.maximum(ratio, 1.0 - clip), 1.0 + clip)
+        clipped = clamped * neg_adv
+        take_unclipped = unclipped >= clipped  # F.maximum's rule: ties go to the first operand
+        count = max(logp.size, 1)
+        # The gradient the separate nodes would give: (1/B) * -A * r through the chosen term, and through the
+        # clipped one only where the clip left r alone.
+        self.dlogp = ((logp.dtype.type(1) / count) * neg_adv) * ratio * (take_unclipped | (clamped == ratio))
+        stats[:] = [((ratio - 1.0) - log_ratio).mean(), (xp.abs(ratio - 1.0) > clip).mean()]
+        return _reduce_sum(xp.where(take_unclipped, unclipped, clipped), None, False) / count
+
+    def backward(self, g):
+        return g * self.dlogp, None, None
+
+
+def clipped_surrogate(logp: Tensor, old_logp: Any, adv: Any, clip: float,
+                      normalize: bool = False) -> tuple[Tensor, Any, Any]:
+    """PPO's clipped surrogate loss (Schulman et al. 2017) over ``B`` rows, as one graph node.
+
+    ``loss = mean(max(-A r, -A clip(r, 1 - clip, 1 + clip)))`` with ``r = exp(logp - old_logp)``: the
+    policy gains nothing from moving its ratio beyond ``1 +- clip``. With ``normalize`` the advantages ``A``
+    are first made zero-mean, unit-std over the rows (population std, ``+ 1e-8``).
+
+    Args:
+        logp: ``(B,)`` log-probabilities of the taken actions under the current policy (differentiable).
+        old_logp, adv: ``(B,)`` arrays: the log-probabilities at collection time and the advantages.
+    Returns:
+        ``(loss, approx_kl, clip_fraction)``: the scalar loss Tensor, then Schulman's KL estimate
+        ``mean((r - 1) - log r)`` and the fraction of rows with ``|r - 1| > clip``, as 0-d arrays on the
+        rows' device (no host sync). Equal to the composed ops' values within float32 rounding.
+    """
+    stats: list[Any] = []  # forward fills in (approx_kl, clip_fraction)
+    loss = _ClippedSurrogate.apply(logp, old_logp, adv, clip=clip, normalize=normalize, stats=stats)
+    return loss, stats[0], stats[1]
+
+
 # ---------------------------------------------------------------------------------- regression
+class _MeanSquaredError(Function):
+    """``mean((pred - target)**2)`` as one graph node: the same arithmetic as the three nodes it replaces
+    (difference, square, mean), bit for bit, in two array passes forward and one backward."""
+
+    def forward(self, pred, target):
+        self.diff = pred - target
+        self.count = max(self.diff.size, 1)
+        return _reduce_sum(self.diff * self.diff, None, False) / self.count
+
+    def backward(self, g):
+        # Mean hands each element g / count; the square's two equal factors each add (g / count) * diff.
+        grad = (g / self.count) * self.diff
+        grad = grad + grad
+        return grad, (-grad if self.inputs[1].requires_grad else None)
+
+
 def mse(pred: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean squared error ``(pred - target)**2``; ``pred`` and ``target`` of the same shape."""
     target = as_tensor(target)
     _check_same_shape(pred, target, "mse")
+    if reduction == "mean" and pred.dtype.kind == "f" and pred.dtype.itemsize >= 4 and pred.data.size:
+        return _MeanSquaredError.apply(pred, target)
     diff = pred - target
     return _reduce(diff * diff, reduction)
 

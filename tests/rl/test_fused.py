@@ -1,0 +1,191 @@
+"""The optional compiled kernels (rl/_fused.py) against the NumPy paths beside them, and the fused graph nodes
+(rl.losses.clipped_surrogate, the one-node mse) against the composed ops they replace, on seeded random shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.ppo import _mean, clipped_losses
+from rl import _fused, losses
+from rl import functional as F
+from rl.gradcheck import check_grad
+from rl.tensor import Tensor, no_grad
+
+needs_numba = pytest.mark.skipif(_fused.kernels() is None, reason="numba is not installed (the accel extra)")
+
+
+def _linear_grads(x, w, b, act, fused: bool):
+    xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+    bt = Tensor(b, requires_grad=True) if b is not None else None
+    out = F.linear(xt, wt, bt, activation=act)
+    g = np.random.default_rng(7).standard_normal(out.shape).astype(np.float32)
+    if fused:
+        (out * Tensor(g)).sum().backward()
+    else:
+        with _fused.disabled():
+            (out * Tensor(g)).sum().backward()
+    return out.data, xt.grad, wt.grad, (bt.grad if bt is not None else None)
+
+
+@needs_numba
+@pytest.mark.parametrize("act", [None, "tanh", "relu"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_backward_fused_equals_numpy_bit_for_bit(act, bias):
+    rng = np.random.default_rng(0)
+    for rows, n_in, n_out in [(1, 1, 1), (7, 3, 5), (256, 64, 64), (33, 4, 2)]:
+        x = rng.standard_normal((rows, n_in)).astype(np.float32)
+        w = rng.standard_normal((n_in, n_out)).astype(np.float32)
+        b = rng.standard_normal(n_out).astype(np.float32) if bias else None
+        fused = _linear_grads(x, w, b, act, fused=True)
+        plain = _linear_grads(x, w, b, act, fused=False)
+        for got, want in zip(fused, plain):
+            if want is None:
+                assert got is None
+            else:
+                np.testing.assert_array_equal(got, want)
+
+
+def test_disabled_switches_the_kernels_off():
+    with _fused.disabled():
+        assert _fused.kernels() is None
+    with _fused.disabled(), _fused.disabled():
+        assert _fused.kernels() is None
+
+
+def _composed(logp, old_logp, adv, clip, normalize):
+    """The pre-fusion PPO code: normalization, then clipped_losses' composed ops and the logged statistics."""
+    lt = Tensor(logp, requires_grad=True)
+    a = adv
+    if normalize and adv.size > 1:
+        a = (adv - adv.mean()) / (adv.std() + 1e-8)
+    v = Tensor(np.zeros_like(logp))
+    loss, _, ratio, log_ratio = clipped_losses(lt, old_logp, a, v, v.data, v.data, clip, False, _mean)
+    loss.backward()
+    kl = ((ratio.data - 1.0) - log_ratio.data).mean()
+    frac = (np.abs(ratio.data - 1.0) > clip).mean()
+    return float(loss.data), lt.grad, float(kl), float(frac)
+
+
+def _fused_surrogate(logp, old_logp, adv, clip, normalize):
+    lt = Tensor(logp, requires_grad=True)
+    loss, kl, frac = losses.clipped_surrogate(lt, old_logp, adv, clip, normalize=normalize)
+    loss.backward()
+    return float(loss.data), lt.grad, float(kl), float(frac)
+
+
+def _surrogate_inputs(rng, rows):
+    logp = (rng.standard_normal(rows) * 0.5 - 1.0).astype(np.float32)
+    old_logp = (logp + rng.standard_normal(rows).astype(np.float32) * 0.3).astype(np.float32)
+    old_logp[: rows // 4] = logp[: rows // 4]  # ratio exactly 1 on some rows: ties between the two terms
+    adv = (rng.standard_normal(rows) * 3 + 0.5).astype(np.float32)
+    return logp, old_logp, adv
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("kernels", [True, False])
+def test_clipped_surrogate_matches_the_composed_ops(normalize, kernels):
+    if kernels and _fused.kernels() is None:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(1)
+    for rows, clip in [(1, 0.2), (2, 0.1), (255, 0.2), (256, 0.05), (1000, 0.3)]:
+        args = (*_surrogate_inputs(rng, rows), clip, normalize)
+        want = _composed(*args)
+        if kernels:
+            got = _fused_surrogate(*args)
+        else:
+            with _fused.disabled():
+                got = _fused_surrogate(*args)
+        # float32 rounding: the kernel accumulates its means in float64 where NumPy sums float32 pairwise
+        assert got[0] == pytest.approx(want[0], rel=2e-6, abs=2e-7)
+        np.testing.assert_allclose(got[1], want[1], rtol=2e-6, atol=1e-9)
+        assert got[2] == pytest.approx(want[2], rel=2e-5, abs=1e-7)
+        assert got[3] == pytest.approx(want[3])
+        assert np.abs(got[1]).max() > 0.0  # some rows inside the trust region carry a gradient
+
+
+def test_clipped_surrogate_numpy_path_is_the_composed_ops_bit_for_bit():
+    rng = np.random.default_rng(2)
+    args = (*_surrogate_inputs(rng, 256), 0.2, False)
+    with _fused.disabled():
+        got = _fused_surrogate(*args)
+    want = _composed(*args)
+    assert got[0] == want[0]
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_clipped_surrogate_gradcheck_float64():
+    rng = np.random.default_rng(3)
+    logp, old_logp, adv = (a.astype(np.float64) for a in _surrogate_inputs(rng, 12))
+    old_logp[: 12 // 4] += 0.01  # keep rows off the clip's kinks, where a finite difference is undefined
+    check_grad(lambda lt: losses.clipped_surrogate(lt, old_logp, adv, 0.2)[0], logp)
+
+
+def test_mse_one_node_equals_the_composed_ops():
+    rng = np.random.default_rng(4)
+    for shape in [(1,), (256,), (8, 3)]:
+        pred = rng.standard_normal(shape).astype(np.float32)
+        target = rng.standard_normal(shape).astype(np.float32)
+        p1, t1 = Tensor(pred, requires_grad=True), Tensor(target, requires_grad=True)
+        loss = losses.mse(p1, t1)
+        loss.backward()
+        p2, t2 = Tensor(pred, requires_grad=True), Tensor(target, requires_grad=True)
+        diff = p2 - t2
+        ref = (diff * diff).mean()
+        ref.backward()
+        assert loss.data == ref.data
+        np.testing.assert_array_equal(p1.grad, p2.grad)
+        np.testing.assert_array_equal(t1.grad, t2.grad)
+    check_grad(lambda p, t: losses.mse(p, t), rng.standard_normal((5, 2)), rng.standard_normal((5, 2)))
+
+
+@needs_numba
+def test_categorical_kernels_match_numpy_within_an_ulp():
+    from rl.distributions import Categorical
+
+    rng = np.random.default_rng(5)
+    for rows, k in [(1, 1), (3, 2), (256, 2), (64, 7)]:
+        logits = (rng.standard_normal((rows, k)) * 4).astype(np.float32)
+        if k > 2:
+            logits[:, 1] = -np.inf  # a masked class: probability 0, entropy term 0, no NaN
+        actions = rng.integers(0, k, rows)
+        actions[actions == 1] = 0
+        got, want = [], []
+        for out, off in ((got, False), (want, True)):
+            ctx = _fused.disabled() if off else _nullcontext()
+            with ctx:
+                lt = Tensor(logits, requires_grad=True)
+                dist = Categorical(lt)
+                logp = dist.log_prob(actions)
+                (logp * Tensor(np.linspace(-1, 1, rows).astype(np.float32))).sum().backward()
+                with no_grad():
+                    ent = Categorical(Tensor(logits)).entropy()
+                out += [dist._log_probs, logp.data, lt.grad, ent.data]
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=3e-6, atol=3e-7)
+            assert np.array_equal(np.isfinite(a), np.isfinite(b))
+        # From the same log-probabilities, the entropy and the gradient kernels are NumPy's arithmetic bit for bit.
+        g = np.linspace(-1, 1, rows).astype(np.float32)
+        from rl.distributions import _CategoricalLogProb
+
+        grads = []
+        for off in (False, True):
+            with _fused.disabled() if off else _nullcontext():
+                node = _CategoricalLogProb()
+                node.forward(logits, actions, want[0])
+                grads.append(node.backward(g)[0])
+        np.testing.assert_array_equal(grads[0], grads[1])
+        ents = []
+        for off in (False, True):
+            with _fused.disabled() if off else _nullcontext():
+                dist = Categorical(Tensor(logits))
+                dist._log_probs = want[0]
+                with no_grad():
+                    ents.append(dist.entropy().data)
+        np.testing.assert_array_equal(ents[0], ents[1])
+
+
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
