@@ -11,6 +11,14 @@ const PALETTE = ["#2f6fdf", "#e8590c", "#2b9348", "#c2255c", "#7048e8", "#0c8599
   "#d9480f", "#1c7ed6", "#66a80f", "#ae3ec9"];
 const DEFAULT_KEYS = ["episode_return", "episode_length", "loss", "val_loss", "accuracy", "val_accuracy"];
 const HIDDEN_KEYS = new Set(["env_steps", "step", "epoch", "iteration", "time_s", "episode", "batch"]);
+// What each status badge means (its tooltip); the server decides the status from the run's files alone.
+const STATUS_HINTS = {
+  running: "training now (its process is alive, or on another machine its files keep changing)",
+  finished: "the budget is spent: eval.json is written",
+  interrupted: "stopped (Ctrl-C or killed): train.py --resume RUN_DIR continues it",
+  failed: "stopped before its first checkpoint: start it again",
+  silent: "running on another machine, but none of its files changed for 15 minutes: it may have died there",
+};
 
 const state = {
   runs: [], byId: new Map(), selected: new Set(), userTouched: false, focused: null,
@@ -73,7 +81,7 @@ function renderRuns() {
         `<td><input type="checkbox" data-run="${esc(r.id)}" ${state.selected.has(r.id) ? "checked" : ""}></td>` +
         `<td><span class="swatch" style="background:${colorOf(state.groupSeeds ? r.group : r.id)}"></span>${esc(r.name)}` +
         (r.damaged ? `<div class="reason">${esc(r.damaged)}</div>` : "") + `</td>` +
-        `<td><span class="badge ${r.status}">${r.status}</span>${damaged}</td>` +
+        `<td><span class="badge ${r.status}" title="${esc(STATUS_HINTS[r.status] ?? "")}">${r.status}</span>${damaged}</td>` +
         `<td>${esc(r.agent ?? "–")}</td><td>${esc(r.env_id ?? "–")}</td><td class="num">${r.seed ?? "–"}</td>` +
         `<td class="num">${steps}</td><td class="num">${Chart.fmt(r.last_mean)}</td><td class="num">${Chart.fmt(r.best_mean)}</td>` +
         `<td class="num">${ev}</td><td class="num">${duration(r.wall_s)}</td><td class="num">${r.sps ? Chart.fmt(r.sps) : "–"}</td></tr>`);
