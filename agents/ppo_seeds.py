@@ -11,8 +11,13 @@ and one Adam step for all seeds.
 The loop is PPO's (:meth:`agents.ppo.PPO.learn`), with the seed axis in front:
 
 * **collect**: ``(K, N, obs)`` observations through the stacked policy; each seed's actions are sampled
-  from its own generator (:class:`rl.stacked.GeneratorStack`), its env stepped and its episodes logged
-  to its own run. The rollout buffer holds ``K * N`` worlds, seed ``k`` in columns ``k*N:(k+1)*N``.
+  from its own generator (:class:`rl.stacked.GeneratorStack`) and its episodes logged to its own run. The
+  rollout buffer holds ``K * N`` worlds, seed ``k`` in columns ``k*N:(k+1)*N``. Where the env's core
+  declares its per-world arrays (``WORLD_AXES``, e.g. :class:`envs.cartpole.core.CartPoleCore`), the K
+  seeds' envs run as ONE vector env of ``K * N`` worlds with one episode tracker: its state is the K
+  snapshots (``get_state``) laid side by side, each world keeping its own random stream, so every world
+  steps exactly as in its own seed's env; :meth:`PPOSeeds.sync_agents` splits it back into the agents'
+  envs and trackers (checkpoints, the end). Other envs are stepped seed by seed.
 * **advantages**: :func:`agents.rollout.gae` over all ``K * N`` worlds at once (it is elementwise per world).
 * **update**: each seed shuffles its own valid rows with its own generator and splits them into the same
   number of minibatches as alone; seeds' minibatch sizes differ by a few rows (the autoreset steps they
@@ -39,16 +44,17 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Hooks
+from agents.base import Hooks, make_vec_env
+from agents.episodes import EpisodeTracker
 from agents.networks import mlp_input
 from agents.ppo import PPO, clipped_losses, schedules
 from agents.rollout import RolloutBuffer, gae
 from rl import backend
 from rl.distributions import Categorical
-from rl.stacked import GeneratorStack, StackedAdam, StackedMLP, masked_mean
+from rl.stacked import GeneratorStack, StackedAdam, StackedMLP, keep_freed_memory, masked_mean
 from rl.tensor import Tensor, no_grad
 
-__all__ = ["PPOSeeds", "unstackable_reason"]
+__all__ = ["PPOSeeds", "merge_env_states", "split_env_state", "unstackable_reason"]
 
 
 def unstackable_reason(agent: Any) -> str | None:
@@ -62,6 +68,59 @@ def unstackable_reason(agent: Any) -> str | None:
     if agent.config.target_kl is not None:
         return "agent.target_kl stops each seed's epochs at another time"
     return None
+
+
+def _world_axes(envs: Any) -> dict[str, int] | None:
+    """The per-world arrays of a batched vector env's core, ``{name: world axis}`` (its ``WORLD_AXES``), or None
+    when the env's worlds cannot be merged (no batched core, or one that does not declare them)."""
+    core = getattr(envs, "core", None)
+    axes = getattr(type(core), "WORLD_AXES", None)
+    if axes is None or not hasattr(envs, "get_state") or getattr(core, "STATE_PARTS", ()):
+        return None
+    return dict(axes)
+
+
+def merge_env_states(states: Sequence[dict[str, Any]], world_axes: dict[str, int]) -> dict[str, Any]:
+    """One snapshot of ``K * N`` worlds from K vector envs' ``get_state()`` snapshots of N worlds each.
+
+    Seed ``k``'s worlds become worlds ``k*N:(k+1)*N``: the core's arrays named in ``world_axes`` and the
+    env's per-world bookkeeping and random streams (world axis 0) are concatenated; every other field (the
+    core's constants, e.g. the start bounds) must be the same in all K. The envs' own ``np_random``
+    (used only by unseeded resets) is left out: each seed's stays in its own env.
+    """
+    first = states[0]
+    core: dict[str, Any] = {}
+    for name, value in first["core"].items():
+        if name in world_axes:
+            core[name] = np.concatenate([s["core"][name] for s in states], axis=world_axes[name])
+        elif all(np.array_equal(s["core"][name], value) for s in states[1:]):
+            core[name] = value
+        else:
+            raise ValueError(f"the seeds' envs differ in {name!r}, which is not a per-world array: cannot merge")
+    env: dict[str, Any] = {}
+    for name, value in first["env"].items():
+        if isinstance(value, np.ndarray):
+            env[name] = np.concatenate([s["env"][name] for s in states])
+        elif all(s["env"][name] == value for s in states[1:]):
+            env[name] = value
+        else:
+            raise ValueError(f"the seeds' envs differ in {name!r}: cannot merge")
+    return {"core": core, "env": env, "rng": np.concatenate([s["rng"] for s in states])}
+
+
+def split_env_state(state: dict[str, Any], num_seeds: int, world_axes: dict[str, int]) -> list[dict[str, Any]]:
+    """Undo :func:`merge_env_states`: the snapshot of ``num_seeds * N`` worlds as ``num_seeds`` snapshots of N."""
+    n = len(state["rng"]) // num_seeds
+
+    def part(value: Any, axis: int, k: int) -> Any:
+        index = [slice(None)] * value.ndim
+        index[axis] = slice(k * n, (k + 1) * n)
+        return value[tuple(index)].copy()
+
+    return [{"core": {name: part(v, world_axes[name], k) if name in world_axes else v
+                      for name, v in state["core"].items()},
+             "env": {name: part(v, 0, k) if isinstance(v, np.ndarray) else v for name, v in state["env"].items()},
+             "rng": part(state["rng"], 0, k)} for k in range(num_seeds)]
 
 
 class PPOSeeds:
@@ -86,6 +145,8 @@ class PPOSeeds:
         if any(a.config != c for a in self.agents) or len({a.iteration for a in self.agents}) > 1:
             raise ValueError("stacked seeds need one agent config and the same iteration")
         self.num_seeds = len(self.agents)
+        if backend.current().name == "numpy":
+            keep_freed_memory()  # the stacked arrays are K times larger: see rl.stacked.keep_freed_memory
         params = [[*a.policy.parameters(), *a.value.parameters()] for a in self.agents]
         self.optimizer = StackedAdam(params, lr=c.lr, eps=c.adam_eps, clipnorm=c.max_grad_norm)
         self.optimizer.load_seed_states([a.optimizer.state_dict() for a in self.agents])
@@ -95,24 +156,56 @@ class PPOSeeds:
         self.rngs = GeneratorStack([a.rng for a in self.agents])
         obs_dim = first.buffer.obs.shape[2]
         self.buffer = RolloutBuffer(c.num_steps, self.num_seeds * c.num_envs, (obs_dim,), (), np.int64)
+        # The merged env of K * N worlds (see the module docstring), its observation and episode tracker; None
+        # while the agents' own envs are the current ones (before learn, after sync_agents) or cannot merge.
+        self.envs: Any = None
+        self.obs: Any = None
+        self.tracker: EpisodeTracker | None = None
+        self.world_axes = _world_axes(first.envs)
 
     @property
     def env_steps(self) -> int:
         return self.agents[0].env_steps
 
     def sync_agents(self) -> None:
-        """Copy each seed's optimizer state into its agent (the weights already are its agent's tensors)."""
+        """Copy each seed's optimizer state into its agent (the weights already are its agent's tensors), and its
+        worlds, observation and running episodes from the merged env back into its own env and tracker."""
         for k, agent in enumerate(self.agents):
             agent.optimizer.load_state_dict(self.optimizer.seed_state(k))
             agent.optimizer.lr = self.optimizer.lr
+        if self.envs is None:
+            return
+        n = self.config.num_envs
+        pieces = split_env_state(self.envs.get_state(), self.num_seeds, self.world_axes)
+        for k, (agent, piece) in enumerate(zip(self.agents, pieces)):
+            cols = slice(k * n, (k + 1) * n)
+            agent.envs.set_state(piece)
+            agent.obs = self.obs[cols].copy()
+            tracker = agent.tracker
+            tracker.returns, tracker.lengths = self.tracker.returns[cols].copy(), self.tracker.lengths[cols].copy()
+            tracker.resetting = self.tracker.resetting[cols].copy()
+
+    def _merge_envs(self) -> None:
+        """Start every seed's envs, then (where the env allows) run them as one merged env from here on."""
+        for agent in self.agents:
+            agent.start_envs()
+        if self.world_axes is None or any(a.tracker.sum_names for a in self.agents):
+            return
+        first, k_seeds = self.agents[0], self.num_seeds
+        self.envs = make_vec_env(first.experiment, k_seeds * self.config.num_envs)
+        self.envs.set_state(merge_env_states([a.envs.get_state() for a in self.agents], self.world_axes))
+        self.obs = np.concatenate([a.obs for a in self.agents])
+        self.tracker = EpisodeTracker(self.envs.num_envs)
+        self.tracker.returns = np.concatenate([a.tracker.returns for a in self.agents])
+        self.tracker.lengths = np.concatenate([a.tracker.lengths for a in self.agents])
+        self.tracker.resetting = np.concatenate([a.tracker.resetting for a in self.agents])
 
     # ------------------------------------------------------------------------------ learning
     def learn(self, total_steps: int, hooks: Sequence[Hooks]) -> None:
         """Train every seed until ``total_steps`` env steps each (or a stop request); ``hooks[k]`` is seed ``k``'s."""
         c = self.config
         lr, clip_coef = schedules(c, total_steps)
-        for agent in self.agents:
-            agent.start_envs()
+        self._merge_envs()
         while self.env_steps < total_steps and not any(h.stop_requested for h in hooks):
             iteration = self.agents[0].iteration
             self.optimizer.lr = lr(iteration)
@@ -135,6 +228,9 @@ class PPOSeeds:
 
     def _collect(self, hooks: Sequence[Hooks]) -> None:
         """Fill the buffer with ``num_steps`` steps of every seed's worlds; log each seed's finished episodes."""
+        if self.envs is not None:
+            self._collect_merged(hooks)
+            return
         buf, agents, k_seeds, n = self.buffer, self.agents, self.num_seeds, self.config.num_envs
         with no_grad():
             for t in range(buf.num_steps):
@@ -161,6 +257,42 @@ class PPOSeeds:
             x = mlp_input(np.concatenate([a.obs for a in agents]))
             buf.next_values[:] = self.value(Tensor(x.reshape(k_seeds, n, -1))).data.reshape(-1)
 
+    def _collect_merged(self, hooks: Sequence[Hooks]) -> None:
+        """:meth:`_collect` on the merged env: one env step and one tracker step per time step for all seeds;
+        the per-seed counters (env steps, transitions, episodes) go to the agents' trackers once per rollout."""
+        buf, agents, k_seeds, n = self.buffer, self.agents, self.num_seeds, self.config.num_envs
+        start_steps = agents[0].env_steps  # the seeds move in step: N world-steps each per time step
+        episodes = np.zeros(k_seeds, dtype=np.int64)
+        obs = self.obs
+        with no_grad():
+            for t in range(buf.num_steps):
+                x = mlp_input(obs)  # (K * N, obs_dim)
+                stacked = Tensor(x.reshape(k_seeds, n, -1))
+                dist = Categorical(self.policy(stacked).reshape(k_seeds * n, -1))
+                actions = dist.sample(self.rngs)
+                buf.obs[t] = x
+                buf.actions[t] = actions
+                buf.logprobs[t] = dist.log_prob(actions).data
+                buf.values[t] = self.value(stacked).data.reshape(-1)
+                obs, reward, terminated, truncated, _ = self.envs.step(agents[0]._to_env(actions))
+                step = self.tracker.step(reward, terminated, truncated)
+                buf.rewards[t] = reward
+                buf.terminated[t] = terminated
+                buf.dones[t] = terminated | truncated
+                buf.valid[t] = step.transitions
+                if len(step.finished):
+                    owners = step.finished.worlds // n  # the seed of each world that finished an episode
+                    episodes += np.bincount(owners, minlength=k_seeds)
+                    for record, k in zip(step.finished.records(start_steps + (t + 1) * n), owners):
+                        hooks[k].log(record)
+            buf.next_values[:] = self.value(Tensor(mlp_input(obs).reshape(k_seeds, n, -1))).data.reshape(-1)
+        self.obs = obs
+        transitions = backend.to_numpy(buf.valid).reshape(buf.num_steps, k_seeds, n).sum(axis=(0, 2))
+        for k, agent in enumerate(agents):
+            agent.tracker.env_steps += buf.num_steps * n
+            agent.tracker.transitions += int(transitions[k])
+            agent.tracker.episodes += int(episodes[k])
+
     def _seed_rows(self, a: Any) -> Any:
         """A ``(T, K * N, ...)`` buffer field as ``(K, T * N, ...)``: row ``t * N + i`` of seed ``k`` is its world
         ``i`` at step ``t``, the order of a single-seed run's ``buf.flat``."""
@@ -168,18 +300,20 @@ class PPOSeeds:
         a = a.reshape(t, k_seeds, n, *a.shape[2:])
         return backend.get_array_module(a).ascontiguousarray(a.swapaxes(0, 1).reshape(k_seeds, t * n, *a.shape[3:]))
 
-    def _minibatches(self, valid_rows: list[Any], num_minibatches: int) -> tuple[Any, Any]:
+    def _minibatches(self, valid_rows: list[Any], num_minibatches: int, rows_per_seed: int) -> tuple[Any, Any]:
         """One epoch's minibatches: each seed's valid rows shuffled by its own generator and split as
-        ``PPO._update`` splits them, padded to the largest. Returns row indices and a mask, both
-        ``(num_minibatches, K, B_max)``."""
+        ``PPO._update`` splits them, padded to the largest. Returns indices into the seeds' rows laid end to end
+        (seed ``k``'s row ``i`` is ``k * rows_per_seed + i``; a padding entry is its seed's row 0) and a mask,
+        both ``(num_minibatches, K, B_max)``."""
         chunks = [np.array_split(backend.to_numpy(rows[agent.rng.permutation(len(rows))]), num_minibatches)
                   for agent, rows in zip(self.agents, valid_rows)]
         width = max(len(chunk) for seed in chunks for chunk in seed)
-        index = np.zeros((num_minibatches, self.num_seeds, width), dtype=np.int64)
+        offsets = np.arange(self.num_seeds, dtype=np.int64) * rows_per_seed
+        index = np.broadcast_to(offsets[None, :, None], (num_minibatches, self.num_seeds, width)).copy()
         mask = np.zeros((num_minibatches, self.num_seeds, width), dtype=bool)
         for k, seed in enumerate(chunks):
             for j, chunk in enumerate(seed):
-                index[j, k, :len(chunk)] = chunk
+                index[j, k, :len(chunk)] += chunk
                 mask[j, k, :len(chunk)] = True
         return backend.to_device(index), backend.to_device(mask)
 
@@ -187,9 +321,14 @@ class PPOSeeds:
         """``num_epochs`` epochs of stacked minibatch steps; returns each statistic's per-seed means ``(K,)``."""
         c, buf, k_seeds = self.config, self.buffer, self.num_seeds
         xp = backend.current().xp
-        obs, actions = self._seed_rows(buf.obs), self._seed_rows(buf.actions)
-        old_logp, old_values = self._seed_rows(buf.logprobs), self._seed_rows(buf.values)
-        adv_all, ret_all = self._seed_rows(advantages), self._seed_rows(returns)
+        rows = buf.num_steps * c.num_envs  # per seed
+
+        def flat(a: Any) -> Any:  # (K * rows, ...): the seeds' rows end to end, gathered with _minibatches' indices
+            seeds = self._seed_rows(a)
+            return seeds.reshape(k_seeds * rows, *seeds.shape[2:])
+
+        obs, actions, old_logp, old_values = flat(buf.obs), flat(buf.actions), flat(buf.logprobs), flat(buf.values)
+        adv_all, ret_all = flat(advantages), flat(returns)
         valid = self._seed_rows(buf.valid)
         valid_rows = [xp.asarray(np.flatnonzero(v)) for v in backend.to_numpy(valid)]
         num_minibatches = max(1, round(buf.num_steps * self.config.num_envs / c.batch_size))
@@ -197,18 +336,18 @@ class PPOSeeds:
                 for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")}
         count = 0
         for _epoch in range(c.num_epochs):
-            index, masks = self._minibatches(valid_rows, num_minibatches)
+            index, masks = self._minibatches(valid_rows, num_minibatches, rows)
             for mb, mask in zip(index, masks):
                 counts = xp.maximum(mask.sum(axis=1), 1).astype(xp.float32)  # (K,)
-                x = Tensor(xp.take_along_axis(obs, mb[:, :, None], axis=1))  # (K, B, obs_dim)
+                x = Tensor(obs[mb])  # (K, B, obs_dim)
                 dist = Categorical(self.policy(x).reshape(k_seeds * mb.shape[1], -1))
-                logp = dist.log_prob(xp.take_along_axis(actions, mb, axis=1).reshape(-1)).reshape(mb.shape)
+                logp = dist.log_prob(actions[mb].reshape(-1)).reshape(mb.shape)
                 if c.ent_coef:
                     entropy = dist.entropy().reshape(mb.shape)
                 else:  # a term weighted 0 adds nothing to the gradient: compute it for the log only
                     with no_grad():
                         entropy = dist.entropy().reshape(mb.shape)
-                adv = xp.take_along_axis(adv_all, mb, axis=1)
+                adv = adv_all[mb]
                 if c.normalize_advantages:
                     adv = self._normalize(adv, mask, counts)
                 v = self.value(x).reshape(mb.shape)
@@ -217,8 +356,7 @@ class PPOSeeds:
                     return masked_mean(t, mask, counts)
 
                 policy_loss, value_loss, ratio, log_ratio = clipped_losses(
-                    logp, xp.take_along_axis(old_logp, mb, axis=1), adv, v, xp.take_along_axis(old_values, mb, axis=1),
-                    xp.take_along_axis(ret_all, mb, axis=1), clip, c.clip_value_loss, mean)
+                    logp, old_logp[mb], adv, v, old_values[mb], ret_all[mb], clip, c.clip_value_loss, mean)
                 entropy_mean = mean(entropy)
                 loss = policy_loss + value_loss * c.vf_coef  # (K,): each seed's loss reaches only its weights
                 if c.ent_coef:

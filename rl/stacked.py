@@ -26,7 +26,9 @@ rows, and a mean over padded rows sums in another order (see ``agents/ppo_seeds.
 
 from __future__ import annotations
 
+import ctypes
 import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,7 +41,39 @@ from rl.optimizers import Adam
 from rl.random import Generator
 from rl.tensor import Function, Tensor
 
-__all__ = ["GeneratorStack", "StackedAdam", "StackedMLP", "masked_mean", "stacked_linear"]
+__all__ = ["GeneratorStack", "StackedAdam", "StackedMLP", "keep_freed_memory", "masked_mean", "stacked_linear"]
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_heap_kept = False
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc keep freed memory for the next arrays instead of handing it back to the system.
+
+    A stacked seed program allocates K times a single seed's arrays, a hidden layer's ``(K, B, 64)`` float32
+    of 8 seeds x 256 rows being 512 KiB, past malloc's 128 KiB mmap threshold: each such temporary is then a
+    fresh mapping (or the heap's top is trimmed and regrown), and its pages fault in on first touch, which
+    cost more than the arithmetic (a tanh with its bias add: ~290 us instead of ~90 us per (8, 256, 64) on
+    the bench machine). Serving them from a heap that keeps 64 MiB of slack cut the stacked update's CPU time
+    by about a quarter (``docs/benchmarks.md``, bench_seeds). Process-wide and permanent: the price is that
+    up to ~128 MiB of freed memory stays with the process. Returns False where it does not apply (not
+    glibc); calling it again does nothing.
+    """
+    global _heap_kept
+    if _heap_kept:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # another C library (musl) or no symbol table
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    ok = all(mallopt(param, value) == 1 for param, value in (
+        (_M_MMAP_THRESHOLD, 32 << 20), (_M_TOP_PAD, 64 << 20), (_M_TRIM_THRESHOLD, 128 << 20)))
+    _heap_kept = ok
+    return ok
 
 
 class GeneratorStack:
@@ -87,11 +121,23 @@ class _StackedLinear(Function):
 
     def backward(self, g):
         xp = backend.get_array_module(g)
+        # In place on one new array: a hidden layer's (K, B, out) is K times a single seed's and, past glibc's
+        # mmap threshold (128 KiB), every temporary is a fresh mapping that page-faults on first touch.
         if self.act == "tanh":
-            g = g * (1 - self.out * self.out)
+            d = self.out * self.out  # 1 - out^2, tanh's derivative from its output
+            xp.subtract(1, d, out=d)
+            d *= g
+            g = d
         elif self.act == "relu":
             g = g * (self.out > 0)
-        gx = g @ xp.swapaxes(self.w, -1, -2) if self.inputs[0].requires_grad else None
+        gx = None
+        if self.inputs[0].requires_grad:
+            if self.w.shape[-1] == 1:
+                # one output column (a value head): the product is an outer product, exactly g * w (one
+                # product per entry, no sum), which BLAS runs ~10x slower as a (B, 1) @ (1, in) GEMM
+                gx = g * xp.swapaxes(self.w, -1, -2)
+            else:
+                gx = g @ xp.swapaxes(self.w, -1, -2)
         gw = xp.swapaxes(self.x, -1, -2) @ g
         gb = g.sum(axis=1)
         return gx, gw, gb

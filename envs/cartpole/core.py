@@ -107,6 +107,11 @@ class CartPoleCore:
     ``state`` is float64 (4, N): rows x [m], x_dot [m/s], theta [rad], theta_dot [rad/s].
     """
 
+    # The per-world arrays and their world axis. ``step`` and ``reset_worlds`` treat each world on its own (its
+    # own random stream, elementwise physics), so the snapshots of several cores laid side by side along these
+    # axes are one core whose worlds step exactly as in their own (agents.ppo_seeds merges K seeds' envs so).
+    WORLD_AXES = {"state": 1}
+
     def __init__(self, num_worlds: int, variant: str = "gym", xp: Any = np):
         self.xp = xp
         self.num_worlds = num_worlds

@@ -114,3 +114,64 @@ def test_ctrl_c_then_resume_continues_every_seed_exactly(tmp_path, monkeypatch):
         assert strip_wall_clock(RunDir(b).read_metrics()) == strip_wall_clock(RunDir(a).read_metrics())
         assert json.loads((b / "eval.json").read_text())["returns"] == json.loads((a / "eval.json").read_text())[
             "returns"]
+
+
+def test_merged_env_steps_each_seeds_worlds_as_its_own_env():
+    # The K seeds' cart-pole envs as one env of K * N worlds (agents/ppo_seeds.py): every world steps, ends and
+    # autoresets bit for bit as in its own seed's env, and splitting the merged snapshot gives each env's own.
+    from agents.base import make_vec_env
+    from agents.ppo_seeds import _world_axes, merge_env_states, split_env_state
+
+    agents = [_agent(seed, 1024) for seed in (0, 1, 2)]
+    for agent in agents:
+        agent.start_envs()
+    envs = [agent.envs for agent in agents]
+    axes = _world_axes(envs[0])
+    assert axes == {"state": 1}
+    merged = make_vec_env(agents[0].experiment, 3 * 32)
+    merged.set_state(merge_env_states([env.get_state() for env in envs], axes))
+    rng = np.random.default_rng(0)
+    ended = 0
+    for _ in range(300):
+        actions = rng.integers(0, 2, size=3 * 32)
+        got = merged.step(actions)[:4]
+        want = [env.step(actions[k * 32:(k + 1) * 32])[:4] for k, env in enumerate(envs)]
+        for g, w in zip(got, zip(*want)):
+            np.testing.assert_array_equal(g, np.concatenate(w))
+        ended += int(got[2].sum() + got[3].sum())
+    assert ended > 50  # the episodes ended and autoreset (each world from its own random stream)
+    for piece, env in zip(split_env_state(merged.get_state(), 3, axes), envs):
+        own = env.get_state()
+        np.testing.assert_array_equal(piece["core"]["state"], own["core"]["state"])
+        np.testing.assert_array_equal(piece["rng"], own["rng"])
+        for name in ("_steps", "_prev_done"):
+            np.testing.assert_array_equal(piece["env"][name], own["env"][name])
+
+
+def test_merge_refuses_envs_that_differ_in_a_shared_field():
+    from agents.ppo_seeds import merge_env_states
+
+    agents = [_agent(seed, 1024) for seed in (0, 1)]
+    for agent in agents:
+        agent.start_envs()
+    states = [agent.envs.get_state() for agent in agents]
+    states[1]["core"]["low"] = states[1]["core"]["low"] * 2  # another start distribution
+    with pytest.raises(ValueError, match="differ in 'low'"):
+        merge_env_states(states, {"state": 1})
+
+
+def test_envs_without_declared_world_axes_step_seed_by_seed(monkeypatch):
+    # A core that does not declare its per-world arrays is not merged: the seeds' own envs step, with the
+    # same per-seed records as the merged path gives.
+    from envs.cartpole.core import CartPoleCore
+
+    seeds, steps = [0, 1], 2 * 1024
+    merged_hooks = [Hooks() for _ in seeds]
+    PPOSeeds([_agent(s, steps) for s in seeds]).learn(steps, merged_hooks)
+    monkeypatch.delattr(CartPoleCore, "WORLD_AXES")
+    stack = PPOSeeds([_agent(s, steps) for s in seeds])
+    own_hooks = [Hooks() for _ in seeds]
+    stack.learn(steps, own_hooks)
+    assert stack.envs is None
+    for a, b in zip(merged_hooks, own_hooks):
+        assert a.records == b.records

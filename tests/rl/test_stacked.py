@@ -100,3 +100,15 @@ def test_stacked_adam_moves_each_seed_exactly_as_its_own_adam(clipnorm):
     for k in range(seeds):
         for name, value in adams[k].state_dict().items():
             np.testing.assert_array_equal(host(again.seed_state(k)[name]), host(value), err_msg=name)
+
+
+def test_keep_freed_memory_applies_with_glibc_and_once():
+    import platform
+    import sys
+
+    from rl.stacked import keep_freed_memory
+
+    first = keep_freed_memory()
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert first is True
+    assert keep_freed_memory() is first  # a second call changes nothing
