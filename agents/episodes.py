@@ -65,6 +65,14 @@ class FinishedEpisodes:
                 for r, n in zip(self.returns, self.lengths)]
 
 
+# The fields of a step on which no episode ended (read-only: shared by every such step).
+_EMPTY_FLOAT = np.zeros(0)
+_EMPTY_INT = np.zeros(0, dtype=np.int64)
+_EMPTY_BOOL = np.zeros(0, dtype=bool)
+for _empty in (_EMPTY_FLOAT, _EMPTY_INT, _EMPTY_BOOL):
+    _empty.flags.writeable = False
+
+
 @dataclass
 class StepResult:
     """What one ``step`` call meant: ``transitions`` (N,) bool, False for the worlds whose step was an
@@ -118,17 +126,25 @@ class EpisodeTracker:
         Returns:
             The worlds whose step was a transition, and the episodes that ended on it.
         """
-        reward, terminated, truncated = (np.asarray(backend.to_numpy(a)) for a in (reward, terminated, truncated))
+        # Called once per env step: plain statements, and no per-episode work on the (usual) steps where no
+        # episode ends.
+        reward = np.asarray(backend.to_numpy(reward))
+        terminated = np.asarray(backend.to_numpy(terminated))
+        truncated = np.asarray(backend.to_numpy(truncated))
         transitions = ~self.resetting
         self.env_steps += self.num_envs
-        self.transitions += int(transitions.sum())
+        self.transitions += self.num_envs - int(np.count_nonzero(self.resetting))
         self.returns += np.where(transitions, reward, 0.0)
         self.lengths += transitions
         for name in self.sum_names:
             self.sums[name] += np.where(transitions, np.asarray(backend.to_numpy(values[name]), dtype=np.float64), 0.0)
         # An autoreset step reports neither flag, so ``& transitions`` only guards envs that would.
         done = (terminated | truncated) & transitions
+        self.resetting = done
         worlds = np.flatnonzero(done)
+        if not len(worlds):
+            return StepResult(transitions=transitions, finished=FinishedEpisodes(
+                worlds, _EMPTY_FLOAT, _EMPTY_INT, _EMPTY_BOOL, {name: _EMPTY_FLOAT for name in self.sum_names}))
         finished = FinishedEpisodes(worlds=worlds, returns=self.returns[worlds].copy(),
                                     lengths=self.lengths[worlds].copy(),
                                     terminated=terminated[worlds].astype(bool),
@@ -138,7 +154,6 @@ class EpisodeTracker:
         self.lengths[worlds] = 0
         for values_ in self.sums.values():
             values_[worlds] = 0.0
-        self.resetting = done
         return StepResult(transitions=transitions, finished=finished)
 
     def state_dict(self) -> dict[str, Any]:

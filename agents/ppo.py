@@ -36,7 +36,7 @@ from agents.rollout import RolloutBuffer, gae
 from rl import backend, losses
 from rl import functional as F
 from rl.distributions import Categorical, DiagGaussian, StateDependentGaussian
-from rl.layers import forward_array
+from rl.layers import forward_array, forward_stack
 from rl.optimizers import Adam
 from rl.random import Generator
 from rl.schedules import Constant, LinearDecay
@@ -134,7 +134,7 @@ class PPO(Agent):
         logits, a Gaussian with mean ``(B, A)`` and the learned log std ``(A,)``, or (``use_sde``) the
         state-dependent Gaussian of the last hidden features ``(B, H)`` and log std ``(H, A)``."""
         if not self.config.use_sde:
-            out = self.policy(obs)
+            out = forward_stack(self.policy.layers, obs)  # the MLP as one graph node (rl.layers)
             return Categorical(out) if self.discrete else DiagGaussian(out, self.log_std)
         *body, head = self.policy.layers
         features = obs
@@ -266,7 +266,7 @@ class PPO(Agent):
                 # per-minibatch NumPy calls (rl.losses, rl._fused).
                 policy_loss, approx_kl, clip_fraction = losses.clipped_surrogate(
                     logp, old_logp[mb], adv_all[mb], clip, normalize=c.normalize_advantages)
-                v = self.value(x).reshape(-1)
+                v = forward_stack(self.value.layers, x).reshape(-1)
                 if c.clip_value_loss:
                     v_clipped = (v - old_values[mb]).clip(-clip, clip) + old_values[mb]
                     value_loss = F.maximum((v - ret_all[mb]) ** 2, (v_clipped - ret_all[mb]) ** 2).mean()

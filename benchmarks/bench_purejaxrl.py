@@ -14,10 +14,14 @@ the load of a shared machine falls on both. Reported, as medians over all runs:
 
 * the loop: playgrad's ``agent.learn`` vs the compiled program's run after compile (wall and process CPU
   seconds); the issue's target is playgrad within 2x of the peer;
-* compile: the peer's lowering plus XLA compile (playgrad has none);
-* end to end: compile + loop for the peer, the loop for playgrad (agent construction and imports are
-  left out on both sides); and the step budget at which the peer's compile is paid back, from the
-  measured per-step loop costs;
+* the loop without playgrad's compiled kernels (``rl/_fused.py``, numba; one run per round with
+  ``rl._fused.disabled()``): what an install without numba runs;
+* compile: the peer's lowering plus XLA compile; playgrad's numba import and kernel load from numba's
+  cache (and, reported beside it, their first compile with an empty cache), measured in fresh processes
+  (``kernel_load_s``);
+* end to end: compile + loop for each side (agent construction and other imports are left out on both
+  sides); and the step budget at which the peer's compile is paid back, from the measured per-step loop
+  costs;
 * learning: each side's deterministic mean return over 20 episodes of the final policy (475+ is solved);
 * where playgrad's loop time goes (one more run, after the timed ones): process CPU seconds of its parts
   (the env's step, the episode tracker, the rest of collection, GAE, the update's forward and loss, its
@@ -38,11 +42,13 @@ one_compute_thread()  # before NumPy loads (see the module docstring)
 
 import argparse
 import collections
+import contextlib
 import importlib
 import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,6 +57,7 @@ from _benchlib import ROOT, command_line, machine_description, verdict, write_se
 from bench_agents import _Hooks, ppo_config, ppo_settings_text
 
 from agents.runner import evaluate, make_agent
+from rl import _fused
 from rl.experiment import apply_overrides, load_toml
 
 CONFIG = "cartpole_ppo_fast"
@@ -77,11 +84,15 @@ def make_ours(seed: int, total_steps: int):
     return make_agent(config, where=str(path))
 
 
-def run_ours(seed: int, total_steps: int) -> dict:
-    """One playgrad training run of the config (fresh agent); wall and CPU seconds of ``learn``."""
+def run_ours(seed: int, total_steps: int, kernels: bool = True) -> dict:
+    """One playgrad training run of the config (fresh agent); wall and CPU seconds of ``learn``.
+
+    ``kernels=False`` runs the NumPy path (``rl._fused.disabled()``: what a install without numba runs).
+    """
     agent = make_ours(seed, total_steps)
     start, cpu_start = time.perf_counter(), time.process_time()
-    agent.learn(total_steps, _Hooks())
+    with contextlib.nullcontext() if kernels else _fused.disabled():
+        agent.learn(total_steps, _Hooks())
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return {"wall_s": wall, "cpu_s": cpu, "eval_mean": evaluate(agent, episodes=20)["mean_return"],
             "env_steps": agent.env_steps}
@@ -158,6 +169,37 @@ def profile_ours(seed: int, total_steps: int) -> dict:
     return {"parts": parts, "total_cpu_s": total, "minibatches": minibatches, "env_steps": agent.env_steps,
             "update_cpu_s": cpu["update"], "nodes_per_minibatch": nodes["update"] / max(minibatches, 1),
             "nodes_per_env_step": nodes["collect"] / max(agent.env_steps / agent.config.num_envs, 1)}
+
+
+_LOAD_PROBE = """
+import sys, time
+sys.path[:0] = [{root!r}, {bench!r}]
+import bench_purejaxrl as b
+agent = b.make_ours(0, 2048)
+start = time.perf_counter()
+agent.learn(2048, b._Hooks())
+print(time.perf_counter() - start)
+"""
+
+
+def kernel_load_s() -> dict | None:
+    """What the compiled kernels cost before they run: two iterations of PPO (2,048 steps) in fresh processes,
+    with numba's cache emptied, then with it filled, then with the kernels off (``PLAYGRAD_FUSED=0``).
+
+    Returns ``{"compile_s", "load_s"}`` (cold minus off: import numba and compile every kernel; warm minus
+    off: import numba and load the cached kernels), or None without numba.
+    """
+    if _fused.kernels() is None:
+        return None
+    code = _LOAD_PROBE.format(root=str(ROOT), bench=str(ROOT / "benchmarks"))
+    with tempfile.TemporaryDirectory() as cache:
+        times = {}
+        for name, extra in (("cold", {"NUMBA_CACHE_DIR": cache}), ("warm", {"NUMBA_CACHE_DIR": cache}),
+                            ("off", {"PLAYGRAD_FUSED": "0"})):
+            env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **extra}
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+            times[name] = float(done.stdout.strip().splitlines()[-1])
+    return {"compile_s": max(times["cold"] - times["off"], 0.0), "load_s": max(times["warm"] - times["off"], 0.0)}
 
 
 def numpy_floor_minibatch_s(cfg: dict, repeats: int = 15) -> float:
@@ -259,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = ppo_config(CONFIG)
     if args.total_steps is not None:
         cfg["total_steps"] = args.total_steps
-    peers, ours = [], []
+    peers, ours, plain = [], [], []  # plain: playgrad's NumPy path (kernels off), one run per round
+    kernels_on = _fused.kernels() is not None
     for i in range(args.rounds):
         seed = args.seed + i
         peer = run_peer(args.jax_python, cfg, seed, args.repeats)
@@ -270,7 +313,15 @@ def main(argv: list[str] | None = None) -> int:
             ours.append({"seed": seed, **run_ours(seed, cfg["total_steps"])})
         print(f"round {i}: playgrad runs {[round(r['wall_s'], 3) for r in ours[-args.repeats:]]} s, "
               f"eval {ours[-1]['eval_mean']:.1f}", flush=True)
+        if kernels_on:
+            plain.append({"seed": seed, **run_ours(seed, cfg["total_steps"], kernels=False)})
+            print(f"round {i}: playgrad NumPy path {plain[-1]['wall_s']:.3f} s, eval {plain[-1]['eval_mean']:.1f}",
+                  flush=True)
 
+    loads = kernel_load_s()
+    if loads is not None:
+        print(f"kernels: compile {loads['compile_s']:.2f} s with an empty cache, load {loads['load_s']:.2f} s cached",
+              flush=True)
     profile = profile_ours(args.seed, cfg["total_steps"])
     floor_s = numpy_floor_minibatch_s(cfg)
     print(f"profile: {profile['total_cpu_s']:.2f} CPU s, numpy floor {floor_s * 1e6:.0f} us per minibatch", flush=True)
@@ -281,12 +332,15 @@ def main(argv: list[str] | None = None) -> int:
     peer_compile = med(p["compile_s"] for p in peers)
     our_loop, our_loop_cpu = med(r["wall_s"] for r in ours), med(r["cpu_s"] for r in ours)
     loop_ratio, cpu_ratio = our_loop / peer_loop, our_loop_cpu / peer_loop_cpu
-    end_to_end_ratio = our_loop / (peer_compile + peer_loop)
+    plain_wall = med(r["wall_s"] for r in plain) if plain else 0.0
+    plain_cpu = med(r["cpu_s"] for r in plain) if plain else 0.0
+    our_load = loads["load_s"] if loads else 0.0  # numba's import and cached kernels: once per process
+    end_to_end_ratio = (our_load + our_loop) / (peer_compile + peer_loop)
     steps = ours[0]["env_steps"]
     # Per-step loop costs decide where the peer's one-off compile is paid back (its compile does not grow
     # with the budget: the loop is a lax.scan).
     extra_per_step = (our_loop - peer_loop) / steps
-    break_even = peer_compile / extra_per_step if extra_per_step > 0 else float("inf")
+    break_even = (peer_compile - our_load) / extra_per_step if extra_per_step > 0 else float("inf")
     solved_ours = sum(r["eval_mean"] >= 475 for r in ours)
     solved_peer = sum(p["eval_mean"] >= 475 for p in peers)
     p0 = peers[0]
@@ -314,8 +368,13 @@ def main(argv: list[str] | None = None) -> int:
         f"| training loop, wall s (peer: after compile) | {our_loop:.2f} | {peer_loop:.2f} | "
         f"**{loop_ratio:.2f}x** ({verdict(loop_ratio, 2.0)}) |",
         f"| training loop, process CPU s | {our_loop_cpu:.2f} | {peer_loop_cpu:.2f} | {cpu_ratio:.2f}x |",
-        f"| compile, wall s | 0 | {peer_compile:.2f} | |",
-        f"| end to end (compile + loop), wall s | {our_loop:.2f} | {peer_compile + peer_loop:.2f} | "
+        *([f"| training loop without the compiled kernels (NumPy path, as without numba), wall / CPU s | "
+           f"{plain_wall:.2f} / {plain_cpu:.2f} | | {plain_wall / peer_loop:.2f}x / {plain_cpu / peer_loop_cpu:.2f}x |"]
+          if plain else []),
+        (f"| compile, wall s (playgrad: numba import + loading its cached kernels; {loads['compile_s']:.2f} s "
+         f"the first time, empty cache) | {our_load:.2f} | {peer_compile:.2f} | |" if loads else
+         f"| compile, wall s | 0 (numba not installed: NumPy path) | {peer_compile:.2f} | |"),
+        f"| end to end (compile + loop), wall s | {our_load + our_loop:.2f} | {peer_compile + peer_loop:.2f} | "
         f"**{end_to_end_ratio:.2f}x** ({verdict(end_to_end_ratio, 1.0)}) |",
         f"| final deterministic mean return, 20 episodes | {returns(ours)} | {returns(peers)} | |",
         "",
@@ -340,21 +399,17 @@ def main(argv: list[str] | None = None) -> int:
         "| --- | ---: | ---: |",
         *(f"| {name} | {cpu_s:.2f} | {100 * cpu_s / total:.0f}% |" for name, cpu_s in profile["parts"].items()),
         "",
-        f"Graph nodes built: {profile['nodes_per_minibatch']:.1f} per minibatch update ({2 * (len(cfg['hidden']) + 1)} "
-        f"of them the two networks' dense layers: matmul + bias + tanh, one node each), "
-        f"{profile['nodes_per_env_step']:.1f} per step of "
-        f"the {cfg['num_envs']} worlds. One minibatch update costs {update_per_minibatch * 1e6:.0f} CPU us "
-        f"in playgrad; the same minibatch as direct NumPy calls (the same kernels, no tensors or graph: "
-        f"`numpy_floor_minibatch_s`) costs {floor_s * 1e6:.0f} us, so about "
-        f"{max(update_per_minibatch - floor_s, 0) * 1e6:.0f} us ({max(1 - floor_s / update_per_minibatch, 0):.0%}) "
-        f"is Python dispatch and the rest NumPy's kernels and per-call costs. The peer's whole loop, env "
-        f"steps included, is {peer_loop_cpu / minibatches * 1e6:.0f} CPU us per minibatch update: XLA fuses "
-        "each pass's elementwise work into a few loops, where NumPy pays a call and a pass over memory per "
-        f"operation. The NumPy floor of the {minibatches:,} updates, with no dispatch at all, is "
-        f"{floor_s * minibatches:.2f} CPU s; with the rest of the loop as measured above (collection, GAE, "
-        f"logging: {collect_s:.2f} s) the loop "
-        f"cannot go below {bound_s:.2f} s, {bound_s / peer_loop_cpu:.1f}x the peer's whole loop, without "
-        "fused kernels or a cheaper collection.",
+        f"Graph nodes built: {profile['nodes_per_minibatch']:.1f} per minibatch update (each network's MLP is one "
+        "node, `rl.functional.dense_stack`; PPO's clipped surrogate one, `rl.losses.clipped_surrogate`; the "
+        f"value MSE one), {profile['nodes_per_env_step']:.1f} per step of the {cfg['num_envs']} worlds (the "
+        "rollout's forward passes run on raw arrays: `rl.layers.forward_array`). "
+        f"One minibatch update costs {update_per_minibatch * 1e6:.0f} CPU us in playgrad"
+        f"{' (compiled kernels on)' if kernels_on else ''}; the same minibatch as plain NumPy calls (no tensors, "
+        f"no graph, no compiled kernels: `numpy_floor_minibatch_s`) costs {floor_s * 1e6:.0f} us. The peer's "
+        f"whole loop, env steps included, is {peer_loop_cpu / minibatches * 1e6:.0f} CPU us per minibatch update. "
+        f"Plain NumPy for the {minibatches:,} updates ({floor_s * minibatches:.2f} CPU s) plus the rest of the "
+        f"loop as measured above (collection, GAE, logging: {collect_s:.2f} s) is {bound_s:.2f} s, "
+        f"{bound_s / peer_loop_cpu:.1f}x the peer's whole loop: the floor of a NumPy-only engine here.",
     ]
     text = "\n".join(lines)
     print(text)

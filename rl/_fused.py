@@ -8,7 +8,8 @@ arithmetic. The kernels here fuse such chains:
 * :func:`act_grad_bias` -- a dense layer's backward epilogue: the activation's derivative (tanh from its
   output, or ReLU's mask) times the upstream gradient, and the bias gradient (its column sums), in one
   pass instead of four NumPy calls (:class:`rl.functional._Linear`).
-* :func:`column_sums` -- the bias gradient of a dense layer without an activation.
+* :func:`column_sums` -- the bias gradient of a dense layer without an activation; :func:`add_row` its
+  forward bias add (NumPy broadcasts a bias row with one inner loop call per row).
 * :func:`log_softmax_rows`, :func:`categorical_entropy`, :func:`categorical_log_prob_grad` -- a categorical
   policy's log-softmax, its entropy and its log-probability's gradient, each one pass over the ``(B, K)``
   logits instead of five or six NumPy calls (:class:`rl.distributions.Categorical`).
@@ -78,6 +79,14 @@ def _build() -> SimpleNamespace | None:
                     v = g[i, j] * (one - o * o)
                 d[i, j] = v
                 gb[j] += v
+
+    @jit
+    def add_row(out, b):  # pragma: no cover - compiled
+        """``out += b`` for ``out (M, K)`` and a bias row ``b (K,)``."""
+        m, k = out.shape
+        for i in range(m):
+            for j in range(k):
+                out[i, j] += b[j]
 
     @jit
     def column_sums(g, gb):  # pragma: no cover - compiled
@@ -175,8 +184,9 @@ def _build() -> SimpleNamespace | None:
                 e = probs[i, j] * gi
                 grad[i, j] = (gi - e) if j == a else -e
 
-    return SimpleNamespace(act_grad_bias=act_grad_bias, column_sums=column_sums, clipped_surrogate=clipped_surrogate,
-                           log_softmax_rows=log_softmax_rows, categorical_entropy=categorical_entropy,
+    return SimpleNamespace(act_grad_bias=act_grad_bias, add_row=add_row, column_sums=column_sums,
+                           clipped_surrogate=clipped_surrogate, log_softmax_rows=log_softmax_rows,
+                           categorical_entropy=categorical_entropy,
                            categorical_log_prob_grad=categorical_log_prob_grad)
 
 

@@ -396,45 +396,101 @@ class _Linear(Function):
         self.has_bias = b is not None
         self.act = act
         out = linear_array(x, w, b, act)
-        if act is not None:
-            self.out = out
+        self.out = out
         return out
 
     def backward(self, g):
-        kern = _fused.kernels()
-        if kern is not None and g.ndim == 2 and _fused.is_host_float32(g, self.x, self.w):
-            return self._backward_fused(kern, g)
-        if self.act == "tanh":  # g * (1 - out**2), in one scratch array instead of three temporaries
-            d = self.out * self.out
-            xp = backend.get_array_module(d)
-            xp.subtract(1, d, out=d)
-            d *= g
-            g = d
-        elif self.act == "relu":
-            g = g * (self.out > 0)
         x_in, w_in = self.inputs[0], self.inputs[1]
-        gx = g @ self.w.T if x_in.requires_grad else None
-        g2 = g.reshape(-1, g.shape[-1])
-        gw = self.x.reshape(-1, self.x.shape[-1]).T @ g2 if w_in.requires_grad else None
-        gb = _reduce_sum(g2, 0, False) if self.has_bias else None
-        return gx, gw, gb
+        return _linear_backward(g, self.x, self.w, self.out, self.act, self.has_bias, x_in.requires_grad,
+                                w_in.requires_grad)
 
-    def _backward_fused(self, kern, g):
-        """The backward above for 2-D NumPy float32 rows, the activation's derivative and the bias gradient
-        in one compiled pass (:mod:`rl._fused`; the same float32 arithmetic, so the same bits)."""
-        gb = np.empty(g.shape[1], dtype=np.float32)  # computed even without a bias (then dropped): one kernel
-        if self.act is not None:
-            d = np.empty(g.shape, dtype=np.float32)
-            kern.act_grad_bias(self.out, g, self.act == "relu", d, gb)
-            g = d
-        elif self.has_bias:
-            kern.column_sums(g, gb)
-        if not self.has_bias:
-            gb = None
-        x_in, w_in = self.inputs[0], self.inputs[1]
-        gx = g @ self.w.T if x_in.requires_grad else None
-        gw = self.x.T @ g if w_in.requires_grad else None
-        return gx, gw, gb
+
+def _linear_backward(g, x, w, out, act, has_bias, need_gx, need_gw):
+    """Gradients ``(gx, gw, gb)`` of ``out = act(x @ w + b)`` for the output gradient ``g`` (None where not
+    needed): the activation's derivative from ``out``, then two GEMMs and the bias's column sums."""
+    if g.ndim == 2:
+        kern = _fused.kernels()
+        if kern is not None and _fused.is_host_float32(g, x, w):
+            # The activation's derivative and the bias gradient in one compiled pass (the same float32
+            # arithmetic, so the same bits); gb is computed even without a bias (then dropped): one kernel.
+            gb = np.empty(g.shape[1], dtype=np.float32)
+            if act is not None:
+                d = np.empty(g.shape, dtype=np.float32)
+                kern.act_grad_bias(out, g, act == "relu", d, gb)
+                g = d
+            elif has_bias:
+                kern.column_sums(g, gb)
+            return (g @ w.T if need_gx else None), (x.T @ g if need_gw else None), (gb if has_bias else None)
+    if act == "tanh":  # g * (1 - out**2), in one scratch array instead of three temporaries
+        d = out * out
+        xp = backend.get_array_module(d)
+        xp.subtract(1, d, out=d)
+        d *= g
+        g = d
+    elif act == "relu":
+        g = g * (out > 0)
+    gx = g @ w.T if need_gx else None
+    g2 = g.reshape(-1, g.shape[-1])
+    gw = x.reshape(-1, x.shape[-1]).T @ g2 if need_gw else None
+    gb = _reduce_sum(g2, 0, False) if has_bias else None
+    return gx, gw, gb
+
+
+class _DenseStack(Function):
+    """A stack of dense layers ``act_i(x_i @ w_i + b_i)`` as one graph node: what the chain of
+    :class:`_Linear` nodes computes, bit for bit, with one dispatch and one graph entry for the whole MLP.
+
+    Inputs: ``x`` then each layer's ``w`` and (where it has one) ``b``; ``layout`` holds ``(has_bias, act)``
+    per layer.
+    """
+
+    def forward(self, x, *weights, layout):
+        self.layout = layout
+        self.xs, self.outs = [], []
+        i = 0
+        for has_bias, act in layout:
+            w = weights[i]
+            b = weights[i + 1] if has_bias else None
+            i += 2 if has_bias else 1
+            self.xs.append(x)
+            x = linear_array(x, w, b, act)
+            self.outs.append(x)
+        self.weights = weights
+        return x
+
+    def backward(self, g):
+        grads = []  # built back to front: [gb_n, gw_n, ..., gw_1] then reversed
+        i = len(self.weights)
+        need = [t.requires_grad for t in self.inputs]
+        for k in range(len(self.layout) - 1, -1, -1):
+            has_bias, act = self.layout[k]
+            i -= 2 if has_bias else 1
+            need_gx = k > 0 or need[0]
+            gx, gw, gb = _linear_backward(g, self.xs[k], self.weights[i], self.outs[k], act, has_bias, need_gx,
+                                          need[1 + i])
+            if has_bias:
+                grads.append(gb)
+            grads.append(gw)
+            g = gx
+        grads.append(g)
+        grads.reverse()
+        return tuple(grads)
+
+
+def dense_stack(x: Tensor, layers: Sequence[tuple[Tensor, Tensor | None, str | None]]) -> Tensor:
+    """``x`` through dense layers given as ``(weight (in, out), bias (out,) or None, activation)``, the
+    activations None, ``"tanh"`` or ``"relu"``; one graph node (see :class:`_DenseStack`), the values of
+    ``linear`` applied layer by layer."""
+    weights: list[Tensor] = []
+    layout = []
+    for w, b, act in layers:
+        if act is not None and act not in LINEAR_FUSED_ACTIVATIONS:
+            raise ValueError(f"dense_stack fuses only {sorted(LINEAR_FUSED_ACTIVATIONS)}, got activation {act!r}")
+        weights.append(w)
+        if b is not None:
+            weights.append(b)
+        layout.append((b is not None, act))
+    return _DenseStack.apply(x, *weights, layout=tuple(layout))
 
 
 def linear_array(x: Any, w: Any, b: Any = None, act: str | None = None) -> Any:
@@ -442,7 +498,11 @@ def linear_array(x: Any, w: Any, b: Any = None, act: str | None = None) -> Any:
     place on the fresh product (the values :func:`linear` gives, bit for bit). For inference fast paths."""
     out = x @ w
     if b is not None:
-        out += b
+        kern = _fused.kernels() if out.ndim == 2 else None
+        if kern is not None and _fused.is_host_float32(out, b):
+            kern.add_row(out, b)  # the same float32 adds, without NumPy's broadcast loop per row
+        else:
+            out += b
     if act is not None:
         xp = backend.get_array_module(out)
         if act == "tanh":

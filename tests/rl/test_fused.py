@@ -12,7 +12,8 @@ from rl import functional as F
 from rl.gradcheck import check_grad
 from rl.tensor import Tensor, no_grad
 
-needs_numba = pytest.mark.skipif(_fused.kernels() is None, reason="numba is not installed (the accel extra)")
+needs_numba = pytest.mark.skipif(_fused.kernels() is None,
+                                 reason="no compiled kernels: numba missing (the accel extra) or PLAYGRAD_FUSED=0")
 
 
 def _linear_grads(x, w, b, act, fused: bool):
@@ -86,7 +87,7 @@ def _surrogate_inputs(rng, rows):
 @pytest.mark.parametrize("kernels", [True, False])
 def test_clipped_surrogate_matches_the_composed_ops(normalize, kernels):
     if kernels and _fused.kernels() is None:
-        pytest.skip("numba is not installed")
+        pytest.skip("no compiled kernels: numba missing or PLAYGRAD_FUSED=0")
     rng = np.random.default_rng(1)
     for rows, clip in [(1, 0.2), (2, 0.1), (255, 0.2), (256, 0.05), (1000, 0.3)]:
         args = (*_surrogate_inputs(rng, rows), clip, normalize)
@@ -189,3 +190,59 @@ def _nullcontext():
     import contextlib
 
     return contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("kernels", [True, False])
+def test_forward_stack_is_the_layer_chain_bit_for_bit(kernels):
+    """rl.layers.forward_stack (one dense_stack node) against the same layers called one by one, and
+    forward_array (no graph) against both; with and without the compiled kernels."""
+    from rl.layers import Dense, forward_array, forward_stack
+
+    if kernels and _fused.kernels() is None:
+        pytest.skip("no compiled kernels: numba missing or PLAYGRAD_FUSED=0")
+    rng = np.random.default_rng(6)
+    for acts, bias, x_grad in [(["tanh", "tanh", None], True, False), (["relu", None], False, True),
+                               ([None], True, True), (["tanh", "relu", "tanh"], True, True)]:
+        layers = [Dense(int(rng.integers(1, 40)), activation=a, use_bias=bias) for a in acts]
+        x0 = rng.standard_normal((int(rng.integers(1, 50)), 5)).astype(np.float32)
+        chain_x = Tensor(x0)
+        for layer in layers:
+            chain_x = layer(chain_x)  # builds the layers
+        g = rng.standard_normal(chain_x.shape).astype(np.float32)
+        results = []
+        for stacked in (True, False):
+            with _nullcontext() if kernels else _fused.disabled():
+                for layer in layers:
+                    for p in layer.parameters():
+                        p.grad = None
+                x = Tensor(x0, requires_grad=x_grad)
+                if stacked:
+                    out = forward_stack(layers, x)
+                else:
+                    out = x
+                    for layer in layers:
+                        out = layer(out)
+                out.backward(g)
+                results.append([out.data, x.grad] + [p.grad for layer in layers for p in layer.parameters()])
+                if stacked:
+                    with no_grad():
+                        np.testing.assert_array_equal(forward_array(layers, x0), out.data)
+        for a, b in zip(*results):
+            if b is None:
+                assert a is None
+            else:
+                np.testing.assert_array_equal(a, b)
+
+
+def test_forward_stack_falls_back_for_other_layers():
+    from rl.layers import Dense, Dropout, forward_stack
+
+    layers = [Dense(3, activation="sigmoid"), Dropout(0.5)]
+    x = Tensor(np.ones((2, 4), dtype=np.float32))
+    for layer in layers:
+        layer(x)
+    with no_grad():
+        out = forward_stack(layers, x)
+    assert out.shape == (2, 3)
+    with pytest.raises(ValueError, match="fuses only"):
+        F.dense_stack(x, [(layers[0].kernel, None, "sigmoid")])
