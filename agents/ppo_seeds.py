@@ -226,6 +226,52 @@ class PPOSeeds:
                     h.save(agent)
         self.sync_agents()
 
+    def evaluate(self, episodes: int, max_steps: int = 100_000) -> list[dict[str, Any]]:
+        """Every seed's :func:`agents.runner.evaluate` (``episodes`` deterministic episodes, its env seeded with
+        its experiment seed + 1,000,000), played at once: the K seeds' evaluation envs merged into one of
+        ``K * episodes`` worlds, one stacked policy call per step. Each seed's dict is the one ``evaluate`` gives
+        (its worlds step as in its own env, its logits are its own network's; tested). An env that cannot be
+        merged is evaluated seed by seed with ``evaluate``."""
+        from agents.runner import evaluate  # noqa: PLC0415 - the runner imports the agents
+
+        if self.world_axes is None:
+            return [evaluate(agent, episodes=episodes, max_steps=max_steps) for agent in self.agents]
+        k_seeds = self.num_seeds
+        own = [make_vec_env(agent.experiment, episodes) for agent in self.agents]
+        env = make_vec_env(self.agents[0].experiment, k_seeds * episodes)
+        try:
+            obs = np.concatenate([e.reset(seed=a.experiment.seed + 1_000_000)[0] for e, a in zip(own, self.agents)])
+            env.set_state(merge_env_states([e.get_state() for e in own], self.world_axes))
+            tracker = EpisodeTracker(env.num_envs)
+            returns, lengths = np.zeros(env.num_envs), np.zeros(env.num_envs, dtype=np.int64)
+            finished = np.zeros(env.num_envs, dtype=bool)
+            # agents.episodes.first_episodes over the merged env: each world's first episode; later ones ignored
+            for _ in range(max_steps):
+                with no_grad():
+                    logits = self.policy(Tensor(mlp_input(obs).reshape(k_seeds, episodes, -1))).data
+                obs, reward, terminated, truncated, _ = env.step(backend.to_numpy(logits.argmax(axis=-1)).reshape(-1))
+                ended = tracker.step(reward, terminated, truncated).finished
+                first = ended.select(~finished[ended.worlds])
+                returns[first.worlds], lengths[first.worlds] = first.returns, first.lengths
+                finished[first.worlds] = True
+                if finished.all():
+                    break
+            running = ~finished
+            returns[running], lengths[running] = tracker.returns[running], tracker.lengths[running]
+        finally:
+            env.close()
+            for e in own:
+                e.close()
+        results = []
+        for k, agent in enumerate(self.agents):  # the dict agents.runner.evaluate returns
+            r, n = returns[k * episodes:(k + 1) * episodes], lengths[k * episodes:(k + 1) * episodes]
+            results.append({
+                "episodes": episodes, "mean_return": float(r.mean()), "std_return": float(r.std()),
+                "min_return": float(r.min()), "max_return": float(r.max()), "mean_length": float(n.mean()),
+                "returns": r.tolist(), "lengths": n.tolist(), "env_steps": int(agent.env_steps),
+                "unfinished": int((~finished[k * episodes:(k + 1) * episodes]).sum())})
+        return results
+
     def _collect(self, hooks: Sequence[Hooks]) -> None:
         """Fill the buffer with ``num_steps`` steps of every seed's worlds; log each seed's finished episodes."""
         if self.envs is not None:

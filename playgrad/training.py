@@ -335,8 +335,7 @@ def train_seeds(config_path: str | None, overrides: list[str], seeds: list[int] 
         print(f"\nstopped; checkpoints saved. Continue with: python scripts/train.py --resume "
               f"{' '.join(map(str, paths))}")
         return paths
-    for run, agent in zip(runs, agents):
-        result = evaluate(agent, episodes=agent.experiment.eval_episodes)
+    for run, result in zip(runs, stack.evaluate(episodes=experiment.eval_episodes)):  # all seeds at once
         run.write_json("eval.json", result)
         print(f"{run.path}: evaluation over {result['episodes']} episodes: mean return {result['mean_return']:.1f} "
               f"(min {result['min_return']:.1f}, max {result['max_return']:.1f})")

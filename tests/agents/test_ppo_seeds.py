@@ -175,3 +175,18 @@ def test_envs_without_declared_world_axes_step_seed_by_seed(monkeypatch):
     assert stack.envs is None
     for a, b in zip(merged_hooks, own_hooks):
         assert a.records == b.records
+
+
+def test_stacked_evaluation_is_each_seeds_evaluate():
+    # PPOSeeds.evaluate plays the K seeds' evaluation episodes in one merged env: each seed's dict is exactly what
+    # agents.runner.evaluate gives for its agent (after some training, so that episodes differ in length).
+    from agents.runner import evaluate
+
+    seeds, steps = [0, 1, 2], 6 * 1024
+    agents = [_agent(s, steps) for s in seeds]
+    stack = PPOSeeds(agents)
+    stack.learn(steps, [Hooks() for _ in seeds])
+    got = stack.evaluate(episodes=10)
+    want = [evaluate(agent, episodes=10) for agent in agents]
+    assert got == want
+    assert len({tuple(r["lengths"]) for r in want}) > 1 and any(min(r["lengths"]) < max(r["lengths"]) for r in want)
