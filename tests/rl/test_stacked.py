@@ -1,10 +1,12 @@
 """rl.stacked: each seed of a stack computes what it computes alone (randomized, seeded, against the
 single-seed layers, losses and optimizer as oracles)."""
 
+import contextlib
+
 import numpy as np
 import pytest
 
-from rl import backend
+from rl import _fused, backend
 from rl import functional as F
 from rl.optimizers import Adam
 from rl.random import Generator
@@ -14,8 +16,15 @@ from rl.tensor import Tensor
 host = backend.to_numpy  # the tests compare on the host, whichever backend computed
 
 
+@pytest.mark.parametrize("kernels", ["compiled", "numpy"])
 @pytest.mark.parametrize("case", range(6))
-def test_stacked_linear_equals_each_seeds_linear_bit_for_bit(case):
+def test_stacked_linear_equals_each_seeds_linear_bit_for_bit(case, kernels):
+    # both paths: rl._fused's compiled bias add and backward pass (where numba is installed) and plain NumPy
+    with contextlib.nullcontext() if kernels == "compiled" else _fused.disabled():
+        _check_stacked_linear(case)
+
+
+def _check_stacked_linear(case):
     rng = np.random.default_rng(case)
     k, b, n_in, n_out = (int(v) for v in rng.integers(1, 9, size=4) * np.array([1, 37, 9, 9]))
     activation = [None, "tanh", "relu", "sigmoid"][case % 4]
