@@ -225,8 +225,9 @@ class PPO(Agent):
                 buf.dones[t] = terminated | truncated
                 # A step right after an episode end is the env's autoreset, not a transition (see rollout.py).
                 buf.valid[t] = step.transitions
-                for record in step.finished.records(self.env_steps):
-                    hooks.log(record)
+                if len(step.finished):
+                    for record in step.finished.records(self.env_steps):
+                        hooks.log(record)
             buf.next_values[:] = forward_array(self.value.layers, mlp_input(obs))[:, 0]
         self.obs = obs
 

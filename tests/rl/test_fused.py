@@ -34,7 +34,7 @@ def _linear_grads(x, w, b, act, fused: bool):
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear_backward_fused_equals_numpy_bit_for_bit(act, bias):
     rng = np.random.default_rng(0)
-    for rows, n_in, n_out in [(1, 1, 1), (7, 3, 5), (256, 64, 64), (33, 4, 2)]:
+    for rows, n_in, n_out in [(1, 1, 1), (7, 3, 5), (256, 64, 64), (33, 4, 2), (40, 6, 1), (1, 5, 3)]:
         x = rng.standard_normal((rows, n_in)).astype(np.float32)
         w = rng.standard_normal((n_in, n_out)).astype(np.float32)
         b = rng.standard_normal(n_out).astype(np.float32) if bias else None
@@ -246,3 +246,21 @@ def test_forward_stack_falls_back_for_other_layers():
     assert out.shape == (2, 3)
     with pytest.raises(ValueError, match="fuses only"):
         F.dense_stack(x, [(layers[0].kernel, None, "sigmoid")])
+
+
+@pytest.mark.parametrize("kernels", [True, False])
+def test_linear_backward_outer_products_are_matmul_bit_for_bit(kernels):
+    """One output unit (input gradient) or one row (weight gradient) is an outer product, computed without
+    matmul's slow non-BLAS loop: the same single products as ``g @ w.T`` and ``x.T @ g``."""
+    if kernels and _fused.kernels() is None:
+        pytest.skip("no compiled kernels: numba missing or PLAYGRAD_FUSED=0")
+    rng = np.random.default_rng(8)
+    for rows, n_in, n_out in [(256, 64, 1), (1, 64, 7), (1, 3, 1), (5, 2, 1)]:
+        x = rng.standard_normal((rows, n_in)).astype(np.float32)
+        w = rng.standard_normal((n_in, n_out)).astype(np.float32)
+        g = rng.standard_normal((rows, n_out)).astype(np.float32)
+        with _nullcontext() if kernels else _fused.disabled():
+            gx, gw, gb = F._linear_backward(g, x, w, None, None, True, True, True)
+        np.testing.assert_array_equal(gx, g @ w.T)
+        np.testing.assert_array_equal(gw, x.T @ g)
+        np.testing.assert_array_equal(gb, g.sum(0))
