@@ -185,11 +185,19 @@ class PPOSeeds:
             tracker.returns, tracker.lengths = self.tracker.returns[cols].copy(), self.tracker.lengths[cols].copy()
             tracker.resetting = self.tracker.resetting[cols].copy()
 
+    def _can_merge(self) -> bool:
+        """Whether the seeds' envs can run as one: a core that declares its per-world arrays, the same env
+        settings for every seed (the merged env is made from the first seed's) and no extra episode sums."""
+        first = self.agents[0].experiment
+        return (self.world_axes is not None
+                and all((a.experiment.env_id, a.experiment.env) == (first.env_id, first.env) for a in self.agents)
+                and not any(a.tracker.sum_names for a in self.agents))
+
     def _merge_envs(self) -> None:
         """Start every seed's envs, then (where the env allows) run them as one merged env from here on."""
         for agent in self.agents:
             agent.start_envs()
-        if self.world_axes is None or any(a.tracker.sum_names for a in self.agents):
+        if not self._can_merge():
             return
         first, k_seeds = self.agents[0], self.num_seeds
         self.envs = make_vec_env(first.experiment, k_seeds * self.config.num_envs)
@@ -234,7 +242,7 @@ class PPOSeeds:
         merged is evaluated seed by seed with ``evaluate``."""
         from agents.runner import evaluate  # noqa: PLC0415 - the runner imports the agents
 
-        if self.world_axes is None:
+        if not self._can_merge():
             return [evaluate(agent, episodes=episodes, max_steps=max_steps) for agent in self.agents]
         k_seeds = self.num_seeds
         own = [make_vec_env(agent.experiment, episodes) for agent in self.agents]

@@ -190,3 +190,13 @@ def test_stacked_evaluation_is_each_seeds_evaluate():
     want = [evaluate(agent, episodes=10) for agent in agents]
     assert got == want
     assert len({tuple(r["lengths"]) for r in want}) > 1 and any(min(r["lengths"]) < max(r["lengths"]) for r in want)
+
+
+def test_seeds_with_other_env_settings_are_not_merged():
+    # agents built by hand with different env settings (max_steps) keep their own envs: the merged env would be
+    # made from the first seed's settings
+    agents = [_agent(0, 1024), make_agent(apply_overrides(load_toml(FAST), [
+        "experiment.seed=1", "experiment.total_steps=1024", "env.max_steps=100"]))]
+    stack = PPOSeeds(agents)
+    stack.learn(1024, [Hooks(), Hooks()])
+    assert stack.envs is None and agents[1].envs.max_episode_steps == 100
