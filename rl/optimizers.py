@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from rl import backend
+from rl import _fused, backend
 from rl.tensor import Tensor
 
 __all__ = [
@@ -480,6 +480,15 @@ class Adam(Optimizer):
         b1, b2 = self.betas
         self._l2(p, g, t, lr)
         m, v = state["m"], state["v"]
+        sqrt_bc2 = math.sqrt(1 - b2**step)
+        bc1 = 1 - b1**step
+        kern = None if self.amsgrad else _fused.kernels()
+        if kern is not None and p.ndim == 1 and _fused.is_host_float32(p, g, m, v):
+            # The NumPy calls below as one compiled pass, bit-equal (rl._fused.adam): ~4 us instead of ~30 us
+            # for a PPO-sized 9k-parameter buffer.
+            kern.adam(p, g, m, v, np.array([b1, 1 - b1, b2, 1 - b2, self.eps * sqrt_bc2, lr * sqrt_bc2 / bc1],
+                                           dtype=np.float32))
+            return
         m *= b1
         xp.multiply(g, 1 - b1, out=t)
         m += t
@@ -492,8 +501,6 @@ class Adam(Optimizer):
             v = state["v_max"]
         # lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps) == (lr*sqrt(bc2)/bc1) * m / (sqrt(v) + eps*sqrt(bc2)):
         # the bias corrections become two scalars, so no extra array pass is spent on them.
-        sqrt_bc2 = math.sqrt(1 - b2**step)
-        bc1 = 1 - b1**step
         xp.sqrt(v, out=t)
         t += self.eps * sqrt_bc2
         xp.divide(m, t, out=t)
