@@ -3,10 +3,10 @@
     python scripts/main_job.py [--runs-dir runs] [--set key=value ...]
 
 Trains ``configs/metacar_level1_ppo.toml``: PPO on 16 batched MetaCar worlds of level1 (three bot
-cars moving through the town) for 1M env steps with an annealed learning rate: under a minute on two idle
-CPU cores (52 s measured with the evaluation and the recording), two minutes or more when other work shares
-them. The car then averages over the experiment's target of 0.5 reward per step over 800-step episodes from
-random starts (0.984-0.994 for the final weights of seeds 0-2 in docs/benchmarks.md). Then it writes
+cars moving through the town) for 2M env steps with an annealed learning rate: 96 CPU-seconds measured with
+the evaluation and the recording (3 minutes of wall time at a load of ~3, when other work shares the cores).
+The car then averages over the experiment's target of 0.5 reward per step over 800-step episodes from
+random starts (0.994 for the final weights of seeds 0-2 in docs/benchmarks.md). Then it writes
 ``RUN_DIR/curve.png`` (the learning curve) and ``RUN_DIR/episode.gif`` (one deterministic episode of the best
 checkpoint, as ``scripts/record.py`` draws it) and prints the commands that open a window with the trained car
 driving and the dashboard.
