@@ -91,7 +91,9 @@ def test_full_city_config_drives_the_bundled_city_with_an_agent_added():
 def test_control_ppo_configs_drive_the_demos_settings_with_a_gaussian_policy(name, obs_dim, bots):
     agent = config_agent(name, "agent.num_envs=2", "agent.num_steps=64", "agent.batch_size=64")
     assert agent.envs.single_observation_space.shape == (obs_dim,) and agent.envs.core.num_bots == bots
-    assert not agent.discrete and agent.log_std is not None and agent.log_std.data.shape == (2,)
+    # the Gaussian's log std per action, or with gSDE (agent.use_sde) per last-hidden feature and action
+    log_std_shape = (agent.config.hidden[-1], 2) if agent.config.use_sde else (2,)
+    assert not agent.discrete and agent.log_std is not None and agent.log_std.data.shape == log_std_shape
     hooks = FakeHooks()
     agent.learn(256, hooks)
     assert [r["iteration"] for r in hooks.records if "iteration" in r] == [1, 2]
