@@ -157,6 +157,8 @@ class PPO(Agent):
             if self.noise_matrices is None or self.noise_matrices.shape[0] != obs.shape[0]:
                 self._resample_noise(obs.shape[0])  # act() on another batch than the training worlds
             actions = dist.sample(self.noise_matrices)
+        elif isinstance(dist, Categorical):
+            return dist.sample_with_log_prob(self.rng)  # the draws of sample() and log_prob()'s values, one pass
         else:
             actions = dist.sample(self.rng)
         return actions, dist.log_prob(actions).data

@@ -14,7 +14,8 @@ arithmetic. The kernels here fuse such chains:
   forward bias add (NumPy broadcasts a bias row with one inner loop call per row).
 * :func:`log_softmax_rows`, :func:`categorical_entropy`, :func:`categorical_log_prob_grad` -- a categorical
   policy's log-softmax, its entropy and its log-probability's gradient, each one pass over the ``(B, K)``
-  logits instead of five or six NumPy calls (:class:`rl.distributions.Categorical`).
+  logits instead of five or six NumPy calls (:class:`rl.distributions.Categorical`);
+  :func:`categorical_sample` its Gumbel-max argmax and the sampled actions' log-probabilities (bit-equal).
 * :func:`adam` -- Adam's moment and parameter update over the optimizer's flat buffers, one pass instead of
   twelve NumPy calls (:class:`rl.optimizers.Adam`; bit-equal).
 * :func:`clipped_surrogate` -- PPO's clipped surrogate over a minibatch of log-probabilities: the
@@ -186,6 +187,27 @@ def _build() -> SimpleNamespace | None:
             out[i] = -s
 
     @jit
+    def categorical_sample(log_probs, noise, actions, logp):  # pragma: no cover - compiled
+        """Gumbel-max over ``(B, K)`` rows: ``actions[b] = argmax_k(log_probs[b, k] - noise[b, k])`` (the first
+        maximum, or the first NaN, as ``np.argmax``) and ``logp[b] = log_probs[b, actions[b]]``, ``(B,)`` each.
+
+        ``noise`` is ``log(-log u)``, computed by the caller with NumPy: its SIMD ``log`` and libm's differ in
+        the last bit for about 5% of float32 inputs, which could flip a near-tie and change a sample."""
+        b, k = log_probs.shape
+        for i in range(b):
+            best = 0
+            top = log_probs[i, 0] - noise[i, 0]
+            if not np.isnan(top):
+                for j in range(1, k):
+                    v = log_probs[i, j] - noise[i, j]
+                    if v > top or np.isnan(v):
+                        best, top = j, v
+                        if np.isnan(v):
+                            break
+            actions[i] = best
+            logp[i] = log_probs[i, best]
+
+    @jit
     def categorical_log_prob_grad(probs, actions, g, grad):  # pragma: no cover - compiled
         """``grad[b, k] = [k == actions[b]] g[b] - p_k g[b]``: the log-probability's gradient, ``(B, K)``."""
         b, k = probs.shape
@@ -219,7 +241,7 @@ def _build() -> SimpleNamespace | None:
     return SimpleNamespace(adam=adam, act_grad_bias=act_grad_bias, add_row=add_row, column_sums=column_sums,
                            outer=outer,
                            clipped_surrogate=clipped_surrogate, log_softmax_rows=log_softmax_rows,
-                           categorical_entropy=categorical_entropy,
+                           categorical_entropy=categorical_entropy, categorical_sample=categorical_sample,
                            categorical_log_prob_grad=categorical_log_prob_grad)
 
 

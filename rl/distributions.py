@@ -121,12 +121,36 @@ class Categorical:
         categorical sample, in one pass over the logits' dtype (one uniform per class); a class with a
         ``-inf`` logit is never drawn.
         """
+        return self._sample(rng, with_log_prob=False)[0]
+
+    def sample_with_log_prob(self, rng: rl_random.Generator | None = None) -> tuple[Any, Any]:
+        """``(actions, log_probs)``: :meth:`sample`'s ``(B,)`` int64 classes (the same draws) and their
+        ``(B,)`` log-probabilities as a plain array (``log_prob(actions)``'s values, without a graph node)."""
+        return self._sample(rng, with_log_prob=True)
+
+    def _sample(self, rng: rl_random.Generator | None, with_log_prob: bool) -> tuple[Any, Any]:
         rng = rng if rng is not None else rl_random.default_generator()
         log_probs = self._log_probs
         xp = backend.get_array_module(log_probs)
         u = rng.random(log_probs.shape, dtype=log_probs.dtype)
+        kern = _fused.kernels()
+        if kern is not None and _fused.is_host_float32(log_probs, u):
+            # The noise log(-log(u + 1e-20) + 1e-20) stays NumPy's (in place, the same values): libm's log, which
+            # the kernel would call, differs from NumPy's SIMD log in the last bit and could flip a near-tie.
+            np.add(u, 1e-20, out=u)
+            np.log(u, out=u)
+            np.negative(u, out=u)
+            np.add(u, 1e-20, out=u)
+            np.log(u, out=u)
+            actions = np.empty(log_probs.shape[0], dtype=np.int64)
+            logp = np.empty(log_probs.shape[0], dtype=log_probs.dtype)
+            kern.categorical_sample(log_probs, u, actions, logp)  # argmax and gather in one pass
+            return actions, logp
         # the 1e-20s keep log() finite at u = 0 and at -log(u) = 0
-        return xp.argmax(log_probs - xp.log(-xp.log(u + 1e-20) + 1e-20), axis=-1).astype(xp.int64)
+        actions = xp.argmax(log_probs - xp.log(-xp.log(u + 1e-20) + 1e-20), axis=-1).astype(xp.int64)
+        if not with_log_prob:
+            return actions, None
+        return actions, log_probs[xp.arange(actions.shape[0]), actions]
 
     def mode(self) -> Any:
         """``(B,)`` int64 ``xp`` array of the most likely classes."""

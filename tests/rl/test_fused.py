@@ -298,3 +298,37 @@ def test_adam_kernel_equals_numpy_bit_for_bit(variant, monkeypatch):
     for a, b in zip(fused_params + fused_state, numpy_params + numpy_state):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(fused_params[0], np.random.default_rng(3).standard_normal((4, 64)).astype(np.float32))
+
+
+@needs_numba
+def test_categorical_sample_kernel_draws_the_numpy_samples_and_log_probs(monkeypatch):
+    """Gumbel-max through the kernel: the same uniforms give the NumPy path's actions and log-probabilities bit for
+    bit, over seeded random logits (wide and narrow rows, masked -inf classes, near-ties), and the kernel ran."""
+    from rl import random as rl_random
+    from rl.distributions import Categorical
+
+    calls = []
+    real = _fused.kernels().categorical_sample
+    monkeypatch.setattr(_fused.kernels(), "categorical_sample", lambda *a: (calls.append(1), real(*a))[1])
+    data = np.random.default_rng(3)
+    for trial in range(60):
+        rows, k = int(data.integers(1, 300)), int(data.integers(1, 9))
+        logits = (data.standard_normal((rows, k)) * data.choice([0.01, 1.0, 20.0])).astype(np.float32)
+        if k > 1 and trial % 3 == 0:
+            logits[data.random((rows, k)) < 0.3] = -np.inf
+            logits[:, 0] = np.where(np.isinf(logits).all(axis=1), 0.0, logits[:, 0])  # one class left per row
+        with no_grad():
+            dist = Categorical(Tensor(logits))
+            fused = dist.sample_with_log_prob(rl_random.Generator(trial))
+            fused_only = dist.sample(rl_random.Generator(trial))
+            with _fused.disabled():
+                reference = dist.sample(rl_random.Generator(trial))
+                ref_logp = dist.log_prob(reference).data
+                plain = dist.sample_with_log_prob(rl_random.Generator(trial))
+        np.testing.assert_array_equal(fused[0], reference)
+        np.testing.assert_array_equal(fused_only, reference)
+        assert fused[0].dtype == reference.dtype == np.int64
+        assert fused[1].tobytes() == ref_logp.tobytes() == plain[1].tobytes()
+        np.testing.assert_array_equal(plain[0], reference)
+        assert np.isfinite(fused[1]).all()  # a masked class is never drawn
+    assert len(calls) == 120
