@@ -41,13 +41,13 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-__all__ = ["disabled", "kernels"]
+__all__ = ["compiled", "disabled", "kernels"]
 
 _F32 = np.dtype(np.float32)
 _lock = threading.Lock()
@@ -243,6 +243,29 @@ def _build() -> SimpleNamespace | None:
                            clipped_surrogate=clipped_surrogate, log_softmax_rows=log_softmax_rows,
                            categorical_entropy=categorical_entropy, categorical_sample=categorical_sample,
                            categorical_log_prob_grad=categorical_log_prob_grad)
+
+
+_MISSING = object()
+_outside: dict[str, Any] = {}  # name -> kernel built by compiled()
+
+
+def compiled(name: str, build: Callable[[Any], Any]) -> Any:
+    """A kernel kept outside this module (an env's or an agent's own), under this module's switch.
+
+    ``build(numba)`` makes it on the first call for ``name`` (``numba.njit(cache=True)`` loads it from disk
+    after the first run); returns None wherever :func:`kernels` does, so the caller runs its NumPy code.
+    """
+    if kernels() is None:
+        return None
+    kernel = _outside.get(name, _MISSING)
+    if kernel is _MISSING:
+        with _lock:
+            if name not in _outside:
+                import numba  # noqa: PLC0415 - kernels() found it
+
+                _outside[name] = build(numba)
+            kernel = _outside[name]
+    return kernel
 
 
 def kernels() -> SimpleNamespace | None:

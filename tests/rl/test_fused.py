@@ -332,3 +332,21 @@ def test_categorical_sample_kernel_draws_the_numpy_samples_and_log_probs(monkeyp
         np.testing.assert_array_equal(plain[0], reference)
         assert np.isfinite(fused[1]).all()  # a masked class is never drawn
     assert len(calls) == 120
+
+
+def test_compiled_builds_once_and_follows_the_switch():
+    """rl._fused.compiled: an outside kernel is built once per name and is None wherever kernels() is."""
+    built = []
+
+    def build(numba):
+        built.append(numba)
+        return "kernel"
+
+    name = "test_compiled_builds_once"
+    _fused._outside.pop(name, None)
+    with _fused.disabled():
+        assert _fused.compiled(name, build) is None
+    expected = None if _fused.kernels() is None else "kernel"
+    assert _fused.compiled(name, build) == expected and _fused.compiled(name, build) == expected
+    assert len(built) == (0 if expected is None else 1)
+    _fused._outside.pop(name, None)
