@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from rl import backend
+from rl import _fused, backend
 
 __all__ = ["EpisodeTracker", "FinishedEpisodes", "StepResult", "first_episodes"]
 
@@ -71,6 +71,37 @@ _EMPTY_INT = np.zeros(0, dtype=np.int64)
 _EMPTY_BOOL = np.zeros(0, dtype=bool)
 for _empty in (_EMPTY_FLOAT, _EMPTY_INT, _EMPTY_BOOL):
     _empty.flags.writeable = False
+
+
+_NO_WORLDS = np.zeros(0, dtype=np.intp)
+_NO_WORLDS.flags.writeable = False
+
+
+def _build_step(numba: Any) -> Any:
+    """:meth:`EpisodeTracker.step`'s bookkeeping as one compiled pass (built once by :func:`rl._fused.compiled`)."""
+
+    @numba.njit(cache=True, nogil=True)
+    def step(reward, terminated, truncated, resetting, returns, lengths, transitions, done):  # pragma: no cover
+        """For ``N`` worlds: ``transitions = ~resetting``; ``returns += reward`` (0.0 where not a transition,
+        as the NumPy path adds) and ``lengths += 1`` on transitions; ``done = (terminated | truncated) &
+        transitions``. Returns ``(autoreset steps, episodes ended)``."""
+        skipped = 0
+        ended = 0
+        for i in range(returns.shape[0]):
+            real = not resetting[i]
+            transitions[i] = real
+            returns[i] += np.float64(reward[i]) if real else 0.0
+            if real:
+                lengths[i] += 1
+            else:
+                skipped += 1
+            d = (terminated[i] or truncated[i]) and real
+            done[i] = d
+            if d:
+                ended += 1
+        return skipped, ended
+
+    return step
 
 
 @dataclass
@@ -131,17 +162,30 @@ class EpisodeTracker:
         reward = np.asarray(backend.to_numpy(reward))
         terminated = np.asarray(backend.to_numpy(terminated))
         truncated = np.asarray(backend.to_numpy(truncated))
-        transitions = ~self.resetting
-        self.env_steps += self.num_envs
-        self.transitions += self.num_envs - int(np.count_nonzero(self.resetting))
-        self.returns += np.where(transitions, reward, 0.0)
-        self.lengths += transitions
-        for name in self.sum_names:
-            self.sums[name] += np.where(transitions, np.asarray(backend.to_numpy(values[name]), dtype=np.float64), 0.0)
-        # An autoreset step reports neither flag, so ``& transitions`` only guards envs that would.
-        done = (terminated | truncated) & transitions
-        self.resetting = done
-        worlds = np.flatnonzero(done)
+        kernel = None if self.sum_names else _fused.compiled("episode_tracker_step", _build_step)
+        if kernel is not None:
+            # one pass over the worlds instead of ~10 NumPy calls on (N,) arrays (the same float64 sums)
+            transitions = np.empty(self.num_envs, dtype=bool)
+            done = np.empty(self.num_envs, dtype=bool)
+            skipped, ended = kernel(reward, terminated, truncated, self.resetting, self.returns, self.lengths,
+                                    transitions, done)
+            self.env_steps += self.num_envs
+            self.transitions += self.num_envs - skipped
+            self.resetting = done
+            worlds = np.flatnonzero(done) if ended else _NO_WORLDS
+        else:
+            transitions = ~self.resetting
+            self.env_steps += self.num_envs
+            self.transitions += self.num_envs - int(np.count_nonzero(self.resetting))
+            self.returns += np.where(transitions, reward, 0.0)
+            self.lengths += transitions
+            for name in self.sum_names:
+                self.sums[name] += np.where(transitions, np.asarray(backend.to_numpy(values[name]), dtype=np.float64),
+                                            0.0)
+            # An autoreset step reports neither flag, so ``& transitions`` only guards envs that would.
+            done = (terminated | truncated) & transitions
+            self.resetting = done
+            worlds = np.flatnonzero(done)
         if not len(worlds):
             return StepResult(transitions=transitions, finished=FinishedEpisodes(
                 worlds, _EMPTY_FLOAT, _EMPTY_INT, _EMPTY_BOOL, {name: _EMPTY_FLOAT for name in self.sum_names}))
