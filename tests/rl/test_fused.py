@@ -7,11 +7,23 @@ import numpy as np
 import pytest
 
 from agents.ppo import _mean, clipped_losses
-from rl import _fused, losses
+from rl import _fused, backend, losses
 from rl import functional as F
 from rl.gradcheck import check_grad
 from rl.optimizers import Adam, AdamW
 from rl.tensor import Tensor, no_grad
+
+
+@pytest.fixture(autouse=True)
+def _on_the_host():
+    """The kernels are host-only by design (CuPy arrays take the NumPy/CuPy code beside them), and these tests
+    compare them with that NumPy code on host arrays: they run on the CPU backend also in make test's GPU passes,
+    which check the device path with the suite's other tests."""
+    previous = backend.current().device
+    backend.use_device("cpu")
+    yield
+    backend.use_device(previous)
+
 
 needs_numba = pytest.mark.skipif(_fused.kernels() is None,
                                  reason="no compiled kernels: numba missing (the accel extra) or PLAYGRAD_FUSED=0")
