@@ -23,7 +23,7 @@ from agents.runner import (
 )
 from rl import backend
 from rl import random as rl_random
-from rl.console import ProgressTable, format_number
+from rl.console import ProgressTable
 from rl.experiment import ConfigError, RunDir, apply_overrides, load_toml
 
 
@@ -132,7 +132,8 @@ def _defaults(config_class) -> dict:
 
 
 def _show(value) -> str:
-    return format_number(value) if isinstance(value, float) else str(value)
+    """A setting as given: floats in their shortest exact form (gamma 0.995 is not "0.99", lr 3e-4 is 0.0003)."""
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def read_config(config_path: str | None, overrides: list[str], seed: int | None = None,

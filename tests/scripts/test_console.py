@@ -72,3 +72,19 @@ def test_train_says_where_the_run_goes_and_prints_a_table_without_a_progress_bar
     keys = [line.split("|")[1].strip() for line in table]
     assert keys[:3] == ["env_steps", "episodes", "mean_return"] and "sps" in keys and "value_loss" in keys
     assert "it/s" not in out.stderr and "step/s" not in out.stderr  # and no progress bar
+
+
+def test_the_start_summary_shows_float_settings_exactly():
+    # Rounded for display, gamma 0.995 read "agent.gamma=0.99": a different setting. Settings are shown as given.
+    from types import SimpleNamespace
+
+    from agents.ppo import Config as PPOConfig
+    from playgrad.training import start_summary
+
+    config = {"experiment": {"name": "x", "agent": "ppo", "env_id": "CartPole-v1", "seed": 0, "total_steps": 10},
+              "agent": {"gamma": 0.995, "lr": 3e-4, "clip_coef": 0.2, "ent_coef": 1e-5}, "env": {"tau": 0.0125}}
+    run = SimpleNamespace(path="runs/x", config_path="runs/x/config.toml")
+    text = start_summary(run, config, SimpleNamespace(config=PPOConfig()))
+    for shown in ("agent.gamma=0.995", "agent.lr=0.0003", "agent.ent_coef=1e-05", "env.tau=0.0125"):
+        assert shown in text, (shown, text)
+    assert "clip_coef" not in text  # PPO's default: not a change
