@@ -132,7 +132,7 @@ def _defaults(config_class) -> dict:
 
 
 def _show(value) -> str:
-    """A setting as given: floats in their shortest exact form (gamma 0.995 is not "0.99", lr 3e-4 is 0.0003)."""
+    """A setting as given: floats in their shortest exact form (gamma 0.995 is not "0.99", lr 2.5e-4 is 0.00025)."""
     return repr(value) if isinstance(value, float) else str(value)
 
 

@@ -82,9 +82,9 @@ def test_the_start_summary_shows_float_settings_exactly():
     from playgrad.training import start_summary
 
     config = {"experiment": {"name": "x", "agent": "ppo", "env_id": "CartPole-v1", "seed": 0, "total_steps": 10},
-              "agent": {"gamma": 0.995, "lr": 3e-4, "clip_coef": 0.2, "ent_coef": 1e-5}, "env": {"tau": 0.0125}}
+              "agent": {"gamma": 0.995, "lr": 2.5e-4, "clip_coef": 0.2, "ent_coef": 1e-5}, "env": {"tau": 0.0125}}
     run = SimpleNamespace(path="runs/x", config_path="runs/x/config.toml")
     text = start_summary(run, config, SimpleNamespace(config=PPOConfig()))
-    for shown in ("agent.gamma=0.995", "agent.lr=0.0003", "agent.ent_coef=1e-05", "env.tau=0.0125"):
+    for shown in ("agent.gamma=0.995", "agent.lr=0.00025", "agent.ent_coef=1e-05", "env.tau=0.0125"):
         assert shown in text, (shown, text)
     assert "clip_coef" not in text  # PPO's default: not a change
