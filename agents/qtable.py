@@ -106,6 +106,9 @@ class Agent(BaseAgent):
         if n_env_actions is None or config.num_actions > n_env_actions:
             raise ValueError(f"num_actions = {config.num_actions} needs a Discrete action space with at least that "
                              f"many actions; {experiment.env_id} has {self.envs.single_action_space}")
+        if experiment.env.get("observation") == "linear_and_previous":
+            raise ValueError("tabular Q-learning indexes one lidar picture; give [env] observation = \"linear\" "
+                             "or \"grid\", not \"linear_and_previous\"")
         self.cells = lidar_cells(tuple(self.envs.single_observation_space.shape))
         if self.cells > 10:
             raise ValueError(f"{self.cells} observation cells make 3**{self.cells} table rows; tabular Q-learning "

@@ -107,26 +107,44 @@ class RewardInputs(NamedTuple):
     xp: ModuleType
 
 
-def default_reward(inp: RewardInputs, crash_reward: float = -1.0) -> Any:
+def default_reward(inp: RewardInputs, crash_reward: float = -1.0, collision_reward: float | None = None) -> Any:
     """The original's reward (v0.1.1, §5.2), shape (N,).
 
     Discrete actions: 1 for UP (action 0), else 0. Continuous actions: ``max(0, v) / max_speed``.
-    Either way ``crash_reward`` (the original's -1) when the agent touches another car or is off road.
+    Either way ``crash_reward`` (the original's -1) when the agent is off road, and ``collision_reward`` (None: the
+    same) when it touches another car; the lower of the two when both.
     """
     xp = inp.xp
     base = (inp.action == 0).astype(xp.float64) if inp.discrete else xp.maximum(inp.speed, 0.0) / inp.max_speed
-    return xp.where(inp.collided | ~inp.on_road, crash_reward, base)
+    if collision_reward is None or collision_reward == crash_reward:
+        return xp.where(inp.collided | ~inp.on_road, crash_reward, base)
+    crash = xp.where(inp.on_road, collision_reward, min(crash_reward, collision_reward))
+    return xp.where(inp.collided, crash, xp.where(inp.on_road, base, crash_reward))
 
 
-def check_crash_reward(crash_reward: Any, reward_fn: Any) -> float:
-    """``crash_reward`` as a float: a finite number, and only with the default reward (a custom
-    ``reward_fn`` sets its own); anything else is a ``ValueError`` naming the argument."""
-    if isinstance(crash_reward, bool) or not isinstance(crash_reward, int | float) or not math.isfinite(crash_reward):
-        raise ValueError(f"metacar crash_reward must be a finite number (the original's is -1), got {crash_reward!r}")
-    if reward_fn is not None and crash_reward != -1.0:
+CRASH_KINDS = ("off_road", "collision")
+
+
+def check_crash_reward(crash_reward: Any, reward_fn: Any) -> tuple[float, float]:
+    """``crash_reward`` as ``(off_road, collision)`` floats: one finite number for both, or a table
+    ``{off_road = x, collision = y}`` (a kind left out keeps the original's -1); only with the default reward (a
+    custom ``reward_fn`` sets its own). Anything else is a ``ValueError`` naming the argument."""
+    def number(value: Any, what: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"metacar {what} must be a finite number (the original's is -1), got {value!r}")
+        return float(value)
+
+    if isinstance(crash_reward, dict):
+        unknown = sorted(set(map(str, crash_reward)) - set(CRASH_KINDS))
+        if unknown:
+            raise ValueError(f"metacar crash_reward: unknown kind(s) {unknown}; the kinds are {list(CRASH_KINDS)}")
+        values = tuple(number(crash_reward.get(kind, -1.0), f"crash_reward.{kind}") for kind in CRASH_KINDS)
+    else:
+        values = (number(crash_reward, "crash_reward"),) * 2
+    if reward_fn is not None and values != (-1.0, -1.0):
         raise ValueError(f"metacar crash_reward={crash_reward!r} applies to the default reward only; "
                          "a custom reward_fn sets its own crash reward")
-    return float(crash_reward)
+    return values
 
 
 class MetaCarCore:
@@ -141,7 +159,8 @@ class MetaCarCore:
         cars_moving: bots drive (True) or stay parked (False; they still plan, as the original).
         fix_bot_quirks: fix the original bots' quirks (§8.17), see :class:`~envs.metacar.bots.Bots`.
         reward_fn: ``f(RewardInputs) -> (N,)`` array; None for :func:`default_reward`.
-        crash_reward: the default reward's value for a crash (the original's -1). A training option: a
+        crash_reward: the default reward's value for a crash (the original's -1): one number, or a table
+            ``{off_road = x, collision = y}`` for leaving the road and touching a car. A training option: a
             stronger penalty makes leaving the road worse than stopping; scores stay judged with -1.
         xp: array module; None for NumPy.
     """
@@ -150,7 +169,7 @@ class MetaCarCore:
 
     def __init__(self, level: Level, num_worlds: int, *, motion: str = "basic", lidar: dict | None = None,
                  rotation_step: float = 0.5, cars_moving: bool = True, fix_bot_quirks: bool = False,
-                 reward_fn: Callable[[RewardInputs], Any] | None = None, crash_reward: float = -1.0,
+                 reward_fn: Callable[[RewardInputs], Any] | None = None, crash_reward: float | dict = -1.0,
                  xp: ModuleType | None = None):
         if level.agent is None:
             raise ValueError(f"{level.source}: level has no agent; MetaCarCore needs one")
@@ -170,9 +189,10 @@ class MetaCarCore:
         self.rotation_step = float(rotation_step)
         self.cars_moving = bool(cars_moving)
         self.fix_bot_quirks = bool(fix_bot_quirks)
-        self.crash_reward = check_crash_reward(crash_reward, reward_fn)
-        self.reward_fn = reward_fn or (default_reward if self.crash_reward == -1.0
-                                       else functools.partial(default_reward, crash_reward=self.crash_reward))
+        self.crash_reward = off_road, collision = check_crash_reward(crash_reward, reward_fn)
+        self.reward_fn = reward_fn or (default_reward if self.crash_reward == (-1.0, -1.0) else
+                                       functools.partial(default_reward, crash_reward=off_road,
+                                                         collision_reward=collision))
         self.num_bots = nb = len(level.cars)
         self.num_cars = k = 1 + nb
 
@@ -194,6 +214,7 @@ class MetaCarCore:
         self.last_throttle = xp.zeros(n, dtype=f64)
         self.last_steering = xp.zeros(n, dtype=f64)
         self.agent_lidar = xp.zeros((n, self.num_lidar), dtype=f64)
+        self.previous_lidar = xp.zeros((n, self.num_lidar), dtype=f64)  # the step before's (a reset: the same)
         self.collided = xp.zeros(n, dtype=bool)
         self.on_road = xp.ones(n, dtype=bool)
         self.reward = xp.zeros(n, dtype=f64)
@@ -227,7 +248,8 @@ class MetaCarCore:
             x, y, th, tile = self.roads.shuffle(self.rng, idx, x, y, th, tile, shuffle == "all")
         self.x[idx], self.y[idx], self.theta[idx], self.tile[idx] = x, y, th, tile
         # Copy-on-write: arrays handed out by step() (rewards, flags, lidar) must not change under the caller.
-        for name in ("speed", "last_throttle", "last_steering", "reward", "agent_lidar", "collided", "on_road"):
+        for name in ("speed", "last_throttle", "last_steering", "reward", "agent_lidar", "previous_lidar", "collided",
+                     "on_road"):
             setattr(self, name, getattr(self, name).copy())
         self.speed[idx] = 0.0
         self.last_throttle[idx] = 0.0
@@ -241,6 +263,7 @@ class MetaCarCore:
             cached[idx] = fresh
         lidar, collided, on_road, _ = self._detector.split(*detection[:3])
         self.agent_lidar[idx] = lidar
+        self.previous_lidar[idx] = lidar  # nothing has moved yet
         self.collided[idx] = collided
         self.on_road[idx] = on_road
 
@@ -265,6 +288,7 @@ class MetaCarCore:
         else:
             self._step_control(action)
         values, car_hit, road_count, self._boxes = self._detector.detect(self._boxes, self.x, self.y, self.theta)
+        self.previous_lidar = self.agent_lidar  # split() makes new arrays: this one is not written again
         self.agent_lidar, self.collided, self.on_road, bot_lidar = self._detector.split(values, car_hit, road_count)
         if self.num_bots:
             self.bots.lidar = bot_lidar
@@ -323,12 +347,16 @@ class MetaCarCore:
     # ----------------------------------------------------------------------------------- observation
     def observation(self, kind: str = "linear") -> Any:
         """Agent observation, float32: ``"linear"`` (N, P+1) = lidar row by row then speed (the original's
-        ``getState().linear``); ``"grid"`` (N, pts, pts) = the lidar picture."""
+        ``getState().linear``); ``"linear_and_previous"`` (N, 2P+1) = the same, then the previous step's lidar
+        (how the cars in view move); ``"grid"`` (N, pts, pts) = the lidar picture."""
         xp = self.xp
-        if kind == "linear":
-            out = xp.empty((self.num_worlds, self.num_lidar + 1), dtype=xp.float32)
-            out[:, :-1] = self.agent_lidar
-            out[:, -1] = self.speed
+        p = self.num_lidar
+        if kind in ("linear", "linear_and_previous"):
+            out = xp.empty((self.num_worlds, p + 1 if kind == "linear" else 2 * p + 1), dtype=xp.float32)
+            out[:, :p] = self.agent_lidar
+            out[:, p] = self.speed
+            if kind == "linear_and_previous":
+                out[:, p + 1:] = self.previous_lidar
             return out
         return self.agent_lidar.reshape(self.num_worlds, self.pts, self.pts).astype(xp.float32)
 

@@ -32,6 +32,9 @@ original); a wrong shape or a non-finite value raises ``ValueError``.
 the lidar cells row by row (row 0 = farthest ahead, column 0 = the car's left), each -1 (road), 0 (ground)
 or 1 (a car), then the speed in px/step (always 0 with BasicMotion, which zeroes it after each step).
 Default lidar ``{pts: 5, width: 4, height: 5, pos: 0}`` gives 26 values.
+``observation="linear_and_previous"`` (ours): ``Box((2*pts*pts + 1,), float32)``: ``"linear"``, then the
+previous step's lidar cells (after a reset: the same as now). One lidar picture cannot tell a car coming from one
+going away; two can.
 ``observation="grid"``: ``Box((pts, pts), float32)``, the lidar picture alone (no speed).
 
 ## Rewards (the original's default, v0.1.1)
@@ -44,8 +47,10 @@ Default lidar ``{pts: 5, width: 4, height: 5, pos: 0}`` gives 26 values.
 | ControlMotion                                      | ``max(0, v) / 2`` |
 
 ``crash_reward`` (a training option, default -1 = the original's) changes the crash row alone: a stronger
-penalty makes leaving the road worse than stopping. ``reward_fn(inputs) -> (N,) array`` replaces the whole
-table (see :class:`~envs.metacar.core.RewardInputs`); it cannot be combined with another ``crash_reward``.
+penalty makes leaving the road worse than stopping. A table ``{off_road = x, collision = y}`` sets the two kinds
+of crash apart (a kind left out stays -1; touching a car while off road earns the lower).
+``reward_fn(inputs) -> (N,) array`` replaces the whole table (see :class:`~envs.metacar.core.RewardInputs`); it
+cannot be combined with another ``crash_reward``.
 
 ## Starting state
 
@@ -126,7 +131,9 @@ from gymnasium import spaces
 from .core import MetaCarCore
 from .level import Level, load_level
 
-__all__ = ["MetaCarEnv", "check_max_steps", "make_spaces", "normalise_shuffle", "reset_shuffle"]
+__all__ = ["OBSERVATIONS", "MetaCarEnv", "check_max_steps", "make_spaces", "normalise_shuffle", "reset_shuffle"]
+
+OBSERVATIONS = ("linear", "linear_and_previous", "grid")  # the observation kinds (module docstring)
 
 RESET_OPTIONS = ("shuffle",)  # the keys reset(options=...) understands
 
@@ -169,15 +176,16 @@ def normalise_shuffle(shuffle_on_reset: Any) -> str | None:
 def make_spaces(core: MetaCarCore, observation: str) -> tuple[spaces.Space, spaces.Space]:
     """The single-world ``(observation_space, action_space)`` for a core and an observation kind."""
     p = core.num_lidar
-    if observation == "linear":
-        low = np.full(p + 1, -1.0, dtype=np.float32)
-        high = np.full(p + 1, 1.0, dtype=np.float32)
-        low[-1], high[-1] = -core.max_speed, core.max_speed
+    if observation in ("linear", "linear_and_previous"):
+        size = p + 1 if observation == "linear" else 2 * p + 1
+        low = np.full(size, -1.0, dtype=np.float32)
+        high = np.full(size, 1.0, dtype=np.float32)
+        low[p], high[p] = -core.max_speed, core.max_speed
         obs_space = spaces.Box(low, high, dtype=np.float32)
     elif observation == "grid":
         obs_space = spaces.Box(-1.0, 1.0, (core.pts, core.pts), dtype=np.float32)
     else:
-        raise ValueError(f"observation must be 'linear' or 'grid', got {observation!r}")
+        raise ValueError(f"observation must be one of {list(OBSERVATIONS)}, got {observation!r}")
     if core.discrete:
         act_space: spaces.Space = spaces.Discrete(5)
     else:
@@ -192,13 +200,14 @@ class MetaCarEnv(gym.Env):
         level: bundled level name (``"level0"`` ... ``"level3"``), a path to a level JSON file, or a Level.
         motion: ``"basic"`` or ``"control"``.
         lidar: ``{pts, width, height, pos}`` (defaults 5, 4, 5, 0).
-        observation: ``"linear"`` or ``"grid"``.
+        observation: ``"linear"``, ``"linear_and_previous"`` or ``"grid"``.
         terminate_on_crash: end the episode when the agent touches a car or leaves the road.
         max_steps: truncation limit in steps (None or 0 for none; negative raises ``ValueError``).
         shuffle_on_reset: False, True/``"agent"`` or ``"all"``.
         cars_moving: bots drive (True) or stay parked.
         reward_fn: custom batched reward, ``f(RewardInputs) -> (N,)``.
-        crash_reward: the default reward's crash value (the original's -1; a finite number).
+        crash_reward: the default reward's crash value (the original's -1): a finite number, or a table
+            ``{"off_road": x, "collision": y}``.
         rotation_step: BasicMotion turn, units of pi.
         fix_bot_quirks: fix the original bots' quirks (see ``MetaCarCore``).
         render_mode: None, ``"human"`` or ``"rgb_array"``.
@@ -210,7 +219,7 @@ class MetaCarEnv(gym.Env):
                  observation: str = "linear", terminate_on_crash: bool = True, max_steps: int | None = 800,
                  shuffle_on_reset: Any = False, cars_moving: bool = True, reward_fn=None,
                  rotation_step: float = 0.5, fix_bot_quirks: bool = False, render_mode: str | None = None,
-                 crash_reward: float = -1.0):
+                 crash_reward: float | dict = -1.0):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, "
                              f"got {render_mode!r}")
@@ -230,7 +239,7 @@ class MetaCarEnv(gym.Env):
         self._seeded = False
         self._renderer = None
         self._act = np.zeros(1, dtype=np.int64)
-        self._obs_len = self.core.num_lidar + 1
+        self._obs_len = self.observation_space.shape[0]
 
     # ------------------------------------------------------------------------------------------- API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -304,12 +313,15 @@ class MetaCarEnv(gym.Env):
 
     def _observation(self) -> np.ndarray:
         core = self.core
-        if self.observation_kind == "linear":
-            obs = np.empty(self._obs_len, dtype=np.float32)
-            obs[:-1] = core.agent_lidar[0]
-            obs[-1] = core.speed[0]
-            return obs
-        return core.agent_lidar[0].reshape(core.pts, core.pts).astype(np.float32)
+        if self.observation_kind == "grid":
+            return core.agent_lidar[0].reshape(core.pts, core.pts).astype(np.float32)
+        p = core.num_lidar
+        obs = np.empty(self._obs_len, dtype=np.float32)
+        obs[:p] = core.agent_lidar[0]
+        obs[p] = core.speed[0]
+        if self.observation_kind == "linear_and_previous":
+            obs[p + 1:] = core.previous_lidar[0]
+        return obs
 
     def _info(self) -> dict:
         core = self.core

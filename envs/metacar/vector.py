@@ -30,7 +30,8 @@ __all__ = ["MetaCarVectorEnv"]
 class MetaCarVectorEnv(BatchedVectorEnv):
     """N MetaCar worlds of one level with autoreset; keyword arguments as :class:`MetaCarEnv`.
 
-    Observations (N, pts*pts + 1) float32 (``"linear"``) or (N, pts, pts) (``"grid"``); actions (N,) ints
+    Observations (N, pts*pts + 1) float32 (``"linear"``), (N, 2*pts*pts + 1) (``"linear_and_previous"``) or
+    (N, pts, pts) (``"grid"``); actions (N,) ints
     (basic) or (N, 2) floats (control); rewards (N,) float64; terminations/truncations (N,) bool.
     ``infos`` holds ``collided``, ``on_road`` and ``speed`` arrays (N,).
     """
@@ -41,7 +42,7 @@ class MetaCarVectorEnv(BatchedVectorEnv):
                  lidar: dict | None = None, observation: str = "linear", terminate_on_crash: bool = True,
                  max_steps: int | None = 800, shuffle_on_reset: Any = False, cars_moving: bool = True,
                  reward_fn=None, rotation_step: float = 0.5, fix_bot_quirks: bool = False,
-                 render_mode: str | None = None, device: str = "cpu", crash_reward: float = -1.0):
+                 render_mode: str | None = None, device: str = "cpu", crash_reward: float | dict = -1.0):
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:

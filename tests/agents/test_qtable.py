@@ -135,3 +135,12 @@ def test_shipped_config_drives_from_the_level_start_where_the_demos_schedule_dit
     played = first_episodes(env, agent.act, seed=1_000_003, max_steps=800)
     env.close()
     assert played.lengths[0] == 800 and played.returns[0] >= 0.95 * 800, played.returns
+
+
+def test_a_two_picture_observation_is_refused_by_name():
+    # Its cells are lidar, speed, previous lidar: a table over "the first cells" would mix them up.
+    config = load_toml(CONFIG)
+    env = {**config["env"], "observation": "linear_and_previous"}
+    experiment = dataclass_from_dict(ExperimentConfig, {**config["experiment"], "env": env})
+    with pytest.raises(ValueError, match="indexes one lidar picture.*not \"linear_and_previous\""):
+        qtable.Agent(dataclass_from_dict(qtable.Config, config["agent"]), experiment)

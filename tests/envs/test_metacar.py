@@ -255,8 +255,9 @@ def test_bot_stops_behind_a_car_in_its_lidar():
 # --------------------------------------------------------------------------------- Gymnasium contract
 @pytest.mark.parametrize("motion", ["basic", "control"])
 @pytest.mark.parametrize("render_mode", [None, "rgb_array", "human"])
-def test_check_env(motion, render_mode):
-    env = gym.make("envs/MetaCar-v0", level="level1", motion=motion, render_mode=render_mode)
+@pytest.mark.parametrize("observation", ["linear", "linear_and_previous", "grid"])
+def test_check_env(motion, render_mode, observation):
+    env = gym.make("envs/MetaCar-v0", level="level1", motion=motion, render_mode=render_mode, observation=observation)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any checker warning fails the test
         check_env(env.unwrapped, skip_render_check=render_mode is None)
@@ -344,10 +345,11 @@ def test_unknown_reset_options_raise(make):
     assert not np.array_equal(plain, shuffled)  # the known option still works
 
 
-@pytest.mark.parametrize("motion", ["basic", "control"])
-def test_vector_env_equals_single_envs(motion):
+@pytest.mark.parametrize("motion,observation", [("basic", "linear"), ("control", "linear"),
+                                                ("control", "linear_and_previous"), ("basic", "grid")])
+def test_vector_env_equals_single_envs(motion, observation):
     n = 4
-    kw = dict(level="level1", motion=motion, max_steps=40, shuffle_on_reset="agent")
+    kw = dict(level="level1", motion=motion, max_steps=40, shuffle_on_reset="agent", observation=observation)
     vec = gym.make_vec("envs/MetaCar-v0", num_envs=n, vectorization_mode="vector_entry_point", **kw)
     assert isinstance(vec.unwrapped, MetaCarVectorEnv)
     assert vec.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
@@ -373,6 +375,38 @@ def test_vector_env_equals_single_envs(motion):
             np.testing.assert_array_equal(o, obs[i])
             assert (r, te, tr) == (rew[i], term[i], trunc[i])
     assert resets > 4  # autoreset was exercised
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_linear_and_previous_holds_this_and_the_previous_lidar(seed):
+    """Randomized drive with autoresets: each observation is "linear" followed by the previous step's lidar cells,
+    and, on the step that starts a world's new episode, by its own lidar again (nothing moved yet)."""
+    n, kw = 6, dict(level="level3", motion="control", max_steps=30, shuffle_on_reset="agent")
+    both = MetaCarVectorEnv(n, observation="linear_and_previous", **kw)
+    plain = MetaCarVectorEnv(n, observation="linear", **kw)
+    p = plain.core.num_lidar
+    assert both.single_observation_space.shape == (2 * p + 1,) and both.observation_space.contains(
+        both.reset(seed=seed)[0])
+    obs, _ = both.reset(seed=seed)
+    lin, _ = plain.reset(seed=seed)
+    np.testing.assert_array_equal(obs[:, :p + 1], lin)
+    np.testing.assert_array_equal(obs[:, p + 1:], lin[:, :p])
+    rng = np.random.default_rng(seed)
+    done = np.zeros(n, bool)
+    moved = restarts = 0
+    for _ in range(120):
+        acts = rng.uniform(-0.3, 1.0, (n, 2))
+        before = lin
+        obs, _, te, tr, _ = both.step(acts)
+        lin, _, te2, tr2, _ = plain.step(acts)
+        np.testing.assert_array_equal(obs[:, :p + 1], lin)
+        np.testing.assert_array_equal(te, te2)
+        want = np.where(done[:, None], lin[:, :p], before[:, :p])
+        np.testing.assert_array_equal(obs[:, p + 1:], want)
+        moved += int((obs[:, p + 1:] != obs[:, :p]).any(axis=1).sum())
+        restarts += int(done.sum())
+        done = te | tr
+    assert moved > 20 and restarts > 5  # the two pictures differ, and autoreset was exercised
 
 
 def test_vector_env_rejects_bad_actions():

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import envs  # noqa: E402, F401
-from envs.metacar.core import MetaCarCore, default_reward  # noqa: E402
+from envs.metacar.core import MetaCarCore, RewardInputs, default_reward  # noqa: E402
 from envs.metacar.env import MetaCarEnv  # noqa: E402
 from envs.metacar.level import load_level  # noqa: E402
 from envs.metacar.vector import MetaCarVectorEnv  # noqa: E402
@@ -36,7 +36,7 @@ def _drive_off(env, steps=400):
 def test_default_is_the_originals_reward_function_itself():
     # The parity tests hold for the default because the core keeps the very same function.
     core = MetaCarCore(load_level("level3"), 1, motion="control")
-    assert core.crash_reward == -1.0 and core.reward_fn is default_reward
+    assert core.crash_reward == (-1.0, -1.0) and core.reward_fn is default_reward
 
 
 @pytest.mark.parametrize("make", [lambda **kw: MetaCarEnv("level3", motion="control", **kw),
@@ -65,10 +65,46 @@ def _single(env):
     return One()
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "-50", True, None])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "-50", True, None,
+                                 {"off_road": float("nan")}, {"collision": "-1"}])
 def test_bad_crash_reward_raises(bad):
-    with pytest.raises(ValueError, match="crash_reward must be a finite number"):
+    with pytest.raises(ValueError, match="crash_reward.* must be a finite number"):
         MetaCarEnv("level3", motion="control", crash_reward=bad)
+
+
+def test_an_unknown_crash_kind_raises_naming_the_kinds():
+    with pytest.raises(ValueError, match=r"unknown kind\(s\) \['offroad'\]; the kinds are \['off_road', 'collision'\]"):
+        MetaCarVectorEnv(2, level="level3", motion="control", crash_reward={"offroad": -50.0})
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_crash_kinds_against_a_per_world_reference(seed):
+    """Randomized: each world's reward is the table's, element by element, for any mix of on/off road, touching
+    a car or not, and speeds; a number is the same as a table of that number twice."""
+    rng = np.random.default_rng(seed)
+    n = 64
+    off_road, collision = (float(v) for v in rng.choice([-1.0, -5.0, -50.0, -0.5], size=2))
+    inputs = RewardInputs(action=rng.uniform(-1, 1, (n, 2)), collided=rng.random(n) < 0.3,
+                          on_road=rng.random(n) < 0.7, speed=rng.uniform(-2, 2, n), max_speed=2.0,
+                          lidar=None, x=None, y=None, theta=None, discrete=False, xp=np)
+    core = MetaCarCore(load_level("level3"), n, motion="control",
+                       crash_reward={"off_road": off_road, "collision": collision})
+    got = core.reward_fn(inputs)
+    for i in range(n):
+        if inputs.collided[i] and not inputs.on_road[i]:
+            want = min(off_road, collision)
+        elif inputs.collided[i]:
+            want = collision
+        elif not inputs.on_road[i]:
+            want = off_road
+        else:
+            want = max(inputs.speed[i], 0.0) / 2.0
+        assert got[i] == want, (seed, i, off_road, collision)
+    one_number = MetaCarCore(load_level("level3"), n, motion="control", crash_reward=off_road)
+    as_table = MetaCarCore(load_level("level3"), n, motion="control",
+                           crash_reward={"off_road": off_road, "collision": off_road})
+    np.testing.assert_array_equal(one_number.reward_fn(inputs), as_table.reward_fn(inputs))
+    assert MetaCarCore(load_level("level3"), 1, motion="control", crash_reward={}).reward_fn is default_reward
 
 
 def test_crash_reward_with_a_custom_reward_fn_raises():
