@@ -14,8 +14,20 @@ loads, so this file imports nothing heavy.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
+
+
+def ctrl_c_raises() -> None:
+    """Make Ctrl-C (SIGINT) raise ``KeyboardInterrupt`` here even if this process started with SIGINT ignored.
+
+    A program started in the background by a non-interactive shell (``cmd &`` in a script, some CI runners)
+    inherits SIGINT ignored, and Python then installs no handler: a server that says "Ctrl-C stops" would not
+    stop. Call it from the main thread of a command that runs until Ctrl-C (the training loop installs its own).
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 # name: what it does (the module is playgrad.cli.<name with "_" for "-">)
 COMMANDS = {

@@ -16,6 +16,7 @@ import sys
 import webbrowser
 from pathlib import Path
 
+from playgrad.cli import ctrl_c_raises
 from playgrad.dashboard import DEFAULT_PORT, DashboardError, make_server
 
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     except DashboardError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    ctrl_c_raises()
     missing = "" if Path(args.runs_dir).is_dir() else " (not there yet: runs appear as they start)"
     print(f"dashboard of {Path(args.runs_dir).resolve()}{missing}: {server.url}  (Ctrl-C stops)", flush=True)
     if args.open:

@@ -29,6 +29,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from playgrad.cli import ctrl_c_raises
+
 ROOT = Path(__file__).resolve().parents[2]  # the source checkout: web/ and the tests' npm TF.js
 
 WEB_DIR = ROOT / "web"
@@ -170,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     # directory is removed either way instead of piling up in /tmp. Installed, and the try entered, before the
     # server is announced, so a kill that follows the announcement always ends in the cleanup.
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    ctrl_c_raises()
     try:
         print(f"serving the Snake page at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
         server.serve_forever()

@@ -86,7 +86,7 @@ def test_full_city_config_drives_the_bundled_city_with_an_agent_added():
 
 @pytest.mark.parametrize(("name", "obs_dim", "bots"), [
     ("metacar_level2_ppo", 26, 0),  # the demo's level2 setting: 25 lidar cells + speed, no bots
-    ("metacar_level3_ppo", 50, 16),  # the demo's level3 setting: 49 + speed, the level's 16 bots
+    ("metacar_level3_ppo", 99, 16),  # the demo's level3 lidar (49 + speed) and the previous step's 49; 16 bots
 ])
 def test_control_ppo_configs_drive_the_demos_settings_with_a_gaussian_policy(name, obs_dim, bots):
     agent = config_agent(name, "agent.num_envs=2", "agent.num_steps=64", "agent.batch_size=64")
