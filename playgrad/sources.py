@@ -59,7 +59,11 @@ def network_of_agent(agent: Any, agent_name: str) -> tuple[Any, dict[str, Any]]:
     meta: dict[str, Any] = {"agent": agent_name, "network": attr, "output": meaning}
     log_std = getattr(agent, "log_std", None)
     if agent_name == "ppo" and log_std is not None:
-        meta["log_std"] = [float(v) for v in backend.to_numpy(log_std.data)]
+        values = backend.to_numpy(log_std.data).astype(float)
+        meta["log_std"] = values.tolist()  # (A,), or with gSDE (last hidden features, A): nested lists
+        if values.ndim == 2:
+            meta["log_std_of"] = ("gSDE: exploration noise = the last hidden layer's features @ W, "
+                                  "W ~ N(0, exp(log_std)^2) of shape (features, actions)")
     return model, meta
 
 

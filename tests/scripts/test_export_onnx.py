@@ -37,6 +37,16 @@ def test_run_directory_exports_a_policy_onnx_runtime_agrees_with(cartpole_run, t
     np.testing.assert_allclose(logits, np.asarray(agent.policy.predict(obs)), rtol=1e-5, atol=1e-6)
 
 
+def test_a_gsde_gaussian_policy_exports_and_onnx_runtime_agrees(metacar_sde_run, tmp_path):
+    proc = _export(str(metacar_sde_run), str(tmp_path / "policy.onnx"))
+    assert proc.returncode == 0, proc.stderr
+    session = ort.InferenceSession(str(tmp_path / "policy.onnx"), providers=["CPUExecutionProvider"])
+    obs = np.random.default_rng(1).normal(size=(5, 99)).astype("float32")  # lidar, speed, previous lidar
+    (means,) = session.run(None, {session.get_inputs()[0].name: obs})
+    agent = load_agent(metacar_sde_run)
+    np.testing.assert_allclose(means, np.asarray(agent.policy.predict(obs)), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("args, message", [
     (["nowhere", "x.onnx"], "no such run directory or model file"),
     (["mobilenet_v2", "."], "is a folder; give the file to write"),

@@ -63,6 +63,18 @@ def test_metacar_ddpg_exports_its_actor(tmp_path):
     _same_predictions(model, tmp_path, np.random.default_rng(2).normal(size=(3, obs_dim)).astype(np.float32))
 
 
+def test_a_gsde_gaussian_policy_exports_with_its_2d_log_std(metacar_sde_run, tmp_path):
+    # gSDE's log std is (last hidden features, actions); the export once crashed turning it into floats.
+    from agents.runner import load_agent
+
+    assert export_tfjs.main([str(metacar_sde_run), str(tmp_path / "out")]) == 0
+    meta = json.loads((tmp_path / "out" / "model.json").read_text())["userDefinedMetadata"]
+    agent = load_agent(metacar_sde_run)
+    assert np.asarray(meta["log_std"]).shape == (128, 2) and "gSDE" in meta["log_std_of"]
+    np.testing.assert_array_equal(np.asarray(meta["log_std"], dtype=np.float32), agent.log_std.data)
+    _same_predictions(agent.policy, tmp_path / "out", np.random.default_rng(3).normal(size=(5, 99)).astype(np.float32))
+
+
 def test_mobilenet_v2_export_pads_explicitly_and_shards_at_4_mib(tmp_path):
     assert export_tfjs.main(["mobilenet_v2", str(tmp_path), "--random-init"]) == 0
     doc = json.loads((tmp_path / "model.json").read_text())
