@@ -95,6 +95,8 @@ class RunIndex:
             except OSError:
                 return
             for child in children:
+                if child.is_symlink() and not child.resolve().is_relative_to(self.root):
+                    continue  # a link out of the folder: its files are not served (resolve_file), so not listed
                 if (child / "config.toml").is_file() or (child / "metrics.jsonl").is_file():
                     found.append(child)
                 elif depth < MAX_DEPTH and child.name not in ("checkpoints", "tensorboard", "misclassified"):

@@ -178,6 +178,19 @@ def test_only_files_under_the_runs_folder_are_served(trained_runs, serve, tmp_pa
     assert get(server, "/api/config?run=../..")[0] == 404
 
 
+def test_a_linked_run_outside_the_folder_is_neither_listed_nor_served(serve, tmp_path):
+    # Listed but refused (404 on every click) was the old behaviour; a link inside the folder is a run as any.
+    runs, elsewhere = tmp_path / "runs", tmp_path / "elsewhere"
+    for folder in (runs / "here", elsewhere / "there"):
+        folder.mkdir(parents=True)
+        (folder / "config.toml").write_text('[experiment]\nname = "x"\n')
+    (runs / "out").symlink_to(elsewhere / "there")
+    (runs / "in").symlink_to(runs / "here")
+    server = serve(runs)
+    assert sorted(r["id"] for r in get(server, "/api/runs")[1]["runs"]) == ["here", "in"]
+    assert get(server, "/api/config?run=out")[0] == 404 and get(server, "/api/config?run=in")[0] == 200
+
+
 def test_a_busy_port_is_named_with_the_fix(tmp_path, capsys):
     from playgrad.cli import dashboard as cli
 
