@@ -26,6 +26,7 @@ from typing import Any
 
 from agents.base import AGENTS
 from agents.runner import load_agent
+from playgrad.cli import add_checkpoint_option
 from rl import backend
 from rl.checkpoint import load_model
 from rl.errors import CheckpointError
@@ -91,10 +92,9 @@ def load_run_network(run_dir: str | Path, tag: str = "best") -> tuple[Any, dict[
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments :func:`load_source` takes, as the export commands read them: ``source``, then the options
-    ``--tag`` and ``--random-init`` (``args.source``, ``args.tag``, ``args.random_init``)."""
+    ``--checkpoint`` (or ``--tag``) and ``--random-init`` (``args.source``, ``args.tag``, ``args.random_init``)."""
     parser.add_argument("source", help="run directory, Model.save file (.safetensors), or 'mobilenet_v2'")
-    parser.add_argument("--tag", default="best", choices=["best", "latest"],
-                        help="checkpoint of a run directory: best (default) or latest")
+    add_checkpoint_option(parser, dest="tag", of="a run directory")
     parser.add_argument("--random-init", action="store_true", help="mobilenet_v2 without pretrained weights")
 
 

@@ -17,6 +17,7 @@ import importlib
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 
 def ctrl_c_raises() -> None:
@@ -27,6 +28,13 @@ def ctrl_c_raises() -> None:
     stop. Call it from the main thread of a command that runs until Ctrl-C (the training loop installs its own).
     """
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def add_checkpoint_option(parser: Any, dest: str = "checkpoint", of: str = "the run") -> None:
+    """``--checkpoint best|latest`` (also spelled ``--tag``, so either works in every command) into ``dest``."""
+    parser.add_argument("--checkpoint", "--tag", dest=dest, default="best", choices=["best", "latest"],
+                        help=f"which checkpoint of {of}: best (default; the highest mean training return, or the "
+                             "final weights when a run saves one checkpoint) or latest")
 
 
 # name: what it does (the module is playgrad.cli.<name with "_" for "-">)

@@ -24,6 +24,7 @@ from agents.base import Agent  # noqa: E402
 from agents.originals import OriginalAgent  # noqa: E402
 from agents.runner import evaluate  # noqa: E402
 from envs.games import GAMES, game_of_env  # noqa: E402
+from playgrad.cli import add_checkpoint_option  # noqa: E402
 from playgrad.runs import load_agent_or_report  # noqa: E402
 from playgrad.window import PlayWindow, agent_policy, key_help  # noqa: E402
 from rl.experiment import positive_int  # noqa: E402
@@ -86,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", help="a run directory written by scripts/train.py, or an original MetaCar demo "
                                         "agent (original:qtable|policy|ddpg-road|ddpg-traffic, or its .json file)")
     parser.add_argument("--episodes", type=positive_int, default=20, help="episodes to play (default 20)")
-    parser.add_argument("--checkpoint", default="best", choices=["best", "latest"],
-                        help="which checkpoint: best (default; the highest mean training return) or latest")
+    add_checkpoint_option(parser)
     parser.add_argument("--seed", type=int, help="env seed (default: the run's seed + 1,000,000)")
     parser.add_argument("--render", action="store_true", help="show the episodes in a window")
     parser.add_argument("--max-steps", type=positive_int, default=MAX_STEPS,

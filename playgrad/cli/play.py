@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from envs.games import CONTROL_ACTION_NAMES, GAMES
+from playgrad.cli import add_checkpoint_option
 from playgrad.window import PlayWindow, agent_policy, key_help
 from rl.console import format_number
 
@@ -258,8 +259,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--agent", metavar="RUN_DIR", default=None,
                    help="let this run's trained agent play (metacar: also an original demo agent, "
                         "original:qtable|policy|ddpg-road|ddpg-traffic or its .json file)")
-    p.add_argument("--tag", default="best", choices=["best", "latest"],
-                   help="which checkpoint of --agent: best (default) or latest")
+    add_checkpoint_option(p, dest="tag", of="--agent")
     cp = p.add_argument_group("cartpole")
     cp.add_argument("--variant", default=None, help="gym (default) or book")
     sn = p.add_argument_group("snake")

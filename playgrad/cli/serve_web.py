@@ -29,7 +29,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from playgrad.cli import ctrl_c_raises
+from playgrad.cli import add_checkpoint_option, ctrl_c_raises
 
 ROOT = Path(__file__).resolve().parents[2]  # the source checkout: web/ and the tests' npm TF.js
 
@@ -158,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="a Snake DQN run directory, or a directory holding an exported model.json")
     parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free port)")
-    parser.add_argument("--tag", default="best", choices=["best", "latest"],
-                        help="checkpoint of a run directory: best (default) or latest")
+    add_checkpoint_option(parser, dest="tag", of="a run directory")
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     args = parser.parse_args(argv)
     try:
