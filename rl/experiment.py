@@ -169,6 +169,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed_int(text: str) -> int:
+    """An ``argparse`` type for seeds: the int in ``text``, refused (with the value) when negative (Gymnasium and
+    NumPy take seeds >= 0; a negative one ended in their traceback)."""
+    import argparse  # noqa: PLC0415 - only the command-line scripts need it
+
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    return value
+
+
 # The most memory one config may ask for in a single array group (a rollout, a replay buffer, the env's
 # boards, a network with its optimizer state): a huge number in a config is refused up front, naming the key,
 # instead of a MemoryError mid-build or a machine swapping once the zeroed pages are touched.

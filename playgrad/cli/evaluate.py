@@ -27,7 +27,7 @@ from envs.games import GAMES, game_of_env  # noqa: E402
 from playgrad.cli import add_checkpoint_option  # noqa: E402
 from playgrad.runs import load_agent_or_report  # noqa: E402
 from playgrad.window import PlayWindow, agent_policy, key_help  # noqa: E402
-from rl.experiment import positive_int  # noqa: E402
+from rl.experiment import positive_int, seed_int  # noqa: E402
 
 MAX_STEPS = 100_000  # steps after which an episode is cut (runner.evaluate's default)
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "agent (original:qtable|policy|ddpg-road|ddpg-traffic, or its .json file)")
     parser.add_argument("--episodes", type=positive_int, default=20, help="episodes to play (default 20)")
     add_checkpoint_option(parser)
-    parser.add_argument("--seed", type=int, help="env seed (default: the run's seed + 1,000,000)")
+    parser.add_argument("--seed", type=seed_int, help="env seed (default: the run's seed + 1,000,000)")
     parser.add_argument("--render", action="store_true", help="show the episodes in a window")
     parser.add_argument("--max-steps", type=positive_int, default=MAX_STEPS,
                         help=f"cut an episode after this many steps (default {MAX_STEPS:,})")

@@ -35,6 +35,7 @@ from envs.games import CONTROL_ACTION_NAMES, GAMES
 from playgrad.cli import add_checkpoint_option
 from playgrad.window import PlayWindow, agent_policy, key_help
 from rl.console import format_number
+from rl.experiment import seed_int
 
 # Steps per second when a person plays: the env's own 10 for Snake (the book's demo speed, fine for
 # watching an agent) left newcomers 27 steps per game.
@@ -254,7 +255,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         f"{HEADLESS_FRAMES} frames unless --frames")
     p.add_argument("--fps", type=_positive_fps, default=None,
                    help="frames (steps) per second (default: the env's render_fps; 6 for snake played by hand)")
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--seed", type=seed_int, default=None,
                    help="seed of the env's random stream: the same seed, the same starts (default: unseeded)")
     p.add_argument("--agent", metavar="RUN_DIR", default=None,
                    help="let this run's trained agent play (metacar: also an original demo agent, "
@@ -322,6 +323,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         env, human_action = make_env(args.game, "rgb_array", **env_kwargs)
+        if policy is not None and args.env_kwargs:
+            # The agent may drive another level, but not see or act through other spaces than it learned.
+            own, _ = make_env(args.game, "rgb_array", **run_env_kwargs)
+            own.close()
+            if (own.observation_space, own.action_space) != (env.observation_space, env.action_space):
+                given = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in args.env_kwargs.items())
+                env.close()
+                print(f"play.py: {given} gives the agent observations {env.observation_space.shape} and actions "
+                      f"{env.action_space}; {args.agent} learned with {own.observation_space.shape} and "
+                      f"{own.action_space}: leave those options out", file=sys.stderr)
+                return 2
     except (TypeError, ValueError) as exc:  # bad env options: say which, no traceback
         print(f"play.py: cannot make {args.game}: {exc}", file=sys.stderr)
         return 2

@@ -29,7 +29,7 @@ from agents.originals import is_original_source  # noqa: E402
 from playgrad.cli import add_checkpoint_option  # noqa: E402
 from playgrad.recording import FORMATS, LEGIBLE_SCALE, MAX_STEPS, Episode, record, video_encoder  # noqa: E402
 from playgrad.runs import load_agent_or_report  # noqa: E402
-from rl.experiment import positive_int  # noqa: E402
+from rl.experiment import positive_int, seed_int  # noqa: E402
 
 
 def positive_float(text: str) -> float:
@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="output file, .gif, .webp or .mp4 (default: RUN_DIR/episode.gif)")
     parser.add_argument("--episodes", type=positive_int, default=1, help="episodes to record, one after another")
     add_checkpoint_option(parser)
-    parser.add_argument("--seed", type=int, help="env seed of the first episode (default: the run's seed + 1,000,000)")
+    parser.add_argument("--seed", type=seed_int,
+                        help="env seed of the first episode (default: the run's seed + 1,000,000)")
     parser.add_argument("--max-steps", type=positive_int, default=MAX_STEPS,
                         help=f"cut an episode after this many steps (default {MAX_STEPS:,})")
     parser.add_argument("--every", type=positive_int,

@@ -29,7 +29,7 @@ from agents.runner import CheckpointError, NonFiniteLossError  # noqa: E402
 from envs.games import game_of_env  # noqa: E402
 from playgrad.training import parse_seeds, train, train_seeds  # noqa: E402
 from rl import backend  # noqa: E402
-from rl.experiment import ConfigError, RunDir  # noqa: E402
+from rl.experiment import ConfigError, RunDir, seed_int  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", nargs="?", help="experiment TOML file (configs/*.toml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set agent.lr=3e-4 (repeatable)")
-    parser.add_argument("--seed", type=int, help="experiment seed (overrides experiment.seed)")
+    parser.add_argument("--seed", type=seed_int, help="experiment seed (overrides experiment.seed)")
     parser.add_argument("--seeds", metavar="LIST",
                         help="train several seeds of the config in this process as one batched computation "
                              "(PPO; other agents run them one after another), e.g. 0-7 or 0,2,5; one run "

@@ -40,7 +40,7 @@ from playgrad.sweeps import (
     deliver_archive,
 )
 from playgrad.tuning import Oracle, overrides_of, parse_space, run_study
-from rl.experiment import apply_overrides, atomic_write_text, dump_toml, load_toml, positive_int
+from rl.experiment import apply_overrides, atomic_write_text, dump_toml, load_toml, positive_int, seed_int
 
 
 def representative_points(dims: list[Any]) -> list[list[str]]:
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="env steps between pruning reports (default: a tenth of experiment.total_steps)")
     parser.add_argument("--startup-trials", type=positive_int, default=5,
                         help="trials sampled at random and never pruned before TPE and the pruner start (default 5)")
-    parser.add_argument("--seed", type=int, default=0, help="the sampler's seed (training uses the config's seed)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="the sampler's seed (training uses the config's seed)")
     parser.add_argument("--workers", type=positive_int, default=2, help="trials at once (default 2)")
     parser.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
                         help="run trials as Ray tasks: 'auto', HOST:PORT of a head, or 'local'")

@@ -50,6 +50,19 @@ def test_a_run_whose_env_table_names_the_vector_device_plays(cartpole_run, tmp_p
     assert out.returncode == 0, out.stderr
 
 
+@pytest.mark.parametrize("options, plays", [(["--motion", "basic"], False), (["--level", "level1"], True)])
+def test_env_options_may_change_the_level_but_not_what_the_agent_sees_or_does(options, plays):
+    # --motion basic under a Box-action driver ended in the env's traceback; another level is fine.
+    out = subprocess.run([sys.executable, str(PLAY), "metacar", "--agent", "original:ddpg-traffic", *options,
+                          "--headless", "--frames", "20"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert "Traceback" not in out.stderr
+    if plays:
+        assert out.returncode == 0 and "20 frames" in out.stdout, out.stderr
+    else:
+        assert out.returncode == 2 and "--motion basic gives the agent" in out.stderr
+        assert "leave those options out" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("original", ["original:qtable", "original:ddpg-road"])
 def test_an_original_metacar_agent_plays_in_its_own_setting(original):
     # The original demo's agents (agents/originals.py) play like a run: its own level, motion and lidar.

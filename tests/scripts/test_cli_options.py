@@ -1,5 +1,6 @@
-"""One option for "which checkpoint" in every command: --checkpoint, also spelled --tag (play.py and the export
-commands said --tag, evaluate.py and record.py --checkpoint, and each refused the other's spelling)."""
+"""Options several commands share, read one way everywhere: "which checkpoint" is --checkpoint, also spelled --tag
+(play.py and the export commands said --tag, evaluate.py and record.py --checkpoint, and each refused the other's
+spelling); --seed is a non-negative integer."""
 
 import argparse
 import subprocess
@@ -37,3 +38,14 @@ def test_evaluate_with_tag(cartpole_run):
                           "--episodes", "1"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "(latest, " in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize("script, args", [("evaluate", ["nowhere"]), ("record", ["nowhere"]),
+                                          ("play", ["cartpole", "--headless"]),
+                                          ("train", ["configs/cartpole_ppo.toml"])])
+def test_a_negative_seed_is_one_line(script, args):
+    # Gymnasium refuses seeds below 0: its traceback used to be what evaluate, record and play printed.
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / f"{script}.py"), *args, "--seed", "-5"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "argument --seed: must be a non-negative integer, got -5" in out.stderr
