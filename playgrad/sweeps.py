@@ -110,7 +110,7 @@ def config_errors(config: str, overrides: list[str], points: list[list[str]]) ->
     try:
         base = load_toml(config)
     except ConfigError as exc:
-        return [f"error: {exc}"]
+        return [str(exc)]
     failing: dict[str, list[str]] = {}
     for point in points:
         try:
@@ -120,7 +120,7 @@ def config_errors(config: str, overrides: list[str], points: list[list[str]]) ->
     lines = []
     for message, where in failing.items():
         only = f" (grid point{'s' if len(where) > 1 else ''} {'; '.join(where)})" if len(where) < len(points) else ""
-        lines.append(f"error: {message}{only}")
+        lines.append(f"{message}{only}")
     return lines
 
 

@@ -117,7 +117,7 @@ def new_sweep(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
     points = grid_points(args.grid)
     problems = config_errors(args.config, args.overrides, points)
     if problems:
-        raise SweepError("\n".join(problems))
+        raise SweepError("\nerror: ".join(problems))  # printed after "error: ", one error a line
     sweep_dir = Path(args.runs_dir) / f"sweep-{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     manifest = {"config_name": Path(args.config).name, "config_text": Path(args.config).read_text(),
                 "seeds": parse_seeds(args.seeds), "overrides": args.overrides, "points": points,

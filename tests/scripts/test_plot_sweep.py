@@ -110,8 +110,14 @@ def test_sweep_checks_every_jobs_config_once_before_starting_any(tmp_path, capsy
     err = capsys.readouterr().err
     assert err.count("unknown key 'gamess_per_iteration' (did you mean 'games_per_iteration'?)") == 1
     assert "[agent]" in err and "no job was started" in err and "grid point" not in err  # every point has it
+    assert err.startswith("error: ") and "error: error" not in err  # the prefix once
     assert sweep.main([*argv, "--set", "envv.variant=gym"]) == 2
     assert capsys.readouterr().err.count("unknown table(s) ['envv']") == 1
+    # Errors of some grid points only: one line each, each said to be an error once.
+    assert sweep.main([*argv, "--grid", "agent.games_per_iteration=2,-1,x"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3 and [line.count("error: ") for line in lines[:2]] == [1, 1], lines
+    assert lines[-1] == "no job was started"
     # An error only some grid points have names them.
     assert sweep.main([*argv, "--grid", "agent.games_per_iteration=2,\"x\""]) == 2
     err = capsys.readouterr().err
