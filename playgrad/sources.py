@@ -27,7 +27,7 @@ from typing import Any
 from agents.base import AGENTS
 from agents.runner import load_agent
 from playgrad.cli import add_checkpoint_option
-from rl import backend
+from rl import backend, tfjs
 from rl.checkpoint import load_model
 from rl.errors import CheckpointError
 from rl.experiment import RunDir
@@ -93,14 +93,18 @@ def load_run_network(run_dir: str | Path, tag: str = "best") -> tuple[Any, dict[
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments :func:`load_source` takes, as the export commands read them: ``source``, then the options
     ``--checkpoint`` (or ``--tag``) and ``--random-init`` (``args.source``, ``args.tag``, ``args.random_init``)."""
-    parser.add_argument("source", help="run directory, Model.save file (.safetensors), or 'mobilenet_v2'")
+    parser.add_argument("source", help="run directory, Model.save file (.safetensors), TF.js model.json (or "
+                                       "original:NAME, the MetaCar demo's), or 'mobilenet_v2'")
     add_checkpoint_option(parser, dest="tag", of="a run directory")
     parser.add_argument("--random-init", action="store_true", help="mobilenet_v2 without pretrained weights")
 
 
 def load_source(source: str, tag: str = "best", random_init: bool = False) -> tuple[Any, dict[str, Any]]:
-    """``(model, metadata)`` for a run directory, a ``Model.save`` file or ``"mobilenet_v2"``."""
+    """``(model, metadata)`` for a run directory, a ``Model.save`` file, a TF.js layers model (its ``model.json``:
+    a playgrad export or the original MetaCar demo's, also as ``original:NAME``) or ``"mobilenet_v2"``."""
     path = Path(source)
+    if source.startswith("original:") or (path.is_file() and path.suffix == ".json"):
+        return _load_tfjs_source(source)
     if source == "mobilenet_v2":
         if random_init:
             return mn.mobilenet_v2(weights=None), {"model": "mobilenet_v2", "weights": "random"}
@@ -121,3 +125,23 @@ def load_source(source: str, tag: str = "best", random_init: bool = False) -> tu
         except CheckpointError as exc:
             raise ExportError(str(exc)) from None
     raise ExportError(f"{source}: no such run directory or model file (or say 'mobilenet_v2')")
+
+
+def _load_tfjs_source(source: str) -> tuple[Any, dict[str, Any]]:
+    """A TF.js layers model as the core reads it (converting TF.js to ONNX, say); ``original:NAME`` names one of
+    the original demo's bundled agents."""
+    from agents.originals import BUNDLED  # noqa: PLC0415 - only this path needs them
+
+    path = Path(source)
+    if source.startswith("original:"):
+        name = source.removeprefix("original:")
+        if name not in BUNDLED:
+            raise ExportError(f"{source}: the bundled originals are {', '.join('original:' + n for n in BUNDLED)}")
+        path = BUNDLED[name]
+    if path.name == "qtable.json":
+        raise ExportError(f"{source}: the original level0 agent is a Q-table, not a network: nothing to export")
+    try:
+        model = tfjs.load_tfjs(path)
+    except (OSError, ValueError) as exc:  # TfjsFormatError is a ValueError: a Q-table, a broken or hostile file
+        raise ExportError(f"{source}: not a TF.js layers model the core reads: {exc}") from None
+    return model, {"source": source, "converted_from": "TF.js layers model"}

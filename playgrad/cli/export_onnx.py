@@ -1,9 +1,11 @@
-"""Export a trained agent's network, a saved model or MobileNetV2 as one ONNX file.
+"""Export a trained agent's network, a saved model, a TF.js layers model or MobileNetV2 as one ONNX file.
 
     python scripts/export_onnx.py runs/cartpole_ppo-s0-... policy.onnx
     python scripts/export_onnx.py runs/metacar_level2_ddpg-s0-... actor.onnx --tag latest
     python scripts/export_onnx.py model.safetensors model.onnx            # saved with Model.save
     python scripts/export_onnx.py mobilenet_v2 mobilenet_v2.onnx           # ImageNet weights (cached)
+    python scripts/export_onnx.py original:ddpg-traffic actor.onnx        # TF.js -> ONNX: the MetaCar demo's actor
+    python scripts/export_onnx.py path/to/model.json model.onnx            # any TF.js layers model the core reads
 
 The file (opset 17, see :mod:`rl.onnx`) takes the same NHWC arrays as the model, with a symbolic
 batch axis, and carries the run's agent, network and env in its metadata. It is checked by ONNX's

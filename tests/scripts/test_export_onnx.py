@@ -47,7 +47,22 @@ def test_a_gsde_gaussian_policy_exports_and_onnx_runtime_agrees(metacar_sde_run,
     np.testing.assert_allclose(means, np.asarray(agent.policy.predict(obs)), rtol=1e-5, atol=1e-6)
 
 
+def test_an_original_tfjs_agent_converts_to_onnx(tmp_path):
+    # TF.js -> ONNX through the core: the original MetaCar demo's level3 actor, read as play.py reads it.
+    from agents.originals import load_original
+
+    proc = _export("original:ddpg-traffic", str(tmp_path / "actor.onnx"))
+    assert proc.returncode == 0, proc.stderr
+    session = ort.InferenceSession(str(tmp_path / "actor.onnx"), providers=["CPUExecutionProvider"])
+    obs = np.random.default_rng(2).uniform(-1, 1, size=(6, 50)).astype("float32")  # 49 lidar cells + speed
+    (actions,) = session.run(None, {session.get_inputs()[0].name: obs})
+    np.testing.assert_allclose(actions, np.asarray(load_original("original:ddpg-traffic").model.predict(obs)),
+                               rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("args, message", [
+    (["original:qtable", "x.onnx"], "is a Q-table, not a network: nothing to export"),
+    (["original:nope", "x.onnx"], "the bundled originals are original:qtable, original:policy"),
     (["nowhere", "x.onnx"], "no such run directory or model file"),
     (["mobilenet_v2", "."], "is a folder; give the file to write"),
 ])
