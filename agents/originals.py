@@ -39,8 +39,8 @@ import numpy as np
 from agents.base import ExperimentConfig
 from rl import backend, tfjs
 
-__all__ = ["BUNDLED", "SETTINGS", "OriginalAgent", "OriginalAgentError", "OriginalSetting", "is_original_source",
-           "load_original"]
+__all__ = ["BUNDLED", "SETTINGS", "OriginalAgent", "OriginalAgentError", "OriginalSetting", "bundled_path",
+           "is_original_source", "load_original"]
 
 # The four agents ship with playgrad (MIT, agents/original_models/LICENSE): name -> file.
 BUNDLED_DIR = Path(__file__).resolve().parent / "original_models"
@@ -223,6 +223,17 @@ def is_original_source(source: str | Path) -> bool:
     return path.is_dir() and not (path / "config.toml").exists() and any(path.glob("*.json"))
 
 
+def bundled_path(source: str | Path) -> Path:
+    """``source`` as a path: ``"original:NAME"`` is the bundled copy of that agent (:class:`OriginalAgentError`
+    naming the four for another name); anything else is taken as given."""
+    if not str(source).startswith("original:"):
+        return Path(source)
+    name = str(source).removeprefix("original:")
+    if name not in BUNDLED:
+        raise OriginalAgentError(f"{source}: the bundled originals are {', '.join(f'original:{n}' for n in BUNDLED)}")
+    return BUNDLED[name]
+
+
 def load_original(path: str | Path) -> OriginalAgent:
     """Read one of the original MetaCar agents (a TF.js ``.json`` model, a folder holding one, or ``qtable.json``).
 
@@ -232,12 +243,7 @@ def load_original(path: str | Path) -> OriginalAgent:
     baseline, another input size, a damaged table, a run's layer table), naming the known settings, and
     :class:`rl.tfjs.TfjsFormatError` for a model file that cannot be read.
     """
-    if str(path).startswith("original:"):
-        name = str(path).removeprefix("original:")
-        if name not in BUNDLED:
-            raise OriginalAgentError(f"{path}: the bundled originals are {', '.join(f'original:{n}' for n in BUNDLED)}")
-        path = BUNDLED[name]
-    path = _find_file(Path(path))
+    path = _find_file(bundled_path(path))
     if not path.is_file():
         raise OriginalAgentError(f"{path}: no such file")
     if path.suffix != ".json":

@@ -130,14 +130,12 @@ def load_source(source: str, tag: str = "best", random_init: bool = False) -> tu
 def _load_tfjs_source(source: str) -> tuple[Any, dict[str, Any]]:
     """A TF.js layers model as the core reads it (converting TF.js to ONNX, say); ``original:NAME`` names one of
     the original demo's bundled agents."""
-    from agents.originals import BUNDLED  # noqa: PLC0415 - only this path needs them
+    from agents.originals import OriginalAgentError, bundled_path  # noqa: PLC0415 - only this path needs them
 
-    path = Path(source)
-    if source.startswith("original:"):
-        name = source.removeprefix("original:")
-        if name not in BUNDLED:
-            raise ExportError(f"{source}: the bundled originals are {', '.join('original:' + n for n in BUNDLED)}")
-        path = BUNDLED[name]
+    try:
+        path = bundled_path(source)
+    except OriginalAgentError as exc:
+        raise ExportError(str(exc)) from None
     if path.name == "qtable.json":
         raise ExportError(f"{source}: the original level0 agent is a Q-table, not a network: nothing to export")
     try:
