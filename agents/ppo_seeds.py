@@ -21,17 +21,23 @@ The loop is PPO's (:meth:`agents.ppo.PPO.learn`), with the seed axis in front:
 * **advantages**: :func:`agents.rollout.gae` over all ``K * N`` worlds at once (it is elementwise per world).
 * **update**: each seed shuffles its own valid rows with its own generator and splits them into the same
   number of minibatches as alone; seeds' minibatch sizes differ by a few rows (the autoreset steps they
-  drop), so minibatches are padded to the largest and reduced with masked means
-  (:func:`rl.stacked.masked_mean`), advantages normalised per seed over its own rows.
+  drop), so minibatches are padded to the widest a seed could have (fixed by the config) and reduced with
+  masked means (:func:`rl.stacked.masked_mean`), advantages normalised per seed over its own rows.
 
-How close to K single-seed runs: the first rollout is bit-identical (the collect path has no padding),
-and so are the optimizer's per-seed clipping and update. The minibatch padding is not: a mean over
-padded rows sums in another order, and OpenBLAS may round a narrow output layer differently over more
-rows, so losses differ from the single-seed run's at float32 rounding (~1e-7 relative) from the first
-update on. RL amplifies such differences: after some iterations a sampled action flips and the seeds'
-trajectories part from their single-seed runs (every seed is still a correct PPO run of its seed;
-``tests/agents/test_ppo_seeds.py`` bounds the first iterations, ``benchmarks/bench_seeds.py`` reports
-both sides' final returns).
+A seed computes the same numbers whichever seeds share its stack: every op is per seed (batched matmuls
+call one GEMM per seed, reductions run along a seed's own rows) and the padded width does not depend on
+the other seeds. So seeds 0-7 as one stack, as two stacks of four (``sweep.py --workers 2`` spreads one
+grid point's seeds over its processes that way) or one by one give each seed the same run, bit for bit
+(``tests/agents/test_ppo_seeds.py``).
+
+How close to K single-seed runs of :class:`agents.ppo.PPO` (another code path): the first rollout is
+bit-identical (the collect path has no padding), and so are the optimizer's per-seed clipping and update.
+The minibatch padding is not: a mean over padded rows sums in another order, and OpenBLAS may round a
+narrow output layer differently over more rows, so losses differ from the single-seed run's at float32
+rounding (~1e-7 relative) from the first update on. RL amplifies such differences: after some iterations
+a sampled action flips and the seeds' trajectories part from their single-seed runs (every seed is still
+a correct PPO run of its seed; ``tests/agents/test_ppo_seeds.py`` bounds the first iterations,
+``benchmarks/bench_seeds.py`` reports both sides' final returns).
 
 Not stacked (the caller runs such configs seed after seed): Box action spaces, ``target_kl`` (each seed
 would stop its epochs at another time), networks other than ``Dense`` stacks.
@@ -356,12 +362,14 @@ class PPOSeeds:
 
     def _minibatches(self, valid_rows: list[Any], num_minibatches: int, rows_per_seed: int) -> tuple[Any, Any]:
         """One epoch's minibatches: each seed's valid rows shuffled by its own generator and split as
-        ``PPO._update`` splits them, padded to the largest. Returns indices into the seeds' rows laid end to end
+        ``PPO._update`` splits them, padded to the widest minibatch any seed could have, ``ceil(rows_per_seed /
+        num_minibatches)`` (fixed by the config, not by the other seeds' rows: a seed then computes the same
+        numbers in any stack, whichever seeds share it). Returns indices into the seeds' rows laid end to end
         (seed ``k``'s row ``i`` is ``k * rows_per_seed + i``; a padding entry is its seed's row 0) and a mask,
-        both ``(num_minibatches, K, B_max)``."""
+        both ``(num_minibatches, K, width)``."""
         chunks = [np.array_split(backend.to_numpy(rows[agent.rng.permutation(len(rows))]), num_minibatches)
                   for agent, rows in zip(self.agents, valid_rows)]
-        width = max(len(chunk) for seed in chunks for chunk in seed)
+        width = -(-rows_per_seed // num_minibatches)
         offsets = np.arange(self.num_seeds, dtype=np.int64) * rows_per_seed
         index = np.broadcast_to(offsets[None, :, None], (num_minibatches, self.num_seeds, width)).copy()
         mask = np.zeros((num_minibatches, self.num_seeds, width), dtype=bool)

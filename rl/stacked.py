@@ -20,8 +20,10 @@ agent needs:
 Bit-for-bit equality with K single-seed runs holds where the rows a seed computes do not depend on the
 other seeds: elementwise ops, per-row reductions and matmuls over unpadded rows. It does not hold across
 padding: OpenBLAS tiles a matmul by its number of rows, so a narrow output layer (1 or 2 columns) over
-``B_max`` padded rows may round a real row differently from the same layer over that seed's ``B_k``
+``B`` padded rows may round a real row differently from the same layer over that seed's ``B_k``
 rows, and a mean over padded rows sums in another order (see ``agents/ppo_seeds.py`` for the bound).
+Between stacks it does hold: with a padded width that does not depend on the other seeds, a seed's
+numbers are the same in any stack.
 """
 
 from __future__ import annotations
