@@ -343,9 +343,15 @@ def stackable(spec: JobSpec) -> bool:
         config.get("agent", {}).get("target_kl") is None
 
 
-def group_jobs(specs: Iterable[JobSpec], stack_seeds: bool = True) -> list[list[JobSpec]]:
+def group_jobs(specs: Iterable[JobSpec], stack_seeds: bool = True, workers: int = 1) -> list[list[JobSpec]]:
     """The units the sweep runs: with ``stack_seeds``, the seeds of one grid point whose config is
-    :func:`stackable` form one unit (one ``train.py --seeds`` process); every other job is a unit of its own."""
+    :func:`stackable` form one unit (one ``train.py --seeds`` process); every other job is a unit of its own.
+
+    With fewer units than ``workers`` (one grid point's 8 seeds on 2 processes), each such unit is split into
+    nearly equal runs of consecutive seeds, as few per point as give every worker a unit, so that the seeds
+    use every worker and still train as stacks. This changes no seed's numbers: a seed trains the same in
+    any stack (:mod:`agents.ppo_seeds`).
+    """
     units: list[list[JobSpec]] = []
     by_point: dict[tuple[str, tuple[str, ...]], list[JobSpec]] = {}
     for spec in specs:
@@ -357,7 +363,20 @@ def group_jobs(specs: Iterable[JobSpec], stack_seeds: bool = True) -> list[list[
             unit.append(spec)
         else:
             units.append([spec])
-    return units
+    stacks = sum(len(unit) > 1 for unit in units)
+    if not stacks or len(units) >= workers:
+        return units
+    parts = -(-(workers - (len(units) - stacks)) // stacks)  # per stack, so that the units fill the workers
+    split: list[list[JobSpec]] = []
+    for unit in units:
+        count = min(parts, len(unit))
+        size, extra = divmod(len(unit), count)
+        start = 0
+        for i in range(count):
+            end = start + size + (i < extra)
+            split.append(unit[start:end])
+            start = end
+    return split
 
 
 def run_unit(unit: list[JobSpec], attempt: int, storage_url: str | None, sweep_name: str) -> list[JobResult]:
@@ -412,8 +431,9 @@ def run_jobs(specs: Iterable[JobSpec], *, storage_url: str | None, sweep_name: s
              stack_seeds: bool = True) -> list[JobResult]:
     """Run every job (with up to ``retries`` extra attempts each) and call ``on_result`` on every attempt.
 
-    With ``stack_seeds`` the seeds of one grid point run as one batched process where the agent has that path
-    (:func:`group_jobs`); their results still come one per seed, and a retry reruns the seeds that failed.
+    With ``stack_seeds`` the seeds of one grid point run as one batched process where the agent has that path,
+    or as a few such processes when there are more workers than grid points (:func:`group_jobs`; Ray: the
+    cluster's CPUs); their results still come one per seed, and a retry reruns the seeds that failed.
     Local: ``workers`` threads each wait on one training process. Ray: one task per attempt (a CPU each);
     a task whose node died comes back as a "lost" attempt and is retried like a failed one. Returns the
     last attempt of every job.
@@ -431,9 +451,9 @@ def run_jobs(specs: Iterable[JobSpec], *, storage_url: str | None, sweep_name: s
                 again.append(spec)
         return again
 
-    units = group_jobs(specs, stack_seeds)
     if ray_module is not None:
         ray = ray_module
+        units = group_jobs(specs, stack_seeds, workers=int(ray.cluster_resources().get("CPU", 1)))
         task = ray.remote(num_cpus=1, max_retries=0)(run_unit)
         pending = {task.remote(u, 1, storage_url, sweep_name): (u, 1) for u in units}
         while pending:
@@ -451,6 +471,7 @@ def run_jobs(specs: Iterable[JobSpec], *, storage_url: str | None, sweep_name: s
                 pending[task.remote(again, attempt + 1, storage_url, sweep_name)] = (again, attempt + 1)
         return [last[s.key] for s in specs]
 
+    units = group_jobs(specs, stack_seeds, workers)
     with ThreadPoolExecutor(max_workers=workers) as pool:  # threads only wait on training processes
         futures = {pool.submit(run_unit, u, 1, storage_url, sweep_name): (u, 1) for u in units}
         while futures:

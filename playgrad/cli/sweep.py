@@ -10,7 +10,9 @@
 
 Every job is one ``scripts/train.py`` process, so jobs share nothing and a crash stays in its job; where the
 agent trains several seeds as one batched computation (PPO: ``train.py --seeds``), the seeds of one grid point
-share one process (``--no-stack-seeds``: one process per seed), and each seed is still reported as its own job.
+share one process, or are split over ``--workers`` processes when there are fewer grid points than workers
+(``--no-stack-seeds``: one process per seed); each seed is still reported as its own job, and trains the same
+whichever seeds share its process.
 Wherever a job runs (a local process, or a Ray task on any node), it trains in a scratch folder and its run directory is
 then delivered: to ``--storage`` (a shared folder or an fsspec URI) or, by default, sent back here into
 ``RUNS_DIR/sweep-<config>-<time>/<grid point>/``. A failed job is retried ``--retries`` times (default 1);
