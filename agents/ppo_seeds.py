@@ -20,24 +20,26 @@ The loop is PPO's (:meth:`agents.ppo.PPO.learn`), with the seed axis in front:
   envs and trackers (checkpoints, the end). Other envs are stepped seed by seed.
 * **advantages**: :func:`agents.rollout.gae` over all ``K * N`` worlds at once (it is elementwise per world).
 * **update**: each seed shuffles its own valid rows with its own generator and splits them into the same
-  number of minibatches as alone; seeds' minibatch sizes differ by a few rows (the autoreset steps they
-  drop), so minibatches are padded to the widest a seed could have (fixed by the config) and reduced with
-  masked means (:func:`rl.stacked.masked_mean`), advantages normalised per seed over its own rows.
+  minibatches as alone; seeds' minibatch sizes differ by a few rows (the autoreset steps they drop), so a
+  minibatch is one ``(K, W, ...)`` array, each seed's rows first and then padding up to the widest a seed
+  could have (``W``, fixed by the config). The networks compute each seed's real rows alone
+  (:class:`rl.stacked.StackedMLP` with ``rows=``), and the losses reduce over them alone
+  (:func:`rl.stacked.seed_clipped_surrogates`, :func:`~rl.stacked.seed_mse`, :func:`~rl.stacked.seed_means`):
+  one backward pass and one Adam step for all seeds, each seed's gradient its own.
 
-A seed computes the same numbers whichever seeds share its stack: every op is per seed (batched matmuls
-call one GEMM per seed, reductions run along a seed's own rows) and the padded width does not depend on
-the other seeds. So seeds 0-7 as one stack, as two stacks of four (``sweep.py --workers 2`` spreads one
-grid point's seeds over its processes that way) or one by one give each seed the same run, bit for bit
-(``tests/agents/test_ppo_seeds.py``).
-
-How close to K single-seed runs of :class:`agents.ppo.PPO` (another code path): the first rollout is
-bit-identical (the collect path has no padding), and so are the optimizer's per-seed clipping and update.
-The minibatch padding is not: a mean over padded rows sums in another order, and OpenBLAS may round a
-narrow output layer differently over more rows, so losses differ from the single-seed run's at float32
-rounding (~1e-7 relative) from the first update on. RL amplifies such differences: after some iterations
-a sampled action flips and the seeds' trajectories part from their single-seed runs (every seed is still
-a correct PPO run of its seed; ``tests/agents/test_ppo_seeds.py`` bounds the first iterations,
-``benchmarks/bench_seeds.py`` reports both sides' final returns).
+**Each seed's run is its single-seed run, bit for bit** (on the host backend, NumPy): the same episodes,
+the same logged losses and statistics, the same weights and optimizer state at every checkpoint
+(``tests/agents/test_ppo_seeds.py``). Every seed's arithmetic is the single-seed path's on the same arrays:
+the merged env steps each world as its own env, the rollout's batched products have the single run's row
+count (``N``), and in the update each seed's real rows go through rl.functional's own layer code as a
+matrix of exactly those rows. That is where the price of being exact is paid: BLAS may round a row
+differently with the matrix's row count (a narrow head's GEMM, measured with OpenBLAS), so one batched
+product over the padded ``W`` rows would not give the single run's numbers. The seed-by-seed products cost
+~11% of a stacked run's time (8 seeds of ``configs/cartpole_ppo_fast.toml``: 5.5 CPU s against 4.9 s
+batched over the padding, on the bench machine). For the same reason a seed computes the same numbers
+whichever seeds share its stack, so seeds 0-7 as one stack, as two stacks of four (``sweep.py --workers 2``
+splits one grid point's seeds that way) or alone give the same runs. On CuPy the padded product stays batched (one GEMM
+launch per layer instead of K): there stacked seeds agree with single-seed runs to float32 rounding.
 
 Not stacked (the caller runs such configs seed after seed): Box action spaces, ``target_kl`` (each seed
 would stop its epochs at another time), networks other than ``Dense`` stacks.
@@ -53,11 +55,20 @@ import numpy as np
 from agents.base import Hooks, make_vec_env
 from agents.episodes import EpisodeTracker
 from agents.networks import mlp_input
-from agents.ppo import PPO, clipped_losses, schedules
+from agents.ppo import PPO, schedules
 from agents.rollout import RolloutBuffer, gae
 from rl import backend
+from rl import functional as F
 from rl.distributions import Categorical
-from rl.stacked import GeneratorStack, StackedAdam, StackedMLP, keep_freed_memory, masked_mean
+from rl.stacked import (
+    GeneratorStack,
+    StackedAdam,
+    StackedMLP,
+    keep_freed_memory,
+    seed_clipped_surrogates,
+    seed_means,
+    seed_mse,
+)
 from rl.tensor import Tensor, no_grad
 
 __all__ = ["PPOSeeds", "merge_env_states", "split_env_state", "unstackable_reason"]
@@ -261,8 +272,7 @@ class PPOSeeds:
             finished = np.zeros(env.num_envs, dtype=bool)
             # agents.episodes.first_episodes over the merged env: each world's first episode; later ones ignored
             for _ in range(max_steps):
-                with no_grad():
-                    logits = self.policy(Tensor(mlp_input(obs).reshape(k_seeds, episodes, -1))).data
+                logits = self.policy.forward_array(mlp_input(obs).reshape(k_seeds, episodes, -1))
                 obs, reward, terminated, truncated, _ = env.step(backend.to_numpy(logits.argmax(axis=-1)).reshape(-1))
                 ended = tracker.step(reward, terminated, truncated).finished
                 first = ended.select(~finished[ended.worlds])
@@ -286,6 +296,14 @@ class PPOSeeds:
                 "unfinished": int((~finished[k * episodes:(k + 1) * episodes]).sum())})
         return results
 
+    def _act(self, x: Any) -> tuple[Any, Any, Any]:
+        """Every seed's policy on its worlds' rows of ``x (K * N, obs_dim)``: sampled actions, their
+        log-probabilities and the values, each ``(K * N,)``; raw arrays, no graph (the rollout's)."""
+        stacked = x.reshape(self.num_seeds, -1, x.shape[-1])
+        logits = self.policy.forward_array(stacked)
+        actions, logp = Categorical(Tensor(logits.reshape(-1, logits.shape[-1]))).sample_with_log_prob(self.rngs)
+        return actions, logp, self.value.forward_array(stacked).reshape(-1)
+
     def _collect(self, hooks: Sequence[Hooks]) -> None:
         """Fill the buffer with ``num_steps`` steps of every seed's worlds; log each seed's finished episodes."""
         if self.envs is not None:
@@ -295,14 +313,9 @@ class PPOSeeds:
         with no_grad():
             for t in range(buf.num_steps):
                 x = mlp_input(np.concatenate([a.obs for a in agents]))  # (K * N, obs_dim)
-                stacked = Tensor(x.reshape(k_seeds, n, -1))
-                logits = self.policy(stacked)
-                dist = Categorical(logits.reshape(k_seeds * n, -1))
-                actions = dist.sample(self.rngs)
+                actions, buf.logprobs[t], buf.values[t] = self._act(x)
                 buf.obs[t] = x
                 buf.actions[t] = actions
-                buf.logprobs[t] = dist.log_prob(actions).data
-                buf.values[t] = self.value(stacked).data.reshape(-1)
                 env_actions = agents[0]._to_env(actions)
                 for k, (agent, h) in enumerate(zip(agents, hooks)):
                     cols = slice(k * n, (k + 1) * n)
@@ -315,7 +328,7 @@ class PPOSeeds:
                     for record in step.finished.records(agent.env_steps):
                         h.log(record)
             x = mlp_input(np.concatenate([a.obs for a in agents]))
-            buf.next_values[:] = self.value(Tensor(x.reshape(k_seeds, n, -1))).data.reshape(-1)
+            buf.next_values[:] = self.value.forward_array(x.reshape(k_seeds, n, -1)).reshape(-1)
 
     def _collect_merged(self, hooks: Sequence[Hooks]) -> None:
         """:meth:`_collect` on the merged env: one env step and one tracker step per time step for all seeds;
@@ -327,13 +340,9 @@ class PPOSeeds:
         with no_grad():
             for t in range(buf.num_steps):
                 x = mlp_input(obs)  # (K * N, obs_dim)
-                stacked = Tensor(x.reshape(k_seeds, n, -1))
-                dist = Categorical(self.policy(stacked).reshape(k_seeds * n, -1))
-                actions = dist.sample(self.rngs)
+                actions, buf.logprobs[t], buf.values[t] = self._act(x)
                 buf.obs[t] = x
                 buf.actions[t] = actions
-                buf.logprobs[t] = dist.log_prob(actions).data
-                buf.values[t] = self.value(stacked).data.reshape(-1)
                 obs, reward, terminated, truncated, _ = self.envs.step(agents[0]._to_env(actions))
                 step = self.tracker.step(reward, terminated, truncated)
                 buf.rewards[t] = reward
@@ -345,7 +354,7 @@ class PPOSeeds:
                     episodes += np.bincount(owners, minlength=k_seeds)
                     for record, k in zip(step.finished.records(start_steps + (t + 1) * n), owners):
                         hooks[k].log(record)
-            buf.next_values[:] = self.value(Tensor(mlp_input(obs).reshape(k_seeds, n, -1))).data.reshape(-1)
+            buf.next_values[:] = self.value.forward_array(mlp_input(obs).reshape(k_seeds, n, -1)).reshape(-1)
         self.obs = obs
         transitions = backend.to_numpy(buf.valid).reshape(buf.num_steps, k_seeds, n).sum(axis=(0, 2))
         for k, agent in enumerate(agents):
@@ -365,22 +374,25 @@ class PPOSeeds:
         ``PPO._update`` splits them, padded to the widest minibatch any seed could have, ``ceil(rows_per_seed /
         num_minibatches)`` (fixed by the config, not by the other seeds' rows: a seed then computes the same
         numbers in any stack, whichever seeds share it). Returns indices into the seeds' rows laid end to end
-        (seed ``k``'s row ``i`` is ``k * rows_per_seed + i``; a padding entry is its seed's row 0) and a mask,
-        both ``(num_minibatches, K, width)``."""
+        (seed ``k``'s row ``i`` is ``k * rows_per_seed + i``), ``(num_minibatches, K, width)``, each seed's rows
+        first and then padding (its row 0), and the host counts of real rows, ``(num_minibatches, K)``."""
         chunks = [np.array_split(backend.to_numpy(rows[agent.rng.permutation(len(rows))]), num_minibatches)
                   for agent, rows in zip(self.agents, valid_rows)]
         width = -(-rows_per_seed // num_minibatches)
         offsets = np.arange(self.num_seeds, dtype=np.int64) * rows_per_seed
         index = np.broadcast_to(offsets[None, :, None], (num_minibatches, self.num_seeds, width)).copy()
-        mask = np.zeros((num_minibatches, self.num_seeds, width), dtype=bool)
+        counts = np.zeros((num_minibatches, self.num_seeds), dtype=np.int64)
         for k, seed in enumerate(chunks):
             for j, chunk in enumerate(seed):
                 index[j, k, :len(chunk)] += chunk
-                mask[j, k, :len(chunk)] = True
-        return backend.to_device(index), backend.to_device(mask)
+                counts[j, k] = len(chunk)
+        return backend.to_device(index), counts
 
-    def _update(self, advantages: Any, returns: Any, clip: float) -> dict[str, Any]:
-        """``num_epochs`` epochs of stacked minibatch steps; returns each statistic's per-seed means ``(K,)``."""
+    def _update(self, advantages: Any, returns: Any, clip: float) -> dict[str, list[float]]:
+        """``num_epochs`` epochs of stacked minibatch steps; returns each statistic's per-seed means, K floats.
+
+        Each seed's losses are its single-seed run's (:func:`rl.stacked.seed_clipped_surrogates` etc.: the same
+        arithmetic over its own rows of the padded minibatch), and so are the statistics' sums and means."""
         c, buf, k_seeds = self.config, self.buffer, self.num_seeds
         xp = backend.current().xp
         rows = buf.num_steps * c.num_envs  # per seed
@@ -394,32 +406,31 @@ class PPOSeeds:
         valid = self._seed_rows(buf.valid)
         valid_rows = [xp.asarray(np.flatnonzero(v)) for v in backend.to_numpy(valid)]
         num_minibatches = max(1, round(buf.num_steps * self.config.num_envs / c.batch_size))
-        sums = {name: xp.zeros(k_seeds, dtype=xp.float32)
-                for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")}
+        # PPO._update's sums: a Python 0.0 plus each minibatch's (K,) values, so each sum keeps its values' dtype
+        sums: dict[str, Any] = {name: 0.0 for name in ("policy_loss", "value_loss", "entropy", "approx_kl",
+                                                      "clip_fraction")}
         count = 0
         for _epoch in range(c.num_epochs):
-            index, masks = self._minibatches(valid_rows, num_minibatches, rows)
-            for mb, mask in zip(index, masks):
-                counts = xp.maximum(mask.sum(axis=1), 1).astype(xp.float32)  # (K,)
-                x = Tensor(obs[mb])  # (K, B, obs_dim)
-                dist = Categorical(self.policy(x).reshape(k_seeds * mb.shape[1], -1))
+            index, counts = self._minibatches(valid_rows, num_minibatches, rows)
+            for mb, n in zip(index, counts):
+                x = Tensor(obs[mb])  # (K, W, obs_dim)
+                dist = Categorical(self.policy(x, rows=n).reshape(k_seeds * mb.shape[1], -1))
                 logp = dist.log_prob(actions[mb].reshape(-1)).reshape(mb.shape)
                 if c.ent_coef:
                     entropy = dist.entropy().reshape(mb.shape)
                 else:  # a term weighted 0 adds nothing to the gradient: compute it for the log only
                     with no_grad():
                         entropy = dist.entropy().reshape(mb.shape)
-                adv = adv_all[mb]
-                if c.normalize_advantages:
-                    adv = self._normalize(adv, mask, counts)
-                v = self.value(x).reshape(mb.shape)
-
-                def mean(t: Tensor, mask: Any = mask, counts: Any = counts) -> Tensor:
-                    return masked_mean(t, mask, counts)
-
-                policy_loss, value_loss, ratio, log_ratio = clipped_losses(
-                    logp, old_logp[mb], adv, v, old_values[mb], ret_all[mb], clip, c.clip_value_loss, mean)
-                entropy_mean = mean(entropy)
+                policy_loss, approx_kl, clip_fraction = seed_clipped_surrogates(
+                    logp, old_logp[mb], adv_all[mb], n, clip, normalize=c.normalize_advantages)
+                v = self.value(x, rows=n).reshape(mb.shape)
+                ret = ret_all[mb]
+                if c.clip_value_loss:
+                    v_clipped = (v - old_values[mb]).clip(-clip, clip) + old_values[mb]
+                    value_loss = seed_means(F.maximum((v - ret) ** 2, (v_clipped - ret) ** 2), n)
+                else:
+                    value_loss = seed_mse(v, ret, n)  # SB3's MSE (CleanRL halves it)
+                entropy_mean = seed_means(entropy, n)
                 loss = policy_loss + value_loss * c.vf_coef  # (K,): each seed's loss reaches only its weights
                 if c.ent_coef:
                     loss = loss - entropy_mean * c.ent_coef
@@ -427,22 +438,12 @@ class PPOSeeds:
                 loss.sum().backward()
                 self.optimizer.step()  # each seed's gradient norm is clipped to max_grad_norm inside
 
-                with no_grad():
-                    sums["approx_kl"] += mean(Tensor((ratio.data - 1.0) - log_ratio.data)).data
-                    sums["clip_fraction"] += mean(Tensor((xp.abs(ratio.data - 1.0) > clip).astype(xp.float32))).data
-                sums["policy_loss"] += policy_loss.data
-                sums["value_loss"] += value_loss.data
-                sums["entropy"] += entropy_mean.data
+                sums["policy_loss"] = sums["policy_loss"] + policy_loss.data
+                sums["value_loss"] = sums["value_loss"] + value_loss.data
+                sums["entropy"] = sums["entropy"] + entropy_mean.data
+                sums["approx_kl"] = sums["approx_kl"] + approx_kl
+                sums["clip_fraction"] = sums["clip_fraction"] + clip_fraction
                 count += 1
-        return {k: backend.to_numpy(v) / max(count, 1) for k, v in sums.items()}
-
-    @staticmethod
-    def _normalize(adv: Any, mask: Any, counts: Any) -> Any:
-        """Zero mean, unit (population) standard deviation per seed over its rows; a seed with one row is
-        left as it is, as ``PPO._update`` leaves a one-row minibatch."""
-        xp = backend.get_array_module(adv)
-        mean = xp.where(mask, adv, 0).sum(axis=1) / counts
-        centred = adv - mean[:, None]
-        std = xp.sqrt(xp.where(mask, centred * centred, 0).sum(axis=1) / counts)
-        normalized = centred / (std[:, None] + 1e-8)
-        return xp.where((counts > 1)[:, None], normalized, adv)
+        # PPO._update's float(sum) / count: a float64 division of each seed's sum
+        return {name: [float(x) / max(count, 1) for x in np.broadcast_to(backend.to_numpy(v), (k_seeds,))]
+                for name, v in sums.items()}

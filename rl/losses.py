@@ -31,6 +31,7 @@ __all__ = [
     "binary_crossentropy",
     "categorical_crossentropy",
     "clipped_surrogate",
+    "clipped_surrogate_arrays",
     "get_loss",
     "huber",
     "mae",
@@ -66,33 +67,42 @@ def _raw(x: Any, like: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------- policy gradients
+def clipped_surrogate_arrays(logp: Any, old_logp: Any, adv: Any, clip: float,
+                             normalize: bool) -> tuple[Any, Any, Any, Any]:
+    """:func:`clipped_surrogate` on raw ``(B,)`` arrays (B >= 1): ``(loss, dlogp, approx_kl, clip_fraction)``,
+    the 0-d loss in ``logp``'s dtype, d loss / d logp ``(B,)`` and the two statistics as 0-d arrays; one
+    compiled loop where :mod:`rl._fused` has one (host float32), the NumPy (or CuPy) ops otherwise."""
+    kern = _fused.kernels()
+    if kern is not None and _fused.is_host_float32(logp, old_logp, adv) and logp.ndim == 1:
+        dlogp = np.empty_like(logp)
+        loss, kl, frac = kern.clipped_surrogate(logp, old_logp, adv, float(clip), bool(normalize), dlogp)
+        return np.asarray(loss, dtype=logp.dtype), dlogp, np.float32(kl), np.float32(frac)
+    xp = backend.get_array_module(logp)
+    if normalize and adv.size > 1:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    log_ratio = logp - old_logp
+    ratio = xp.exp(log_ratio)
+    neg_adv = -adv
+    unclipped = ratio * neg_adv
+    clamped = xp.minimum(xp.maximum(ratio, 1.0 - clip), 1.0 + clip)
+    clipped = clamped * neg_adv
+    take_unclipped = unclipped >= clipped  # F.maximum's rule: ties go to the first operand
+    count = max(logp.size, 1)
+    # The gradient the separate nodes would give: (1/B) * -A * r through the chosen term, and through the
+    # clipped one only where the clip left r alone.
+    dlogp = ((logp.dtype.type(1) / count) * neg_adv) * ratio * (take_unclipped | (clamped == ratio))
+    loss = _reduce_sum(xp.where(take_unclipped, unclipped, clipped), None, False) / count
+    return loss, dlogp, ((ratio - 1.0) - log_ratio).mean(), (xp.abs(ratio - 1.0) > clip).mean()
+
+
 class _ClippedSurrogate(Function):
     """PPO's clipped surrogate as one node; ``forward`` also computes the gradient and the logged statistics
     (see :func:`clipped_surrogate`), in one compiled loop where :mod:`rl._fused` has one."""
 
     def forward(self, logp, old_logp, adv, clip, normalize, stats):
-        kern = _fused.kernels()
-        if kern is not None and _fused.is_host_float32(logp, old_logp, adv) and logp.ndim == 1:
-            self.dlogp = np.empty_like(logp)
-            loss, kl, frac = kern.clipped_surrogate(logp, old_logp, adv, float(clip), bool(normalize), self.dlogp)
-            stats[:] = [np.float32(kl), np.float32(frac)]
-            return np.asarray(loss, dtype=logp.dtype)
-        xp = backend.get_array_module(logp)
-        if normalize and adv.size > 1:
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        log_ratio = logp - old_logp
-        ratio = xp.exp(log_ratio)
-        neg_adv = -adv
-        unclipped = ratio * neg_adv
-        clamped = xp.minimum(xp.maximum(ratio, 1.0 - clip), 1.0 + clip)
-        clipped = clamped * neg_adv
-        take_unclipped = unclipped >= clipped  # F.maximum's rule: ties go to the first operand
-        count = max(logp.size, 1)
-        # The gradient the separate nodes would give: (1/B) * -A * r through the chosen term, and through the
-        # clipped one only where the clip left r alone.
-        self.dlogp = ((logp.dtype.type(1) / count) * neg_adv) * ratio * (take_unclipped | (clamped == ratio))
-        stats[:] = [((ratio - 1.0) - log_ratio).mean(), (xp.abs(ratio - 1.0) > clip).mean()]
-        return _reduce_sum(xp.where(take_unclipped, unclipped, clipped), None, False) / count
+        loss, self.dlogp, kl, frac = clipped_surrogate_arrays(logp, old_logp, adv, clip, normalize)
+        stats[:] = [kl, frac]
+        return loss
 
     def backward(self, g):
         return g * self.dlogp, None, None

@@ -2,7 +2,7 @@
 
 Training several seeds of one experiment costs, per step, the same number of array calls as training
 one when every array carries a leading seed axis ``K``: a dense layer becomes one batched matmul
-``(K, B, in) @ (K, in, out)``, a loss one masked mean per seed, Adam one set of whole-buffer ops. This is
+``(K, B, in) @ (K, in, out)``, a loss one node for all seeds, Adam one set of whole-buffer ops. This is
 what PureJaxRL gets from ``jax.vmap`` over seeds, written out by hand for the few pieces an on-policy
 agent needs:
 
@@ -12,18 +12,20 @@ agent needs:
   views of its row (so each seed's model keeps working, e.g. to act or to be checkpointed), and the
   stacked tensors ``(K, *shape)`` are views across the rows. The global-norm clip is per seed.
 * :class:`StackedMLP` runs K ``Sequential`` stacks of ``Dense`` layers as one: ``(K, B, in) -> (K, B, out)``.
-* :func:`masked_mean` averages ``(K, B)`` rows over the entries a mask keeps, so seeds whose minibatches
-  hold different numbers of rows share one padded array.
+* :func:`seed_means`, :func:`seed_mse` and :func:`seed_clipped_surrogates` reduce ``(K, W)`` rows over the
+  first ``counts[k]`` entries of each (the rest is padding), so seeds whose minibatches hold different
+  numbers of rows share one padded array, and each seed's loss is the single-seed loss over its own rows,
+  bit for bit (the same reductions, in the same order, and PPO's same compiled surrogate).
 * :class:`GeneratorStack` draws ``(K * n, ...)`` random arrays as K blocks, block ``k`` from seed ``k``'s
   own :class:`rl.random.Generator`, so each seed sees the numbers its single-seed run would draw.
 
-Bit-for-bit equality with K single-seed runs holds where the rows a seed computes do not depend on the
-other seeds: elementwise ops, per-row reductions and matmuls over unpadded rows. It does not hold across
-padding: OpenBLAS tiles a matmul by its number of rows, so a narrow output layer (1 or 2 columns) over
-``B`` padded rows may round a real row differently from the same layer over that seed's ``B_k``
-rows, and a mean over padded rows sums in another order (see ``agents/ppo_seeds.py`` for the bound).
-Between stacks it does hold: with a padded width that does not depend on the other seeds, a seed's
-numbers are the same in any stack.
+Bit-for-bit equality with K single-seed runs holds where each seed's arithmetic is its single run's on
+the same arrays: elementwise ops, per-row reductions, batched products whose per-seed matrices have the
+single run's row count (one GEMM per seed, the same call). A padded minibatch is the exception: BLAS may
+round a row differently with the matrix's row count (OpenBLAS's kernels for narrow outputs do), so
+:func:`stacked_linear` with ``rows=`` computes each seed's real rows alone on the host, and the seed losses
+reduce over those rows alone. Padding widths fixed by the config also make a seed's numbers independent of
+which seeds share its stack.
 """
 
 from __future__ import annotations
@@ -36,14 +38,15 @@ from typing import Any
 
 import numpy as np
 
-from rl import _fused, backend
+from rl import _fused, backend, losses
 from rl import functional as F
 from rl.layers import Dense
 from rl.optimizers import Adam
 from rl.random import Generator
-from rl.tensor import Function, Tensor
+from rl.tensor import Function, Tensor, _reduce_sum, as_tensor, no_grad
 
-__all__ = ["GeneratorStack", "StackedAdam", "StackedMLP", "keep_freed_memory", "masked_mean", "stacked_linear"]
+__all__ = ["GeneratorStack", "StackedAdam", "StackedMLP", "keep_freed_memory", "seed_clipped_surrogates", "seed_means",
+           "seed_mse", "stacked_linear"]
 
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
@@ -105,28 +108,46 @@ class GeneratorStack:
         return xp.concatenate([g.normal((n, *rest), dtype) for g in self.generators])
 
 
+def _linear_array(x: Any, w: Any, b: Any, act: str | None) -> Any:
+    """``act(x @ w + b)`` on raw arrays: ``x (K, B, in)``, ``w (K, in, out)``, ``b (K, out)`` -> ``(K, B, out)``;
+    ``act`` None, ``"tanh"`` or ``"relu"``."""
+    out = x @ w
+    kern = _fused.kernels()
+    if kern is not None and _fused.is_host_float32(out, b):
+        kern.add_rows_stacked(out, b)  # seed by seed, the compiled bias add rl.functional.linear_array uses
+    else:
+        out += b[:, None, :]
+    xp = backend.get_array_module(out)
+    if act == "tanh":
+        xp.tanh(out, out=out)
+    elif act == "relu":
+        xp.maximum(out, 0, out=out)
+    return out
+
+
 class _StackedLinear(Function):
     """``act(x @ w + b)`` for K stacked layers: ``x (K, B, in)``, ``w (K, in, out)``, ``b (K, out)``; ``act``
     None, ``"tanh"`` or ``"relu"``, computed and differentiated as :func:`rl.functional.linear` does per seed."""
 
-    def forward(self, x, w, b, act=None):
+    def forward(self, x, w, b, act=None, rows=None):
         self.x, self.w, self.act = x, w, act
-        out = x @ w
-        kern = _fused.kernels()
-        if kern is not None and _fused.is_host_float32(out, b):
-            for k in range(len(out)):  # seed by seed, the compiled bias add rl.functional.linear_array uses
-                kern.add_row(out[k], b[k])
-        else:
-            out += b[:, None, :]
-        xp = backend.get_array_module(out)
-        if act == "tanh":
-            xp.tanh(out, out=out)
-        elif act == "relu":
-            xp.maximum(out, 0, out=out)
-        self.out = out
-        return out
+        self.rows = rows if rows is not None and type(x) is np.ndarray else None
+        if self.rows is None:
+            self.out = _linear_array(x, w, b, act)
+            return self.out
+        # Each seed's first rows[k] rows through rl.functional's own single-layer code, on exactly those rows:
+        # BLAS may round a row differently with the matrix's row count (a narrow layer's GEMM: 1-3 or 100
+        # columns here), so a padded batched product is not the single-seed run's. The padding rows stay 0.
+        self.out = np.empty((x.shape[0], x.shape[1], w.shape[2]), dtype=np.result_type(x, w))
+        for k, n in enumerate(self.rows):
+            if n:
+                F.linear_array(x[k, :n], w[k], b[k], act, out=self.out[k, :n])
+            self.out[k, n:] = 0
+        return self.out
 
     def backward(self, g):
+        if self.rows is not None:
+            return self._backward_rows(np.ascontiguousarray(g))
         xp = backend.get_array_module(g)
         kern = _fused.kernels()
         gb = None
@@ -137,12 +158,10 @@ class _StackedLinear(Function):
             gb = np.empty((g.shape[0], g.shape[2]), dtype=np.float32)
             if self.act is not None:
                 d = np.empty(g.shape, dtype=np.float32)
-                for k in range(len(g)):
-                    kern.act_grad_bias(self.out[k], g[k], self.act == "relu", d[k], gb[k])
+                kern.act_grad_bias_stacked(self.out, g, self.act == "relu", d, gb)
                 g = d
             else:
-                for k in range(len(g)):
-                    kern.column_sums(g[k], gb[k])
+                kern.column_sums_stacked(g, gb)
         # In place on one new array: a hidden layer's (K, B, out) is K times a single seed's and, past glibc's
         # mmap threshold (128 KiB), every temporary is a fresh mapping that page-faults on first touch.
         elif self.act == "tanh":
@@ -165,33 +184,130 @@ class _StackedLinear(Function):
             gb = g.sum(axis=1)
         return gx, gw, gb
 
+    def _backward_rows(self, g):
+        """:meth:`backward` seed by seed over each seed's real rows, with rl.functional's single-layer backward."""
+        need_gx = self.inputs[0].requires_grad
+        gx = np.empty_like(self.x) if need_gx else None
+        gw, gb = np.empty_like(self.w), np.empty((g.shape[0], g.shape[2]), dtype=g.dtype)
+        for k, n in enumerate(self.rows):
+            if need_gx:
+                gx[k, n:] = 0
+            if not n:
+                gw[k], gb[k] = 0, 0
+                continue
+            gx_k, gw[k], gb[k] = F._linear_backward(g[k, :n], self.x[k, :n], self.w[k], self.out[k, :n], self.act,
+                                                    True, need_gx, True)
+            if need_gx:
+                gx[k, :n] = gx_k
+        return gx, gw, gb
 
-def stacked_linear(x: Tensor, w: Tensor, b: Tensor, activation: str | None = None) -> Tensor:
+
+def stacked_linear(x: Tensor, w: Tensor, b: Tensor, activation: str | None = None, rows: Any = None) -> Tensor:
     """K dense layers at once: ``x (K, B, in) @ w (K, in, out) + b (K, out)`` -> ``(K, B, out)``, then
-    ``activation`` (``"tanh"``, ``"relu"`` in the same node, or any other name of :mod:`rl.functional`)."""
+    ``activation`` (``"tanh"``, ``"relu"`` in the same node, or any other name of :mod:`rl.functional`).
+
+    ``rows`` (host ints ``(K,)``, optional): only the first ``rows[k]`` rows of seed ``k`` are real, the rest
+    padding. On the host each seed's real rows are then computed (and differentiated) alone, as its
+    single-seed run computes them, bit for bit; padding rows give 0 and get no gradient. Other backends run
+    the batched product over all ``B`` rows (the padding's gradient must then be 0, as the seed losses give).
+    """
     fused = activation if activation in F.LINEAR_FUSED_ACTIVATIONS else None
-    out = _StackedLinear.apply(x, w, b, act=fused)
+    out = _StackedLinear.apply(x, w, b, act=fused, rows=None if rows is None else np.asarray(rows))
     if activation not in (None, "linear") and fused is None:
         out = F.get_activation(activation)(out)
     return out
 
 
-class _MaskedMean(Function):
-    def forward(self, x, mask, counts):
-        self.mask, self.counts = mask, counts
-        xp = backend.get_array_module(x)
-        return xp.where(mask, x, 0).sum(axis=1) / counts
+class _SeedMeans(Function):
+    def forward(self, x, counts):
+        self.counts, self.shape = counts, x.shape
+        out = backend.get_array_module(x).zeros(len(counts), dtype=x.dtype)
+        for k, n in enumerate(counts):
+            if n:  # Tensor.mean's arithmetic on the seed's entries: NumPy's sum, then one division by the count
+                out[k] = _reduce_sum(x[k, :n], None, False) / int(n)
+        return out
 
     def backward(self, g):
-        xp = backend.get_array_module(g)
-        # the gradient of a mean, g / count, on the kept entries (as rl.tensor.Mean gives each of its rows)
-        return xp.where(self.mask, (g / self.counts)[:, None], 0).astype(g.dtype, copy=False)
+        grad = backend.get_array_module(g).zeros(self.shape, dtype=g.dtype)
+        for k, n in enumerate(self.counts):
+            if n:
+                grad[k, :n] = g[k] / int(n)  # what Mean hands each entry
+        return grad
 
 
-def masked_mean(x: Tensor, mask: Any, counts: Any) -> Tensor:
-    """Per-row means ``(K,)`` of ``x (K, B)`` over the entries where ``mask (K, B)`` is True; ``counts (K,)``
-    (float, the same dtype as ``x``) is ``mask.sum(axis=1)``, at least 1. Masked entries get no gradient."""
-    return _MaskedMean.apply(x, mask, counts)
+def seed_means(x: Tensor, counts: Any) -> Tensor:
+    """Per-seed means ``(K,)`` of ``x (K, W)`` over the first ``counts[k]`` entries of row ``k`` (a host int
+    array ``(K,)``; the rest of a row is padding and gets no gradient). Each equals ``x[k, :counts[k]].mean()``
+    bit for bit, the mean a single-seed run takes over its minibatch; a seed with no entries gets 0."""
+    return _SeedMeans.apply(x, counts=np.asarray(counts))
+
+
+class _SeedSurrogates(Function):
+    def forward(self, logp, old_logp, adv, counts, clip, normalize, stats):
+        k_seeds = logp.shape[0]
+        kern = _fused.kernels()
+        if kern is not None and _fused.is_host_float32(logp, old_logp, adv):
+            self.dlogp = np.empty_like(logp)
+            out = np.empty((k_seeds, 3))
+            kern.clipped_surrogate_stacked(logp, old_logp, adv, counts, float(clip), bool(normalize), self.dlogp,
+                                           out)
+            values = out.astype(np.float32)  # each as clipped_surrogate_arrays rounds it
+            stats[:] = [values[:, 1], values[:, 2]]
+            return values[:, 0].astype(logp.dtype)
+        xp = backend.get_array_module(logp)
+        self.dlogp = xp.zeros_like(logp)
+        zero = xp.zeros((), dtype=logp.dtype)
+        values = []  # each seed's (loss, approx_kl, clip_fraction), in the dtypes the single-seed path gives
+        for k, n in enumerate(counts):
+            if n:
+                loss, self.dlogp[k, :n], kl, frac = losses.clipped_surrogate_arrays(
+                    logp[k, :n], old_logp[k, :n], adv[k, :n], clip, normalize)
+                values.append((loss, kl, frac))
+            else:
+                values.append((zero, zero, zero))
+        loss, kl, frac = (xp.stack(column) for column in zip(*values))
+        stats[:] = [kl, frac]
+        return loss.astype(logp.dtype, copy=False)
+
+    def backward(self, g):
+        return g[:, None] * self.dlogp, None, None
+
+
+def seed_clipped_surrogates(logp: Tensor, old_logp: Any, adv: Any, counts: Any, clip: float,
+                            normalize: bool = False) -> tuple[Tensor, Any, Any]:
+    """:func:`rl.losses.clipped_surrogate` for each seed of a stack, as one graph node: seed ``k`` over the first
+    ``counts[k]`` entries of its row of ``logp``, ``old_logp`` and ``adv`` ``(K, W)`` (advantages normalised
+    over those entries with ``normalize``), the same arithmetic and so the same numbers as its single-seed
+    run's. Returns ``(losses (K,), approx_kl (K,), clip_fraction (K,))``; padding gets no gradient."""
+    stats: list[Any] = []
+    loss = _SeedSurrogates.apply(logp, old_logp, adv, counts=np.asarray(counts, dtype=np.int64), clip=clip,
+                                 normalize=normalize, stats=stats)
+    return loss, stats[0], stats[1]
+
+
+class _SeedMSE(Function):
+    def forward(self, pred, target, counts):
+        self.counts, self.diff = counts, pred - target
+        out = backend.get_array_module(pred).zeros(len(counts), dtype=pred.dtype)
+        for k, n in enumerate(counts):
+            if n:  # rl.losses.mse's arithmetic on the seed's entries
+                d = self.diff[k, :n]
+                out[k] = _reduce_sum(d * d, None, False) / int(n)
+        return out
+
+    def backward(self, g):
+        grad = backend.get_array_module(g).zeros(self.diff.shape, dtype=g.dtype)
+        for k, n in enumerate(self.counts):
+            if n:
+                grad[k, :n] = (g[k] / int(n)) * self.diff[k, :n]
+        grad = grad + grad
+        return grad, (-grad if self.inputs[1].requires_grad else None)
+
+
+def seed_mse(pred: Tensor, target: Any, counts: Any) -> Tensor:
+    """:func:`rl.losses.mse` for each seed of a stack: ``(K,)`` means of ``(pred - target)**2`` over the first
+    ``counts[k]`` entries of row ``k`` of ``pred``, ``target`` ``(K, W)``, bit for bit the single-seed loss."""
+    return _SeedMSE.apply(pred, as_tensor(target), counts=np.asarray(counts))
 
 
 class StackedAdam:
@@ -316,8 +432,20 @@ class StackedMLP:
         if weights:
             raise ValueError(f"{len(weights)} stacked weights left over after the model's layers")
 
-    def __call__(self, x: Tensor) -> Tensor:
-        """``x (K, B, in)`` -> ``(K, B, out)``."""
+    def __call__(self, x: Tensor, rows: Any = None) -> Tensor:
+        """``x (K, B, in)`` -> ``(K, B, out)``; ``rows``: each seed's count of real rows (:func:`stacked_linear`)."""
         for kernel, bias, activation in self.layers:
-            x = stacked_linear(x, kernel, bias, activation)
+            x = stacked_linear(x, kernel, bias, activation, rows)
+        return x
+
+    def forward_array(self, x: Any) -> Any:
+        """:meth:`__call__` for inference on a raw array ``x (K, B, in)`` -> ``(K, B, out)``: the same values,
+        bit for bit, without Tensors or a graph (a rollout step's batches are small enough for their cost to
+        matter, as :func:`rl.layers.forward_array` finds for one seed)."""
+        for kernel, bias, activation in self.layers:
+            fused = activation if activation in F.LINEAR_FUSED_ACTIVATIONS else None
+            x = _linear_array(x, kernel.data, bias.data, fused)
+            if activation not in (None, "linear") and fused is None:
+                with no_grad():
+                    x = F.get_activation(activation)(Tensor(x)).data
         return x
