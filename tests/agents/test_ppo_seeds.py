@@ -105,9 +105,22 @@ def test_stacked_runs_are_single_seed_run_directories(tmp_path):
         assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in single.iterdir())
         got = load_checkpoint(run / "checkpoints" / "latest.safetensors")
         assert _layout(got) == _layout(want)  # the same keys, shapes and dtypes as a single-seed checkpoint
+    # and seed 3's run directory is its single-seed run's: metrics, evaluation and checkpoint, bit for bit
+    assert strip_wall_clock(RunDir(runs[0]).read_metrics()) == strip_wall_clock(RunDir(single).read_metrics())
+    assert json.loads((runs[0] / "eval.json").read_text()) == json.loads((single / "eval.json").read_text())
+    got = _flat(load_checkpoint(runs[0] / "checkpoints" / "latest.safetensors"))
+    for key, value in _flat(want).items():
+        assert np.array_equal(got[key], value) if isinstance(value, np.ndarray) else got[key] == value, key
         agent = load_agent(run, tag="latest")  # what evaluate and play load
         assert agent.iteration == 4 and agent.env_steps == 2048
         assert agent.act(np.zeros((2, 4), dtype=np.float32)).shape == (2,)
+
+
+def _flat(state, prefix=""):
+    out = {}
+    for key, value in state.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
+    return out
 
 
 def _layout(state, prefix=""):
