@@ -15,7 +15,12 @@ Ways to train K seeds of ``configs/cartpole_ppo_fast.toml`` (the same settings a
   directories in a temporary runs dir, ``--no-progress``): ``scripts/train.py CONFIG --seeds 0-7`` as one
   process against K ``scripts/train.py CONFIG --seed k`` processes one after another (issue 16's baseline,
   "8 sequential playgrad runs"). The in-process rows stay the strict comparison: they leave out everything
-  but building and training.
+  but building and training;
+* **all cores** (on a machine with more than one): ``sweep.py CONFIG --seeds 0-7 --workers 2``, which splits
+  the grid point's seeds into two ``train.py --seeds`` processes of 4 (every seed still its single-seed run),
+  and the same sweep with ``--no-stack-seeds`` (8 single-seed processes, two at a time), unpinned, against the
+  K ``train.py --seed k`` runs one after another (the peer's vmapped program hangs when given more than one
+  core on this JAX: no row).
 
 A GEMM floor is timed too: the matrix products alone of one minibatch update and one collect step of K
 stacked seeds (``numpy.matmul`` on arrays of the config's shapes), times the run's updates and steps. It is
@@ -61,6 +66,7 @@ from rl.experiment import apply_overrides, load_toml  # noqa: E402
 
 CONFIG = "cartpole_ppo_fast"
 CORE = 0  # every side runs on this one core (CPU affinity), in turn
+ALL_CORES = set(range(os.cpu_count() or 1))  # the machine's cores, for the rows that may use them all
 
 
 def _agent(seed: int, total_steps: int):
@@ -92,13 +98,19 @@ def run_peer_seeds(python: str, cfg: dict, seeds: int) -> dict:
 
 def _train_py(args: list[str], runs_dir: str) -> tuple[float, float]:
     """One ``scripts/train.py`` process on core CORE; its wall and CPU seconds (from its start to its exit)."""
+    return _timed([str(ROOT / "scripts" / "train.py"), str(ROOT / "configs" / f"{CONFIG}.toml"), *args,
+                   "--no-progress", "--runs-dir", runs_dir], {CORE})
+
+
+def _timed(args: list[str], cores: set[int]) -> tuple[float, float]:
+    """One Python process (``args`` after the interpreter) on ``cores``, one BLAS thread in each process it
+    starts; its wall and CPU seconds, its children's included (from its start to its exit)."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), str(ROOT / "configs" / f"{CONFIG}.toml"), *args,
-           "--no-progress", "--runs-dir", runs_dir]
+    cmd = [sys.executable, *args]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False,
-                          preexec_fn=lambda: os.sched_setaffinity(0, {CORE}))
+                          preexec_fn=lambda: os.sched_setaffinity(0, cores))
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -130,6 +142,18 @@ def run_cli_sequential(seeds: list[int], overrides: list[str]) -> dict:
             w, c = _train_py(["--seed", str(s), *overrides], runs)
             wall, cpu = wall + w, cpu + c
         return {"wall_s": wall, "cpu_s": cpu, "returns": _eval_returns(runs)}
+
+
+def run_sweep(seeds: list[int], overrides: list[str], stack: bool) -> dict:
+    """``sweep.py CONFIG --seeds ... --workers 2`` on every core: with ``stack`` two ``train.py --seeds``
+    processes of half the seeds each (a grid point's seeds split over the workers), else one process per seed,
+    two at a time; end to end."""
+    with tempfile.TemporaryDirectory(prefix="bench_seeds_") as runs:
+        wall, cpu = _timed([str(ROOT / "scripts" / "sweep.py"), str(ROOT / "configs" / f"{CONFIG}.toml"), "--seeds",
+                            ",".join(map(str, seeds)), "--workers", "2", "--runs-dir", runs, *overrides,
+                            *([] if stack else ["--no-stack-seeds"])], ALL_CORES)
+        (sweep_dir,) = Path(runs).iterdir()
+        return {"wall_s": wall, "cpu_s": cpu, "returns": _eval_returns(str(sweep_dir / "config"))}
 
 
 def gemm_floor(cfg: dict, seeds: int, obs_dim: int = 4, actions: int = 2) -> float:
@@ -216,10 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     os.sched_setaffinity(0, {CORE})  # our sides on the peer's one core (and one BLAS thread)
     overrides = [] if args.total_steps is None else ["--set", f"experiment.total_steps={args.total_steps}"]
     peers, stacked, sequential, cli_stacked, cli_sequential, loads = [], [], [], [], [], []
+    sweeps, sweeps_unstacked = [], []
     for i in range(args.rounds):
         peer = run_peer_seeds(args.jax_python, cfg, args.seeds)
         peers.append(peer)
         print(f"round {i}: peer compile {peer['compile_s']:.2f} s + run {peer['run_s'][0]:.2f} s", flush=True)
+        if len(ALL_CORES) > 1:
+            sweeps.append(run_sweep(seeds, overrides, stack=True))
+            sweeps_unstacked.append(run_sweep(seeds, overrides, stack=False))
+            print(f"round {i}: all cores: sweep stacked {sweeps[-1]['wall_s']:.2f} s, unstacked "
+                  f"{sweeps_unstacked[-1]['wall_s']:.2f} s", flush=True)
         stacked.append(run_stacked(seeds, cfg["total_steps"]))
         print(f"round {i}: stacked {stacked[-1]['wall_s']:.2f} s", flush=True)
         sequential.append(run_sequential(seeds, cfg["total_steps"]))
@@ -242,9 +272,43 @@ def main(argv: list[str] | None = None) -> int:
     cli_seq, cli_seq_cpu = med(r["wall_s"] for r in cli_sequential), med(r["cpu_s"] for r in cli_sequential)
     cli_speedup = cli_seq / cli
 
+    same_runs = stacked[0]["returns"] == sequential[0]["returns"] and \
+        cli_stacked[0]["returns"] == cli_sequential[0]["returns"] == sequential[0]["returns"]
+
     def listed(returns: list[float]) -> str:
         solved = sum(r >= 475 for r in returns)
         return f"{', '.join(f'{r:.0f}' for r in returns)} ({solved}/{len(returns)} solved)"
+
+    def two_core_rows() -> list[str]:
+        """The table of the sides that may use every core (none on a one-core machine)."""
+        if not sweeps:
+            return []
+        sweep, sweep_cpu = med(r["wall_s"] for r in sweeps), med(r["cpu_s"] for r in sweeps)
+        loose, loose_cpu = med(r["wall_s"] for r in sweeps_unstacked), med(r["cpu_s"] for r in sweeps_unstacked)
+        gain = cli_seq / sweep
+        return [
+            "",
+            f"With all {len(ALL_CORES)} cores (no CPU affinity; one BLAS thread per process): what a user runs to "
+            f"spread the seeds over the machine, end to end, beside the same {args.seeds} `train.py --seed k` runs "
+            f"one after another as above (they use one core whatever the machine has). The peer has no row here: "
+            f"given more than one core (XLA's default threads), its vmapped program never returned from its run on "
+            f"this JAX, its threads all waiting, as under the one-thread flags (see `run_peer_seeds`).",
+            "",
+            "| | wall s | CPU s | sequential / this |",
+            "| --- | ---: | ---: | ---: |",
+            f"| `sweep.py {CONFIG}.toml --seeds 0-{args.seeds - 1} --workers 2`: two `train.py --seeds` processes "
+            f"of {args.seeds // 2} stacked seeds | {sweep:.2f} | {sweep_cpu:.2f} | **{gain:.1f}x** "
+            f"({verdict(gain, 4.0, higher_is_better=True, unit='x')}) |",
+            f"| `sweep.py ... --workers 2 --no-stack-seeds`: {args.seeds} `train.py --seed k` processes, two at a "
+            f"time | {loose:.2f} | {loose_cpu:.2f} | {cli_seq / loose:.1f}x |",
+            f"| {args.seeds} x `train.py --seed k`, one after another (the row above) | {cli_seq:.2f} | "
+            f"{cli_seq_cpu:.2f} | 1 |",
+            "",
+            f"Returns (first round): sweep stacked {listed(sweeps[0]['returns'])}; sweep unstacked "
+            f"{listed(sweeps_unstacked[0]['returns'])}"
+            + (" (the same runs again)." if sweeps[0]["returns"] == sweeps_unstacked[0]["returns"] ==
+               cli_sequential[0]["returns"] else "."),
+        ]
 
     p0 = peers[0]
     lines = [
@@ -286,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{cli_seq_cpu:.2f} | **{cli / cli_seq:.2f}x** = {cli_speedup:.1f}x faster "
         f"({verdict(cli_speedup, 4.0, higher_is_better=True, unit='x')}) |",
         f"| PureJaxRL vmap, compile + run (imports left out) | {peer_total:.2f} | | {cli / peer_total:.2f}x |",
+        *two_core_rows(),
         "",
         "Final deterministic mean return of each seed, 20 episodes (first round):",
         "",
@@ -295,11 +360,13 @@ def main(argv: list[str] | None = None) -> int:
         f"* `train.py --seeds` (eval.json): {listed(cli_stacked[0]['returns'])}",
         f"* {args.seeds} x `train.py --seed k` (eval.json): {listed(cli_sequential[0]['returns'])}",
         "",
-        "The stacked seeds are not bit-identical to the sequential runs of the same seeds: their first rollout is "
-        "(the merged env of K x N worlds steps every world as its own seed's env does), "
-        "then minibatch padding rounds the updates differently at float32 precision and the trajectories part "
-        "(see `agents/ppo_seeds.py`; `tests/agents/test_ppo_seeds.py` bounds the first iterations). So the two "
-        "columns of returns are two samples of the same seeds' PPO, not one result twice.",
+        ("The stacked seeds' returns are the sequential runs' returns, seed for seed: a stacked seed is its "
+         "single-seed run, bit for bit (`agents/ppo_seeds.py`; every record, weight and optimizer state is "
+         "compared in `tests/agents/test_ppo_seeds.py`). So the rows above time the same 8 runs."
+         if same_runs else
+         "**The stacked seeds' returns differ from the sequential runs' here**, though a stacked seed is meant to "
+         "be its single-seed run bit for bit (`tests/agents/test_ppo_seeds.py`): this machine's BLAS or backend "
+         "breaks that; the two columns are two samples of the same seeds' PPO."),
         "",
         f"Why not 4x in one process: stacking removes per-operation dispatch and per-seed host work (the K seeds' "
         f"envs run as one env of K x {cfg['num_envs']} worlds with one episode tracker), not arithmetic. The matrix "
