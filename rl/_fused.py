@@ -113,24 +113,46 @@ def _build() -> SimpleNamespace | None:
                 gb[j] += g[i, j]
 
     # The same three passes over K stacked layers (rl.stacked: ``(K, M, N)`` arrays, ``(K, N)`` biases), one call
-    # instead of K: each seed's slice goes through the 2-D kernel above, so the results are its, bit for bit.
+    # instead of K, each seed's slice in the 2-D kernel's loop order (so the results are its, bit for bit). The
+    # loops are written out rather than calling the 2-D kernels: a kernel that calls another from its closure
+    # gets a new on-disk cache key in every process (numba hashes the closure's dispatchers), so it would be
+    # compiled again on every run.
     @jit
     def act_grad_bias_stacked(out, g, relu, d, gb):  # pragma: no cover - compiled
         """:func:`act_grad_bias` on each of the K slices of ``out``, ``g``, ``d`` ``(K, M, N)``, ``gb (K, N)``."""
-        for s in range(out.shape[0]):
-            act_grad_bias(out[s], g[s], relu, d[s], gb[s])
+        seeds, m, k = out.shape
+        for s in range(seeds):
+            for j in range(k):
+                gb[s, j] = zero
+            for i in range(m):
+                for j in range(k):
+                    o = out[s, i, j]
+                    if relu:
+                        v = g[s, i, j] * (one if o > zero else zero)
+                    else:
+                        v = g[s, i, j] * (one - o * o)
+                    d[s, i, j] = v
+                    gb[s, j] += v
 
     @jit
     def add_rows_stacked(out, b):  # pragma: no cover - compiled
         """:func:`add_row` on each of the K slices: ``out (K, M, N) += b (K, N)[:, None, :]``."""
-        for s in range(out.shape[0]):
-            add_row(out[s], b[s])
+        seeds, m, k = out.shape
+        for s in range(seeds):
+            for i in range(m):
+                for j in range(k):
+                    out[s, i, j] += b[s, j]
 
     @jit
     def column_sums_stacked(g, gb):  # pragma: no cover - compiled
-        """:func:`column_sums` on each of the K slices: ``gb (K, N) = g (K, M, N).sum(1)``."""
-        for s in range(g.shape[0]):
-            column_sums(g[s], gb[s])
+        """:func:`column_sums` on each of the K slices: ``gb (K, N) = g (K, M, N).sum(1)``, rows in order."""
+        seeds, m, k = g.shape
+        for s in range(seeds):
+            for j in range(k):
+                gb[s, j] = zero
+            for i in range(m):
+                for j in range(k):
+                    gb[s, j] += g[s, i, j]
 
     @jit
     def clipped_surrogate(logp, old_logp, adv, clip, normalize, dlogp):  # pragma: no cover - compiled
@@ -259,25 +281,7 @@ def _build() -> SimpleNamespace | None:
             v[i] = vi
             p[i] = p[i] - mi / (np.sqrt(vi) + eps) * step
 
-    @jit
-    def clipped_surrogate_stacked(logp, old_logp, adv, counts, clip, normalize, dlogp, out):  # pragma: no cover
-        """:func:`clipped_surrogate` for K seeds at once: seed ``s`` over the first ``counts[s]`` entries of its
-        rows of ``logp``, ``old_logp``, ``adv``, ``dlogp`` ``(K, W)``; ``out (K, 3)`` float64 gets each seed's
-        ``(loss, approx_kl, clip_fraction)``. The rest of each row (padding) gets zero gradient; a seed with no
-        entries gets zeros."""
-        for s in range(logp.shape[0]):
-            n = counts[s]
-            for i in range(n, logp.shape[1]):
-                dlogp[s, i] = zero
-            if n == 0:
-                out[s, 0] = out[s, 1] = out[s, 2] = 0.0
-                continue
-            loss, kl, frac = clipped_surrogate(logp[s, :n], old_logp[s, :n], adv[s, :n], clip, normalize,
-                                               dlogp[s, :n])
-            out[s, 0], out[s, 1], out[s, 2] = loss, kl, frac
-
     return SimpleNamespace(adam=adam, act_grad_bias=act_grad_bias, add_row=add_row, column_sums=column_sums,
-                           clipped_surrogate_stacked=clipped_surrogate_stacked,
                            outer=outer, act_grad_bias_stacked=act_grad_bias_stacked,
                            add_rows_stacked=add_rows_stacked, column_sums_stacked=column_sums_stacked,
                            clipped_surrogate=clipped_surrogate, log_softmax_rows=log_softmax_rows,

@@ -244,20 +244,12 @@ def seed_means(x: Tensor, counts: Any) -> Tensor:
 
 class _SeedSurrogates(Function):
     def forward(self, logp, old_logp, adv, counts, clip, normalize, stats):
-        k_seeds = logp.shape[0]
-        kern = _fused.kernels()
-        if kern is not None and _fused.is_host_float32(logp, old_logp, adv):
-            self.dlogp = np.empty_like(logp)
-            out = np.empty((k_seeds, 3))
-            kern.clipped_surrogate_stacked(logp, old_logp, adv, counts, float(clip), bool(normalize), self.dlogp,
-                                           out)
-            values = out.astype(np.float32)  # each as clipped_surrogate_arrays rounds it
-            stats[:] = [values[:, 1], values[:, 2]]
-            return values[:, 0].astype(logp.dtype)
+        # Seed by seed, rl.losses.clipped_surrogate's own arithmetic (one compiled loop each on the host): the
+        # single-seed numbers, in the dtypes the single-seed path gives them.
         xp = backend.get_array_module(logp)
         self.dlogp = xp.zeros_like(logp)
         zero = xp.zeros((), dtype=logp.dtype)
-        values = []  # each seed's (loss, approx_kl, clip_fraction), in the dtypes the single-seed path gives
+        values = []  # each seed's (loss, approx_kl, clip_fraction)
         for k, n in enumerate(counts):
             if n:
                 loss, self.dlogp[k, :n], kl, frac = losses.clipped_surrogate_arrays(
