@@ -155,51 +155,59 @@ def _build() -> SimpleNamespace | None:
                     gb[s, j] += g[s, i, j]
 
     @jit
-    def clipped_surrogate(logp, old_logp, adv, clip, normalize, dlogp):  # pragma: no cover - compiled
-        """PPO's clipped surrogate ``mean(max(-A r, -A clip(r, 1-c, 1+c)))`` over ``B`` rows.
+    def clipped_surrogate(logp, old_logp, adv, counts, clip, normalize, dlogp, out):  # pragma: no cover
+        """PPO's clipped surrogate ``mean(max(-A r, -A clip(r, 1-c, 1+c)))`` for K seeds, each over its first
+        ``B = counts[s]`` entries (one seed alone: K = 1 and all its entries).
 
-        ``logp``, ``old_logp``, ``adv`` ``(B,)``; ``r = exp(logp - old_logp)``; with ``normalize`` the
+        ``logp``, ``old_logp``, ``adv`` ``(K, W)``; ``r = exp(logp - old_logp)``; with ``normalize`` the
         advantages are first made zero-mean, unit-std (``(A - mean) / (std + 1e-8)``, population std).
-        Writes ``dlogp (B,)``: d loss / d logp (the max's gradient goes to the unclipped term on ties,
-        the clip's only where it left ``r`` alone). Returns ``(loss, approx_kl, clip_fraction)`` with
-        ``approx_kl = mean((r - 1) - log r)`` and ``clip_fraction = mean(|r - 1| > c)``.
+        Writes ``dlogp (K, W)``: d loss / d logp (the max's gradient goes to the unclipped term on ties,
+        the clip's only where it left ``r`` alone; 0 past ``B``), and ``out (K, 3)`` float64: each seed's
+        ``(loss, approx_kl, clip_fraction)`` with ``approx_kl = mean((r - 1) - log r)`` and
+        ``clip_fraction = mean(|r - 1| > c)`` (zeros for a seed with no entries).
         """
-        b = logp.shape[0]
         lo, hi = np.float32(1.0 - clip), np.float32(1.0 + clip)
         c32 = np.float32(clip)
-        shift, scale = zero, one  # a = (adv - shift) / scale
-        if normalize and b > 1:
-            s = 0.0
+        for seed in range(logp.shape[0]):
+            b = counts[seed]
+            for i in range(b, logp.shape[1]):
+                dlogp[seed, i] = zero
+            if b == 0:
+                out[seed, 0] = out[seed, 1] = out[seed, 2] = 0.0
+                continue
+            shift, scale = zero, one  # a = (adv - shift) / scale
+            if normalize and b > 1:
+                s = 0.0
+                for i in range(b):
+                    s += adv[seed, i]
+                mean = s / b
+                s2 = 0.0
+                for i in range(b):
+                    dv = adv[seed, i] - mean
+                    s2 += dv * dv
+                shift = np.float32(mean)
+                scale = np.float32(np.float32(np.sqrt(s2 / b)) + np.float32(1e-8))
+            inv_b = np.float32(1.0 / b)  # the mean's gradient, as Mean's backward computes it
+            loss = 0.0
+            kl = 0.0
+            clipped_rows = 0
             for i in range(b):
-                s += adv[i]
-            mean = s / b
-            s2 = 0.0
-            for i in range(b):
-                dv = adv[i] - mean
-                s2 += dv * dv
-            shift = np.float32(mean)
-            scale = np.float32(np.float32(np.sqrt(s2 / b)) + np.float32(1e-8))
-        inv_b = np.float32(1.0 / b)  # the mean's gradient, as Mean's backward computes it
-        loss = 0.0
-        kl = 0.0
-        clipped_rows = 0
-        for i in range(b):
-            a = (adv[i] - shift) / scale
-            log_ratio = logp[i] - old_logp[i]
-            ratio = np.exp(log_ratio)
-            clamped = min(max(ratio, lo), hi)
-            unclipped_term = ratio * -a
-            clipped_term = clamped * -a
-            if unclipped_term >= clipped_term:
-                loss += unclipped_term
-                dlogp[i] = (inv_b * -a) * ratio  # the NumPy graph's order: mean, product, then exp
-            else:
-                loss += clipped_term
-                dlogp[i] = (inv_b * -a) * ratio if clamped == ratio else zero
-            kl += (ratio - one) - log_ratio
-            if abs(ratio - one) > c32:
-                clipped_rows += 1
-        return loss / b, kl / b, clipped_rows / b
+                a = (adv[seed, i] - shift) / scale
+                log_ratio = logp[seed, i] - old_logp[seed, i]
+                ratio = np.exp(log_ratio)
+                clamped = min(max(ratio, lo), hi)
+                unclipped_term = ratio * -a
+                clipped_term = clamped * -a
+                if unclipped_term >= clipped_term:
+                    loss += unclipped_term
+                    dlogp[seed, i] = (inv_b * -a) * ratio  # the NumPy graph's order: mean, product, then exp
+                else:
+                    loss += clipped_term
+                    dlogp[seed, i] = (inv_b * -a) * ratio if clamped == ratio else zero
+                kl += (ratio - one) - log_ratio
+                if abs(ratio - one) > c32:
+                    clipped_rows += 1
+            out[seed, 0], out[seed, 1], out[seed, 2] = loss / b, kl / b, clipped_rows / b
 
     @jit
     def log_softmax_rows(a, out):  # pragma: no cover - compiled

@@ -511,11 +511,10 @@ def dense_stack(x: Tensor, layers: Sequence[tuple[Tensor, Tensor | None, str | N
     return _DenseStack.apply(x, *weights, layout=tuple(layout))
 
 
-def linear_array(x: Any, w: Any, b: Any = None, act: str | None = None, out: Any = None) -> Any:
+def linear_array(x: Any, w: Any, b: Any = None, act: str | None = None) -> Any:
     """:func:`linear` on raw arrays, with no graph: ``act(x @ w + b)``, the bias and activation applied in
-    place on the fresh product (the values :func:`linear` gives, bit for bit). For inference fast paths.
-    ``out``: a C-contiguous array of the result's shape and dtype to write into (the same values)."""
-    out = x @ w if out is None else np.matmul(x, w, out=out)
+    place on the fresh product (the values :func:`linear` gives, bit for bit). For inference fast paths."""
+    out = x @ w
     if b is not None:
         kern = _fused.kernels() if out.ndim == 2 else None
         if kern is not None and _fused.is_host_float32(out, b):

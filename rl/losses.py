@@ -74,9 +74,11 @@ def clipped_surrogate_arrays(logp: Any, old_logp: Any, adv: Any, clip: float,
     compiled loop where :mod:`rl._fused` has one (host float32), the NumPy (or CuPy) ops otherwise."""
     kern = _fused.kernels()
     if kern is not None and _fused.is_host_float32(logp, old_logp, adv) and logp.ndim == 1:
-        dlogp = np.empty_like(logp)
-        loss, kl, frac = kern.clipped_surrogate(logp, old_logp, adv, float(clip), bool(normalize), dlogp)
-        return np.asarray(loss, dtype=logp.dtype), dlogp, np.float32(kl), np.float32(frac)
+        dlogp, out = np.empty((1, logp.shape[0]), dtype=logp.dtype), np.empty((1, 3))
+        kern.clipped_surrogate(logp[None], old_logp[None], adv[None], np.array([logp.shape[0]]), float(clip),
+                               bool(normalize), dlogp, out)  # one seed of the stacked kernel, all its rows
+        loss, kl, frac = out[0]
+        return np.asarray(loss, dtype=logp.dtype), dlogp[0], np.float32(kl), np.float32(frac)
     xp = backend.get_array_module(logp)
     if normalize and adv.size > 1:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)

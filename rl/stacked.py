@@ -108,10 +108,17 @@ class GeneratorStack:
         return xp.concatenate([g.normal((n, *rest), dtype) for g in self.generators])
 
 
-def _linear_array(x: Any, w: Any, b: Any, act: str | None) -> Any:
+def _linear_array(x: Any, w: Any, b: Any, act: str | None, rows: Any = None) -> Any:
     """``act(x @ w + b)`` on raw arrays: ``x (K, B, in)``, ``w (K, in, out)``, ``b (K, out)`` -> ``(K, B, out)``;
-    ``act`` None, ``"tanh"`` or ``"relu"``."""
-    out = x @ w
+    ``act`` None, ``"tanh"`` or ``"relu"``. With ``rows`` (host, NumPy arrays) the product is taken seed by seed
+    over each seed's first ``rows[k]`` rows (see :class:`_StackedLinear`); the other rows' products are 0."""
+    if rows is None:
+        out = x @ w
+    else:
+        out = np.empty((x.shape[0], x.shape[1], w.shape[2]), dtype=np.result_type(x, w))
+        for k, n in enumerate(rows):
+            np.matmul(x[k, :n], w[k], out=out[k, :n])
+            out[k, n:] = 0
     kern = _fused.kernels()
     if kern is not None and _fused.is_host_float32(out, b):
         kern.add_rows_stacked(out, b)  # seed by seed, the compiled bias add rl.functional.linear_array uses
@@ -127,27 +134,24 @@ def _linear_array(x: Any, w: Any, b: Any, act: str | None) -> Any:
 
 class _StackedLinear(Function):
     """``act(x @ w + b)`` for K stacked layers: ``x (K, B, in)``, ``w (K, in, out)``, ``b (K, out)``; ``act``
-    None, ``"tanh"`` or ``"relu"``, computed and differentiated as :func:`rl.functional.linear` does per seed."""
+    None, ``"tanh"`` or ``"relu"``, computed and differentiated as :func:`rl.functional.linear` does per seed.
+
+    ``rows`` (host ints ``(K,)``; NumPy only): seed ``k``'s first ``rows[k]`` rows are real, the rest padding,
+    whose output gradient must be 0 (the seed losses give it so). Then every matrix product is taken seed by
+    seed over exactly the real rows, as the single-seed run's ``rl.functional._linear_backward`` takes it
+    (BLAS may round a row differently with the matrix's row count: OpenBLAS's kernels for narrow outputs do),
+    and so is a one-column bias gradient (NumPy sums a column pairwise); the elementwise passes stay batched
+    (per row, and adding the padding's zeros changes no row-ordered sum). Each seed's values and gradients
+    are then :func:`rl.functional.linear`'s over its real rows, bit for bit (``tests/rl/test_stacked.py``).
+    """
 
     def forward(self, x, w, b, act=None, rows=None):
         self.x, self.w, self.act = x, w, act
         self.rows = rows if rows is not None and type(x) is np.ndarray else None
-        if self.rows is None:
-            self.out = _linear_array(x, w, b, act)
-            return self.out
-        # Each seed's first rows[k] rows through rl.functional's own single-layer code, on exactly those rows:
-        # BLAS may round a row differently with the matrix's row count (a narrow layer's GEMM: 1-3 or 100
-        # columns here), so a padded batched product is not the single-seed run's. The padding rows stay 0.
-        self.out = np.empty((x.shape[0], x.shape[1], w.shape[2]), dtype=np.result_type(x, w))
-        for k, n in enumerate(self.rows):
-            if n:
-                F.linear_array(x[k, :n], w[k], b[k], act, out=self.out[k, :n])
-            self.out[k, n:] = 0
+        self.out = _linear_array(x, w, b, act, self.rows)
         return self.out
 
     def backward(self, g):
-        if self.rows is not None:
-            return self._backward_rows(np.ascontiguousarray(g))
         xp = backend.get_array_module(g)
         kern = _fused.kernels()
         gb = None
@@ -171,8 +175,13 @@ class _StackedLinear(Function):
             g = d
         elif self.act == "relu":
             g = g * (self.out > 0)
+        if gb is None:
+            gb = g.sum(axis=1)
+        need_gx = self.inputs[0].requires_grad
+        if self.rows is not None:
+            return self._products_by_rows(np.ascontiguousarray(g), gb, need_gx)
         gx = None
-        if self.inputs[0].requires_grad:
+        if need_gx:
             if self.w.shape[-1] == 1:
                 # one output column (a value head): the product is an outer product, exactly g * w (one
                 # product per entry, no sum), which BLAS runs ~10x slower as a (B, 1) @ (1, in) GEMM
@@ -180,25 +189,28 @@ class _StackedLinear(Function):
             else:
                 gx = g @ xp.swapaxes(self.w, -1, -2)
         gw = xp.swapaxes(self.x, -1, -2) @ g
-        if gb is None:
-            gb = g.sum(axis=1)
         return gx, gw, gb
 
-    def _backward_rows(self, g):
-        """:meth:`backward` seed by seed over each seed's real rows, with rl.functional's single-layer backward."""
-        need_gx = self.inputs[0].requires_grad
-        gx = np.empty_like(self.x) if need_gx else None
-        gw, gb = np.empty_like(self.w), np.empty((g.shape[0], g.shape[2]), dtype=g.dtype)
+    def _products_by_rows(self, g, gb, need_gx):
+        """The gradients' products seed by seed over the real rows, each as ``_linear_backward`` takes it for one
+        seed: ``g`` is the output gradient after the activation's derivative, ``gb`` its row sums."""
+        one_column = g.shape[2] == 1
+        gx = None
+        if need_gx and one_column:
+            gx = g * np.swapaxes(self.w, -1, -2)  # an outer product: one product per entry, as alone
+        elif need_gx:
+            gx = np.empty_like(self.x)
+        gw = np.empty_like(self.w)
         for k, n in enumerate(self.rows):
-            if need_gx:
+            if need_gx and not one_column:
+                np.matmul(g[k, :n], self.w[k].T, out=gx[k, :n])
                 gx[k, n:] = 0
-            if not n:
-                gw[k], gb[k] = 0, 0
-                continue
-            gx_k, gw[k], gb[k] = F._linear_backward(g[k, :n], self.x[k, :n], self.w[k], self.out[k, :n], self.act,
-                                                    True, need_gx, True)
-            if need_gx:
-                gx[k, :n] = gx_k
+            if n == 1:  # one row: an outer product, as alone
+                np.multiply(self.x[k, 0][:, None], g[k, 0][None, :], out=gw[k])
+            else:
+                np.matmul(self.x[k, :n].T, g[k, :n], out=gw[k])
+            if one_column:
+                gb[k] = _reduce_sum(g[k, :n], 0, False)
         return gx, gw, gb
 
 
@@ -244,8 +256,14 @@ def seed_means(x: Tensor, counts: Any) -> Tensor:
 
 class _SeedSurrogates(Function):
     def forward(self, logp, old_logp, adv, counts, clip, normalize, stats):
-        # Seed by seed, rl.losses.clipped_surrogate's own arithmetic (one compiled loop each on the host): the
-        # single-seed numbers, in the dtypes the single-seed path gives them.
+        # rl.losses.clipped_surrogate's own arithmetic seed by seed: the single-seed numbers, in the dtypes the
+        # single-seed path gives them. On the host its compiled kernel takes all seeds in one call.
+        kern = _fused.kernels()
+        if kern is not None and _fused.is_host_float32(logp, old_logp, adv):
+            self.dlogp, out = np.empty_like(logp), np.empty((logp.shape[0], 3))
+            kern.clipped_surrogate(logp, old_logp, adv, counts, float(clip), bool(normalize), self.dlogp, out)
+            stats[:] = [out[:, 1].astype(np.float32), out[:, 2].astype(np.float32)]
+            return out[:, 0].astype(logp.dtype)
         xp = backend.get_array_module(logp)
         self.dlogp = xp.zeros_like(logp)
         zero = xp.zeros((), dtype=logp.dtype)
