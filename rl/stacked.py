@@ -121,7 +121,9 @@ def _linear_array(x: Any, w: Any, b: Any, act: str | None, rows: Any = None) -> 
             out[k, n:] = 0
     kern = _fused.kernels()
     if kern is not None and _fused.is_host_float32(out, b):
-        kern.add_rows_stacked(out, b)  # seed by seed, the compiled bias add rl.functional.linear_array uses
+        # seed by seed, the compiled bias add rl.functional.linear_array uses; the biases are views across the
+        # optimizer's rows, copied to one small contiguous block so that the compiled loop vectorizes (3x here)
+        kern.add_rows_stacked(out, np.ascontiguousarray(b))
     else:
         out += b[:, None, :]
     xp = backend.get_array_module(out)
