@@ -27,19 +27,20 @@ The loop is PPO's (:meth:`agents.ppo.PPO.learn`), with the seed axis in front:
   (:func:`rl.stacked.seed_clipped_surrogates`, :func:`~rl.stacked.seed_mse`, :func:`~rl.stacked.seed_means`):
   one backward pass and one Adam step for all seeds, each seed's gradient its own.
 
-**Each seed's run is its single-seed run, bit for bit** (on the host backend, NumPy): the same episodes,
-the same logged losses and statistics, the same weights and optimizer state at every checkpoint
+**Each seed's run is its single-seed run, bit for bit** (on the host backend, NumPy): the same episodes, the
+same logged losses and statistics, the same weights and optimizer state at every checkpoint
 (``tests/agents/test_ppo_seeds.py``). Every seed's arithmetic is the single-seed path's on the same arrays:
-the merged env steps each world as its own env, the rollout's batched products have the single run's row
-count (``N``), and in the update each seed's matrix products are taken over a matrix of exactly its real
-rows, as alone (:class:`rl.stacked.StackedMLP` with ``rows=``). That is where the price of being exact is paid: BLAS may round a row
-differently with the matrix's row count (a narrow head's GEMM, measured with OpenBLAS), so one batched
-product over the padded ``W`` rows would not give the single run's numbers. Taking the products seed by
-seed costs ~9% of a stacked run's time (8 seeds of ``configs/cartpole_ppo_fast.toml``: 5.9 CPU s against
-5.4 s with one batched product over the padding, on the bench machine). For the same reason a seed computes the same numbers
-whichever seeds share its stack, so seeds 0-7 as one stack, as two stacks of four (``sweep.py --workers 2``
-splits one grid point's seeds that way) or alone give the same runs. On CuPy the padded product stays batched (one GEMM
-launch per layer instead of K): there stacked seeds agree with single-seed runs to float32 rounding.
+the merged env steps each world as its own env, the rollout's batched products have the single run's row count
+(``N``), and in the update each seed's matrix products are taken over a matrix of exactly its real rows, as
+alone (:class:`rl.stacked.StackedMLP` with ``rows=``). That is where the price of being exact is paid: BLAS
+may round a row differently with the matrix's row count (a narrow head's GEMM, measured with OpenBLAS), so one
+batched product over the padded ``W`` rows would not give the single run's numbers. Taking the products seed
+by seed costs ~9% of a stacked run's time (8 seeds of ``configs/cartpole_ppo_fast.toml``: 5.9 CPU s against
+5.4 s with one batched product over the padding, on the bench machine). For the same reason a seed computes
+the same numbers whichever seeds share its stack, so seeds 0-7 as one stack, as two stacks of four (``sweep.py
+--workers 2`` splits one grid point's seeds that way) or alone give the same runs. On CuPy the padded product
+stays batched (one GEMM launch per layer instead of K), so there a stacked seed can part from its single-seed
+run at float32 rounding.
 
 Not stacked (the caller runs such configs seed after seed): Box action spaces, ``target_kl`` (each seed
 would stop its epochs at another time), networks other than ``Dense`` stacks.
