@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", metavar="LIST",
                         help="train several seeds of the config in this process as one batched computation "
                              "(PPO; other agents run them one after another), e.g. 0-7 or 0,2,5; one run "
-                             "directory per seed")
+                             "directory per seed, each the run --seed would give (bit for bit on the CPU; to "
+                             "spread seeds over several cores: sweep.py --seeds 0-7 --workers N)")
     parser.add_argument("--device", choices=["cpu", "gpu", "auto"], help="array backend")
     parser.add_argument("--resume", metavar="RUN_DIR", nargs="+",
                         help="continue an interrupted run from its latest checkpoint (several: the run "
