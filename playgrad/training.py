@@ -263,7 +263,7 @@ def train_seeds(config_path: str | None, overrides: list[str], seeds: list[int] 
     batched path cannot take (another agent, see :func:`agents.ppo_seeds.unstackable_reason`) trains seed after
     seed with :func:`train`, after a message saying why.
     """
-    from agents.ppo_seeds import PPOSeeds, unstackable_reason  # noqa: PLC0415
+    from agents.ppo_seeds import unstackable_reason  # noqa: PLC0415
 
     if resume:
         if overrides or seeds or config_path is not None:
@@ -274,9 +274,10 @@ def train_seeds(config_path: str | None, overrides: list[str], seeds: list[int] 
             print(f"{len(runs)} runs already finished; their evaluations are in their eval.json. Nothing to resume: "
                   f"to train longer, start new runs with --set experiment.total_steps=...")
             return [run.path for run in runs]
-        if finished:
-            raise ConfigError(f"--resume: {finished[0].path} already finished while others did not; resume the "
-                              f"unfinished ones")
+        if finished:  # e.g. one stack of several that stopped at different iterations already went on to its end
+            print(f"{len(finished)} of these runs already finished (their evaluations are in their eval.json): "
+                  f"continuing the other {len(runs) - len(finished)}", flush=True)
+            runs = [run for run in runs if run not in finished]
         configs = [apply_overrides(run.read_config(), [] if device is None else [f'experiment.device="{device}"'])
                    for run in runs]
         _check_one_config(configs, [str(run.path) for run in runs])
@@ -291,6 +292,10 @@ def train_seeds(config_path: str | None, overrides: list[str], seeds: list[int] 
                                       f"{run.config_path}: {exc}") from None
             agents.append(agent)
             states.append(state["runner"])
+        reason = unstackable_reason(agents[0])
+        if reason is not None:  # as a new run of such a config trains: seed after seed
+            print(f"{len(runs)} runs one after another: {reason}", flush=True)
+            return [train(None, [], device=device, resume=str(run.path), progress=progress) for run in runs]
         default_rngs = [json.loads(s["default_rng"]) for s in states]
     else:
         if not seeds:
@@ -310,10 +315,34 @@ def train_seeds(config_path: str | None, overrides: list[str], seeds: list[int] 
             # the agent seeded the default generator to draw its weights; its single-seed run saves it from here
             default_rngs.append(rl_random.default_generator().get_state())
 
+    paths = [run.path for run in runs]
+    groups: dict[int, list[int]] = {}  # the runs at each iteration: a stack's seeds move in step
+    for k, agent in enumerate(agents):
+        groups.setdefault(agent.iteration, []).append(k)
+    if len(groups) > 1:
+        print(f"these {len(runs)} runs stopped at {len(groups)} different iterations "
+              f"({', '.join(map(str, sorted(groups)))}): each group continues as its own stack, one after another "
+              f"(a seed's run is the same in any stack)", flush=True)
+    for group in groups.values():
+        if not _train_stack([runs[k] for k in group], [agents[k] for k in group], [states[k] for k in group],
+                            [default_rngs[k] for k in group], progress):
+            left = [str(p) for p in paths if not (p / "eval.json").exists()]
+            print(f"\nstopped; checkpoints saved. Continue with: python scripts/train.py --resume {' '.join(left)}")
+            return paths
+    return paths
+
+
+def _train_stack(runs: list[RunDir], agents: list[Agent], states: list[dict | None], default_rngs: list[dict],
+                 progress: bool) -> bool:
+    """Train the seeds of ``agents`` (at one iteration) as one stack to the end of their budget and evaluate
+    them, each into its run directory; False when Ctrl-C stopped them first (their checkpoints saved)."""
+    from agents.ppo_seeds import PPOSeeds  # noqa: PLC0415
+
     stack = PPOSeeds(agents)
     experiment = agents[0].experiment
-    print(f"{len(agents)} seeds ({', '.join(str(a.experiment.seed) for a in agents)}) of {experiment.name} as one "
-          f"batched computation; run directories:\n  " + "\n  ".join(str(run.path) for run in runs), flush=True)
+    print(f"{len(agents)} seed{'s' if len(agents) > 1 else ''} ({', '.join(str(a.experiment.seed) for a in agents)}) "
+          f"of {experiment.name} as one batched computation; run directories:\n  "
+          + "\n  ".join(str(run.path) for run in runs), flush=True)
     runners = []
     for k, (run, agent, state, rng) in enumerate(zip(runs, agents, states, default_rngs)):
         shown = progress and k == 0  # one bar (seed 0's): the seeds move in step
@@ -331,16 +360,13 @@ def train_seeds(config_path: str | None, overrides: list[str], seeds: list[int] 
     finally:
         for runner in runners:
             runner.close()
-    paths = [run.path for run in runs]
     if runners[0].interrupted:
-        print(f"\nstopped; checkpoints saved. Continue with: python scripts/train.py --resume "
-              f"{' '.join(map(str, paths))}")
-        return paths
+        return False
     for run, result in zip(runs, stack.evaluate(episodes=experiment.eval_episodes)):  # all seeds at once
         run.write_json("eval.json", result)
         print(f"{run.path}: evaluation over {result['episodes']} episodes: mean return {result['mean_return']:.1f} "
               f"(min {result['min_return']:.1f}, max {result['max_return']:.1f})")
-    return paths
+    return True
 
 
 def _check_one_config(configs: list[dict], where: list[str]) -> None:

@@ -160,6 +160,52 @@ def test_ctrl_c_then_resume_continues_every_seed_exactly(tmp_path, monkeypatch):
             "returns"]
 
 
+def test_runs_stopped_at_different_iterations_resume_together_exactly(tmp_path, monkeypatch, capsys):
+    # Three single-seed runs stopped (Ctrl-C) at iterations 1, 3 and 3, and a fourth that finished, resumed with one
+    # --resume: the finished one is skipped, the others continue as one stack per iteration, and each ends as its
+    # uninterrupted run (a seed's run is the same in any stack).
+    overrides = ["experiment.total_steps=4096", "experiment.checkpoint_every_steps=1024", "agent.num_envs=8",
+                 "agent.num_steps=64", "agent.batch_size=128"]
+    full = {s: train(FAST, overrides, seed=s, runs_dir=str(tmp_path / "full"), progress=False) for s in (0, 1, 2)}
+    original = Runner.log
+    cut = []
+    for seed, stop_at in ((0, 1), (1, 3), (2, 3)):
+        def log(self, record, stop_at=stop_at):
+            original(self, record)
+            if record.get("iteration") == stop_at and "episode_return" not in record:
+                self.request_stop()
+
+        with monkeypatch.context() as m:
+            m.setattr(runner_module.Runner, "log", log)
+            cut.append(train(FAST, overrides, seed=seed, runs_dir=str(tmp_path / "cut"), progress=False))
+    done = train(FAST, overrides, seed=3, runs_dir=str(tmp_path / "cut"), progress=False)
+    before = (done / "eval.json").read_text()
+    assert not any((run / "eval.json").exists() for run in cut)
+    capsys.readouterr()
+    train_seeds(None, [], resume=[str(run) for run in [*cut, done]], progress=False)
+    out = capsys.readouterr().out
+    assert "1 of these runs already finished" in out and "2 different iterations (1, 3)" in out
+    assert (done / "eval.json").read_text() == before
+    for seed, run in zip((0, 1, 2), cut):
+        assert strip_wall_clock(RunDir(run).read_metrics()) == strip_wall_clock(RunDir(full[seed]).read_metrics())
+        assert json.loads((run / "eval.json").read_text()) == json.loads((full[seed] / "eval.json").read_text())
+
+
+def test_resuming_several_runs_of_an_agent_without_a_stack_continues_them_one_by_one(tmp_path, capsys):
+    # REINFORCE has no batched multi-seed path: --resume of several of its runs trains them one after another, as
+    # --seeds does (it raised ValueError from PPOSeeds before)
+    from pathlib import Path
+
+    tiny = str(Path(__file__).resolve().parents[1] / "data" / "tiny_reinforce.toml")
+    runs = train_seeds(tiny, [], [0, 1], runs_dir=str(tmp_path), progress=False)
+    for run in runs:
+        (run / "eval.json").unlink()  # as if stopped before the end
+    capsys.readouterr()
+    assert train_seeds(None, [], resume=[str(run) for run in runs], progress=False) == runs
+    assert "2 runs one after another: agent 'reinforce' has no batched multi-seed path" in capsys.readouterr().out
+    assert all((run / "eval.json").exists() for run in runs)
+
+
 def test_merged_env_steps_each_seeds_worlds_as_its_own_env():
     # The K seeds' cart-pole envs as one env of K * N worlds (agents/ppo_seeds.py): every world steps, ends and
     # autoresets bit for bit as in its own seed's env, and splitting the merged snapshot gives each env's own.
