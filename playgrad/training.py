@@ -269,6 +269,10 @@ def train_seeds(config_path: str | None, overrides: list[str], seeds: list[int] 
         if overrides or seeds or config_path is not None:
             raise ConfigError("--resume continues runs with their saved configs; drop CONFIG, --set and --seeds")
         runs = [RunDir.open(path) for path in resume]
+        named = [run.path.resolve() for run in runs]
+        for k, path in enumerate(named):
+            if path in named[:k]:  # two seeds of one stack would write into one run directory
+                raise ConfigError(f"--resume names {runs[k].path} twice")
         finished = [run for run in runs if (run.path / "eval.json").exists()]
         if len(finished) == len(runs):  # as train() says for one run: nothing left to train
             print(f"{len(runs)} runs already finished; their evaluations are in their eval.json. Nothing to resume: "

@@ -10,7 +10,7 @@ import agents.runner as runner_module
 from agents.ppo_seeds import PPOSeeds
 from agents.runner import Runner, load_agent, load_checkpoint, make_agent, single_blas_thread, strip_wall_clock
 from playgrad.training import train, train_seeds
-from rl.experiment import RunDir, apply_overrides, load_toml
+from rl.experiment import ConfigError, RunDir, apply_overrides, load_toml
 
 
 @pytest.fixture(autouse=True)
@@ -153,6 +153,8 @@ def test_ctrl_c_then_resume_continues_every_seed_exactly(tmp_path, monkeypatch):
     train_seeds(None, [], resume=[str(run) for run in cut], progress=False)
     before = [(run / "eval.json").read_text() for run in cut]
     assert train_seeds(None, [], resume=[str(run) for run in cut], progress=False) == cut  # finished: nothing to do
+    with pytest.raises(ConfigError, match="names .* twice"):  # one run directory for two seeds of one stack
+        train_seeds(None, [], resume=[str(cut[0]), str(cut[1]), str(cut[0]) + "/"], progress=False)
     assert [(run / "eval.json").read_text() for run in cut] == before
     for a, b in zip(full, cut):
         assert strip_wall_clock(RunDir(b).read_metrics()) == strip_wall_clock(RunDir(a).read_metrics())
