@@ -325,7 +325,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         env, human_action = make_env(args.game, "rgb_array", **env_kwargs)
         if policy is not None and args.env_kwargs:
             # The agent may drive another level, but not see or act through other spaces than it learned.
-            own, _ = make_env(args.game, "rgb_array", **run_env_kwargs)
+            try:
+                own, _ = make_env(args.game, "rgb_array", **run_env_kwargs)
+            except (TypeError, ValueError):
+                env.close()  # the window's env is made: close it before saying why the run's own is not
+                raise
             own.close()
             if (own.observation_space, own.action_space) != (env.observation_space, env.action_space):
                 given = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in args.env_kwargs.items())
