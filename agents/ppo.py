@@ -23,7 +23,6 @@ random matrix held for ``sde_sample_freq`` steps, so exploration stays consisten
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +41,7 @@ from rl.random import Generator
 from rl.schedules import Constant, LinearDecay
 from rl.tensor import Tensor, config, no_grad
 
-__all__ = ["Agent", "Config", "PPO", "clipped_losses", "schedules"]
+__all__ = ["Agent", "Config", "PPO", "schedules"]
 
 
 @dataclass
@@ -265,8 +264,9 @@ class PPO(Agent):
                     with no_grad():
                         entropy = dist.entropy()
                 # One graph node for the surrogate (and, without value clipping, one for the MSE) instead of the
-                # composed ops of clipped_losses(): the same values within float32 rounding, a third of the
-                # per-minibatch NumPy calls (rl.losses, rl._fused).
+                # composed ops (ratio, clip, two products, maximum, mean): the same values within float32 rounding,
+                # a third of the per-minibatch NumPy calls (rl.losses, rl._fused; tests/rl/test_fused.py keeps the
+                # composed form as the reference).
                 policy_loss, approx_kl, clip_fraction = losses.clipped_surrogate(
                     logp, old_logp[mb], adv_all[mb], clip, normalize=c.normalize_advantages)
                 v = forward_stack(self.value.layers, x).reshape(-1)
@@ -302,29 +302,6 @@ def schedules(c: Config, total_steps: int) -> tuple[Any, Any]:
     lr = LinearDecay(c.lr, 0.0, num_iterations) if c.anneal_lr else Constant(c.lr)
     clip_coef = LinearDecay(c.clip_coef, 0.0, num_iterations) if c.anneal_clip else Constant(c.clip_coef)
     return lr, clip_coef
-
-
-def clipped_losses(logp: Tensor, old_logp: Any, adv: Any, v: Tensor, old_values: Any, returns: Any, clip: float,
-                   clip_value_loss: bool, mean: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """PPO's clipped surrogate and value losses over a minibatch of rows (any shape, the same for all inputs).
-
-    ``mean`` reduces the per-row losses: ``Tensor.mean`` for one seed, a masked mean per seed for a stack of
-    seeds (``agents/ppo_seeds.py``). Returns ``(policy_loss, value_loss, ratio, log_ratio)``.
-    """
-    # Clipped surrogate: the policy gains nothing from moving its ratio beyond 1 +- clip.
-    log_ratio = logp - old_logp
-    ratio = log_ratio.exp()
-    policy_loss = mean(F.maximum(ratio * -adv, ratio.clip(1.0 - clip, 1.0 + clip) * -adv))
-    if clip_value_loss:
-        v_clipped = (v - old_values).clip(-clip, clip) + old_values
-        value_loss = mean(F.maximum((v - returns) ** 2, (v_clipped - returns) ** 2))
-    else:
-        value_loss = mean((v - returns) ** 2)  # SB3's MSE (CleanRL halves it)
-    return policy_loss, value_loss, ratio, log_ratio
-
-
-def _mean(t: Tensor) -> Tensor:
-    return t.mean()
 
 
 Agent = PPO
