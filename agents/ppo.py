@@ -41,7 +41,7 @@ from rl.random import Generator
 from rl.schedules import Constant, LinearDecay
 from rl.tensor import Tensor, config, no_grad
 
-__all__ = ["Agent", "Config", "PPO", "schedules"]
+__all__ = ["Agent", "Config", "PPO", "clipped_value_errors", "schedules"]
 
 
 @dataclass
@@ -271,8 +271,7 @@ class PPO(Agent):
                     logp, old_logp[mb], adv_all[mb], clip, normalize=c.normalize_advantages)
                 v = forward_stack(self.value.layers, x).reshape(-1)
                 if c.clip_value_loss:
-                    v_clipped = (v - old_values[mb]).clip(-clip, clip) + old_values[mb]
-                    value_loss = F.maximum((v - ret_all[mb]) ** 2, (v_clipped - ret_all[mb]) ** 2).mean()
+                    value_loss = clipped_value_errors(v, old_values[mb], ret_all[mb], clip).mean()
                 else:
                     value_loss = losses.mse(v, ret_all[mb])  # SB3's MSE (CleanRL halves it)
                 entropy_mean = entropy.mean()
@@ -302,6 +301,15 @@ def schedules(c: Config, total_steps: int) -> tuple[Any, Any]:
     lr = LinearDecay(c.lr, 0.0, num_iterations) if c.anneal_lr else Constant(c.lr)
     clip_coef = LinearDecay(c.clip_coef, 0.0, num_iterations) if c.anneal_clip else Constant(c.clip_coef)
     return lr, clip_coef
+
+
+def clipped_value_errors(v: Tensor, old_values: Any, returns: Any, clip: float) -> Tensor:
+    """Per-row squared errors of the value prediction ``v`` with value clipping (``clip_value_loss``): the
+    larger of ``(v - R)**2`` and the error of ``v`` moved at most ``clip`` from its value at collection time,
+    so the value gains nothing from moving further. Any shape, the same for all inputs; the caller takes
+    the mean (one seed) or each seed's mean (``agents/ppo_seeds.py``)."""
+    v_clipped = (v - old_values).clip(-clip, clip) + old_values
+    return F.maximum((v - returns) ** 2, (v_clipped - returns) ** 2)
 
 
 Agent = PPO

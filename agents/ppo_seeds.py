@@ -56,10 +56,9 @@ import numpy as np
 from agents.base import Hooks, make_vec_env
 from agents.episodes import EpisodeTracker
 from agents.networks import mlp_input
-from agents.ppo import PPO, schedules
+from agents.ppo import PPO, clipped_value_errors, schedules
 from agents.rollout import RolloutBuffer, gae
 from rl import backend
-from rl import functional as F
 from rl.distributions import Categorical
 from rl.stacked import (
     GeneratorStack,
@@ -427,8 +426,7 @@ class PPOSeeds:
                 v = self.value(x, rows=n).reshape(mb.shape)
                 ret = ret_all[mb]
                 if c.clip_value_loss:
-                    v_clipped = (v - old_values[mb]).clip(-clip, clip) + old_values[mb]
-                    value_loss = seed_means(F.maximum((v - ret) ** 2, (v_clipped - ret) ** 2), n)
+                    value_loss = seed_means(clipped_value_errors(v, old_values[mb], ret, clip), n)
                 else:
                     value_loss = seed_mse(v, ret, n)  # SB3's MSE (CleanRL halves it)
                 entropy_mean = seed_means(entropy, n)
